@@ -1,0 +1,91 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by Runtime methods when the container, image or tag
+// does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Labels liftoff puts on every container it creates. A container without
+// LabelManaged was not created by liftoff and is not touched unless the
+// deployment says replace_unmanaged.
+const (
+	LabelManaged     = "liftoff.managed"
+	LabelDeployment  = "liftoff.deployment"
+	LabelEnvironment = "liftoff.environment"
+	LabelImage       = "liftoff.image"
+	LabelTag         = "liftoff.tag"
+	LabelDigest      = "liftoff.digest"
+)
+
+// Runtime is what the engine needs of a container runtime. The docker package
+// implements it against the Docker Engine API; unit tests use fakes.
+//
+// Every method takes a context and must return promptly when it is done.
+type Runtime interface {
+	// Ping tells whether the engine answers.
+	Ping(ctx context.Context) error
+	// Resolve returns the digest ("sha256:...") that ref ("host/repo:tag")
+	// points to in its registry now, without pulling. A tag or repository
+	// the registry does not know is ErrNotFound.
+	Resolve(ctx context.Context, ref string, auth Auth) (string, error)
+	// Pull fetches ref ("host/repo@sha256:...") fully.
+	Pull(ctx context.Context, ref string, auth Auth) error
+	// ImageEnv returns the ENV of a pulled image as KEY=VALUE lines.
+	ImageEnv(ctx context.Context, ref string) ([]string, error)
+	// Inspect returns the container with that name or id, or ErrNotFound.
+	Inspect(ctx context.Context, nameOrID string) (Container, error)
+	// Create creates (does not start) a container from spec, connected to
+	// all of spec.Networks with spec.Aliases, and returns its id.
+	Create(ctx context.Context, spec Spec) (string, error)
+	Start(ctx context.Context, id string) error
+	// Stop stops a container with its stop signal, killing it after grace.
+	// Stopping a stopped container is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	Rename(ctx context.Context, id, name string) error
+	// Remove removes a container (forcefully, with its anonymous volumes).
+	// Removing a container that is gone is not an error.
+	Remove(ctx context.Context, id string) error
+}
+
+// Auth holds registry credentials for Resolve and Pull; the zero value is
+// anonymous.
+type Auth struct {
+	Username string
+	Password string
+}
+
+// Container is what the engine knows of a container.
+type Container struct {
+	ID           string
+	Name         string // without the leading slash
+	Image        string // the reference it was created from
+	Labels       map[string]string
+	Running      bool
+	Status       string // "created", "running", "exited", ...
+	ExitCode     int
+	RestartCount int
+	StartedAt    time.Time
+	Health       string // "", "starting", "healthy", "unhealthy"
+}
+
+// Managed tells whether liftoff created the container.
+func (c Container) Managed() bool { return c.Labels[LabelManaged] == "true" }
+
+// Spec is a container to create.
+type Spec struct {
+	Name     string
+	Image    string   // pinned reference: host/repo@sha256:...
+	Env      []string // KEY=VALUE, final (layered) environment
+	Cmd      []string // empty: the image's
+	Labels   map[string]string
+	Ports    []string // docker run -p syntax: [ip:][hostPort:]containerPort[/proto]
+	Volumes  []string // docker run -v syntax: src:dst[:opts]
+	Networks []string
+	Aliases  []string // network aliases on every network in Networks
+	Restart  string   // "", "no", "always", "unless-stopped", "on-failure[:N]"
+}
