@@ -1,0 +1,19 @@
+// Package testenv holds the test helpers that every package's engine tests
+// share: an in-memory image registry on 127.0.0.1, runnable test images
+// built without "docker build", and a connection to the real Docker engine
+// that cleans up after each test.
+//
+// A typical engine test:
+//
+//	e := testenv.Engine(t)            // skips (or fails, with LIFTOFF_REQUIRE_DOCKER=1) without an engine
+//	reg := e.Registry(t)              // its images are removed from the engine at the end
+//	reg.Push(t, "acme/web", "staging", testenv.AppImage{Version: "1"})
+//	name := e.UniqueName(t, "web")    // containers named name* are removed at the end
+//	... create and start a container from reg.Host()+"/acme/web@"+digest ...
+//	version, env := e.AppGet(t, name)
+//
+// The test app (see testapp/) answers GET / with its version and
+// environment, GET /healthz with 200 (500 with TESTAPP_HEALTH=fail), exits
+// with TESTAPP_EXIT or after TESTAPP_EXIT_AFTER, and stops at once on
+// SIGTERM.
+package testenv

@@ -1,0 +1,319 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// Eng is a connection to the real Docker engine for one test. What the test
+// makes through it (UniqueName, Network, Registry) is removed when the test
+// ends, pass or fail: containers first, then networks, then images, then the
+// registries.
+type Eng struct {
+	cli *client.Client
+
+	mu       sync.Mutex
+	prefixes []string
+	networks []string
+	regs     []*Reg
+}
+
+// Engine connects to the Docker engine of DOCKER_HOST or the local socket.
+// Where none answers the test is skipped, loudly, unless
+// LIFTOFF_REQUIRE_DOCKER=1, which makes it fail.
+func Engine(t testing.TB) *Eng {
+	t.Helper()
+	cli, err := client.New(client.FromEnv)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err != nil {
+			cli.Close()
+		}
+	}
+	if err != nil {
+		if os.Getenv("LIFTOFF_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("testenv: no Docker engine answers (LIFTOFF_REQUIRE_DOCKER=1): %v", err)
+		}
+		t.Skipf("SKIPPED, NO DOCKER ENGINE: none answers at DOCKER_HOST or the local socket (%v); this test needs one; set LIFTOFF_REQUIRE_DOCKER=1 to fail instead", err)
+	}
+	e := &Eng{cli: cli}
+	t.Cleanup(func() {
+		e.sweep(t)
+		cli.Close()
+	})
+	return e
+}
+
+// Client returns the engine client, for what the helpers do not cover.
+func (e *Eng) Client() *client.Client { return e.cli }
+
+// Registry starts a registry like the package-level Registry and, when the
+// test ends, removes from the engine every image pulled from it before
+// closing it.
+func (e *Eng) Registry(t testing.TB, opts ...RegOption) *Reg {
+	t.Helper()
+	r := Registry(t, opts...)
+	e.mu.Lock()
+	e.regs = append(e.regs, r)
+	e.mu.Unlock()
+	return r
+}
+
+// UniqueName returns prefix plus a random suffix, lowercase and valid as a
+// container or network name. Every container whose name starts with it
+// (so also NAME.liftoff-prev and NAME.liftoff-next) is removed when the
+// test ends.
+func (e *Eng) UniqueName(t testing.TB, prefix string) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	prefix = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '-'
+	}, prefix)
+	if prefix == "" || !isAlnum(prefix[0]) {
+		prefix = "t" + prefix
+	}
+	n := "lt-" + prefix + "-" + hex.EncodeToString(b[:])
+	e.CleanupContainer(t, n)
+	return n
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// CleanupContainer removes, when the test ends, every container whose name
+// starts with name.
+func (e *Eng) CleanupContainer(t testing.TB, name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prefixes = append(e.prefixes, name)
+}
+
+// Network creates a bridge network with that name and returns its id. It is
+// removed when the test ends.
+func (e *Eng) Network(t testing.TB, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge"})
+	if err != nil {
+		t.Fatalf("testenv: create network %s: %v", name, err)
+	}
+	e.mu.Lock()
+	e.networks = append(e.networks, res.ID)
+	e.mu.Unlock()
+	return res.ID
+}
+
+// sweep removes what the test made; failures to remove are test errors, as
+// leftovers break later runs.
+func (e *Eng) sweep(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e.mu.Lock()
+	prefixes, networks, regs := e.prefixes, e.networks, e.regs
+	e.mu.Unlock()
+
+	if len(prefixes) > 0 {
+		list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true})
+		if err != nil {
+			t.Errorf("testenv: cleanup: list containers: %v", err)
+		}
+		for _, c := range list.Items {
+			if !slices.ContainsFunc(c.Names, func(n string) bool {
+				return slices.ContainsFunc(prefixes, func(p string) bool {
+					return strings.HasPrefix(strings.TrimPrefix(n, "/"), p)
+				})
+			}) {
+				continue
+			}
+			_, err := e.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				t.Errorf("testenv: cleanup: remove container %v: %v", c.Names, err)
+			}
+		}
+	}
+
+	for _, id := range networks {
+		// Containers of other runs or of a crashed test may still be
+		// attached; a network with endpoints cannot be removed.
+		if nw, err := e.cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{}); err == nil {
+			for cid := range nw.Network.Containers {
+				e.cli.NetworkDisconnect(ctx, id, client.NetworkDisconnectOptions{Container: cid, Force: true})
+			}
+		}
+		if _, err := e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("testenv: cleanup: remove network %s: %v", id, err)
+		}
+	}
+
+	if len(regs) > 0 {
+		// Remove references, never image ids: another test may have
+		// pulled the same image (same id) from its own registry.
+		list, err := e.cli.ImageList(ctx, client.ImageListOptions{})
+		if err != nil {
+			t.Errorf("testenv: cleanup: list images: %v", err)
+		}
+		for _, img := range list.Items {
+			for _, ref := range slices.Concat(img.RepoTags, img.RepoDigests) {
+				if !slices.ContainsFunc(regs, func(r *Reg) bool { return strings.HasPrefix(ref, r.Host()+"/") }) {
+					continue
+				}
+				_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+				if err != nil && !cerrdefs.IsNotFound(err) {
+					t.Errorf("testenv: cleanup: remove image %s: %v", ref, err)
+				}
+			}
+		}
+	}
+	// Closed only now, so that its port cannot be reused by another
+	// test's registry while its images are being removed.
+	for _, r := range regs {
+		r.Close()
+	}
+}
+
+// ContainerID returns the id of the container with that name, or "" if
+// there is none.
+func (e *Eng) ContainerID(t testing.TB, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("testenv: inspect %s: %v", name, err)
+	}
+	return res.Container.ID
+}
+
+// RunningContainers returns the sorted names of the running containers
+// whose name starts with prefix.
+func (e *Eng) RunningContainers(t testing.TB, prefix string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{})
+	if err != nil {
+		t.Fatalf("testenv: list containers: %v", err)
+	}
+	var names []string
+	for _, c := range list.Items {
+		for _, n := range c.Names {
+			if n = strings.TrimPrefix(n, "/"); strings.HasPrefix(n, prefix) {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// App is what the test app answers on GET /.
+type App struct {
+	Version  string            `json:"version"`
+	Env      map[string]string `json:"env"`
+	Hostname string            `json:"hostname"`
+}
+
+// AppInfo asks the test app in the named container once, at its IP address
+// on its first network (by name), on PORT or 8000.
+func (e *Eng) AppInfo(ctx context.Context, container string) (App, error) {
+	res, err := e.cli.ContainerInspect(ctx, container, client.ContainerInspectOptions{})
+	if err != nil {
+		return App{}, err
+	}
+	c := res.Container
+	if c.State == nil || !c.State.Running {
+		return App{}, fmt.Errorf("container %s is not running", container)
+	}
+	var ip string
+	if c.NetworkSettings != nil {
+		names := make([]string, 0, len(c.NetworkSettings.Networks))
+		for n := range c.NetworkSettings.Networks {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			if ep := c.NetworkSettings.Networks[n]; ep != nil && ep.IPAddress.IsValid() {
+				ip = ep.IPAddress.String()
+				break
+			}
+		}
+	}
+	if ip == "" {
+		return App{}, fmt.Errorf("container %s has no IP address", container)
+	}
+	port := strconv.Itoa(AppPort)
+	if c.Config != nil {
+		for _, kv := range c.Config.Env {
+			if p, ok := strings.CutPrefix(kv, "PORT="); ok {
+				port = p
+			}
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, port)+"/", nil)
+	if err != nil {
+		return App{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return App{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return App{}, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	var a App
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		return App{}, fmt.Errorf("GET %s: %w", req.URL, err)
+	}
+	return a, nil
+}
+
+// AppGet asks the test app in the named container for its version and
+// environment, retrying for up to 15 seconds while it starts.
+func (e *Eng) AppGet(t testing.TB, container string) (version string, env map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		a, err := e.AppInfo(actx, container)
+		acancel()
+		if err == nil {
+			return a.Version, a.Env
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("testenv: test app in %s does not answer: %v", container, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
