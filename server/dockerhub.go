@@ -1,0 +1,138 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+const sourceDockerHub = "dockerhub"
+
+// dockerHubPayload holds the fields of a DockerHub delivery that liftoff
+// reads; the others (callback_url, images, full_description, ...) are
+// ignored. callback_url in particular is never called.
+type dockerHubPayload struct {
+	PushData struct {
+		Tag    string `json:"tag"`
+		Pusher string `json:"pusher"`
+		// PushedAt is unix seconds: an integer today, a float such as
+		// 1.417566161e+09 in older deliveries.
+		PushedAt float64 `json:"pushed_at"`
+	} `json:"push_data"`
+	Repository struct {
+		RepoName  string `json:"repo_name"` // "acme/web", "library/nginx" or "nginx"
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"repository"`
+}
+
+// maxPusher bounds the pusher kept for logs and history.
+const maxPusher = 255
+
+// parseDockerHub reads a DockerHub push payload.
+func parseDockerHub(body []byte, n names) (push, error) {
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return push{}, fmt.Errorf("%w: body: want a JSON object", errInvalid)
+	}
+	var pl dockerHubPayload
+	if err := json.Unmarshal(body, &pl); err != nil {
+		return push{}, jsonError(err)
+	}
+
+	name := pl.Repository.RepoName
+	if name == "" && pl.Repository.Name != "" {
+		name = pl.Repository.Name
+		if pl.Repository.Namespace != "" {
+			name = pl.Repository.Namespace + "/" + name
+		}
+	}
+	if name == "" {
+		return push{}, fmt.Errorf("%w: repository.repo_name: missing", errInvalid)
+	}
+	repo, err := n.normalizeRepo(name)
+	if err != nil {
+		return push{}, fmt.Errorf("%w: repository.repo_name: %v", errInvalid, err)
+	}
+	// The hook's token vouches for DockerHub, so it may only move images of
+	// Docker Hub, whatever host the payload names.
+	if !strings.HasPrefix(repo, "docker.io/") {
+		return push{}, fmt.Errorf("%w: repository.repo_name: %q is not on Docker Hub", errInvalid, truncate(name, 64))
+	}
+
+	tag := pl.PushData.Tag
+	if tag == "" {
+		return push{}, fmt.Errorf("%w: push_data.tag: missing", errInvalid)
+	}
+	if err := n.validateTag(tag); err != nil {
+		return push{}, fmt.Errorf("%w: push_data.tag: %v", errInvalid, err)
+	}
+
+	return push{
+		Repo:     repo,
+		Tag:      tag,
+		Pusher:   truncate(pl.PushData.Pusher, maxPusher),
+		PushedAt: unixTime(pl.PushData.PushedAt),
+	}, nil
+}
+
+// jsonError explains a decoding error in terms of the payload's fields.
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return fmt.Errorf("%w: %s: want %s, got %s", errInvalid, field, jsonKind(typeErr.Type), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("%w: malformed JSON at byte %d: %v", errInvalid, syntaxErr.Offset, err)
+	default:
+		return fmt.Errorf("%w: malformed JSON: %v", errInvalid, err)
+	}
+}
+
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int64:
+		return "number"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Bool:
+		return "boolean"
+	}
+	return t.String()
+}
+
+// unixTime converts pushed_at; nonsense (≤0, or past year 5000) is unknown.
+func unixTime(sec float64) time.Time {
+	if sec <= 0 || sec > 95617584000 {
+		return time.Time{}
+	}
+	whole := int64(sec)
+	return time.Unix(whole, int64((sec-float64(whole))*1e9)).UTC()
+}
+
+// truncate cuts s to at most max bytes without splitting a character.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
+}

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a delivery, the outcome label of liftoff_webhooks_total.
+const (
+	outcomeAccepted     = "accepted"     // at least one deploy queued
+	outcomeIgnored      = "ignored"      // valid, nothing to deploy
+	outcomeUnauthorized = "unauthorized" // unknown source or token
+	outcomeInvalid      = "invalid"      // 400
+	outcomeTooLarge     = "too_large"    // 413
+	outcomeUnavailable  = "unavailable"  // 503: draining, no config, too busy
+	outcomeRateLimited  = "rate_limited" // 429
+	outcomeError        = "error"        // 500: a bug
+)
+
+// sourceUnknown labels deliveries to a source liftoff does not serve, so that
+// made-up sources cannot grow the label set.
+const sourceUnknown = "unknown"
+
+type metrics struct {
+	webhooks *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, sources map[string]parser) *metrics {
+	webhooks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liftoff_webhooks_total",
+		Help: "Webhook deliveries received, by source and outcome.",
+	}, []string{"source", "outcome"})
+	webhooks = register(reg, webhooks)
+
+	// Every series a known source can have exists from the start, at 0, so
+	// that rate() and alerts see the first delivery.
+	for src := range sources {
+		for _, o := range []string{outcomeAccepted, outcomeIgnored, outcomeUnauthorized,
+			outcomeInvalid, outcomeTooLarge, outcomeUnavailable, outcomeRateLimited} {
+			webhooks.WithLabelValues(src, o)
+		}
+	}
+	for _, o := range []string{outcomeUnauthorized, outcomeUnavailable, outcomeRateLimited} {
+		webhooks.WithLabelValues(sourceUnknown, o)
+	}
+	return &metrics{webhooks: webhooks}
+}
+
+// register registers c on reg, or returns the identical collector already
+// there (a second Server on the same registry shares it).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	panic(fmt.Sprintf("server: register metrics: %v", err))
+}
+
+func (m *metrics) webhook(source, outcome string) {
+	m.webhooks.WithLabelValues(source, outcome).Inc()
+}

@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes builds the router. Middleware that must see the {source} of a hook
+// (rate limit, concurrency cap) is mounted inline with With, which runs after
+// routing.
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.logRequests, s.recoverer)
+	r.NotFound(notFound)
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	if s.gatherer != nil {
+		r.Method(http.MethodGet, "/metrics", s.metricsHandler())
+	}
+	r.With(s.hookLimits()...).Post("/hooks/{source}/{token}", s.hook)
+	return r
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
+}
+
+// healthz tells that the process serves HTTP at all.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeText(w, http.StatusOK, "ok")
+}
+
+// readyz tells whether deliveries can be acted on: a configuration is loaded,
+// the server is not draining, and the container engine answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.draining.Load():
+		writeText(w, http.StatusServiceUnavailable, "not ready: draining")
+		return
+	case s.catalogue() == nil:
+		writeText(w, http.StatusServiceUnavailable, "not ready: no configuration loaded")
+		return
+	}
+	if s.pinger != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := s.pinger.Ping(ctx); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready: container engine: "+err.Error())
+			return
+		}
+	}
+	writeText(w, http.StatusOK, "ok")
+}

@@ -1,0 +1,238 @@
+// Package server is liftoff's HTTP side: the chi router and its middleware,
+// one file per webhook source, /healthz, /readyz and /metrics.
+//
+// A webhook is authenticated by the secret token in its URL before its body is
+// read, parsed, matched against the catalogue and turned into deploy requests;
+// the handler answers 202 as soon as they are queued and never waits for a
+// deploy. The server knows the catalogue and the deploy engine only through the
+// small interfaces below, so a config reload can swap the catalogue between two
+// requests and tests can use fakes.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/deployments"
+)
+
+// Catalogue is what the server needs of the loaded configuration;
+// *deployments.Config implements it.
+type Catalogue interface {
+	// Match returns the deployments a push of repo:tag updates.
+	Match(repo, tag string) deployments.MatchResult
+	// HookAuth tells, in constant time, whether token belongs to source.
+	HookAuth(source, token string) bool
+}
+
+var _ Catalogue = (*deployments.Config)(nil)
+
+// Deployer queues deploys. Enqueue must not block: the webhook handler calls
+// it while the sender waits for its answer.
+type Deployer interface {
+	Enqueue(deploy.Request)
+}
+
+// Pinger tells whether the container engine answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxBody         = 1 << 20 // bytes of a webhook body
+	DefaultHookRateLimit   = 120     // hook requests a minute per client IP
+	DefaultHookConcurrency = 64      // hook requests served at once
+	DefaultShutdownTimeout = 10 * time.Second
+	readyTimeout           = 2 * time.Second
+)
+
+// Options configure a Server. Catalogue and Deployer are required.
+type Options struct {
+	// Catalogue returns the configuration in force, or an untyped nil while
+	// none is loaded (a nil *deployments.Config in a Catalogue is not nil).
+	// It is called once per request, so a reload may swap what it returns.
+	Catalogue func() Catalogue
+	Deployer  Deployer
+	// Pinger is asked by /readyz; nil leaves the engine out of readiness.
+	Pinger Pinger
+
+	Logger zerolog.Logger
+	// Registerer receives liftoff_webhooks_total; nil means a private
+	// registry. Gatherer serves /metrics; nil means the Registerer when it is
+	// also a Gatherer, else /metrics is not served.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+
+	// MaxBody limits a webhook body (0: DefaultMaxBody); larger is 413.
+	MaxBody int64
+	// HookRateLimit is the number of /hooks requests a minute allowed to one
+	// client IP (r.RemoteAddr; forwarding headers are not trusted); beyond
+	// it the answer is 429 with Retry-After. 0 turns the limit off: callers
+	// that do not configure it should pass DefaultHookRateLimit.
+	HookRateLimit int
+	// HookConcurrency caps the /hooks requests served at once
+	// (0: DefaultHookConcurrency); beyond it the answer is 503.
+	HookConcurrency int
+	// ShutdownTimeout bounds the graceful shutdown of Serve
+	// (0: DefaultShutdownTimeout).
+	ShutdownTimeout time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Server routes liftoff's HTTP interface. It is safe for concurrent use.
+type Server struct {
+	catalogue       func() Catalogue
+	deployer        Deployer
+	pinger          Pinger
+	log             zerolog.Logger
+	gatherer        prometheus.Gatherer
+	metrics         *metrics
+	maxBody         int64
+	rateLimit       int
+	hookSem         chan struct{}
+	shutdownTimeout time.Duration
+	now             func() time.Time
+	names           names
+	sources         map[string]parser
+	draining        atomic.Bool
+	router          chi.Router
+}
+
+// New returns a Server for opts. It panics if opts lack a Catalogue or a
+// Deployer, or if its metrics clash with different ones on the Registerer:
+// both are wiring mistakes.
+func New(opts Options) *Server {
+	if opts.Catalogue == nil || opts.Deployer == nil {
+		panic("server.New: Options.Catalogue and Options.Deployer are required")
+	}
+	s := &Server{
+		catalogue:       opts.Catalogue,
+		deployer:        opts.Deployer,
+		pinger:          opts.Pinger,
+		log:             opts.Logger,
+		gatherer:        opts.Gatherer,
+		maxBody:         opts.MaxBody,
+		rateLimit:       opts.HookRateLimit,
+		shutdownTimeout: opts.ShutdownTimeout,
+		now:             opts.Now,
+		names:           catalogueNames(),
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	concurrency := opts.HookConcurrency
+	if concurrency <= 0 {
+		concurrency = DefaultHookConcurrency
+	}
+	s.hookSem = make(chan struct{}, concurrency)
+	if s.shutdownTimeout <= 0 {
+		s.shutdownTimeout = DefaultShutdownTimeout
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg = r
+		if s.gatherer == nil {
+			s.gatherer = r
+		}
+	}
+	if s.gatherer == nil {
+		s.gatherer, _ = reg.(prometheus.Gatherer)
+	}
+	s.sources = map[string]parser{
+		sourceDockerHub: parseDockerHub,
+	}
+	s.metrics = newMetrics(reg, s.sources)
+	s.router = s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// SetDraining makes /hooks answer 503 (so that senders retry later) and
+// /readyz fail while on is true. Serve turns it on when its context ends;
+// call it earlier to stop taking deliveries before the deploy engine stops.
+func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
+
+// Serve serves Handler on ln until ctx is done, then drains and shuts down
+// gracefully, waiting at most ShutdownTimeout for requests in flight. It
+// returns nil after a clean shutdown. For HTTPS pass a tls.NewListener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.router, true)
+}
+
+// ServeMetrics serves only /metrics on ln, for a separate metrics listener,
+// with the lifecycle of Serve.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	r := chi.NewRouter()
+	r.Use(s.logRequests, s.recoverer)
+	r.NotFound(notFound)
+	if s.gatherer != nil {
+		r.Method(http.MethodGet, "/metrics", s.metricsHandler())
+	}
+	return s.serve(ctx, ln, r, false)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler, drain bool) error {
+	hs := &http.Server{
+		Handler: h,
+		// Hooks are small and answered at once; these bound slow or idle
+		// clients, not our work.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          stdlog.New(s.log.With().Str("component", "http").Logger(), "", 0),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("http: serving")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	if drain {
+		s.SetDraining(true)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		hs.Close()
+		return fmt.Errorf("shut down %s: %w", ln.Addr(), err)
+	}
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("http: stopped")
+	return nil
+}
+
+// newDeliveryID returns a short random id that names one delivery in the
+// answer and in the logs.
+func newDeliveryID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
