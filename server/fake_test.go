@@ -1,0 +1,226 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/deployments"
+)
+
+// fakeCatalogue is a Catalogue whose behaviour each test sets.
+type fakeCatalogue struct {
+	MatchFn    func(repo, tag string) deployments.MatchResult
+	HookAuthFn func(source, token string) bool
+
+	mu      sync.Mutex
+	matched []string // "repo:tag" of every Match call
+	authed  []string // source of every HookAuth call
+}
+
+func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
+	c.mu.Lock()
+	c.matched = append(c.matched, repo+":"+tag)
+	c.mu.Unlock()
+	if c.MatchFn == nil {
+		return deployments.MatchResult{}
+	}
+	return c.MatchFn(repo, tag)
+}
+
+func (c *fakeCatalogue) HookAuth(source, token string) bool {
+	c.mu.Lock()
+	c.authed = append(c.authed, source)
+	c.mu.Unlock()
+	return c.HookAuthFn(source, token)
+}
+
+func (c *fakeCatalogue) matches() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.matched...)
+}
+
+// fakeDeployer records what is enqueued.
+type fakeDeployer struct {
+	mu   sync.Mutex
+	reqs []deploy.Request
+}
+
+func (d *fakeDeployer) Enqueue(r deploy.Request) {
+	d.mu.Lock()
+	d.reqs = append(d.reqs, r)
+	d.mu.Unlock()
+}
+
+func (d *fakeDeployer) requests() []deploy.Request {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]deploy.Request(nil), d.reqs...)
+}
+
+type fakePinger struct {
+	PingFn func(ctx context.Context) error
+}
+
+func (p fakePinger) Ping(ctx context.Context) error { return p.PingFn(ctx) }
+
+// syncBuffer is a log sink that handlers may write concurrently.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+const (
+	testToken  = "tok-3f9a1c0d5e7b42a8b6c9d0e1f2a3b4c5"
+	staging    = "dblood-staging"
+	production = "dblood-production"
+)
+
+var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// catalogue is the default fake: the dockerhub hook has testToken; a push of
+// docker.io/pmpl/dblood:staging deploys dblood-staging and not
+// dblood-production; docker.io/library/nginx:1.27-alpine and
+// docker.io/svendowideit/testhook:latest deploy one target each.
+func catalogue() *fakeCatalogue {
+	return &fakeCatalogue{
+		HookAuthFn: func(source, token string) bool {
+			return source == "dockerhub" && subtle.ConstantTimeCompare([]byte(token), []byte(testToken)) == 1
+		},
+		MatchFn: func(repo, tag string) deployments.MatchResult {
+			switch repo + ":" + tag {
+			case "docker.io/pmpl/dblood:staging":
+				return deployments.MatchResult{
+					Accepted: []*deployments.Deployment{{Name: staging, Image: repo}},
+					Ignored:  []deployments.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
+				}
+			case "docker.io/library/nginx:1.27-alpine":
+				return deployments.MatchResult{Accepted: []*deployments.Deployment{{Name: "proxy", Image: repo}}}
+			case "docker.io/svendowideit/testhook:latest":
+				return deployments.MatchResult{Accepted: []*deployments.Deployment{{Name: "testhook", Image: repo}}}
+			}
+			return deployments.MatchResult{}
+		},
+	}
+}
+
+// harness is a Server with fakes around it.
+type harness struct {
+	srv  *Server
+	cat  *fakeCatalogue
+	dep  *fakeDeployer
+	reg  *prometheus.Registry
+	logs *syncBuffer
+}
+
+// newHarness builds a Server on fakes; edit may change its options.
+func newHarness(t testing.TB, edit func(*Options)) *harness {
+	t.Helper()
+	h := &harness{cat: catalogue(), dep: &fakeDeployer{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	opts := Options{
+		Catalogue:  func() Catalogue { return h.cat },
+		Deployer:   h.dep,
+		Logger:     zerolog.New(h.logs).Level(zerolog.DebugLevel),
+		Registerer: h.reg,
+		Gatherer:   h.reg,
+		Now:        func() time.Time { return testNow },
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	h.srv = New(opts)
+	h.srv.names = testNames(t)
+	return h
+}
+
+// do serves one request from client 192.0.2.1.
+func (h *harness) do(method, target string, body io.Reader) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, body)
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// post delivers body to the dockerhub hook with the right token.
+func (h *harness) post(body string) *httptest.ResponseRecorder {
+	return h.do(http.MethodPost, "/hooks/dockerhub/"+testToken, strings.NewReader(body))
+}
+
+func fixture(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// testNames is the catalogue's name grammar once package deployments
+// implements it, and until then a stand-in built on the same rules
+// (WEBHOOKS.md "Names and tags"), so that these tests check the server and
+// not the stub.
+func testNames(t testing.TB) names {
+	t.Helper()
+	n := catalogueNames()
+	if repo, err := n.normalizeRepo("library/nginx"); err == nil && repo == "docker.io/library/nginx" && n.validateTag("latest") == nil {
+		return n
+	}
+	t.Log("deployments.NormalizeRepo/ValidateTag are stubs: using the test stand-in")
+	return standInNames()
+}
+
+func standInNames() names {
+	tagRE := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	sigRE := regexp.MustCompile(`^sha256-[a-f0-9]{64}(\..*)?$`)
+	return names{
+		normalizeRepo: func(s string) (string, error) {
+			named, err := reference.ParseNormalizedNamed(s)
+			if err != nil {
+				return "", err
+			}
+			if !reference.IsNameOnly(named) {
+				return "", errors.New("a repository name has no tag or digest")
+			}
+			return named.Name(), nil
+		},
+		validateTag: func(tag string) error {
+			if !tagRE.MatchString(tag) {
+				return errors.New("invalid tag: want [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+			}
+			return nil
+		},
+		isSignatureTag: func(tag string) bool {
+			return sigRE.MatchString(tag) || strings.HasSuffix(tag, ".sig") || strings.HasSuffix(tag, ".att")
+		},
+	}
+}
