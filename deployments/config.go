@@ -2,10 +2,21 @@
 // its loading and validation, environments and env layering, tag rules, and
 // matching a pushed image and tag to the deployments it should update.
 //
-// It knows nothing of HTTP, Docker or SQL.
+// It knows nothing of HTTP, Docker or SQL. A *Config comes from Load or
+// Parse (or Default plus Validate), is immutable afterwards and safe for
+// concurrent use: the daemon reloads by building a new one and swapping it.
+//
+// Secrets: hook tokens, values written as ${VAR}, the contents of env_files,
+// secret_files and password_file never appear in an error of this package.
+// SecretKeys tells callers which variables to redact.
 package deployments
 
-import "time"
+import (
+	"regexp"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // Config is the whole configuration file, after ${VAR} expansion, defaults
 // and validation. Treat a loaded *Config as immutable: a reload builds a new
@@ -18,10 +29,46 @@ type Config struct {
 	Environments map[string]Environment `yaml:"environments"`
 	Deployments  []Deployment           `yaml:"deployments"`
 
+	// Keys of features that are not built yet. They are decoded so that
+	// Validate rejects them by name instead of the file failing on an
+	// "unknown key" or, worse, a setting being silently ignored.
+	MetricsListen Unsupported `yaml:"metrics_listen"`
+	History       Unsupported `yaml:"history"`
+	TLSCert       Unsupported `yaml:"tls_cert"`
+	TLSKey        Unsupported `yaml:"tls_key"`
+	APITokens     Unsupported `yaml:"api_tokens"`
+	HookRateLimit Unsupported `yaml:"hook_rate_limit"`
+
 	// path is the file the config came from ("" when parsed from bytes);
-	// relative env_files and password_file are resolved against its directory.
+	// dir is the directory relative env_files, secret_files and
+	// password_file are resolved against.
 	path string
+	dir  string
+	// lookup is liftoff's own environment (os.LookupEnv in production): env
+	// files may pass a variable through by naming it without a value.
+	lookup func(string) (string, bool)
+	// secretPaths are the field paths whose value came from ${VAR}, recorded
+	// while loading so that errors and SecretKeys can hide them.
+	secretPaths map[string]bool
+
+	// Set by Validate.
+	hookSums []hookSum        // sha256 of each hook token, never the token
+	byRepo   map[string][]int // normalized image → indexes in Deployments
+	byName   map[string]int
 }
+
+// Unsupported stands for a key of a later feature. Any non-null value marks
+// it set, and Validate reports "<field>: not supported yet".
+type Unsupported struct{ set bool }
+
+// UnmarshalYAML records that the key was given.
+func (u *Unsupported) UnmarshalYAML(*yaml.Node) error {
+	u.set = true
+	return nil
+}
+
+// IsSet tells whether the key was given a value.
+func (u Unsupported) IsSet() bool { return u.set }
 
 // Hook is one webhook sender: POST /hooks/{source}/{token}.
 type Hook struct {
@@ -33,18 +80,31 @@ type Hook struct {
 // "ghcr.io", "127.0.0.1:5000").
 type Registry struct {
 	Username     string `yaml:"username"`
-	PasswordFile string `yaml:"password_file"`
+	PasswordFile string `yaml:"password_file"` // read at each pull; trailing newline trimmed
 	// Mirror is a host[:port] or URL that images of this registry are pulled
 	// from instead: with mirror 127.0.0.1:5000, docker.io/acme/web is pulled
 	// as 127.0.0.1:5000/acme/web.
 	Mirror string `yaml:"mirror"`
+
+	mirrorHost string // Mirror reduced to host[:port], set by Validate
 }
 
 // Environment is a named set of variables shared by deployments
-// (staging, production).
+// (staging, production), and the policy their final environment must obey.
 type Environment struct {
 	Env      map[string]string `yaml:"env"`
 	EnvFiles []string          `yaml:"env_files"`
+
+	// Require lists variables that must be set and non-empty.
+	Require []string `yaml:"require"`
+	// Forbid lists, per variable, values that must never ship.
+	Forbid map[string][]string `yaml:"forbid"`
+	// ForbidPatterns lists, per variable, Go regexps (unanchored unless
+	// written with ^ and $) its value must not match.
+	ForbidPatterns map[string][]string `yaml:"forbid_patterns"`
+
+	patterns  map[string][]*regexp.Regexp // compiled ForbidPatterns, set by Validate
+	secretEnv map[string]bool             // keys of Env written with ${VAR}
 }
 
 // Deployment is one target: an image, the tags that deploy it, and the
@@ -56,22 +116,34 @@ type Deployment struct {
 	Environment string            `yaml:"environment"`
 	Env         map[string]string `yaml:"env"`
 	EnvFiles    []string          `yaml:"env_files"`
+	// SecretFiles maps a variable to a file whose content (trailing newline
+	// trimmed) is its value, as with Docker or Kubernetes secrets mounted as
+	// files. Read at each deploy.
+	SecretFiles map[string]string `yaml:"secret_files"`
 	Container   Container         `yaml:"container"`
 
 	// StopTimeout is how long a stop waits before killing (default 10s).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 
-	rules []tagRule // parsed Tags, set by Validate
+	// Not built yet; see Unsupported.
+	Health   Unsupported `yaml:"health"`
+	Strategy Unsupported `yaml:"strategy"`
+
+	// Set by Validate.
+	rules     []tagRule       // parsed Tags
+	rulesText string          // "[staging glob:release-*]", for Ignored reasons
+	path      string          // "deployments[3]", for errors
+	secretEnv map[string]bool // keys of Env written with ${VAR}
 }
 
 // Container is the spec of the container a deployment runs as.
 type Container struct {
-	Name             string            `yaml:"name"` // default: the deployment name
-	Ports            []string          `yaml:"ports"`
-	Volumes          []string          `yaml:"volumes"`
+	Name             string            `yaml:"name"`    // default: the deployment name
+	Ports            []string          `yaml:"ports"`   // docker run -p: [ip:][hostPort:]containerPort[/proto]
+	Volumes          []string          `yaml:"volumes"` // docker run -v: src:dst[:opts]
 	Networks         []string          `yaml:"networks"`
-	Aliases          []string          `yaml:"aliases"`
-	Restart          string            `yaml:"restart"`
+	Aliases          []string          `yaml:"aliases"` // on every network in Networks
+	Restart          string            `yaml:"restart"` // "" (engine default: no), no, always, unless-stopped, on-failure[:N]
 	Command          []string          `yaml:"command"`
 	Labels           map[string]string `yaml:"labels"`
 	ReplaceUnmanaged bool              `yaml:"replace_unmanaged"`

@@ -1,0 +1,58 @@
+package deployments
+
+import "strconv"
+
+// Match returns the deployments that a push of repo:tag updates (repo already
+// normalized, e.g. docker.io/acme/web) and why the others of that repo do not.
+// It runs on every webhook: rules are compiled, nothing is read from disk.
+func (c *Config) Match(repo, tag string) MatchResult {
+	if err := ValidateTag(tag); err != nil {
+		return MatchResult{Ignored: []Ignored{{Tag: tag, Reason: err.Error()}}}
+	}
+	if IsSignatureTag(tag) {
+		return MatchResult{Ignored: []Ignored{{Tag: tag, Reason: "signature/attestation tags are not deployed"}}}
+	}
+	idx := c.byRepo[repo]
+	if len(idx) == 0 {
+		return MatchResult{Ignored: []Ignored{{Tag: tag, Reason: "no deployment for " + repo}}}
+	}
+	var res MatchResult
+	v := tagVersion{tag: tag}
+	for _, i := range idx {
+		d := &c.Deployments[i]
+		if d.matches(tag, &v) {
+			res.Accepted = append(res.Accepted, d)
+		} else {
+			res.Ignored = append(res.Ignored, Ignored{
+				Deployment: d.Name,
+				Reason:     "tag " + strconv.Quote(tag) + " matches none of " + d.rulesText,
+			})
+		}
+	}
+	return res
+}
+
+func (d *Deployment) matches(tag string, v *tagVersion) bool {
+	for i := range d.rules {
+		if d.rules[i].match(tag, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Deployment returns the deployment with that name, or nil.
+func (c *Config) Deployment(name string) *Deployment {
+	if i, ok := c.byName[name]; ok {
+		return &c.Deployments[i]
+	}
+	return nil
+}
+
+// ContainerName is the container's name: container.name or the deployment's.
+func (d *Deployment) ContainerName() string {
+	if d.Container.Name != "" {
+		return d.Container.Name
+	}
+	return d.Name
+}
