@@ -14,11 +14,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // Reg is an in-memory image registry served over plain HTTP on 127.0.0.1,
@@ -26,6 +26,7 @@ import (
 type Reg struct {
 	srv        *httptest.Server
 	user, pass string
+	mw         []func(http.Handler) http.Handler
 	closeOnce  sync.Once
 }
 
@@ -36,6 +37,12 @@ type RegOption func(*Reg)
 // pass on every request, as a private registry would.
 func WithBasicAuth(user, pass string) RegOption {
 	return func(r *Reg) { r.user, r.pass = user, pass }
+}
+
+// WithMiddleware wraps the registry's handler in mw, to make it fail, hang
+// or count requests. The first one given is the outermost.
+func WithMiddleware(mw func(http.Handler) http.Handler) RegOption {
+	return func(r *Reg) { r.mw = append(r.mw, mw) }
 }
 
 // Registry starts an in-memory registry on 127.0.0.1 and closes it when the
@@ -51,6 +58,9 @@ func Registry(t testing.TB, opts ...RegOption) *Reg {
 	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	if r.user != "" {
 		h = r.basicAuth(h)
+	}
+	for i := len(r.mw) - 1; i >= 0; i-- {
+		h = r.mw[i](h)
 	}
 	r.srv = httptest.NewServer(h)
 	t.Cleanup(r.Close)
@@ -79,7 +89,9 @@ func (r *Reg) Host() string { return strings.TrimPrefix(r.srv.URL, "http://") }
 func (r *Reg) Ref(repo, tag string) string { return r.Host() + "/" + repo + ":" + tag }
 
 // Close stops the registry; later requests are refused, as by a registry
-// that is down. Registry calls it when the test ends.
+// that is down. Requests in flight are cut off, so a handler that hangs
+// must return when its request's context is done. Registry calls Close
+// when the test ends.
 func (r *Reg) Close() {
 	r.closeOnce.Do(func() {
 		r.srv.CloseClientConnections()

@@ -1,0 +1,174 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+)
+
+// Inspect returns the container with that name or id; one that does not
+// exist is deploy.ErrNotFound.
+func (c *Client) Inspect(ctx context.Context, nameOrID string) (deploy.Container, error) {
+	res, err := c.cli.ContainerInspect(ctx, nameOrID, client.ContainerInspectOptions{})
+	if err != nil {
+		return deploy.Container{}, c.fail("inspect", fmt.Errorf("inspect container %s: %w", nameOrID, engineErr(err)))
+	}
+	return fromInspect(res.Container), nil
+}
+
+func fromInspect(in container.InspectResponse) deploy.Container {
+	out := deploy.Container{
+		ID:           in.ID,
+		Name:         strings.TrimPrefix(in.Name, "/"),
+		RestartCount: in.RestartCount,
+	}
+	if in.Config != nil {
+		out.Image = in.Config.Image
+		out.Labels = in.Config.Labels
+	}
+	if s := in.State; s != nil {
+		out.Running = s.Running
+		out.Status = string(s.Status)
+		out.ExitCode = s.ExitCode
+		// "0001-01-01T00:00:00Z" for a container never started: the zero time.
+		if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil {
+			out.StartedAt = t
+		}
+		if s.Health != nil {
+			out.Health = string(s.Health.Status)
+		}
+	}
+	return out
+}
+
+// List returns every container, stopped ones included, that carries all of
+// labels (a label with value "" matches any value).
+func (c *Client) List(ctx context.Context, labels map[string]string) ([]deploy.Container, error) {
+	f := client.Filters{}
+	for k, v := range labels {
+		if v == "" {
+			f.Add("label", k)
+		} else {
+			f.Add("label", k+"="+v)
+		}
+	}
+	res, err := c.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, c.fail("list", fmt.Errorf("list containers: %w", err))
+	}
+	out := make([]deploy.Container, 0, len(res.Items))
+	for _, s := range res.Items {
+		// The summary lacks exit code, start time and health.
+		ctr, err := c.Inspect(ctx, s.ID)
+		if cerrdefs.IsNotFound(err) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ctr)
+	}
+	return out, nil
+}
+
+// Create creates the container of spec, attached to all of spec.Networks
+// with spec.Aliases, without starting it. Engine API 1.41 accepts one
+// network at create; the others are connected before returning. If any
+// step fails, the half-made container is removed.
+func (c *Client) Create(ctx context.Context, spec deploy.Spec) (string, error) {
+	cfg, host, nw, err := containerConfig(spec)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
+	}
+	// The engine takes a connection of a created container to a network
+	// that does not exist, and fails only at start: check first.
+	for _, n := range spec.Networks {
+		if _, err := c.cli.NetworkInspect(ctx, n, client.NetworkInspectOptions{}); err != nil {
+			if cerrdefs.IsNotFound(err) {
+				return "", fmt.Errorf("create container %s: network %s does not exist", spec.Name, n)
+			}
+			return "", c.fail("create", fmt.Errorf("create container %s: inspect network %s: %w", spec.Name, n, err))
+		}
+	}
+	res, err := c.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:             spec.Name,
+		Config:           cfg,
+		HostConfig:       host,
+		NetworkingConfig: nw,
+	})
+	if err != nil {
+		return "", c.fail("create", fmt.Errorf("create container %s: %w", spec.Name, engineErr(err)))
+	}
+	for _, w := range res.Warnings {
+		c.log.Warn().Str("container", spec.Name).Str("warning", w).Msg("docker create")
+	}
+	for _, n := range spec.Networks[min(1, len(spec.Networks)):] {
+		_, err := c.cli.NetworkConnect(ctx, n, client.NetworkConnectOptions{
+			Container:      res.ID,
+			EndpointConfig: &network.EndpointSettings{Aliases: spec.Aliases},
+		})
+		if err != nil {
+			err = fmt.Errorf("create container %s: connect network %s: %w", spec.Name, n, engineErr(err))
+			c.discard(ctx, res.ID, spec.Name)
+			return "", c.fail("create", err)
+		}
+	}
+	c.log.Debug().Str("container", spec.Name).Str("id", res.ID).Str("image", spec.Image).Msg("created container")
+	return res.ID, nil
+}
+
+// discard removes a container that Create could not finish, even when ctx
+// is what ended Create.
+func (c *Client) discard(ctx context.Context, id, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := c.Remove(ctx, id); err != nil {
+		c.log.Error().Err(err).Str("container", name).Msg("remove half-created container")
+	}
+}
+
+// Start starts a created or stopped container.
+func (c *Client) Start(ctx context.Context, id string) error {
+	if _, err := c.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return c.fail("start", fmt.Errorf("start container %s: %w", id, engineErr(err)))
+	}
+	return nil
+}
+
+// Stop sends the container its own stop signal (SIGTERM unless the image or
+// container says otherwise) and kills it after grace, rounded up to whole
+// seconds. Stopping a stopped container is not an error.
+func (c *Client) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(math.Ceil(max(grace, 0).Seconds()))
+	if _, err := c.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil {
+		return c.fail("stop", fmt.Errorf("stop container %s: %w", id, engineErr(err)))
+	}
+	return nil
+}
+
+// Rename gives a container a new name.
+func (c *Client) Rename(ctx context.Context, id, name string) error {
+	if _, err := c.cli.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err != nil {
+		return c.fail("rename", fmt.Errorf("rename container %s to %s: %w", id, name, engineErr(err)))
+	}
+	return nil
+}
+
+// Remove removes a container, running or not, with its anonymous volumes.
+// A container that is already gone is not an error.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	_, err := c.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return c.fail("remove", fmt.Errorf("remove container %s: %w", id, err))
+	}
+	return nil
+}

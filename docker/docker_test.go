@@ -1,0 +1,517 @@
+package docker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/docker"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
+)
+
+// newClient returns a client of the engine of DOCKER_HOST or the local
+// socket, counting errors on a registry of its own.
+func newClient(t *testing.T) (*docker.Client, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := docker.New("", reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, reg
+}
+
+func errorsTotal(t *testing.T, reg *prometheus.Registry, op string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "liftoff_docker_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" && l.GetValue() == op {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no liftoff_docker_errors_total{op=%q}", op)
+	return 0
+}
+
+func ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestResolve(t *testing.T) {
+	t.Parallel()
+	c, metrics := newClient(t)
+	reg := testenv.Registry(t)
+	want := reg.Push(t, "acme/web", "staging", testenv.AppImage{Version: "1"})
+	reg.Push(t, "acme/web", "other", testenv.AppImage{Version: "2"})
+
+	got, err := c.Resolve(ctx(t), reg.Ref("acme/web", "staging"), deploy.Auth{})
+	if err != nil || got != want {
+		t.Errorf("Resolve(staging) = %s, %v; want %s", got, err, want)
+	}
+	for _, ref := range []string{reg.Ref("acme/web", "nope"), reg.Ref("acme/nothing", "staging")} {
+		if _, err := c.Resolve(ctx(t), ref, deploy.Auth{}); !errors.Is(err, deploy.ErrNotFound) {
+			t.Errorf("Resolve(%s) error = %v, want ErrNotFound", ref, err)
+		}
+	}
+	reg.Delete(t, "acme/web", "staging")
+	if _, err := c.Resolve(ctx(t), reg.Ref("acme/web", "staging"), deploy.Auth{}); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Resolve of a deleted tag: error = %v, want ErrNotFound", err)
+	}
+	if n := errorsTotal(t, metrics, "resolve"); n != 0 {
+		t.Errorf("errors_total{op=resolve} = %v after only not-found answers, want 0", n)
+	}
+
+	reg.Close()
+	_, err = c.Resolve(ctx(t), reg.Ref("acme/web", "other"), deploy.Auth{})
+	if err == nil || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Resolve on a registry that is down: error = %v, want one that is not ErrNotFound", err)
+	}
+	if n := errorsTotal(t, metrics, "resolve"); n != 1 {
+		t.Errorf("errors_total{op=resolve} = %v after a registry that is down, want 1", n)
+	}
+}
+
+// A registry whose HEAD answers lack the digest header is asked with GET.
+func TestResolveWithoutDigestHeader(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	var bare atomic.Bool
+	reg := testenv.Registry(t, testenv.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if bare.Load() && r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
+				w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+				w.Header().Set("Content-Length", "100")
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	want := reg.Push(t, "acme/web", "v1", testenv.AppImage{Version: "1"})
+	bare.Store(true)
+	if got, err := c.Resolve(ctx(t), reg.Ref("acme/web", "v1"), deploy.Auth{}); err != nil || got != want {
+		t.Errorf("Resolve = %s, %v; want %s", got, err, want)
+	}
+	if _, err := c.Resolve(ctx(t), reg.Ref("acme/web", "v2"), deploy.Auth{}); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Resolve of a missing tag: error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestResolveAuth(t *testing.T) {
+	t.Parallel()
+	c, _ := newClient(t)
+	reg := testenv.Registry(t, testenv.WithBasicAuth("ci", "pa55word"))
+	want := reg.Push(t, "acme/private", "v1", testenv.AppImage{Version: "1"})
+	ref := reg.Ref("acme/private", "v1")
+
+	got, err := c.Resolve(ctx(t), ref, deploy.Auth{Username: "ci", Password: "pa55word"})
+	if err != nil || got != want {
+		t.Errorf("Resolve with auth = %s, %v; want %s", got, err, want)
+	}
+	for _, auth := range []deploy.Auth{{}, {Username: "ci", Password: "wrong-pa55"}} {
+		_, err := c.Resolve(ctx(t), ref, auth)
+		if err == nil || errors.Is(err, deploy.ErrNotFound) {
+			t.Errorf("Resolve with %q: error = %v, want an auth error", auth.Username, err)
+		}
+		if err != nil && auth.Password != "" && strings.Contains(err.Error(), auth.Password) {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
+
+func TestPingFailure(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	c, err := docker.New("unix:///nonexistent/docker.sock", reg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Ping(ctx(t)); err == nil {
+		t.Fatal("Ping of no engine succeeded")
+	}
+	if n := errorsTotal(t, reg, "ping"); n != 1 {
+		t.Errorf("errors_total{op=ping} = %v, want 1", n)
+	}
+	// Two clients on one registry share the counter.
+	c2, err := docker.New("unix:///nonexistent/docker.sock", reg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("second client on the same registry: %v", err)
+	}
+	defer c2.Close()
+	c2.Ping(ctx(t))
+	if n := errorsTotal(t, reg, "ping"); n != 2 {
+		t.Errorf("errors_total{op=ping} = %v, want 2", n)
+	}
+}
+
+func TestPullAndImageEnv(t *testing.T) {
+	t.Parallel()
+	e := testenv.Engine(t)
+	c, metrics := newClient(t)
+	if err := c.Ping(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	reg := e.Registry(t)
+	d := reg.Push(t, "acme/web", "v1", testenv.AppImage{Version: "1", Env: []string{"DEBUG=True", "STATIC_URL=/static/"}})
+	ref := reg.Host() + "/acme/web@" + d
+
+	if _, err := c.ImageEnv(ctx(t), ref); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("ImageEnv before the pull: error = %v, want ErrNotFound", err)
+	}
+	if err := c.Pull(ctx(t), ref, deploy.Auth{}); err != nil {
+		t.Fatal(err)
+	}
+	env, err := c.ImageEnv(ctx(t), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []string{"DEBUG=True", "STATIC_URL=/static/"} {
+		if !slices.Contains(env, kv) {
+			t.Errorf("ImageEnv = %q, want it to hold %s", env, kv)
+		}
+	}
+	if n := errorsTotal(t, metrics, "pull"); n != 0 {
+		t.Errorf("errors_total{op=pull} = %v, want 0", n)
+	}
+
+	missing := reg.Host() + "/acme/web@sha256:" + strings.Repeat("0", 64)
+	err = c.Pull(ctx(t), missing, deploy.Auth{})
+	if !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Pull of a missing digest: error = %v, want ErrNotFound", err)
+	}
+	if n := errorsTotal(t, metrics, "pull"); n != 0 {
+		t.Errorf("errors_total{op=pull} = %v after a not-found pull, want 0", n)
+	}
+}
+
+func TestPullAuth(t *testing.T) {
+	t.Parallel()
+	e := testenv.Engine(t)
+	c, _ := newClient(t)
+	reg := e.Registry(t, testenv.WithBasicAuth("ci", "pa55word"))
+	d := reg.Push(t, "acme/private", "v1", testenv.AppImage{Version: "1", Env: []string{"PRIVATE=yes"}})
+	ref := reg.Host() + "/acme/private@" + d
+
+	err := c.Pull(ctx(t), ref, deploy.Auth{Username: "ci", Password: "wrong-pa55"})
+	if err == nil {
+		t.Fatal("Pull with a wrong password succeeded")
+	}
+	if strings.Contains(err.Error(), "wrong-pa55") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	if err := c.Pull(ctx(t), ref, deploy.Auth{Username: "ci", Password: "pa55word"}); err != nil {
+		t.Fatalf("Pull with auth: %v", err)
+	}
+	if env, err := c.ImageEnv(ctx(t), ref); err != nil || !slices.Contains(env, "PRIVATE=yes") {
+		t.Errorf("ImageEnv = %q, %v", env, err)
+	}
+}
+
+// A pull whose registry stops answering ends at the context's deadline.
+func TestPullHung(t *testing.T) {
+	t.Parallel()
+	e := testenv.Engine(t)
+	c, metrics := newClient(t)
+	var hang atomic.Bool
+	reg := e.Registry(t, testenv.WithMiddleware(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if hang.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				<-r.Context().Done()
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}))
+	d := reg.Push(t, "acme/web", "v1", testenv.AppImage{Version: "hung"})
+	hang.Store(true)
+
+	pctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := c.Pull(pctx, reg.Host()+"/acme/web@"+d, deploy.Auth{})
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hung Pull: error = %v, want DeadlineExceeded", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("hung Pull returned after %v, long after its 2s deadline", took)
+	}
+	if n := errorsTotal(t, metrics, "pull"); n != 1 {
+		t.Errorf("errors_total{op=pull} = %v, want 1", n)
+	}
+}
+
+type fixture struct {
+	e    *testenv.Eng
+	c    *docker.Client
+	m    *prometheus.Registry
+	reg  *testenv.Reg
+	ref  string // image pinned by digest, pulled
+	name string
+}
+
+func newFixture(t *testing.T, img testenv.AppImage) *fixture {
+	t.Helper()
+	f := &fixture{e: testenv.Engine(t)}
+	f.c, f.m = newClient(t)
+	f.reg = f.e.Registry(t)
+	f.ref = f.reg.Host() + "/acme/web@" + f.reg.Push(t, "acme/web", "v1", img)
+	if err := f.c.Pull(ctx(t), f.ref, deploy.Auth{}); err != nil {
+		t.Fatal(err)
+	}
+	f.name = f.e.UniqueName(t, "web")
+	return f
+}
+
+func (f *fixture) raw(t *testing.T, id string) container.InspectResponse {
+	t.Helper()
+	res, err := f.e.Client().ContainerInspect(ctx(t), id, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Container
+}
+
+func TestContainerLifecycle(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.AppImage{Version: "1.4.2", Env: []string{"DEBUG=True", "STATIC_URL=/static/"}})
+	front, back := f.e.UniqueName(t, "front"), f.e.UniqueName(t, "back")
+	f.e.Network(t, front)
+	f.e.Network(t, back)
+
+	spec := deploy.Spec{
+		Name:     f.name,
+		Image:    f.ref,
+		Env:      []string{"STATIC_URL=/staging/static/", "SECRET_KEY=s3"},
+		Labels:   map[string]string{deploy.LabelManaged: "true", deploy.LabelDeployment: "web-staging"},
+		Ports:    []string{"127.0.0.1::8000"},
+		Volumes:  []string{t.TempDir() + ":/data:ro", "/scratch"},
+		Networks: []string{front, back},
+		Aliases:  []string{"web", "api"},
+		Restart:  "on-failure:3",
+	}
+	id, err := f.c.Create(ctx(t), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	raw := f.raw(t, id)
+	if !slices.Contains(raw.Config.Env, "SECRET_KEY=s3") || !slices.Contains(raw.Config.Env, "DEBUG=True") {
+		t.Errorf("env = %q, want the spec's over the image's", raw.Config.Env)
+	}
+	if raw.HostConfig.RestartPolicy.Name != "on-failure" || raw.HostConfig.RestartPolicy.MaximumRetryCount != 3 {
+		t.Errorf("restart policy = %+v", raw.HostConfig.RestartPolicy)
+	}
+	if len(raw.HostConfig.PortBindings) != 1 || len(raw.HostConfig.Binds) != 1 {
+		t.Errorf("port bindings = %v, binds = %v", raw.HostConfig.PortBindings, raw.HostConfig.Binds)
+	}
+	for _, n := range []string{front, back} {
+		ep := raw.NetworkSettings.Networks[n]
+		if ep == nil {
+			t.Errorf("not connected to %s before start; networks: %v", n, raw.NetworkSettings.Networks)
+			continue
+		}
+		if !slices.Contains(ep.Aliases, "web") || !slices.Contains(ep.Aliases, "api") {
+			t.Errorf("aliases on %s = %v, want web and api", n, ep.Aliases)
+		}
+	}
+
+	ctr, err := f.c.Inspect(ctx(t), f.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctr.ID != id || ctr.Name != f.name || ctr.Image != f.ref || ctr.Running || ctr.Status != "created" ||
+		!ctr.Managed() || ctr.Labels[deploy.LabelDeployment] != "web-staging" || !ctr.StartedAt.IsZero() {
+		t.Errorf("Inspect of a created container = %+v", ctr)
+	}
+
+	if err := f.c.Start(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	version, env := f.e.AppGet(t, f.name)
+	if version != "1.4.2" || env["STATIC_URL"] != "/staging/static/" || env["DEBUG"] != "True" {
+		t.Errorf("app answers version %q, env %v", version, env)
+	}
+	if ctr, err = f.c.Inspect(ctx(t), id); err != nil || !ctr.Running || ctr.Status != "running" || ctr.StartedAt.IsZero() {
+		t.Errorf("Inspect of a started container = %+v, %v", ctr, err)
+	}
+	// The published port answers too.
+	bound := f.raw(t, id).NetworkSettings.Ports
+	for _, bs := range bound {
+		if len(bs) == 0 {
+			continue
+		}
+		resp, err := http.Get("http://" + bs[0].HostIP.String() + ":" + bs[0].HostPort + "/healthz")
+		if err != nil {
+			t.Errorf("GET through the published port: %v", err)
+		} else if resp.Body.Close(); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET through the published port: %s", resp.Status)
+		}
+	}
+
+	if err := f.c.Stop(ctx(t), id, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ctr, err = f.c.Inspect(ctx(t), id); err != nil || ctr.Running || ctr.Status != "exited" || ctr.ExitCode != 0 {
+		t.Errorf("Inspect of a stopped container = %+v, %v", ctr, err)
+	}
+	if err := f.c.Stop(ctx(t), id, 10*time.Second); err != nil {
+		t.Errorf("stopping a stopped container: %v", err)
+	}
+
+	prev := f.name + ".liftoff-prev"
+	if err := f.c.Rename(ctx(t), id, prev); err != nil {
+		t.Fatal(err)
+	}
+	if ctr, err = f.c.Inspect(ctx(t), prev); err != nil || ctr.ID != id || ctr.Name != prev {
+		t.Errorf("Inspect after rename = %+v, %v", ctr, err)
+	}
+	if _, err := f.c.Inspect(ctx(t), f.name); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Inspect of the old name: error = %v, want ErrNotFound", err)
+	}
+
+	if err := f.c.Remove(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Remove(ctx(t), id); err != nil {
+		t.Errorf("removing a removed container: %v", err)
+	}
+	if _, err := f.c.Inspect(ctx(t), id); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Inspect after remove: error = %v, want ErrNotFound", err)
+	}
+	for _, op := range []string{"inspect", "create", "start", "stop", "rename", "remove"} {
+		if n := errorsTotal(t, f.m, op); n != 0 {
+			t.Errorf("errors_total{op=%s} = %v, want 0", op, n)
+		}
+	}
+}
+
+func TestCreateFailures(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.AppImage{Version: "1"})
+	if _, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name, Image: f.ref}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name, Image: f.ref})
+	if err == nil || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Create on a name in use: error = %v", err)
+	}
+	if n := errorsTotal(t, f.m, "create"); n != 1 {
+		t.Errorf("errors_total{op=create} = %v, want 1", n)
+	}
+
+	// The second network does not exist: nothing may be left behind.
+	nw := f.e.UniqueName(t, "net")
+	f.e.Network(t, nw)
+	half := f.name + "-half"
+	_, err = f.c.Create(ctx(t), deploy.Spec{Name: half, Image: f.ref, Networks: []string{nw, nw + "-missing"}})
+	if err == nil || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Create with a missing network: error = %v", err)
+	}
+	if id := f.e.ContainerID(t, half); id != "" {
+		t.Errorf("a failed Create left container %s behind", id)
+	}
+
+	if _, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name + "-noimage", Image: f.reg.Host() + "/acme/none@sha256:" + strings.Repeat("1", 64)}); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Create from an image not pulled: error = %v, want ErrNotFound", err)
+	}
+	if _, err := f.c.Inspect(ctx(t), f.name+"-nothing"); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Inspect of no container: error = %v, want ErrNotFound", err)
+	}
+	if n := errorsTotal(t, f.m, "inspect"); n != 0 {
+		t.Errorf("errors_total{op=inspect} = %v after a not-found, want 0", n)
+	}
+}
+
+func TestHealthAndExit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.AppImage{Version: "1", Healthcheck: true})
+	for _, tc := range []struct {
+		suffix string
+		env    []string
+		until  func(deploy.Container) bool
+	}{
+		{"healthy", nil, func(c deploy.Container) bool { return c.Health == "healthy" }},
+		{"unhealthy", []string{"TESTAPP_HEALTH=fail"}, func(c deploy.Container) bool { return c.Health == "unhealthy" }},
+		{"crash", []string{"TESTAPP_EXIT=3"}, func(c deploy.Container) bool {
+			return c.Status == "exited" && c.ExitCode == 3 && c.RestartCount == 2
+		}},
+	} {
+		t.Run(tc.suffix, func(t *testing.T) {
+			t.Parallel()
+			id, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name + "-" + tc.suffix, Image: f.ref, Env: tc.env, Restart: "on-failure:2"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.c.Start(ctx(t), id); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				c, err := f.c.Inspect(ctx(t), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.until(c) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("container never got there: %+v", c)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.AppImage{Version: "1"})
+	labels := map[string]string{deploy.LabelManaged: "true", deploy.LabelDeployment: f.name}
+	for _, suffix := range []string{"", ".liftoff-prev"} {
+		if _, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name + suffix, Image: f.ref, Labels: labels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name + "-other", Image: f.ref, Labels: map[string]string{deploy.LabelManaged: "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.c.List(ctx(t), map[string]string{deploy.LabelDeployment: f.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range got {
+		names = append(names, c.Name)
+	}
+	slices.Sort(names)
+	if want := []string{f.name, f.name + ".liftoff-prev"}; !slices.Equal(names, want) {
+		t.Errorf("List = %v, want %v", names, want)
+	}
+}
+
