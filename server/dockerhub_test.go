@@ -166,6 +166,17 @@ func TestDockerHubSignatureTagsIgnored(t *testing.T) {
 	}
 }
 
+func TestDockerHubTrailingSlash(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.HookRateLimit = 1 })
+	if w := h.do(http.MethodPost, "/hooks/dockerhub/"+testToken+"/", strings.NewReader(fixture(t, "dockerhub_push.json"))); w.Code != http.StatusAccepted {
+		t.Fatalf("status %d, body %s", w.Code, w.Body)
+	}
+	// Both routes share one rate limit.
+	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusTooManyRequests {
+		t.Errorf("status %d, want 429", w.Code)
+	}
+}
+
 func TestDockerHubRepoFallback(t *testing.T) {
 	// An empty repo_name falls back to namespace/name.
 	h := newHarness(t, nil)

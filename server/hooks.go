@@ -124,7 +124,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 // readBody reads at most limit bytes of the body.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, fmt.Errorf("%w: body larger than %d bytes", errTooLarge, limit)
+		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, limit)
 	}
 	size := r.ContentLength
 	if size < 0 {
@@ -136,7 +136,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return nil, fmt.Errorf("%w: body larger than %d bytes", errTooLarge, limit)
+		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, limit)
 	case err != nil:
 		return nil, fmt.Errorf("%w: reading body: %v", errInvalid, err)
 	}

@@ -21,7 +21,10 @@ func (s *Server) routes() chi.Router {
 	if s.gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", s.metricsHandler())
 	}
-	r.With(s.hookLimits()...).Post("/hooks/{source}/{token}", s.hook)
+	hooks := r.With(s.hookLimits()...)
+	hooks.Post("/hooks/{source}/{token}", s.hook)
+	// A hook URL pasted with a trailing slash works too.
+	hooks.Post("/hooks/{source}/{token}/", s.hook)
 	return r
 }
 
