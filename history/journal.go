@@ -1,0 +1,269 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+)
+
+// Limits of List and Deliveries: enough for a status page by default, and
+// never so many that one API call loads the whole file.
+const (
+	defaultLimit = 50
+	maxLimit     = 1000
+)
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return defaultLimit
+	case n > maxLimit:
+		return maxLimit
+	}
+	return n
+}
+
+// Begin records a deploy that starts now (r.Started, or the clock if zero)
+// and returns its id. r.ID, r.Outcome, r.Error, r.Ended and r.Phases are
+// ignored: a deploy is unfinished until Finish.
+func (s *Store) Begin(ctx context.Context, r deploy.Record) (int64, error) {
+	if r.Started.IsZero() {
+		r.Started = s.now()
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO deploys
+		(deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
+		 step, prev_container, new_container, error, started_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
+		r.Deployment, r.Environment, r.Image, r.Tag, r.Digest, r.Previous, r.Trigger, r.Delivery, r.Pusher,
+		r.Step, r.PrevID, r.NewID, r.Started.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("history: begin deploy of %s: %w", r.Deployment, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("history: begin deploy of %s: %w", r.Deployment, err)
+	}
+	return id, nil
+}
+
+// Step records that deploy id is about to take step r.Step, with r's
+// Digest, Previous, PrevID and NewID as they are now. It returns once the
+// write is committed (and, with SyncFull, on disk): the engine acts only
+// after.
+func (s *Store) Step(ctx context.Context, id int64, r deploy.Record) error {
+	if r.Step == "" {
+		return fmt.Errorf("history: step of deploy %d: no step", id)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE deploys
+		SET step = ?, digest = ?, previous_digest = ?, prev_container = ?, new_container = ?
+		WHERE id = ? AND outcome IS NULL`,
+		r.Step, r.Digest, r.Previous, r.PrevID, r.NewID, id)
+	if err == nil {
+		err = s.changed(ctx, res, id)
+	}
+	if err != nil {
+		return fmt.Errorf("history: step %s of deploy %d: %w", r.Step, id, err)
+	}
+	return nil
+}
+
+// Finish records deploy id's outcome, error, end time (r.Ended, or the
+// clock if zero) and phase durations. Digest, Previous, PrevID and NewID are
+// updated too where r has them, so a Finish never loses what the last Step
+// did not know yet.
+func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record) error {
+	if r.Outcome == "" {
+		return fmt.Errorf("history: finish deploy %d: no outcome", id)
+	}
+	if r.Ended.IsZero() {
+		r.Ended = s.now()
+	}
+	var phases []byte
+	if r.Phases != nil {
+		var err error
+		if phases, err = json.Marshal(r.Phases); err != nil {
+			return fmt.Errorf("history: finish deploy %d: %w", id, err)
+		}
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE deploys
+		SET outcome = ?, error = ?, ended_at = ?, phases = ?,
+		    digest = coalesce(nullif(?, ''), digest),
+		    previous_digest = coalesce(nullif(?, ''), previous_digest),
+		    prev_container = coalesce(nullif(?, ''), prev_container),
+		    new_container = coalesce(nullif(?, ''), new_container)
+		WHERE id = ? AND outcome IS NULL`,
+		string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases),
+		r.Digest, r.Previous, r.PrevID, r.NewID, id)
+	if err == nil {
+		err = s.changed(ctx, res, id)
+	}
+	if err != nil {
+		return fmt.Errorf("history: finish deploy %d: %w", id, err)
+	}
+	return nil
+}
+
+// changed turns an update of no row into the reason: no such deploy, or a
+// deploy already finished.
+func (s *Store) changed(ctx context.Context, res sql.Result, id int64) error {
+	n, err := res.RowsAffected()
+	if err != nil || n == 1 {
+		return err
+	}
+	var finished bool
+	err = s.w.QueryRowContext(ctx, "SELECT outcome IS NOT NULL FROM deploys WHERE id = ?", id).Scan(&finished)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return deploy.ErrNotFound
+	case err != nil:
+		return err
+	case finished:
+		return ErrFinished
+	}
+	return fmt.Errorf("updated %d rows", n)
+}
+
+func nullString(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
+	step, prev_container, new_container, outcome, error, started_at, ended_at, phases`
+
+// Unfinished returns the deploys begun and not finished, oldest first.
+func (s *Store) Unfinished(ctx context.Context) ([]deploy.Record, error) {
+	rs, err := s.records(ctx, `SELECT `+deployColumns+` FROM deploys WHERE outcome IS NULL ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("history: unfinished deploys: %w", err)
+	}
+	return rs, nil
+}
+
+// List returns the newest deploys of a deployment ("" for all), newest
+// first. limit <= 0 means 50; more than 1000 means 1000.
+func (s *Store) List(ctx context.Context, deployment string, limit int) ([]deploy.Record, error) {
+	var (
+		rs  []deploy.Record
+		err error
+	)
+	if deployment == "" {
+		rs, err = s.records(ctx, `SELECT `+deployColumns+` FROM deploys ORDER BY id DESC LIMIT ?`, clampLimit(limit))
+	} else {
+		rs, err = s.records(ctx, `SELECT `+deployColumns+` FROM deploys WHERE deployment = ? ORDER BY id DESC LIMIT ?`,
+			deployment, clampLimit(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history: list deploys of %q: %w", deployment, err)
+	}
+	return rs, nil
+}
+
+// Last returns the last finished deploy of a deployment, whatever its
+// outcome; false if it has none.
+func (s *Store) Last(ctx context.Context, deployment string) (deploy.Record, bool, error) {
+	rs, err := s.records(ctx, `SELECT `+deployColumns+` FROM deploys
+		WHERE deployment = ? AND outcome IS NOT NULL ORDER BY id DESC LIMIT 1`, deployment)
+	if err != nil {
+		return deploy.Record{}, false, fmt.Errorf("history: last deploy of %s: %w", deployment, err)
+	}
+	if len(rs) == 0 {
+		return deploy.Record{}, false, nil
+	}
+	return rs[0], true, nil
+}
+
+func (s *Store) records(ctx context.Context, query string, args ...any) ([]deploy.Record, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rs []deploy.Record
+	for rows.Next() {
+		var (
+			r       deploy.Record
+			outcome sql.NullString
+			started int64
+			ended   sql.NullInt64
+			phases  sql.NullString
+		)
+		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
+			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
+			&started, &ended, &phases); err != nil {
+			return nil, err
+		}
+		r.Outcome = deploy.Outcome(outcome.String)
+		r.Started = fromNanos(started)
+		if ended.Valid {
+			r.Ended = fromNanos(ended.Int64)
+		}
+		if phases.Valid {
+			if err := json.Unmarshal([]byte(phases.String), &r.Phases); err != nil {
+				return nil, fmt.Errorf("deploy %d: phases: %w", r.ID, err)
+			}
+		}
+		rs = append(rs, r)
+	}
+	return rs, rows.Err()
+}
+
+func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// RecordDelivery records an accepted webhook delivery. Recording the same
+// delivery id again keeps the first record: a sender retrying a delivery
+// is the same delivery.
+func (s *Store) RecordDelivery(ctx context.Context, d deploy.Delivery) error {
+	if d.Received.IsZero() {
+		d.Received = s.now()
+	}
+	accepted, err := json.Marshal(d.Accepted)
+	if err != nil {
+		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO deliveries (id, source, image, tag, pusher, received_at, accepted)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Received.UnixNano(), string(accepted))
+	if err != nil {
+		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// Deliveries returns the newest deliveries, newest first, at most limit
+// (clamped as in List).
+func (s *Store) Deliveries(ctx context.Context, limit int) ([]deploy.Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, source, image, tag, pusher, received_at, accepted
+		FROM deliveries ORDER BY received_at DESC, rowid DESC LIMIT ?`, clampLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("history: list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var ds []deploy.Delivery
+	for rows.Next() {
+		var (
+			d        deploy.Delivery
+			received int64
+			accepted string
+		)
+		if err := rows.Scan(&d.ID, &d.Source, &d.Image, &d.Tag, &d.Pusher, &received, &accepted); err != nil {
+			return nil, fmt.Errorf("history: list deliveries: %w", err)
+		}
+		d.Received = fromNanos(received)
+		if err := json.Unmarshal([]byte(accepted), &d.Accepted); err != nil {
+			return nil, fmt.Errorf("history: list deliveries: delivery %s: accepted: %w", d.ID, err)
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history: list deliveries: %w", err)
+	}
+	return ds, nil
+}
