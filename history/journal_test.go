@@ -1,0 +1,335 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+)
+
+// t0 has nanoseconds and no monotonic reading, so that records read back
+// must equal what was written, field for field.
+var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC)
+
+func record(deployment string) deploy.Record {
+	return deploy.Record{
+		Deployment:  deployment,
+		Environment: "staging",
+		Image:       "docker.io/pmpl/dblood",
+		Tag:         "staging",
+		Trigger:     "dockerhub",
+		Delivery:    "d-1",
+		Pusher:      "ci",
+		Step:        deploy.StepResolve,
+		Started:     t0,
+	}
+}
+
+func TestDeployRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+
+	want := record("dblood-staging")
+	id, err := s.Begin(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.ID = id
+	check := func(stage string) {
+		t.Helper()
+		got, err := s.List(ctx, "dblood-staging", 10)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: List = %v, %v", stage, got, err)
+		}
+		if !reflect.DeepEqual(got[0], want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", stage, got[0], want)
+		}
+	}
+	check("begun")
+
+	want.Step = deploy.StepStop
+	want.Digest = "sha256:bbb"
+	want.Previous = "sha256:aaa"
+	want.PrevID = "c0ffee"
+	if err := s.Step(ctx, id, want); err != nil {
+		t.Fatal(err)
+	}
+	check("stepped")
+	unfinished, err := s.Unfinished(ctx)
+	if err != nil || len(unfinished) != 1 || !reflect.DeepEqual(unfinished[0], want) {
+		t.Fatalf("Unfinished = %+v, %v", unfinished, err)
+	}
+	if _, ok, err := s.Last(ctx, "dblood-staging"); ok || err != nil {
+		t.Errorf("Last of an unfinished deploy = %v, %v", ok, err)
+	}
+
+	want.Step = deploy.StepCleanup
+	want.NewID = "beef"
+	if err := s.Step(ctx, id, want); err != nil {
+		t.Fatal(err)
+	}
+	want.Outcome = deploy.RolledBack
+	want.Error = "new container did not stay running: exit code 3"
+	want.Ended = t0.Add(90*time.Second + 17)
+	want.Phases = map[string]time.Duration{"pull": 12 * time.Second, "gate": 3*time.Second + 1}
+	finish := want
+	finish.NewID = "" // Finish keeps what Step stored when it does not know better
+	if err := s.Finish(ctx, id, finish); err != nil {
+		t.Fatal(err)
+	}
+	check("finished")
+	if unfinished, err := s.Unfinished(ctx); err != nil || len(unfinished) != 0 {
+		t.Errorf("Unfinished after Finish = %+v, %v", unfinished, err)
+	}
+	last, ok, err := s.Last(ctx, "dblood-staging")
+	if err != nil || !ok || !reflect.DeepEqual(last, want) {
+		t.Errorf("Last = %+v, %v, %v", last, ok, err)
+	}
+}
+
+func TestStepAndFinishErrors(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	id, err := s.Begin(ctx, record("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record("web")
+	r.Step = deploy.StepPull
+
+	if err := s.Step(ctx, id+1, r); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Step of an unknown deploy: %v", err)
+	}
+	if err := s.Finish(ctx, id+1, deploy.Record{Outcome: deploy.Failed}); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Finish of an unknown deploy: %v", err)
+	}
+	if err := s.Step(ctx, id, deploy.Record{}); err == nil {
+		t.Error("Step without a step succeeded")
+	}
+	if err := s.Finish(ctx, id, deploy.Record{}); err == nil {
+		t.Error("Finish without an outcome succeeded")
+	}
+	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Failed, Error: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Finish(ctx, id, deploy.Record{Outcome: deploy.Succeeded})
+	if !errors.Is(err, ErrFinished) {
+		t.Errorf("second Finish: %v", err)
+	}
+	if err := s.Step(ctx, id, r); !errors.Is(err, ErrFinished) {
+		t.Errorf("Step after Finish: %v", err)
+	}
+	last, _, _ := s.Last(ctx, "web")
+	if last.Outcome != deploy.Failed || last.Error != "first" || last.Step != deploy.StepResolve {
+		t.Errorf("a refused write changed the deploy: %+v", last)
+	}
+}
+
+func TestClockFillsMissingTimes(t *testing.T) {
+	ctx := context.Background()
+	now := t0
+	s, _ := open(t, WithClock(func() time.Time { return now }))
+	id, err := s.Begin(ctx, deploy.Record{Deployment: "web", Step: deploy.StepResolve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Unchanged}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDelivery(ctx, deploy.Delivery{ID: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := s.Last(ctx, "web")
+	if err != nil || !r.Started.Equal(t0) || !r.Ended.Equal(t0.Add(time.Minute)) || r.Phases != nil {
+		t.Errorf("Last = %+v, %v", r, err)
+	}
+	ds, err := s.Deliveries(ctx, 1)
+	if err != nil || len(ds) != 1 || !ds[0].Received.Equal(now) {
+		t.Errorf("Deliveries = %+v, %v", ds, err)
+	}
+}
+
+func TestListOrderAndFilter(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	var ids []int64
+	for i, name := range []string{"web", "api", "web", "web", "api"} {
+		r := record(name)
+		r.Started = t0.Add(time.Duration(i) * time.Second)
+		id, err := s.Begin(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	idsOf := func(rs []deploy.Record) []int64 {
+		var out []int64
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		deployment string
+		limit      int
+		want       []int64
+	}{
+		{"web", 0, []int64{ids[3], ids[2], ids[0]}},
+		{"web", 2, []int64{ids[3], ids[2]}},
+		{"api", 10, []int64{ids[4], ids[1]}},
+		{"", 0, []int64{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"", 1, []int64{ids[4]}},
+		{"nope", 5, nil},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q/%d", tt.deployment, tt.limit), func(t *testing.T) {
+			rs, err := s.List(ctx, tt.deployment, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := idsOf(rs); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ids = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	// Oldest first, and only the unfinished ones.
+	if err := s.Finish(ctx, ids[1], deploy.Record{Outcome: deploy.Succeeded}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.Unfinished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := idsOf(rs), []int64{ids[0], ids[2], ids[3], ids[4]}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Unfinished ids = %v, want %v", got, want)
+	}
+}
+
+func TestClampLimit(t *testing.T) {
+	for in, want := range map[int]int{-1: 50, 0: 50, 1: 1, 50: 50, 1000: 1000, 1001: 1000, 1 << 40: 1000} {
+		if got := clampLimit(in); got != want {
+			t.Errorf("clampLimit(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestDeliveries(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	want := []deploy.Delivery{
+		{ID: "b", Source: "distribution", Image: "registry.example/web", Tag: "v2", Received: t0.Add(time.Second), Accepted: []string{}},
+		{ID: "a", Source: "dockerhub", Image: "docker.io/pmpl/dblood", Tag: "staging", Pusher: "ci",
+			Received: t0, Accepted: []string{"dblood-staging", "dblood-review"}},
+		{ID: "c", Source: "generic", Image: "x", Tag: "y", Received: t0.Add(-time.Hour)},
+	}
+	for _, i := range []int{1, 0, 2} { // not in time order
+		if err := s.RecordDelivery(ctx, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A retried delivery is the same delivery: the first record stays.
+	again := want[1]
+	again.Accepted = nil
+	if err := s.RecordDelivery(ctx, again); err != nil {
+		t.Fatalf("recording a delivery twice: %v", err)
+	}
+	got, err := s.Deliveries(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Deliveries:\n got %+v\nwant %+v", got, want)
+	}
+	if got, _ := s.Deliveries(ctx, 1); len(got) != 1 || got[0].ID != "b" {
+		t.Errorf("Deliveries(1) = %+v", got)
+	}
+}
+
+// TestConcurrentDeploys runs deploys the way the engine does, one goroutine
+// per deployment, with readers beside them: no write may fail with
+// SQLITE_BUSY and none may be lost.
+func TestConcurrentDeploys(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	const writers, readers = 20, 4
+	steps := []string{deploy.StepResolve, deploy.StepPull, deploy.StepStop, deploy.StepCreate, deploy.StepGate}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+readers)
+	done := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			r := record(fmt.Sprintf("app-%d", w))
+			id, err := s.Begin(ctx, r)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for _, step := range steps {
+				r.Step = step
+				r.Digest = "sha256:" + step
+				if err := s.Step(ctx, id, r); err != nil {
+					errs <- err
+					return
+				}
+			}
+			r.Outcome = deploy.Succeeded
+			r.Phases = map[string]time.Duration{"total": time.Duration(w)}
+			if err := s.Finish(ctx, id, r); err != nil {
+				errs <- err
+			}
+		})
+	}
+	var rg sync.WaitGroup
+	for range readers {
+		rg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := s.List(ctx, "", 100); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.Unfinished(ctx); err != nil {
+					errs <- err
+					return
+				}
+				// Readers as busy as a refreshing status page, not
+				// spinning: two cores are shared with the writers.
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	rg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	rs, err := s.List(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != writers {
+		t.Fatalf("%d deploys, want %d", len(rs), writers)
+	}
+	for _, r := range rs {
+		if r.Outcome != deploy.Succeeded || r.Step != deploy.StepGate || r.Digest != "sha256:gate" {
+			t.Errorf("deploy %d: %+v", r.ID, r)
+		}
+	}
+	if u, err := s.Unfinished(ctx); err != nil || len(u) != 0 {
+		t.Errorf("Unfinished = %d, %v", len(u), err)
+	}
+}
