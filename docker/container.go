@@ -3,7 +3,9 @@ package docker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +37,7 @@ func fromInspect(in container.InspectResponse) deploy.Container {
 		out.Image = in.Config.Image
 		out.Labels = in.Config.Labels
 	}
+	out.IP = firstIP(in)
 	if s := in.State; s != nil {
 		out.Running = s.Running
 		out.Status = string(s.Status)
@@ -50,6 +53,30 @@ func fromInspect(in container.InspectResponse) deploy.Container {
 	return out
 }
 
+// firstIP returns the container's address on its first network: the one it
+// was created with (its network mode), else the first by name that has one.
+func firstIP(in container.InspectResponse) string {
+	if in.NetworkSettings == nil {
+		return ""
+	}
+	nws := in.NetworkSettings.Networks
+	if in.HostConfig != nil {
+		mode := string(in.HostConfig.NetworkMode)
+		if mode == "default" {
+			mode = "bridge"
+		}
+		if ep := nws[mode]; ep != nil && ep.IPAddress.IsValid() {
+			return ep.IPAddress.String()
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(nws)) {
+		if ep := nws[n]; ep != nil && ep.IPAddress.IsValid() {
+			return ep.IPAddress.String()
+		}
+	}
+	return ""
+}
+
 // List returns every container, stopped ones included, that carries all of
 // labels (a label with value "" matches any value).
 func (c *Client) List(ctx context.Context, labels map[string]string) ([]deploy.Container, error) {
@@ -63,7 +90,7 @@ func (c *Client) List(ctx context.Context, labels map[string]string) ([]deploy.C
 	}
 	res, err := c.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return nil, c.fail("list", fmt.Errorf("list containers: %w", err))
+		return nil, c.fail("list", fmt.Errorf("list containers: %w", engineErr(err)))
 	}
 	out := make([]deploy.Container, 0, len(res.Items))
 	for _, s := range res.Items {
@@ -96,7 +123,7 @@ func (c *Client) Create(ctx context.Context, spec deploy.Spec) (string, error) {
 			if cerrdefs.IsNotFound(err) {
 				return "", fmt.Errorf("create container %s: network %s does not exist", spec.Name, n)
 			}
-			return "", c.fail("create", fmt.Errorf("create container %s: inspect network %s: %w", spec.Name, n, err))
+			return "", c.fail("create", fmt.Errorf("create container %s: inspect network %s: %w", spec.Name, n, engineErr(err)))
 		}
 	}
 	res, err := c.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
@@ -168,7 +195,7 @@ func (c *Client) Rename(ctx context.Context, id, name string) error {
 func (c *Client) Remove(ctx context.Context, id string) error {
 	_, err := c.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
-		return c.fail("remove", fmt.Errorf("remove container %s: %w", id, err))
+		return c.fail("remove", fmt.Errorf("remove container %s: %w", id, engineErr(err)))
 	}
 	return nil
 }

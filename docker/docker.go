@@ -28,10 +28,9 @@ var _ deploy.Runtime = (*Client)(nil)
 // Client is a deploy.Runtime backed by one Docker engine. It is safe for
 // concurrent use.
 type Client struct {
-	cli    *client.Client
-	errs   *prometheus.CounterVec
-	log    zerolog.Logger
-	remote remoteOptions
+	cli  *client.Client
+	errs *prometheus.CounterVec
+	log  zerolog.Logger
 }
 
 // ops are the values of the op label of liftoff_docker_errors_total.
@@ -75,7 +74,7 @@ func New(host string, reg prometheus.Registerer, log zerolog.Logger) (*Client, e
 	for _, op := range ops {
 		errs.WithLabelValues(op)
 	}
-	return &Client{cli: cli, errs: errs, log: log, remote: defaultRemoteOptions()}, nil
+	return &Client{cli: cli, errs: errs, log: log}, nil
 }
 
 // Close releases the client's idle connections.
@@ -84,13 +83,14 @@ func (c *Client) Close() error { return c.cli.Close() }
 // Ping tells whether the engine answers, and settles the API version.
 func (c *Client) Ping(ctx context.Context) error {
 	if _, err := c.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return c.fail("ping", fmt.Errorf("ping docker engine %s: %w", c.cli.DaemonHost(), err))
+		return c.fail("ping", fmt.Errorf("ping docker engine %s: %w", c.cli.DaemonHost(), engineErr(err)))
 	}
 	return nil
 }
 
 // fail counts err under op unless it is no engine failure: an ErrNotFound
-// answer or the caller giving up.
+// answer or the caller giving up. An engine or registry that cannot be
+// reached counts.
 func (c *Client) fail(op string, err error) error {
 	if err != nil && !errors.Is(err, deploy.ErrNotFound) && !errors.Is(err, context.Canceled) {
 		c.errs.WithLabelValues(op).Inc()
@@ -98,18 +98,24 @@ func (c *Client) fail(op string, err error) error {
 	return err
 }
 
-// notFound marks an engine's or registry's "no such thing" answer as
-// deploy.ErrNotFound, keeping its message and the original error.
-type notFound struct{ err error }
+// marked gives err a deploy sentinel (ErrNotFound, ErrUnavailable) while
+// keeping its message and the original error in the chain.
+type marked struct{ kind, err error }
 
-func (e notFound) Error() string   { return e.err.Error() }
-func (e notFound) Unwrap() []error { return []error{deploy.ErrNotFound, e.err} }
+func (e marked) Error() string   { return e.err.Error() }
+func (e marked) Unwrap() []error { return []error{e.kind, e.err} }
 
-// engineErr wraps err as deploy.ErrNotFound when the engine says the object
-// does not exist.
+func notFound(err error) error    { return marked{deploy.ErrNotFound, err} }
+func unavailable(err error) error { return marked{deploy.ErrUnavailable, err} }
+
+// engineErr marks the engine's "no such object" as deploy.ErrNotFound and
+// an engine that cannot be reached as deploy.ErrUnavailable.
 func engineErr(err error) error {
-	if cerrdefs.IsNotFound(err) {
-		return notFound{err}
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return notFound(err)
+	case client.IsErrConnectionFailed(err):
+		return unavailable(err)
 	}
 	return err
 }

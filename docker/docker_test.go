@@ -87,8 +87,8 @@ func TestResolve(t *testing.T) {
 
 	reg.Close()
 	_, err = c.Resolve(ctx(t), reg.Ref("acme/web", "other"), deploy.Auth{})
-	if err == nil || errors.Is(err, deploy.ErrNotFound) {
-		t.Errorf("Resolve on a registry that is down: error = %v, want one that is not ErrNotFound", err)
+	if !errors.Is(err, deploy.ErrUnavailable) || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Resolve on a registry that is down: error = %v, want ErrUnavailable", err)
 	}
 	if n := errorsTotal(t, metrics, "resolve"); n != 1 {
 		t.Errorf("errors_total{op=resolve} = %v after a registry that is down, want 1", n)
@@ -151,8 +151,11 @@ func TestPingFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Ping(ctx(t)); err == nil {
-		t.Fatal("Ping of no engine succeeded")
+	if err := c.Ping(ctx(t)); !errors.Is(err, deploy.ErrUnavailable) {
+		t.Fatalf("Ping of no engine: error = %v, want ErrUnavailable", err)
+	}
+	if _, err := c.Inspect(ctx(t), "web"); !errors.Is(err, deploy.ErrUnavailable) || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Inspect on no engine: error = %v, want ErrUnavailable", err)
 	}
 	if n := errorsTotal(t, reg, "ping"); n != 1 {
 		t.Errorf("errors_total{op=ping} = %v, want 1", n)
@@ -206,6 +209,17 @@ func TestPullAndImageEnv(t *testing.T) {
 	}
 	if n := errorsTotal(t, metrics, "pull"); n != 0 {
 		t.Errorf("errors_total{op=pull} = %v after a not-found pull, want 0", n)
+	}
+
+	down := e.Registry(t)
+	d = down.Push(t, "acme/web", "v1", testenv.AppImage{Version: "down"})
+	down.Close()
+	err = c.Pull(ctx(t), down.Host()+"/acme/web@"+d, deploy.Auth{})
+	if !errors.Is(err, deploy.ErrUnavailable) || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Pull from a registry that is down: error = %v, want ErrUnavailable", err)
+	}
+	if n := errorsTotal(t, metrics, "pull"); n != 1 {
+		t.Errorf("errors_total{op=pull} = %v after a registry that is down, want 1", n)
 	}
 }
 
@@ -345,7 +359,7 @@ func TestContainerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ctr.ID != id || ctr.Name != f.name || ctr.Image != f.ref || ctr.Running || ctr.Status != "created" ||
+	if ctr.ID != id || ctr.Name != f.name || ctr.Image != f.ref || ctr.Running || ctr.Status != "created" || ctr.IP != "" ||
 		!ctr.Managed() || ctr.Labels[deploy.LabelDeployment] != "web-staging" || !ctr.StartedAt.IsZero() {
 		t.Errorf("Inspect of a created container = %+v", ctr)
 	}
@@ -359,6 +373,9 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	if ctr, err = f.c.Inspect(ctx(t), id); err != nil || !ctr.Running || ctr.Status != "running" || ctr.StartedAt.IsZero() {
 		t.Errorf("Inspect of a started container = %+v, %v", ctr, err)
+	}
+	if want := f.raw(t, id).NetworkSettings.Networks[front].IPAddress.String(); ctr.IP != want {
+		t.Errorf("IP = %q, want %q, its address on the first network", ctr.IP, want)
 	}
 	// The published port answers too.
 	bound := f.raw(t, id).NetworkSettings.Ports
@@ -451,20 +468,30 @@ func TestCreateFailures(t *testing.T) {
 func TestHealthAndExit(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "1", Healthcheck: true})
+	// An image without a HEALTHCHECK, which the spec gives one.
+	plain := f.reg.Host() + "/acme/web@" + f.reg.Push(t, "acme/web", "plain", testenv.AppImage{Version: "2"})
+	if err := f.c.Pull(ctx(t), plain, deploy.Auth{}); err != nil {
+		t.Fatal(err)
+	}
+	check := &deploy.Healthcheck{Test: []string{"CMD", "/app", "healthcheck"}, Interval: 200 * time.Millisecond, Timeout: time.Second, Retries: 1}
+	healthy := func(c deploy.Container) bool { return c.Health == "healthy" }
 	for _, tc := range []struct {
 		suffix string
+		image  string
 		env    []string
+		check  *deploy.Healthcheck
 		until  func(deploy.Container) bool
 	}{
-		{"healthy", nil, func(c deploy.Container) bool { return c.Health == "healthy" }},
-		{"unhealthy", []string{"TESTAPP_HEALTH=fail"}, func(c deploy.Container) bool { return c.Health == "unhealthy" }},
-		{"crash", []string{"TESTAPP_EXIT=3"}, func(c deploy.Container) bool {
+		{"healthy", f.ref, nil, nil, healthy},
+		{"unhealthy", f.ref, []string{"TESTAPP_HEALTH=fail"}, nil, func(c deploy.Container) bool { return c.Health == "unhealthy" }},
+		{"spec-check", plain, nil, check, healthy},
+		{"crash", f.ref, []string{"TESTAPP_EXIT=3"}, nil, func(c deploy.Container) bool {
 			return c.Status == "exited" && c.ExitCode == 3 && c.RestartCount == 2
 		}},
 	} {
 		t.Run(tc.suffix, func(t *testing.T) {
 			t.Parallel()
-			id, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name + "-" + tc.suffix, Image: f.ref, Env: tc.env, Restart: "on-failure:2"})
+			id, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name + "-" + tc.suffix, Image: tc.image, Env: tc.env, Healthcheck: tc.check, Restart: "on-failure:2"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -514,4 +541,3 @@ func TestList(t *testing.T) {
 		t.Errorf("List = %v, want %v", names, want)
 	}
 }
-

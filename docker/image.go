@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -22,21 +24,11 @@ import (
 	"github.com/liftoff-deploy/liftoff/deploy"
 )
 
-// remoteOptions are the registry client settings shared by every Resolve.
-type remoteOptions struct {
-	backoff remote.Backoff
-}
-
-func defaultRemoteOptions() remoteOptions {
-	// go-containerregistry retries 5xx and flakes for 1s+3s+9s by
-	// default; a deploy waiting on a webhook wants an answer sooner.
-	return remoteOptions{backoff: remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}}
-}
-
 // Resolve returns the digest ref's tag points to now, asking the registry
 // with a HEAD request (a GET when the registry's HEAD answer lacks the
 // digest) and pulling nothing. A tag or repository the registry does not
-// know is deploy.ErrNotFound; a registry that cannot be reached is not.
+// know is deploy.ErrNotFound; a registry that cannot be reached is
+// deploy.ErrUnavailable.
 func (c *Client) Resolve(ctx context.Context, ref string, auth deploy.Auth) (string, error) {
 	digest, err := c.resolve(ctx, ref, auth)
 	if err != nil {
@@ -54,21 +46,24 @@ func (c *Client) resolve(ctx context.Context, ref string, auth deploy.Auth) (str
 		remote.WithContext(ctx),
 		remote.WithAuth(authenticator(auth)),
 		remote.WithUserAgent("liftoff"),
-		remote.WithRetryBackoff(c.remote.backoff),
+		// go-containerregistry retries 5xx answers and flakes after
+		// 1s+3s+9s by default; a deploy waiting on a webhook wants an
+		// answer sooner.
+		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
 	}
 	desc, err := remote.Head(r, opts...)
 	if err == nil {
 		return desc.Digest.String(), nil
 	}
-	if definitive(err) || ctx.Err() != nil {
-		return "", registryErr(err)
+	if err := registryErr(ctx, err); definitive(err) || ctx.Err() != nil || errors.Is(err, deploy.ErrUnavailable) {
+		return "", err
 	}
 	// Some registries answer HEAD without Docker-Content-Digest, or not
 	// at all; GET tells the digest (of the manifest it returns).
 	c.log.Debug().Err(err).Str("ref", ref).Msg("HEAD manifest failed, trying GET")
 	got, err := remote.Get(r, opts...)
 	if err != nil {
-		return "", registryErr(err)
+		return "", registryErr(ctx, err)
 	}
 	return got.Digest.String(), nil
 }
@@ -120,20 +115,46 @@ func definitive(err error) bool {
 }
 
 // registryErr marks the registry's "no such tag or repository" as
-// deploy.ErrNotFound.
-func registryErr(err error) error {
+// deploy.ErrNotFound, and a registry that cannot be reached (or says it is
+// unavailable) as deploy.ErrUnavailable.
+func registryErr(ctx context.Context, err error) error {
 	var te *transport.Error
 	if !errors.As(err, &te) {
+		var op *net.OpError
+		var dns *net.DNSError
+		if ctx.Err() == nil && (errors.As(err, &op) || errors.As(err, &dns)) {
+			return unavailable(err)
+		}
 		return err
 	}
-	if te.StatusCode == http.StatusNotFound {
-		return notFound{err}
+	switch te.StatusCode {
+	case http.StatusNotFound:
+		return notFound(err)
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return unavailable(err)
 	}
 	for _, d := range te.Errors {
 		switch d.Code {
 		case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode:
-			return notFound{err}
+			return notFound(err)
 		}
+	}
+	return err
+}
+
+// unreachable are what the engine says, in words only, when it cannot
+// reach a registry.
+var unreachable = []string{"connection refused", "no such host", "i/o timeout", "network is unreachable", "TLS handshake timeout", "connection reset by peer"}
+
+// pullErr marks an engine's pull error as deploy.ErrNotFound or
+// deploy.ErrUnavailable where its code or words say so.
+func pullErr(err error, code int) error {
+	msg := err.Error()
+	switch {
+	case code == http.StatusNotFound || strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found"):
+		return notFound(err)
+	case slices.ContainsFunc(unreachable, func(s string) bool { return strings.Contains(msg, s) }):
+		return unavailable(err)
 	}
 	return err
 }
@@ -180,7 +201,11 @@ func (c *Client) pull(ctx context.Context, ref string, auth deploy.Auth) error {
 	start := time.Now()
 	stream, err := c.cli.ImagePull(ctx, ref, opts)
 	if err != nil {
-		return engineErr(err)
+		if cerrdefs.IsNotFound(err) || client.IsErrConnectionFailed(err) || ctx.Err() != nil {
+			return engineErr(err)
+		}
+		// Errors found before the stream starts come as an HTTP error.
+		return pullErr(err, 0)
 	}
 	defer stream.Close()
 	// Closing the stream is what unblocks a read of a hung pull.
@@ -222,12 +247,11 @@ func readPullStream(r io.Reader) error {
 			msg = m.ErrorDetail.Message
 		}
 		if msg != "" {
-			err := errors.New(msg)
-			if (m.ErrorDetail != nil && m.ErrorDetail.Code == http.StatusNotFound) ||
-				strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found") {
-				return notFound{err}
+			code := 0
+			if m.ErrorDetail != nil {
+				code = m.ErrorDetail.Code
 			}
-			return err
+			return pullErr(errors.New(msg), code)
 		}
 	}
 }

@@ -37,6 +37,12 @@ func containerConfig(spec deploy.Spec) (*container.Config, *container.HostConfig
 	if len(spec.Cmd) > 0 {
 		cfg.Cmd = spec.Cmd
 	}
+	if h := spec.Healthcheck; h != nil {
+		if len(h.Test) == 0 {
+			return nil, nil, nil, errors.New("healthcheck without a test")
+		}
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, Retries: h.Retries}
+	}
 	host := &container.HostConfig{
 		PortBindings:  bindings,
 		RestartPolicy: restart,

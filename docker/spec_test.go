@@ -108,6 +108,7 @@ func TestContainerConfig(t *testing.T) {
 		{Name: "web", Image: "x", Restart: "sometimes"},
 		{Name: "web", Image: "x", Ports: []string{"x"}},
 		{Name: "web", Image: "x", Volumes: []string{""}},
+		{Name: "web", Image: "x", Healthcheck: &deploy.Healthcheck{}},
 	} {
 		if _, _, _, err := containerConfig(bad); err == nil {
 			t.Errorf("containerConfig(%+v) gave no error", bad)
@@ -136,6 +137,10 @@ func TestReadPullStream(t *testing.T) {
 	missing := `{"errorDetail":{"message":"manifest for x not found: manifest unknown: manifest unknown"},"error":"..."}`
 	if err := readPullStream(strings.NewReader(missing)); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("stream with manifest unknown: %v, want ErrNotFound", err)
+	}
+	down := `{"errorDetail":{"message":"Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused"}}`
+	if err := readPullStream(strings.NewReader(down)); !errors.Is(err, deploy.ErrUnavailable) || errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("stream with connection refused: %v, want ErrUnavailable", err)
 	}
 	if err := readPullStream(strings.NewReader(`{"status":"cut`)); err == nil {
 		t.Error("truncated stream gave no error")
