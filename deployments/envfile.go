@@ -21,7 +21,8 @@ const maxFile = 1 << 20
 // ignored; whitespace before KEY trimmed; a UTF-8 BOM dropped; a line KEY
 // alone takes KEY from lookup (liftoff's own environment) or is left out
 // when unset. It returns KEY=VALUE lines in file order (a later duplicate
-// wins when layered). Errors give line numbers, never values.
+// wins when layered), also when some lines are wrong. Errors give every
+// wrong line's number, never values.
 //
 // Where Docker would pass a NUL byte on and fail later, this rejects it.
 func ParseEnvFile(data []byte, lookup func(string) (string, bool)) ([]string, error) {
@@ -69,11 +70,28 @@ func ParseEnvFile(data []byte, lookup func(string) (string, bool)) ([]string, er
 			}
 		}
 	}
-	return out, errors.Join(errs...)
+	if len(errs) > 0 {
+		// One line per problem file, however many lines it has wrong.
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return out, errors.New(strings.Join(msgs, "; "))
+	}
+	return out, nil
 }
 
 // readFile reads at most maxFile bytes of a file liftoff itself uses.
+// Only regular files: opening a FIFO would block a reload forever, and a
+// device is never what was meant.
 func readFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -68,6 +68,17 @@ func (p *problems) addLib(path, what string, err error) {
 	p.addf(path, "%s: %w", what, err)
 }
 
+// addFile reports a file that cannot be used; the error names the file
+// and, for env files, the lines, never content. A file name from ${VAR}
+// is not shown either.
+func (p *problems) addFile(path string, err error) {
+	if p.secrets[path] {
+		p.addf(path, "the file it names (from ${VAR}, not shown) cannot be used")
+		return
+	}
+	p.add(path, err)
+}
+
 // quote shows a value of the config in an error, or hides it when it came
 // from ${VAR}.
 func (p *problems) quote(path, v string) string {

@@ -79,8 +79,13 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 	case errors.Is(err, io.EOF) || (err == nil && !l.seen):
 		return nil, errors.New("the config file is empty")
 	case errors.As(err, &te):
+		var paths []string
 		for _, m := range te.Errors {
-			l.addYAMLError(m)
+			paths = append(paths, l.addYAMLError(m))
+		}
+		// Validate has nothing to add about a value yaml could not decode.
+		for _, p := range paths {
+			l.probs.done[p] = true
 		}
 	case err != nil:
 		// Syntax errors, excessive aliasing: nothing was decoded.
@@ -271,15 +276,16 @@ func boundary(s string, i int) bool {
 // ("cannot unmarshal !!str `abc` into bool").
 var yamlBackticks = regexp.MustCompile("`[^`]*`")
 
-// addYAMLError turns one of yaml's "line N: msg" into a FieldError.
-func (l *loader) addYAMLError(m string) {
+// addYAMLError turns one of yaml's "line N: msg" into a FieldError and
+// returns its path.
+func (l *loader) addYAMLError(m string) string {
 	path, msg, where := "", m, ""
 	if rest, ok := strings.CutPrefix(m, "line "); ok {
 		if num, tail, ok := strings.Cut(rest, ": "); ok {
 			if n, err := strconv.Atoi(num); err == nil {
 				path, msg, where = l.lines[n], tail, " (line "+num+")"
 				if l.secLine[n] {
-					msg = yamlBackticks.ReplaceAllString(msg, "(value from ${VAR})")
+					msg = yamlBackticks.ReplaceAllLiteralString(msg, "(value from ${VAR})")
 				}
 			}
 		}
@@ -294,7 +300,7 @@ func (l *loader) addYAMLError(m string) {
 		}
 	}
 	l.probs.add(path, errors.New(msg+where))
-	l.probs.done[path] = true
+	return path
 }
 
 // expand replaces ${VAR} and ${VAR:-default} in s and $$ by $. used tells

@@ -44,6 +44,12 @@ func parseRepo(s string) (reference.Named, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid repository %q: %w", s, err)
 	}
+	if d := reference.Domain(named); !isHost(d) {
+		// The reference library takes an upper-case first component for a
+		// host; liftoff's grammar (WEBHOOKS.md) wants a '.', a ':' or
+		// localhost, so this is an upper-case namespace.
+		return nil, fmt.Errorf("invalid repository %q: %s is not a registry host and a namespace must be lowercase", s, d)
+	}
 	if n := len(named.Name()); n > maxName {
 		return nil, fmt.Errorf("repository %q is %d characters long as %s, at most %d are allowed", s, n, named.Name(), maxName)
 	}
@@ -60,10 +66,16 @@ func normalizeHost(h string) (string, error) {
 	// A host is what the reference grammar takes as the domain of h/x;
 	// anything else ("myregistry") would be a Docker Hub namespace.
 	named, err := reference.ParseNormalizedNamed(h + "/x")
-	if err != nil || reference.Domain(named) != h {
+	if err != nil || reference.Domain(named) != h || !isHost(h) {
 		return "", errors.New("not a registry host[:port]: it needs a '.' or a ':port', or to be localhost")
 	}
 	return h, nil
+}
+
+// isHost tells whether the first component of a name is a registry host
+// rather than a namespace.
+func isHost(s string) bool {
+	return s == "localhost" || strings.ContainsAny(s, ".:")
 }
 
 // mirrorHost reduces a mirror setting (host[:port] or http(s)://host[:port])

@@ -133,7 +133,7 @@ func (c *Config) validateRegistries(p *problems) {
 		}
 		if r.PasswordFile != "" {
 			if _, err := readSecretFile(c.resolve(r.PasswordFile)); err != nil {
-				p.addLib(rp+".password_file", "cannot use it", err)
+				p.addFile(rp+".password_file", err)
 			}
 		}
 		regs[host] = r
@@ -278,7 +278,7 @@ func (c *Config) validateDeployments(p *problems) {
 			if d.SecretFiles[k] == "" {
 				p.addf(sp, "missing file name")
 			} else if _, err := readSecretFile(c.resolve(d.SecretFiles[k])); err != nil {
-				p.addLib(sp, "cannot use it", err)
+				p.addFile(sp, err)
 			}
 		}
 
@@ -351,7 +351,7 @@ func (c *Config) checkEnvFiles(p *problems, at string, files []string) {
 			continue
 		}
 		if _, err := c.readEnvFile(c.resolve(f)); err != nil {
-			p.addLib(fp, "cannot use it", err)
+			p.addFile(fp, err)
 		}
 	}
 }

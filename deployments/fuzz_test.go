@@ -1,0 +1,85 @@
+package deployments
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzParse: the loader never panics or hangs; an error never shows a
+// secret the input did not itself contain; a loaded config validates
+// again unchanged and can be used.
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"example.yaml", "testdata/valid.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		head + "deployments:" + web,
+		matchConfig,
+		policyConfig,
+		layersConfig,
+		"hooks: [{source: dockerhub, token: ${X}}]\n",
+		"listen: ${A:-:80}\nhistory: x\n",
+		"deployments:\n  - &d {name: a, image: b/c, tags: [\"${S}\"], env: {K: \"${S}\"}}\n  - {<<: *d, name: b2}\n",
+		"a: &a [${X}, ${X}]\nb: &b [*a, *a]\ndeployments: [{name: *b}]\n",
+		"deployments:\n  - name: x\n    stop_timeout: ${T}\n    container: {replace_unmanaged: \"${B}\"}\n",
+		"---\n---\n",
+		"{}",
+		"[]",
+		"deployments: [{name: $$, image: ${}, tags: [${A:-}]}]",
+		"registries: {docker.io: {mirror: \"http://${M}\", password_file: password, username: u}}\n",
+		"environments: {p: {env_files: [bad.env, base.env], forbid_patterns: {A: [\"(\"]}}}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lookup := func(string) (string, bool) { return envSecret, true }
+		c, err := Parse(data, "testdata", lookup)
+		if err != nil {
+			if !bytes.Contains(data, []byte("ENVSECRET")) && !bytes.Contains(data, []byte("FILESECRET")) {
+				for _, m := range []string{envSecret, "FILESECRET"} {
+					if strings.Contains(err.Error(), m) {
+						t.Fatalf("secret %q in error:\n%v", m, err)
+					}
+				}
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse succeeded, Validate again failed: %v", err)
+		}
+		for i := range c.Deployments {
+			d := &c.Deployments[i]
+			if n, err := NormalizeRepo(d.Image); err != nil || n != d.Image {
+				t.Fatalf("image %q not normalized: %q %v", d.Image, n, err)
+			}
+			m := c.Match(d.Image, "latest")
+			if len(m.Accepted)+len(m.Ignored) == 0 {
+				t.Fatalf("Match(%q) says nothing", d.Image)
+			}
+			if c.Deployment(d.Name) == nil || d.ContainerName() == "" || d.StopTimeout <= 0 {
+				t.Fatalf("deployment %q half set up", d.Name)
+			}
+			_, _ = c.Env(d, []string{"A=1"})
+			_ = c.SecretKeys(d)
+			_, _, _ = c.PullRepo(d.Image)
+		}
+		_ = c.ValidatePolicies()
+	})
+}
+
+func TestReadFileRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := readFile(dir); err == nil {
+		t.Error("a directory: no error")
+	}
+	if _, err := readFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing file: no error")
+	}
+}
