@@ -68,6 +68,7 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 		secret:  map[string]bool{},
 		secLine: map[int]bool{},
 		hasExp:  map[*yaml.Node]bool{},
+		active:  map[*yaml.Node]bool{},
 	}
 	l.probs = newProblems(l.secret)
 
@@ -119,6 +120,7 @@ type loader struct {
 	secret  map[string]bool     // field paths whose value came from ${VAR}
 	secLine map[int]bool        // lines holding such values
 	hasExp  map[*yaml.Node]bool // nodes at or under which ${VAR} was expanded
+	active  map[*yaml.Node]bool // alias targets being walked
 	visits  int
 }
 
@@ -220,8 +222,13 @@ func (l *loader) walk(n *yaml.Node, path string, inAlias bool) (bool, error) {
 			exp = exp || e
 		}
 	case yaml.AliasNode:
-		if n.Alias != nil && l.hasExp[n.Alias] {
-			if _, err := l.walk(n.Alias, path, true); err != nil {
+		// An anchor that contains an alias of itself is skipped here (the
+		// decoder rejects it); following it would recurse forever.
+		if a := n.Alias; a != nil && l.hasExp[a] && !l.active[a] {
+			l.active[a] = true
+			_, err := l.walk(a, path, true)
+			delete(l.active, a)
+			if err != nil {
 				return false, err
 			}
 			exp = true

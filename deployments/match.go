@@ -56,3 +56,6 @@ func (d *Deployment) ContainerName() string {
 	}
 	return d.Name
 }
+
+// Path is the file the config was loaded from ("" when parsed from bytes).
+func (c *Config) Path() string { return c.path }

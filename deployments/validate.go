@@ -39,7 +39,7 @@ func (c *Config) validate(p *problems) {
 		case !ok:
 			p.addf("docker_host", "want scheme://address, e.g. unix:///var/run/docker.sock or tcp://host:2376")
 		case scheme != "unix" && scheme != "tcp" && scheme != "ssh" && scheme != "npipe" && scheme != "http" && scheme != "https":
-			p.addf("docker_host", "unknown scheme %q (unix, tcp, ssh, npipe, http, https)", scheme)
+			p.addf("docker_host", "unknown scheme: want unix, tcp, ssh, npipe, http or https")
 		}
 	}
 	for _, u := range []struct {
@@ -235,7 +235,7 @@ func (c *Config) validateDeployments(p *problems) {
 			d.Image = repo
 		}
 
-		d.rules = d.rules[:0]
+		d.rules = make([]tagRule, 0, len(d.Tags))
 		if len(d.Tags) == 0 {
 			p.addf(dp+".tags", "no tag rules, so nothing would deploy it: e.g. [\"latest\"], [\"semver:^1\"], [\"glob:release-*\"]")
 		}
