@@ -43,7 +43,7 @@ func newProblems(secrets map[string]bool) *problems {
 }
 
 func (p *problems) add(path string, err error) {
-	if p.done[path] {
+	if path != "" && p.done[path] {
 		return
 	}
 	fe := &FieldError{Path: path, Err: err}
