@@ -125,15 +125,49 @@ type Deployment struct {
 	// StopTimeout is how long a stop waits before killing (default 10s).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
 
-	// Not built yet; see Unsupported.
-	Health   Unsupported `yaml:"health"`
-	Strategy Unsupported `yaml:"strategy"`
+	// Strategy is how the old container makes way for the new one:
+	// StopFirst (the default) or StartFirst.
+	Strategy string `yaml:"strategy"`
+	// Health is the gate a new container must pass before the previous one
+	// is removed.
+	Health Health `yaml:"health"`
 
 	// Set by Validate.
 	rules     []tagRule       // parsed Tags
 	rulesText string          // "[staging glob:release-*]", for Ignored reasons
 	path      string          // "deployments[3]", for errors
 	secretEnv map[string]bool // keys of Env written with ${VAR}
+}
+
+// Deploy strategies.
+const (
+	StopFirst  = "stop-first"  // stop the old container, then start the new one
+	StartFirst = "start-first" // start the new one beside the old (no published ports)
+)
+
+// Health is the gate of a new container (DESIGN.md, deploy step 6).
+type Health struct {
+	// Cmd is a HEALTHCHECK for a container whose image has none, as
+	// Docker's Test: ["CMD", ...], ["CMD-SHELL", "..."] or ["NONE"]; a
+	// plain command (["curl", "-f", ...]) gets "CMD" put in front.
+	Cmd []string `yaml:"cmd"`
+	// URL is probed by liftoff until it answers 2xx/3xx; "{container}"
+	// stands for the container's IP address.
+	URL       string        `yaml:"url"`
+	Timeout   time.Duration `yaml:"timeout"`    // for the whole gate (default 60s)
+	MinUptime time.Duration `yaml:"min_uptime"` // must stay running this long (default 3s)
+	Interval  time.Duration `yaml:"interval"`   // between Cmd runs (default 2s when Cmd is set)
+	Retries   int           `yaml:"retries"`    // failed Cmd runs before unhealthy (default 3 when Cmd is set)
+
+	given bool // the file has a health key
+}
+
+// UnmarshalYAML records that the file gave health. It takes yaml's
+// callback form because that keeps the strict decoder's unknown-key check.
+func (h *Health) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Health
+	h.given = true
+	return unmarshal((*plain)(h))
 }
 
 // Container is the spec of the container a deployment runs as.

@@ -19,6 +19,11 @@ import (
 const (
 	DefaultListen      = ":8080"
 	DefaultStopTimeout = 10 * time.Second
+
+	DefaultHealthTimeout  = 60 * time.Second
+	DefaultMinUptime      = 3 * time.Second
+	DefaultHealthInterval = 2 * time.Second // Docker's 30s would make every gate slow
+	DefaultHealthRetries  = 3
 )
 
 // maxWalk bounds the nodes the loader visits, alias expansions included, so

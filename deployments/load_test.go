@@ -149,6 +149,9 @@ deployments:
 	if c.Listen != ":8080" || d.ContainerName() != "web" || d.Container.Name != "web" || d.StopTimeout != 10*time.Second {
 		t.Errorf("defaults: listen %q container %q stop %v", c.Listen, d.Container.Name, d.StopTimeout)
 	}
+	if d.Strategy != StopFirst || d.Health.Timeout != 60*time.Second || d.Health.MinUptime != 3*time.Second || d.Health.Cmd != nil || d.Health.Interval != 0 {
+		t.Errorf("defaults: strategy %q health %+v", d.Strategy, d.Health)
+	}
 	if _, ok := c.Registries["docker.io"]; !ok || len(c.Registries) != 1 {
 		t.Errorf("registries not normalized: %v", c.Registries)
 	}
@@ -267,5 +270,29 @@ deployments:
 	env, err := c.Env(c.Deployment("web"), nil)
 	if err != nil || !reflect.DeepEqual(env, []string{"FROM_FILE=yes"}) {
 		t.Errorf("Env = %q, %v", env, err)
+	}
+}
+
+// Health and strategy are refused in files until the engine honours them,
+// but their defaults and checks are in place for it.
+func TestHealthDefaults(t *testing.T) {
+	c := mustParse(t, head+"deployments:"+web+"    strategy: stop-first\n")
+	d := c.Deployment("web")
+	d.Health = Health{Cmd: []string{"curl", "-f", "http://localhost/"}, URL: "http://{container}:8000/healthz"}
+	d.Strategy = StartFirst
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "deployments[0].strategy: \"start-first\" is not supported yet") {
+		t.Errorf("start-first: %v", err)
+	}
+	d.Strategy = ""
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Health{Cmd: []string{"CMD", "curl", "-f", "http://localhost/"}, URL: "http://{container}:8000/healthz",
+		Timeout: 60 * time.Second, MinUptime: 3 * time.Second, Interval: 2 * time.Second, Retries: 3}
+	if !reflect.DeepEqual(d.Health, want) || d.Strategy != StopFirst {
+		t.Errorf("health = %+v, strategy %q", d.Health, d.Strategy)
+	}
+	if err := c.Validate(); err != nil || len(d.Health.Cmd) != 4 {
+		t.Errorf("not idempotent: %v %q", err, d.Health.Cmd)
 	}
 }

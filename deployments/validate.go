@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/docker/go-connections/nat"
@@ -198,11 +200,14 @@ func (c *Config) validateDeployments(p *problems) {
 		d := &c.Deployments[i]
 		dp := fmt.Sprintf("deployments[%d]", i)
 		d.path = dp
-		if d.Health.set {
+		// Until the engine's health gate and start-first swap are proven,
+		// a file that asks for them is refused rather than half honoured.
+		// Supporting them is deleting these two checks.
+		if d.Health.given {
 			p.addf(dp+".health", "not supported yet")
 		}
-		if d.Strategy.set {
-			p.addf(dp+".strategy", "not supported yet (deploys are stop-first)")
+		if d.Strategy == StartFirst {
+			p.addf(dp+".strategy", "%q is not supported yet (deploys are stop-first)", StartFirst)
 		}
 
 		np := dp + ".name"
@@ -298,6 +303,19 @@ func (c *Config) validateDeployments(p *problems) {
 			}
 		}
 		published = checkContainer(p, cp, &d.Container, published)
+
+		switch d.Strategy {
+		case "":
+			d.Strategy = StopFirst
+		case StopFirst:
+		case StartFirst:
+			if len(d.Container.Ports) > 0 {
+				p.addf(dp+".strategy", "start-first runs two containers at once, so it cannot publish ports (use networks and aliases)")
+			}
+		default:
+			p.addf(dp+".strategy", "unknown strategy %s: want stop-first or start-first", p.quote(dp+".strategy", d.Strategy))
+		}
+		checkHealth(p, dp+".health", &d.Health)
 
 		switch {
 		case d.StopTimeout == 0:
@@ -509,4 +527,55 @@ func checkRestart(r string) error {
 		}
 	}
 	return fmt.Errorf("invalid restart policy")
+}
+
+// checkHealth applies the gate's defaults and checks what the engine will
+// hand to Docker and probe.
+func checkHealth(p *problems, at string, h *Health) {
+	if h.Timeout == 0 {
+		h.Timeout = DefaultHealthTimeout
+	}
+	if h.MinUptime == 0 {
+		h.MinUptime = DefaultMinUptime
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"timeout", h.Timeout}, {"min_uptime", h.MinUptime}, {"interval", h.Interval}} {
+		if d.v < 0 {
+			p.addf(at+"."+d.key, "must be positive")
+		}
+	}
+	if h.MinUptime > h.Timeout {
+		p.addf(at+".min_uptime", "longer than timeout (%s): the gate could never pass", h.Timeout)
+	}
+	if h.Retries < 0 {
+		p.addf(at+".retries", "must be positive")
+	}
+	if len(h.Cmd) > 0 {
+		switch h.Cmd[0] {
+		case "CMD", "CMD-SHELL":
+			if len(h.Cmd) < 2 || h.Cmd[1] == "" {
+				p.addf(at+".cmd", "%s needs a command after it", h.Cmd[0])
+			}
+		case "NONE":
+		case "":
+			p.addf(at+".cmd", "empty command")
+		default:
+			h.Cmd = append([]string{"CMD"}, h.Cmd...)
+		}
+		if h.Interval == 0 {
+			h.Interval = DefaultHealthInterval
+		}
+		if h.Retries == 0 {
+			h.Retries = DefaultHealthRetries
+		}
+	}
+	if h.URL != "" {
+		// {container} is replaced by the container's address at probe time.
+		u, err := url.Parse(strings.ReplaceAll(h.URL, "{container}", "container"))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.addf(at+".url", "%s: want an http(s) URL, e.g. http://127.0.0.1:8001/healthz or http://{container}:8000/healthz", p.quote(at+".url", h.URL))
+		}
+	}
 }

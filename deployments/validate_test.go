@@ -47,7 +47,22 @@ hook_rate_limit: 10
 `, nil, []string{"history: not supported yet", "api_tokens: not supported yet", "metrics_listen: not supported yet",
 			"tls_cert: not supported yet", "tls_key: not supported yet", "hook_rate_limit: not supported yet"}},
 		{"unsupported deployment keys", head + "deployments:" + web + "    health: {url: http://x}\n    strategy: start-first\n", nil,
-			[]string{"deployments[0].health: not supported yet", "deployments[0].strategy: not supported yet"}},
+			[]string{"deployments[0].health: not supported yet", `deployments[0].strategy: "start-first" is not supported yet`}},
+		{"health and strategy contents", head + `deployments:
+  - name: web
+    image: acme/web
+    tags: [x]
+    strategy: blue-green
+    health: {url: "ftp://x", timeout: 5s, min_uptime: 10s, interval: -1s, retries: -1, cmd: ["CMD"], bogus: 1}
+  - name: web2
+    image: acme/web
+    tags: [x]
+    strategy: start-first
+    container: {ports: ["8080:80"]}
+`, nil, []string{`deployments[0].strategy: unknown strategy "blue-green"`, `deployments[0].health: unknown key "bogus" (line 8)`,
+			`deployments[0].health.url: "ftp://x": want an http(s) URL`, "deployments[0].health.min_uptime: longer than timeout (5s)",
+			"deployments[0].health.interval: must be positive", "deployments[0].health.retries: must be positive",
+			"deployments[0].health.cmd: CMD needs a command after it", "deployments[1].strategy: start-first runs two containers at once, so it cannot publish ports"}},
 
 		{"hook source unknown", `hooks: [{source: gitlab, token: "${HOOK_TOKEN}"}]`, nil,
 			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub)`}},
