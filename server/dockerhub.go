@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
 const sourceDockerHub = "dockerhub"
@@ -35,7 +37,7 @@ type dockerHubPayload struct {
 const maxPusher = 255
 
 // parseDockerHub reads a DockerHub push payload.
-func parseDockerHub(body []byte, n names) (push, error) {
+func parseDockerHub(body []byte) (push, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return push{}, fmt.Errorf("%w: body: want a JSON object", errInvalid)
 	}
@@ -54,7 +56,7 @@ func parseDockerHub(body []byte, n names) (push, error) {
 	if name == "" {
 		return push{}, fmt.Errorf("%w: repository.repo_name: missing", errInvalid)
 	}
-	repo, err := n.normalizeRepo(name)
+	repo, err := deployments.NormalizeRepo(name)
 	if err != nil {
 		return push{}, fmt.Errorf("%w: repository.repo_name: %v", errInvalid, err)
 	}
@@ -68,7 +70,7 @@ func parseDockerHub(body []byte, n names) (push, error) {
 	if tag == "" {
 		return push{}, fmt.Errorf("%w: push_data.tag: missing", errInvalid)
 	}
-	if err := n.validateTag(tag); err != nil {
+	if err := deployments.ValidateTag(tag); err != nil {
 		return push{}, fmt.Errorf("%w: push_data.tag: %v", errInvalid, err)
 	}
 

@@ -347,7 +347,7 @@ func TestParseDockerHubPushedAt(t *testing.T) {
 		{"dockerhub_push_legacy.json", time.Unix(1417566161, 0).UTC()},
 	}
 	for _, tt := range tests {
-		p, err := parseDockerHub([]byte(fixture(t, tt.fixture)), testNames(t))
+		p, err := parseDockerHub([]byte(fixture(t, tt.fixture)))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.fixture, err)
 		}
@@ -355,7 +355,7 @@ func TestParseDockerHubPushedAt(t *testing.T) {
 			t.Errorf("%s: pushed_at %v, want %v", tt.fixture, p.PushedAt, tt.want)
 		}
 	}
-	p, err := parseDockerHub([]byte(`{"push_data": {"tag": "v1", "pushed_at": -3}, "repository": {"repo_name": "a/b"}}`), testNames(t))
+	p, err := parseDockerHub([]byte(`{"push_data": {"tag": "v1", "pushed_at": -3}, "repository": {"repo_name": "a/b"}}`))
 	if err != nil || !p.PushedAt.IsZero() {
 		t.Errorf("negative pushed_at: %v, %v; want the zero time", p.PushedAt, err)
 	}
@@ -391,9 +391,8 @@ func FuzzDockerHubPayload(f *testing.F) {
 	f.Add([]byte(`{"push_data": {"tag": ".."}, "repository": {"repo_name": "../x"}}`))
 	f.Add([]byte(`{"push_data": null, "repository": {"repo_name": "x"}} {}`))
 	f.Add([]byte(`[]`))
-	n := testNames(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		p, err := parseDockerHub(body, n)
+		p, err := parseDockerHub(body)
 		if err != nil {
 			if !errors.Is(err, errInvalid) {
 				t.Fatalf("error %v does not wrap errInvalid", err)
@@ -403,10 +402,10 @@ func FuzzDockerHubPayload(f *testing.F) {
 		if !strings.HasPrefix(p.Repo, "docker.io/") {
 			t.Fatalf("repo %q is not on Docker Hub", p.Repo)
 		}
-		if again, err := n.normalizeRepo(p.Repo); err != nil || again != p.Repo {
+		if again, err := deployments.NormalizeRepo(p.Repo); err != nil || again != p.Repo {
 			t.Fatalf("repo %q is not normalized: %q, %v", p.Repo, again, err)
 		}
-		if err := n.validateTag(p.Tag); err != nil {
+		if err := deployments.ValidateTag(p.Tag); err != nil {
 			t.Fatalf("tag %q accepted: %v", p.Tag, err)
 		}
 		if len(p.Pusher) > maxPusher {
@@ -438,7 +437,7 @@ func BenchmarkDockerHubHook(b *testing.B) {
 
 type discard struct{}
 
-func (discard) Enqueue(deploy.Request) {}
+func (discard) Enqueue(deploy.Request) error { return nil }
 
 // nopWriter is a ResponseWriter that keeps only the status.
 type nopWriter struct {

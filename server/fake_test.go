@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -59,14 +56,19 @@ func (c *fakeCatalogue) matches() []string {
 
 // fakeDeployer records what is enqueued.
 type fakeDeployer struct {
-	mu   sync.Mutex
-	reqs []deploy.Request
+	mu     sync.Mutex
+	reqs   []deploy.Request
+	closed bool // Enqueue fails, as when the engine shuts down
 }
 
-func (d *fakeDeployer) Enqueue(r deploy.Request) {
+func (d *fakeDeployer) Enqueue(r deploy.Request) error {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return deploy.ErrClosed
+	}
 	d.reqs = append(d.reqs, r)
-	d.mu.Unlock()
+	return nil
 }
 
 func (d *fakeDeployer) requests() []deploy.Request {
@@ -158,7 +160,6 @@ func newHarness(t testing.TB, edit func(*Options)) *harness {
 		edit(&opts)
 	}
 	h.srv = New(opts)
-	h.srv.names = testNames(t)
 	return h
 }
 
@@ -183,44 +184,4 @@ func fixture(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// testNames is the catalogue's name grammar once package deployments
-// implements it, and until then a stand-in built on the same rules
-// (WEBHOOKS.md "Names and tags"), so that these tests check the server and
-// not the stub.
-func testNames(t testing.TB) names {
-	t.Helper()
-	n := catalogueNames()
-	if repo, err := n.normalizeRepo("library/nginx"); err == nil && repo == "docker.io/library/nginx" && n.validateTag("latest") == nil {
-		return n
-	}
-	t.Log("deployments.NormalizeRepo/ValidateTag are stubs: using the test stand-in")
-	return standInNames()
-}
-
-func standInNames() names {
-	tagRE := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
-	sigRE := regexp.MustCompile(`^sha256-[a-f0-9]{64}(\..*)?$`)
-	return names{
-		normalizeRepo: func(s string) (string, error) {
-			named, err := reference.ParseNormalizedNamed(s)
-			if err != nil {
-				return "", err
-			}
-			if !reference.IsNameOnly(named) {
-				return "", errors.New("a repository name has no tag or digest")
-			}
-			return named.Name(), nil
-		},
-		validateTag: func(tag string) error {
-			if !tagRE.MatchString(tag) {
-				return errors.New("invalid tag: want [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-			}
-			return nil
-		},
-		isSignatureTag: func(tag string) bool {
-			return sigRE.MatchString(tag) || strings.HasSuffix(tag, ".sig") || strings.HasSuffix(tag, ".att")
-		},
-	}
 }

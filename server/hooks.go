@@ -31,7 +31,7 @@ type push struct {
 }
 
 // parser reads one source's payload. Its errors wrap errInvalid.
-type parser func(body []byte, n names) (push, error)
+type parser func(body []byte) (push, error)
 
 // delivery is one webhook request, as answered and logged.
 type delivery struct {
@@ -92,20 +92,20 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 	if err != nil {
 		return err
 	}
-	p, err := parse(body, s.names)
+	p, err := parse(body)
 	if err != nil {
 		return err
 	}
 	d.push = p
 
-	if s.names.isSignatureTag(p.Tag) {
+	if deployments.IsSignatureTag(p.Tag) {
 		d.ignored = []deployments.Ignored{{Tag: p.Tag, Reason: "signature or attestation tag"}}
 		return nil
 	}
 	m := cat.Match(p.Repo, p.Tag)
 	received := s.now()
 	for _, dep := range m.Accepted {
-		s.deployer.Enqueue(deploy.Request{
+		err := s.deployer.Enqueue(deploy.Request{
 			Deployment: dep.Name,
 			Image:      p.Repo,
 			Tag:        p.Tag,
@@ -115,6 +115,9 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 			Pusher:     p.Pusher,
 			Received:   received,
 		})
+		if err != nil {
+			return errDraining
+		}
 		d.accepted = append(d.accepted, dep.Name)
 	}
 	d.ignored = m.Ignored

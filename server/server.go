@@ -41,9 +41,10 @@ type Catalogue interface {
 var _ Catalogue = (*deployments.Config)(nil)
 
 // Deployer queues deploys. Enqueue must not block: the webhook handler calls
-// it while the sender waits for its answer.
+// it while the sender waits for its answer. It fails only when deploys are
+// no longer taken (shutting down).
 type Deployer interface {
-	Enqueue(deploy.Request)
+	Enqueue(deploy.Request) error
 }
 
 // Pinger tells whether the container engine answers.
@@ -107,7 +108,6 @@ type Server struct {
 	hookSem         chan struct{}
 	shutdownTimeout time.Duration
 	now             func() time.Time
-	names           names
 	sources         map[string]parser
 	draining        atomic.Bool
 	router          chi.Router
@@ -130,7 +130,6 @@ func New(opts Options) *Server {
 		rateLimit:       opts.HookRateLimit,
 		shutdownTimeout: opts.ShutdownTimeout,
 		now:             opts.Now,
-		names:           catalogueNames(),
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
