@@ -158,16 +158,6 @@ type Health struct {
 	MinUptime time.Duration `yaml:"min_uptime"` // must stay running this long (default 3s)
 	Interval  time.Duration `yaml:"interval"`   // between Cmd runs (default 2s when Cmd is set)
 	Retries   int           `yaml:"retries"`    // failed Cmd runs before unhealthy (default 3 when Cmd is set)
-
-	given bool // the file has a health key
-}
-
-// UnmarshalYAML records that the file gave health. It takes yaml's
-// callback form because that keeps the strict decoder's unknown-key check.
-func (h *Health) UnmarshalYAML(unmarshal func(any) error) error {
-	type plain Health
-	h.given = true
-	return unmarshal((*plain)(h))
 }
 
 // Container is the spec of the container a deployment runs as.

@@ -273,16 +273,10 @@ deployments:
 	}
 }
 
-// Health and strategy are refused in files until the engine honours them,
-// but their defaults and checks are in place for it.
 func TestHealthDefaults(t *testing.T) {
 	c := mustParse(t, head+"deployments:"+web+"    strategy: stop-first\n")
 	d := c.Deployment("web")
 	d.Health = Health{Cmd: []string{"curl", "-f", "http://localhost/"}, URL: "http://{container}:8000/healthz"}
-	d.Strategy = StartFirst
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "deployments[0].strategy: \"start-first\" is not supported yet") {
-		t.Errorf("start-first: %v", err)
-	}
 	d.Strategy = ""
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)

@@ -200,16 +200,6 @@ func (c *Config) validateDeployments(p *problems) {
 		d := &c.Deployments[i]
 		dp := fmt.Sprintf("deployments[%d]", i)
 		d.path = dp
-		// Until the engine's health gate and start-first swap are proven,
-		// a file that asks for them is refused rather than half honoured.
-		// Supporting them is deleting these two checks.
-		if d.Health.given {
-			p.addf(dp+".health", "not supported yet")
-		}
-		if d.Strategy == StartFirst {
-			p.addf(dp+".strategy", "%q is not supported yet (deploys are stop-first)", StartFirst)
-		}
-
 		np := dp + ".name"
 		switch {
 		case d.Name == "":

@@ -46,8 +46,6 @@ tls_key: a.key
 hook_rate_limit: 10
 `, nil, []string{"history: not supported yet", "api_tokens: not supported yet", "metrics_listen: not supported yet",
 			"tls_cert: not supported yet", "tls_key: not supported yet", "hook_rate_limit: not supported yet"}},
-		{"unsupported deployment keys", head + "deployments:" + web + "    health: {url: http://x}\n    strategy: start-first\n", nil,
-			[]string{"deployments[0].health: not supported yet", `deployments[0].strategy: "start-first" is not supported yet`}},
 		{"health and strategy contents", head + `deployments:
   - name: web
     image: acme/web
