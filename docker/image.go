@@ -31,6 +31,11 @@ import (
 // deploy.ErrUnavailable.
 func (c *Client) Resolve(ctx context.Context, ref string, auth deploy.Auth) (string, error) {
 	digest, err := c.resolve(ctx, ref, auth)
+	if errors.Is(err, deploy.ErrNotFound) {
+		// The registry's words for it ("404 Not Found (HEAD responses have
+		// no body...)") say less than this.
+		return "", fmt.Errorf("resolve %s: %w: the registry has no such tag or repository", ref, deploy.ErrNotFound)
+	}
 	if err != nil {
 		return "", c.fail("resolve", redact(fmt.Errorf("resolve %s: %w", ref, err), auth))
 	}
