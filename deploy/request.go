@@ -16,12 +16,14 @@ type Request struct {
 	Delivery   string    // id of the webhook delivery, for logs
 	Pusher     string    // who pushed, as the sender says
 	Received   time.Time // when the request arrived
+
+	repair chan error // set for a repair job (see Reconcile) instead of a deploy
 }
 
 // same tells whether two requests ask for the same thing, so that one can
 // stand for both.
 func (r Request) same(o Request) bool {
-	return r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
+	return r.repair == nil && o.repair == nil && r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
 }
 
 // Outcome of a deploy, as counted in liftoff_deploys_total.

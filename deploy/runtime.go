@@ -10,6 +10,11 @@ import (
 // does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrUnavailable is wrapped by Runtime errors that mean the engine (or the
+// registry) could not be reached at all: the engine retries those with
+// backoff.
+var ErrUnavailable = errors.New("unavailable")
+
 // Labels liftoff puts on every container it creates. A container without
 // LabelManaged was not created by liftoff and is not touched unless the
 // deployment says replace_unmanaged.
@@ -71,6 +76,7 @@ type Container struct {
 	RestartCount int
 	StartedAt    time.Time
 	Health       string // "", "starting", "healthy", "unhealthy"
+	IP           string // address on its first network, "" if none
 }
 
 // Managed tells whether liftoff created the container.
@@ -88,4 +94,15 @@ type Spec struct {
 	Networks []string
 	Aliases  []string // network aliases on every network in Networks
 	Restart  string   // "", "no", "always", "unless-stopped", "on-failure[:N]"
+	// Healthcheck, if set, replaces the image's HEALTHCHECK.
+	Healthcheck *Healthcheck
+}
+
+// Healthcheck is a Docker health check: Test is ["CMD", args...] or
+// ["CMD-SHELL", command].
+type Healthcheck struct {
+	Test     []string
+	Interval time.Duration
+	Timeout  time.Duration
+	Retries  int
 }

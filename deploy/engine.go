@@ -1,0 +1,233 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
+)
+
+// ErrClosed is returned by Enqueue once the engine is shutting down.
+var ErrClosed = errors.New("deploy engine is shutting down")
+
+// Options configure an Engine. Runtime and Config are required.
+type Options struct {
+	Runtime Runtime
+	// Config returns the current configuration; it is called once per
+	// deploy, so a reload applies to the next deploy.
+	Config     func() *deployments.Config
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered anywhere
+	Now        func() time.Time
+
+	// PullTimeout bounds resolve and pull together (default 10m).
+	PullTimeout time.Duration
+	// OpTimeout bounds every other engine call (default 1m).
+	OpTimeout time.Duration
+	// OnDone, if set, is called after each deploy with its result; tests
+	// and the API use it to learn when a deploy ended.
+	OnDone func(Result)
+
+	// Journal, if set, records every deploy step before it is taken, so
+	// that Reconcile can finish or undo a deploy interrupted by a crash.
+	Journal Journal
+	// Retries is how many times a step is retried while the engine is
+	// unavailable (default 5), waiting RetryBackoff (default 1s) first and
+	// doubling up to 30s: about half a minute in all by default.
+	Retries      int
+	RetryBackoff time.Duration
+	// BeforeStep, if set, is called before each journaled step is taken
+	// (crash tests kill the process there).
+	BeforeStep func(deployment, step string)
+}
+
+// Result is what one deploy did.
+type Result struct {
+	Request     Request
+	Environment string
+	Outcome     Outcome
+	Digest      string // the digest deployed (or tried)
+	Previous    string // digest of the container it replaced, if any
+	ContainerID string // the container running after the deploy, if any
+	Err         error  // why, for every outcome but succeeded and unchanged
+	Started     time.Time
+	Ended       time.Time
+}
+
+// Engine runs deploys: serially per deployment, concurrently across
+// deployments, coalescing requests that arrive while one runs.
+type Engine struct {
+	opts    Options
+	log     zerolog.Logger
+	metrics *metrics
+	http    *http.Client // health.url probes
+
+	ctx    context.Context // cancelled by Close when its deadline passes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	queues map[string]*queue
+}
+
+// queue is the state of one deployment: the deploy running now and at most
+// one waiting behind it (latest wins).
+type queue struct {
+	current  Request
+	resolved bool // current has resolved its digest: a duplicate is no longer redundant
+	pending  *Request
+}
+
+// New returns an engine. Call Close to stop it.
+func New(opts Options) *Engine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PullTimeout == 0 {
+		opts.PullTimeout = 10 * time.Minute
+	}
+	if opts.OpTimeout == 0 {
+		opts.OpTimeout = time.Minute
+	}
+	if opts.Retries == 0 {
+		opts.Retries = 5
+	}
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = time.Second
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(reg),
+		ctx:     ctx,
+		cancel:  cancel,
+		queues:  map[string]*queue{},
+		http: &http.Client{
+			// 3xx passes the gate: do not follow redirects away from the container.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Enqueue asks for a deploy. It never blocks: if the deployment is idle the
+// deploy starts now; if one runs, r waits behind it, replacing (superseding)
+// any request already waiting. A request identical to the running one that
+// arrives before it has resolved its digest is redundant and dropped: the
+// running deploy will see the same tag.
+func (e *Engine) Enqueue(r Request) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if r.Received.IsZero() {
+		r.Received = e.opts.Now()
+	}
+	q, busy := e.queues[r.Deployment]
+	if !busy {
+		q = &queue{current: r}
+		e.queues[r.Deployment] = q
+		e.wg.Add(1)
+		go e.work(r.Deployment, q)
+		return nil
+	}
+	switch {
+	case q.pending != nil && q.pending.same(r):
+		// a duplicate delivery of what already waits
+	case q.pending == nil && !q.resolved && q.current.same(r):
+		// a duplicate of the running deploy, which has not looked up the tag yet
+	case q.pending != nil:
+		e.supersede(*q.pending, r)
+		q.pending = &r
+	default:
+		q.pending = &r
+		e.metrics.queueDepth.Inc()
+	}
+	return nil
+}
+
+func (e *Engine) supersede(old, by Request) {
+	env := ""
+	if d := e.opts.Config().Deployment(old.Deployment); d != nil {
+		env = d.Environment
+	}
+	e.metrics.deploys.WithLabelValues(old.Deployment, env, string(Superseded)).Inc()
+	e.log.Info().Str("deployment", old.Deployment).Str("tag", old.Tag).Str("delivery", old.Delivery).
+		Str("superseded_by", by.Delivery).Str("outcome", string(Superseded)).Msg("deploy superseded before it started")
+}
+
+// work runs the deploys of one deployment until none waits.
+func (e *Engine) work(name string, q *queue) {
+	defer e.wg.Done()
+	r := q.current
+	for {
+		if r.repair != nil {
+			e.runRepair(r)
+		} else {
+			res := e.run(r, func() {
+				e.mu.Lock()
+				q.resolved = true
+				e.mu.Unlock()
+			})
+			if e.opts.OnDone != nil {
+				e.opts.OnDone(res)
+			}
+		}
+		e.mu.Lock()
+		if q.pending == nil || e.closed {
+			if q.pending != nil {
+				e.metrics.queueDepth.Dec()
+				e.log.Warn().Str("deployment", name).Str("tag", q.pending.Tag).Str("delivery", q.pending.Delivery).
+					Msg("shutting down: waiting deploy dropped; push again or use the API once liftoff is back")
+			}
+			delete(e.queues, name)
+			e.mu.Unlock()
+			return
+		}
+		r = *q.pending
+		q.current, q.pending, q.resolved = r, nil, false
+		e.metrics.queueDepth.Dec()
+		e.mu.Unlock()
+	}
+}
+
+// Busy tells whether a deploy of that deployment runs or waits now.
+func (e *Engine) Busy(deployment string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.queues[deployment]
+	return ok
+}
+
+// Close stops accepting requests, drops those waiting, and waits for the
+// deploys in flight to finish. When ctx ends first, in-flight deploys are
+// cancelled; each still rolls back (on a context of its own) so that the
+// previous container runs again, and Close waits for that too.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		e.cancel()
+		return nil
+	case <-ctx.Done():
+		e.cancel()
+		<-done
+		return ctx.Err()
+	}
+}

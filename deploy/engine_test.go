@@ -1,0 +1,450 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
+)
+
+const testConfig = `
+hooks:
+  - source: dockerhub
+    token: 0123456789abcdef0123456789abcdef
+environments:
+  staging:
+    env: {SETTINGS: app.settings.staging, DEBUG: "True"}
+  production:
+    env: {SETTINGS: app.settings.production, DEBUG: "False"}
+    forbid: {DEBUG: ["True"]}
+deployments:
+  - name: web-staging
+    image: acme/web
+    tags: [staging]
+    environment: staging
+    env: {ROLE: web}
+    health: {min_uptime: 50ms}
+  - name: web-prod
+    image: acme/web
+    tags: [latest]
+    environment: production
+    health: {min_uptime: 50ms}
+  - name: legacy
+    image: acme/legacy
+    tags: [latest]
+    environment: production
+    container: {replace_unmanaged: true}
+    health: {min_uptime: 50ms}
+`
+
+type harness struct {
+	t       *testing.T
+	rt      *fakeRuntime
+	eng     *Engine
+	reg     *prometheus.Registry
+	results chan Result
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	cfg, err := deployments.Parse([]byte(testConfig), t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	h := &harness{t: t, rt: newFakeRuntime(), reg: prometheus.NewRegistry(), results: make(chan Result, 32)}
+	h.eng = New(Options{
+		Runtime:    h.rt,
+		Config:     func() *deployments.Config { return cfg },
+		Logger:     zerolog.Nop(),
+		Registerer: h.reg,
+		OnDone:     func(r Result) { h.results <- r },
+	})
+	t.Cleanup(func() { h.eng.Close(context.Background()) })
+	return h
+}
+
+func (h *harness) deploy(name, tag string) Result {
+	h.t.Helper()
+	if err := h.eng.Enqueue(Request{Deployment: name, Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
+		h.t.Fatalf("enqueue: %v", err)
+	}
+	return h.next()
+}
+
+func (h *harness) next() Result {
+	h.t.Helper()
+	select {
+	case r := <-h.results:
+		return r
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no deploy finished within 10s")
+		return Result{}
+	}
+}
+
+func (h *harness) running(name string) Container {
+	h.t.Helper()
+	c, ok := h.rt.get(name)
+	if !ok || !c.Running {
+		h.t.Fatalf("container %s not running (present: %v): all = %+v", name, ok, h.rt.all())
+	}
+	return c
+}
+
+// only asserts that the runtime holds exactly the named containers.
+func (h *harness) only(names ...string) {
+	h.t.Helper()
+	var got []string
+	for _, c := range h.rt.all() {
+		got = append(got, c.Name)
+	}
+	slices.Sort(got)
+	slices.Sort(names)
+	if !slices.Equal(got, names) {
+		h.t.Fatalf("containers = %v, want %v", got, names)
+	}
+}
+
+func (h *harness) count(deployment, env string, o Outcome) float64 {
+	return testutil.ToFloat64(h.eng.metrics.deploys.WithLabelValues(deployment, env, string(o)))
+}
+
+func TestFirstDeployThenUpdate(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:staging", "sha256:aaa", "DEBUG=maybe", "PATH=/bin")
+
+	r := h.deploy("web-staging", "staging")
+	if r.Outcome != Succeeded || r.Err != nil {
+		t.Fatalf("first deploy: %s %v", r.Outcome, r.Err)
+	}
+	c := h.running("web-staging")
+	if c.Labels[LabelDigest] != "sha256:aaa" || c.Labels[LabelDeployment] != "web-staging" ||
+		c.Labels[LabelEnvironment] != "staging" || c.Labels[LabelTag] != "staging" || !c.Managed() {
+		t.Errorf("labels = %v", c.Labels)
+	}
+	if c.Image != "docker.io/acme/web@sha256:aaa" {
+		t.Errorf("image = %q, want it pinned to the digest", c.Image)
+	}
+	env := h.rt.env[c.ID]
+	for _, want := range []string{"DEBUG=True", "PATH=/bin", "ROLE=web", "SETTINGS=app.settings.staging"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env %v lacks %s", env, want)
+		}
+	}
+
+	h.rt.push("docker.io/acme/web:staging", "sha256:bbb")
+	r = h.deploy("web-staging", "staging")
+	if r.Outcome != Succeeded || r.Previous != "sha256:aaa" || r.Digest != "sha256:bbb" {
+		t.Fatalf("update: %+v", r)
+	}
+	if got := h.running("web-staging"); got.ID == c.ID || got.Labels[LabelDigest] != "sha256:bbb" {
+		t.Errorf("after update: %+v", got)
+	}
+	h.only("web-staging")
+	if n := h.count("web-staging", "staging", Succeeded); n != 2 {
+		t.Errorf("succeeded = %v, want 2", n)
+	}
+}
+
+func TestSameDigestIsUnchanged(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:latest", "sha256:aaa")
+	first := h.deploy("web-prod", "latest")
+	again := h.deploy("web-prod", "latest")
+	if again.Outcome != Unchanged || again.ContainerID != first.ContainerID {
+		t.Fatalf("second deploy of the same digest: %+v (first %s)", again, first.ContainerID)
+	}
+	if n := h.rt.count("create"); n != 1 {
+		t.Errorf("create called %d times, want 1", n)
+	}
+	if n := h.rt.count("pull"); n != 1 {
+		t.Errorf("pull called %d times, want 1", n)
+	}
+}
+
+func TestNewContainerExitsRollsBack(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:latest", "sha256:good")
+	good := h.deploy("web-prod", "latest")
+
+	h.rt.push("docker.io/acme/web:latest", "sha256:bad")
+	h.rt.exitOnStart["sha256:bad"] = 3
+	r := h.deploy("web-prod", "latest")
+	if r.Outcome != RolledBack || !errors.Is(r.Err, ErrGate) || !strings.Contains(r.Err.Error(), "exit code 3") {
+		t.Fatalf("deploy of an exiting image: %s %v", r.Outcome, r.Err)
+	}
+	c := h.running("web-prod")
+	if c.ID != good.ContainerID || c.Labels[LabelDigest] != "sha256:good" {
+		t.Errorf("running %+v, want the previous container %s back", c, good.ContainerID)
+	}
+	h.only("web-prod")
+}
+
+func TestFailuresAfterStopRollBack(t *testing.T) {
+	for _, op := range []string{"create", "start", "rename"} {
+		t.Run(op, func(t *testing.T) {
+			h := newHarness(t)
+			h.rt.push("docker.io/acme/web:latest", "sha256:good")
+			good := h.deploy("web-prod", "latest")
+			h.rt.push("docker.io/acme/web:latest", "sha256:next")
+			h.rt.fail = func(o, arg string) error {
+				// Fail the deploy's call, not the rollback's: the rollback
+				// renames the previous container back and starts it.
+				if o == op && !strings.HasSuffix(arg, " web-prod") && arg != good.ContainerID {
+					return errors.New("engine said no")
+				}
+				return nil
+			}
+			r := h.deploy("web-prod", "latest")
+			if r.Outcome != RolledBack || !strings.Contains(r.Err.Error(), "engine said no") {
+				t.Fatalf("%s failing: %s %v", op, r.Outcome, r.Err)
+			}
+			if c := h.running("web-prod"); c.ID != good.ContainerID {
+				t.Errorf("running %s, want %s", c.ID, good.ContainerID)
+			}
+			h.only("web-prod")
+		})
+	}
+}
+
+func TestFailuresBeforeStopTouchNothing(t *testing.T) {
+	for _, op := range []string{"resolve", "pull", "image_env"} {
+		t.Run(op, func(t *testing.T) {
+			h := newHarness(t)
+			h.rt.push("docker.io/acme/web:latest", "sha256:good")
+			good := h.deploy("web-prod", "latest")
+			h.rt.push("docker.io/acme/web:latest", "sha256:next")
+			h.rt.fail = func(o, _ string) error {
+				if o == op {
+					return errors.New("registry down")
+				}
+				return nil
+			}
+			r := h.deploy("web-prod", "latest")
+			if r.Outcome != Failed || !strings.Contains(r.Err.Error(), "registry down") {
+				t.Fatalf("%s failing: %s %v", op, r.Outcome, r.Err)
+			}
+			if n := h.rt.count("stop"); n != 0 {
+				t.Errorf("stop called %d times before a failure in %s", n, op)
+			}
+			if c := h.running("web-prod"); c.ID != good.ContainerID {
+				t.Errorf("running %s, want %s", c.ID, good.ContainerID)
+			}
+		})
+	}
+}
+
+func TestUnknownTagFails(t *testing.T) {
+	h := newHarness(t)
+	r := h.deploy("web-prod", "latest")
+	if r.Outcome != Failed || !errors.Is(r.Err, ErrNotFound) {
+		t.Fatalf("unknown tag: %s %v", r.Outcome, r.Err)
+	}
+	h.only()
+}
+
+func TestFirstDeployThatExitsLeavesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:latest", "sha256:bad")
+	h.rt.exitOnStart["sha256:bad"] = 1
+	r := h.deploy("web-prod", "latest")
+	if r.Outcome != Failed || !errors.Is(r.Err, ErrGate) {
+		t.Fatalf("failing first deploy: %s %v", r.Outcome, r.Err)
+	}
+	h.only()
+}
+
+func TestUnmanagedContainerIsNotTouched(t *testing.T) {
+	h := newHarness(t)
+	h.rt.add(Container{Name: "web-prod", Running: true, Status: "running", Labels: map[string]string{}})
+	h.rt.push("docker.io/acme/web:latest", "sha256:aaa")
+	r := h.deploy("web-prod", "latest")
+	if r.Outcome != Failed || !strings.Contains(r.Err.Error(), "replace_unmanaged") {
+		t.Fatalf("unmanaged: %s %v", r.Outcome, r.Err)
+	}
+	if n := h.rt.count("stop") + h.rt.count("pull"); n != 0 {
+		t.Errorf("stop/pull called %d times on an unmanaged container", n)
+	}
+	if c := h.running("web-prod"); c.Managed() {
+		t.Errorf("container changed: %+v", c)
+	}
+}
+
+func TestReplaceUnmanaged(t *testing.T) {
+	h := newHarness(t)
+	h.rt.add(Container{Name: "legacy", Running: true, Status: "running"})
+	h.rt.push("docker.io/acme/legacy:latest", "sha256:aaa")
+	if err := h.eng.Enqueue(Request{Deployment: "legacy", Image: "docker.io/acme/legacy", Tag: "latest"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.next(); r.Outcome != Succeeded {
+		t.Fatalf("replace_unmanaged: %s %v", r.Outcome, r.Err)
+	}
+	if c := h.running("legacy"); !c.Managed() {
+		t.Errorf("still the unmanaged container: %+v", c)
+	}
+	h.only("legacy")
+}
+
+func TestPolicyRefusesBeforeStop(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:latest", "sha256:good")
+	good := h.deploy("web-prod", "latest")
+	// The environment sets DEBUG=False, so an image that bakes DEBUG=True ships False...
+	h.rt.push("docker.io/acme/web:latest", "sha256:debug-baked", "DEBUG=True")
+	if r := h.deploy("web-prod", "latest"); r.Outcome != Succeeded {
+		t.Fatalf("image ENV overridden by the environment: %s %v", r.Outcome, r.Err)
+	}
+	_ = good
+	if n := h.count("web-prod", "production", Refused); n != 0 {
+		t.Errorf("refused = %v", n)
+	}
+}
+
+func TestBurstOfIdenticalDeliveriesIsOneDeploy(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:staging", "sha256:aaa")
+	gate := make(chan struct{})
+	h.rt.resolveGate = gate
+	for range 6 {
+		if err := h.eng.Enqueue(Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(gate)
+	if r := h.next(); r.Outcome != Succeeded {
+		t.Fatalf("burst: %s %v", r.Outcome, r.Err)
+	}
+	select {
+	case r := <-h.results:
+		t.Fatalf("a second deploy ran: %+v", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if n := h.rt.count("resolve"); n != 1 {
+		t.Errorf("resolve called %d times, want 1", n)
+	}
+}
+
+func TestLatestWinsWhileBusy(t *testing.T) {
+	h := newHarness(t)
+	for _, tag := range []string{"staging", "a", "b", "c"} {
+		h.rt.push("docker.io/acme/web:"+tag, "sha256:"+tag)
+	}
+	gate := make(chan struct{})
+	h.rt.resolveGate = gate
+	for _, tag := range []string{"staging", "a", "b", "c"} {
+		if err := h.eng.Enqueue(Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: tag}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := testutil.ToFloat64(h.eng.metrics.queueDepth); d != 1 {
+		t.Errorf("queue depth = %v, want 1", d)
+	}
+	close(gate)
+	first, second := h.next(), h.next()
+	if first.Request.Tag != "staging" || second.Request.Tag != "c" || second.Outcome != Succeeded {
+		t.Fatalf("ran %s then %s (%s), want staging then c", first.Request.Tag, second.Request.Tag, second.Outcome)
+	}
+	if n := h.count("web-staging", "staging", Superseded); n != 2 {
+		t.Errorf("superseded = %v, want 2", n)
+	}
+	if c := h.running("web-staging"); c.Labels[LabelDigest] != "sha256:c" {
+		t.Errorf("running %s, want sha256:c", c.Labels[LabelDigest])
+	}
+	if d := testutil.ToFloat64(h.eng.metrics.queueDepth); d != 0 {
+		t.Errorf("queue depth = %v after the queue drained", d)
+	}
+}
+
+func TestDeploymentsRunConcurrently(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:staging", "sha256:s")
+	h.rt.push("docker.io/acme/web:latest", "sha256:p")
+	gate := make(chan struct{})
+	h.rt.resolveGate = gate
+	h.eng.Enqueue(Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"})
+	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	if !h.eng.Busy("web-staging") || !h.eng.Busy("web-prod") {
+		t.Fatal("both deployments should be busy")
+	}
+	close(gate)
+	h.next()
+	h.next()
+	h.only("web-staging", "web-prod")
+	if d := h.running("web-prod"); d.Labels[LabelEnvironment] != "production" {
+		t.Errorf("web-prod labels %v", d.Labels)
+	}
+}
+
+func TestCloseWaitsAndRefuses(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:latest", "sha256:p")
+	gate := make(chan struct{})
+	h.rt.resolveGate = gate
+	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	closed := make(chan error)
+	go func() { closed <- h.eng.Close(context.Background()) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := h.eng.Enqueue(Request{Deployment: "web-staging", Tag: "staging"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("enqueue while closing: %v, want ErrClosed", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a deploy in flight")
+	default:
+	}
+	close(gate)
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if r := h.next(); r.Outcome != Succeeded {
+		t.Errorf("in-flight deploy: %s %v", r.Outcome, r.Err)
+	}
+}
+
+func TestCloseDeadlineRollsBack(t *testing.T) {
+	h := newHarness(t)
+	h.rt.push("docker.io/acme/web:latest", "sha256:good")
+	good := h.deploy("web-prod", "latest")
+	h.rt.push("docker.io/acme/web:latest", "sha256:next")
+	h.eng.opts.Config().Deployment("web-prod").Health.MinUptime = time.Hour // the deploy hangs in its gate
+	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	for h.rt.count("start") < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.eng.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("close: %v, want deadline exceeded", err)
+	}
+	r := h.next()
+	if r.Outcome != RolledBack {
+		t.Fatalf("cancelled deploy: %s %v", r.Outcome, r.Err)
+	}
+	if c := h.running("web-prod"); c.ID != good.ContainerID {
+		t.Errorf("running %s, want the previous %s", c.ID, good.ContainerID)
+	}
+	h.only("web-prod")
+}
+
+func TestLeftoverPreviousIsRestored(t *testing.T) {
+	h := newHarness(t)
+	// An interrupted deploy left the previous container aside and no new one.
+	h.rt.add(Container{Name: "web-prod" + PrevSuffix, Status: "exited",
+		Labels: map[string]string{LabelManaged: "true", LabelDeployment: "web-prod", LabelDigest: "sha256:old"}})
+	h.rt.push("docker.io/acme/web:latest", "sha256:new")
+	h.rt.exitOnStart["sha256:new"] = 1
+	r := h.deploy("web-prod", "latest")
+	if r.Outcome != RolledBack || r.Previous != "sha256:old" {
+		t.Fatalf("%s %v previous=%s", r.Outcome, r.Err, r.Previous)
+	}
+	h.only("web-prod")
+}

@@ -1,0 +1,237 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fakeRuntime is an in-memory container runtime: containers by id with
+// unique names, a registry of tags → digests, and hooks to fail or block
+// any call.
+type fakeRuntime struct {
+	mu         sync.Mutex
+	tags       map[string]string // "host/repo:tag" → digest
+	imageEnv   map[string][]string
+	containers map[string]*Container
+	env        map[string][]string // container id → its env
+	nextID     int
+	calls      []string
+
+	// fail, if set, may return an error for a call (op, arg) before it runs.
+	fail func(op, arg string) error
+	// exitOnStart makes a started container exit at once with this code
+	// when its image contains the string.
+	exitOnStart map[string]int
+	// resolveGate, if set, is received from before Resolve answers.
+	resolveGate chan struct{}
+}
+
+func newFakeRuntime() *fakeRuntime {
+	return &fakeRuntime{
+		tags:        map[string]string{},
+		imageEnv:    map[string][]string{},
+		containers:  map[string]*Container{},
+		env:         map[string][]string{},
+		exitOnStart: map[string]int{},
+	}
+}
+
+func (f *fakeRuntime) call(op, arg string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, op+" "+arg)
+	fail := f.fail
+	f.mu.Unlock()
+	if fail != nil {
+		return fail(op, arg)
+	}
+	return nil
+}
+
+func (f *fakeRuntime) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, op+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeRuntime) push(ref, digest string, env ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tags[ref] = digest
+	f.imageEnv[digest] = env
+}
+
+func (f *fakeRuntime) byName(name string) *Container {
+	for _, c := range f.containers {
+		if c.Name == name || c.ID == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// add puts a container in place as if created earlier.
+func (f *fakeRuntime) add(c Container) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	if c.ID == "" {
+		c.ID = fmt.Sprintf("c%d", f.nextID)
+	}
+	f.containers[c.ID] = &c
+}
+
+func (f *fakeRuntime) get(name string) (Container, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.byName(name)
+	if c == nil {
+		return Container{}, false
+	}
+	return *c, true
+}
+
+func (f *fakeRuntime) all() []Container {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Container
+	for _, c := range f.containers {
+		out = append(out, *c)
+	}
+	return out
+}
+
+func (f *fakeRuntime) Ping(ctx context.Context) error { return f.call("ping", "") }
+
+func (f *fakeRuntime) Resolve(ctx context.Context, ref string, auth Auth) (string, error) {
+	if err := f.call("resolve", ref); err != nil {
+		return "", err
+	}
+	if f.resolveGate != nil {
+		select {
+		case <-f.resolveGate:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.tags[ref]
+	if !ok {
+		return "", fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	return d, nil
+}
+
+func (f *fakeRuntime) Pull(ctx context.Context, ref string, auth Auth) error {
+	return f.call("pull", ref)
+}
+
+func (f *fakeRuntime) ImageEnv(ctx context.Context, ref string) ([]string, error) {
+	if err := f.call("image_env", ref); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, digest, _ := strings.Cut(ref, "@")
+	return f.imageEnv[digest], nil
+}
+
+func (f *fakeRuntime) Inspect(ctx context.Context, name string) (Container, error) {
+	if err := f.call("inspect", name); err != nil {
+		return Container{}, err
+	}
+	c, ok := f.get(name)
+	if !ok {
+		return Container{}, fmt.Errorf("container %s: %w", name, ErrNotFound)
+	}
+	return c, nil
+}
+
+func (f *fakeRuntime) Create(ctx context.Context, s Spec) (string, error) {
+	if err := f.call("create", s.Name); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byName(s.Name) != nil {
+		return "", fmt.Errorf("name %s in use", s.Name)
+	}
+	f.nextID++
+	id := fmt.Sprintf("c%d", f.nextID)
+	f.env[id] = append([]string(nil), s.Env...)
+	f.containers[id] = &Container{ID: id, Name: s.Name, Image: s.Image, Labels: s.Labels, Status: "created"}
+	return id, nil
+}
+
+func (f *fakeRuntime) Start(ctx context.Context, id string) error {
+	if err := f.call("start", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.byName(id)
+	if c == nil {
+		return ErrNotFound
+	}
+	c.Running, c.Status, c.StartedAt = true, "running", time.Now()
+	for marker, code := range f.exitOnStart {
+		if strings.Contains(c.Image, marker) {
+			c.Running, c.Status, c.ExitCode = false, "exited", code
+		}
+	}
+	return nil
+}
+
+func (f *fakeRuntime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	if err := f.call("stop", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.byName(id)
+	if c == nil {
+		return ErrNotFound
+	}
+	c.Running, c.Status = false, "exited"
+	return nil
+}
+
+func (f *fakeRuntime) Rename(ctx context.Context, id, name string) error {
+	if err := f.call("rename", id+" "+name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byName(name) != nil {
+		return fmt.Errorf("name %s in use", name)
+	}
+	c := f.byName(id)
+	if c == nil {
+		return ErrNotFound
+	}
+	c.Name = name
+	return nil
+}
+
+func (f *fakeRuntime) Remove(ctx context.Context, id string) error {
+	if err := f.call("remove", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.byName(id); c != nil {
+		delete(f.containers, c.ID)
+	}
+	return nil
+}
+
+var _ Runtime = (*fakeRuntime)(nil)

@@ -1,0 +1,81 @@
+package deploy
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Phases of a deploy, as labelled in liftoff_deploy_phase_duration_seconds.
+const (
+	PhaseResolve  = "resolve"
+	PhasePull     = "pull"
+	PhasePrepare  = "prepare"
+	PhaseStop     = "stop"
+	PhaseStart    = "start"
+	PhaseSettle   = "settle"
+	PhaseCleanup  = "cleanup"
+	PhaseRollback = "rollback"
+)
+
+type metrics struct {
+	deploys     *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	phase       *prometheus.HistogramVec
+	inProgress  prometheus.Gauge
+	queueDepth  prometheus.Gauge
+	deployed    *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+
+	mu             sync.Mutex
+	deployedLabels map[string]prometheus.Labels // deployment → labels of its deployed_info series
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liftoff_deploys_total",
+			Help: "Deploys by deployment, environment and outcome (succeeded, failed, rolled_back, unchanged, superseded, refused).",
+		}, []string{"deployment", "environment", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "liftoff_deploy_duration_seconds",
+			Help:    "Duration of a deploy from dequeue to outcome.",
+			Buckets: []float64{0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
+		}, []string{"deployment", "environment"}),
+		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "liftoff_deploy_phase_duration_seconds",
+			Help:    "Duration of each deploy phase (resolve, pull, prepare, stop, start, settle, cleanup, rollback).",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
+		}, []string{"phase"}),
+		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liftoff_deploys_in_progress",
+			Help: "Deploys running now.",
+		}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "liftoff_deploy_queue_depth",
+			Help: "Deploy requests waiting behind a running deploy of the same deployment.",
+		}),
+		deployed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liftoff_deployed_info",
+			Help: "What each deployment runs now (value 1).",
+		}, []string{"deployment", "environment", "image", "tag", "digest"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liftoff_last_deploy_success_timestamp_seconds",
+			Help: "Unix time of each deployment's last successful deploy.",
+		}, []string{"deployment"}),
+		deployedLabels: map[string]prometheus.Labels{},
+	}
+	reg.MustRegister(m.deploys, m.duration, m.phase, m.inProgress, m.queueDepth, m.deployed, m.lastSuccess)
+	return m
+}
+
+// setDeployed makes l the only deployed_info series of its deployment.
+func (m *metrics) setDeployed(l prometheus.Labels) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.deployedLabels[l["deployment"]]; ok {
+		m.deployed.Delete(old)
+	}
+	m.deployedLabels[l["deployment"]] = l
+	m.deployed.With(l).Set(1)
+}
