@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/docker"
+	"github.com/liftoff-deploy/liftoff/server"
+)
+
+// defaultDrainTimeout bounds how long a stopping daemon waits for the deploy
+// in flight; past it the deploy is cancelled and rolls back.
+const defaultDrainTimeout = 2 * time.Minute
+
+type appOptions struct {
+	Logger     zerolog.Logger
+	ConfigPath string
+	Lookup     func(string) (string, bool)
+	// DrainTimeout bounds the wait for deploys in flight at shutdown.
+	DrainTimeout time.Duration
+	// OnDeploy, if set, sees every deploy's result (tests).
+	OnDeploy func(deploy.Result)
+}
+
+// app is the liftoff daemon: config, Docker adapter, deploy engine and HTTP
+// server, wired. newApp listens at once, so Addr is known before Run.
+type app struct {
+	opts     appOptions
+	log      zerolog.Logger
+	cfg      atomic.Pointer[deployments.Config]
+	reloadMu sync.Mutex // one reload at a time
+	reloadOK prometheus.Gauge
+	reloadTS prometheus.Gauge
+	registry *prometheus.Registry
+	docker   *docker.Client
+	engine   *deploy.Engine
+	server   *server.Server
+	ln       net.Listener
+}
+
+func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = defaultDrainTimeout
+	}
+	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	a.cfg.Store(cfg)
+	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "liftoff_config_last_reload_successful",
+		Help: "Whether the last configuration reload succeeded (1) or kept the old configuration (0).",
+	})
+	a.reloadTS = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "liftoff_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load.",
+	})
+	a.reloadOK.Set(1)
+	a.reloadTS.SetToCurrentTime()
+	a.registry.MustRegister(
+		a.reloadOK, a.reloadTS,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	)
+
+	dc, err := docker.New(cfg.DockerHost, a.registry, a.log.With().Str("component", "docker").Logger())
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	a.docker = dc
+	a.engine = deploy.New(deploy.Options{
+		Runtime:    dc,
+		Config:     a.cfg.Load,
+		Logger:     a.log.With().Str("component", "deploy").Logger(),
+		Registerer: a.registry,
+		OnDone:     opts.OnDeploy,
+	})
+	a.server = server.New(server.Options{
+		Catalogue:     func() server.Catalogue { return a.cfg.Load() },
+		Deployer:      a.engine,
+		Pinger:        dc,
+		Logger:        a.log.With().Str("component", "http").Logger(),
+		Registerer:    a.registry,
+		Gatherer:      a.registry,
+		HookRateLimit: server.DefaultHookRateLimit,
+	})
+	a.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		dc.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return a, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *app) Addr() string { return a.ln.Addr().String() }
+
+// Run serves until ctx is done, then stops taking hooks, waits (bounded)
+// for the deploys in flight and releases everything.
+func (a *app) Run(ctx context.Context) error {
+	cfg := a.cfg.Load()
+	a.log.Info().Str("version", buildVersion()).Str("listen", a.Addr()).
+		Int("deployments", len(cfg.Deployments)).Msg("liftoff started")
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := a.docker.Ping(pctx); err != nil {
+		a.log.Warn().Err(err).Msg("Docker engine does not answer yet; /readyz fails until it does")
+	}
+	cancel()
+
+	serveErr := a.server.Serve(ctx, a.ln)
+	a.log.Info().Msg("stopping: waiting for deploys in flight")
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
+	defer cancel()
+	closeErr := a.engine.Close(dctx)
+	if closeErr != nil {
+		closeErr = fmt.Errorf("deploys in flight did not finish within %s and were rolled back: %w", a.opts.DrainTimeout, closeErr)
+	}
+	a.docker.Close()
+	a.log.Info().Msg("liftoff stopped")
+	return errors.Join(serveErr, closeErr)
+}
+
+// Reload loads and validates the config file again and, only if all of it
+// is valid, swaps it in atomically: the next deploy uses it, the one in
+// flight keeps the one it started with. An invalid file keeps the old
+// config. Deployments removed from the file are left running.
+func (a *app) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, err := deployments.Load(a.opts.ConfigPath, a.opts.Lookup)
+	if err != nil {
+		a.reloadOK.Set(0)
+		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
+		return err
+	}
+	old := a.cfg.Load()
+	for _, k := range restartOnly(old, cfg) {
+		a.log.Warn().Str("key", k).Msg("reload: this setting changed but applies only after a restart")
+	}
+	a.cfg.Store(cfg)
+	a.reloadOK.Set(1)
+	a.reloadTS.SetToCurrentTime()
+	a.log.Info().Str("config", a.opts.ConfigPath).Int("deployments", len(cfg.Deployments)).Msg("configuration reloaded")
+	return nil
+}
+
+// restartOnly names the settings that differ between two configs but are
+// read only at start-up.
+func restartOnly(old, cfg *deployments.Config) []string {
+	var keys []string
+	if old.Listen != cfg.Listen {
+		keys = append(keys, "listen")
+	}
+	if old.DockerHost != cfg.DockerHost {
+		keys = append(keys, "docker_host")
+	}
+	return keys
+}
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "liftoff_build_info",
+		Help: "Version of liftoff and of the Go it was built with (value 1).",
+	}, []string{"version", "goversion"})
+	g.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
+	return g
+}

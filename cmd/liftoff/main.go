@@ -1,0 +1,196 @@
+// Command liftoff deploys Docker images the moment they are pushed: a
+// registry calls its webhook, and it replaces the matching containers with
+// ones running the new image, safely.
+//
+// This file is the thin main: subcommands, flags, signals, exit codes. The
+// daemon itself is the app type in app.go.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
+)
+
+// Exit codes (DESIGN.md, CLI).
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+const usage = `liftoff deploys Docker images the moment they are pushed.
+
+Usage:
+  liftoff serve    --config FILE   run the daemon: webhooks, deploys, metrics
+  liftoff validate --config FILE   check a config file without starting anything
+  liftoff version                  print the version
+
+Run 'liftoff COMMAND --help' for a command's flags.
+Exit codes: 0 ok, 1 the operation failed, 2 usage or config error.
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serveCmd(ctx, rest, stdout, stderr, lookup)
+	case "validate":
+		return validateCmd(rest, stdout, stderr, lookup)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "liftoff %s\n", buildVersion())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "liftoff: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+// parseFlags parses a subcommand's flags; it returns an exit code when the
+// command should not go on (help asked, or bad flags).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int, bool) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "liftoff %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func commandUsage(fs *flag.FlagSet, synopsis string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+}
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	config := fs.String("config", "liftoff.yaml", "config file (YAML; see README, Configuration)")
+	logFormat := fs.String("log-format", "json", "log format: json, or console for humans")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	commandUsage(fs, `Usage: liftoff serve [--config FILE] [--log-format json|console] [--log-level LEVEL]
+
+Runs the daemon: listens for registry webhooks on the config's listen
+address, deploys what they push, and serves /healthz, /readyz and /metrics.
+SIGHUP reloads the config file (an invalid file keeps the running config).
+SIGINT or SIGTERM stop it gracefully: hooks are refused with 503 and the
+deploy in flight finishes (or rolls back) before it exits.`)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "liftoff serve: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := deployments.Load(*config, lookup)
+	if err != nil {
+		fmt.Fprintf(stderr, "liftoff serve: %v\n", err)
+		return exitUsage
+	}
+	a, err := newApp(cfg, appOptions{Logger: log, ConfigPath: *config, Lookup: lookup})
+	if err != nil {
+		log.Error().Err(err).Msg("start-up failed")
+		return exitFailed
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			a.Reload() // logs and counts its own failure
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("stopped with an error")
+		return exitFailed
+	}
+	return exitOK
+}
+
+func validateCmd(args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	config := fs.String("config", "liftoff.yaml", "config file to check")
+	commandUsage(fs, `Usage: liftoff validate [--config FILE]
+
+Loads and checks a config file as 'serve' would (${VAR} expansion, env
+files, tag rules, names), without contacting Docker or any registry.
+Prints every problem, each naming its field; exits 0 if the file is valid,
+2 if not.`)
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	cfg, err := deployments.Load(*config, lookup)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid\n%s\n", *config, indent(err.Error()))
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d deployments, %d environments, %d hooks)\n",
+		*config, len(cfg.Deployments), len(cfg.Environments), len(cfg.Hooks))
+	return exitOK
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format %q: want json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
