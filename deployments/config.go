@@ -29,15 +29,23 @@ type Config struct {
 	Environments map[string]Environment `yaml:"environments"`
 	Deployments  []Deployment           `yaml:"deployments"`
 
+	// MetricsListen, if set, serves /metrics on its own address (and not on
+	// Listen), e.g. to keep it off the internet-facing port.
+	MetricsListen string `yaml:"metrics_listen"`
+	// History is the SQLite file of the deploy journal and history
+	// (default liftoff.db, relative to the working directory).
+	History string `yaml:"history"`
+	// TLSCert and TLSKey, both or neither, make Listen serve HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// HookRateLimit is how many /hooks requests a minute one client IP may
+	// make (default 120; -1 turns the limit off).
+	HookRateLimit int `yaml:"hook_rate_limit"`
+
 	// Keys of features that are not built yet. They are decoded so that
 	// Validate rejects them by name instead of the file failing on an
 	// "unknown key" or, worse, a setting being silently ignored.
-	MetricsListen Unsupported `yaml:"metrics_listen"`
-	History       Unsupported `yaml:"history"`
-	TLSCert       Unsupported `yaml:"tls_cert"`
-	TLSKey        Unsupported `yaml:"tls_key"`
-	APITokens     Unsupported `yaml:"api_tokens"`
-	HookRateLimit Unsupported `yaml:"hook_rate_limit"`
+	APITokens Unsupported `yaml:"api_tokens"`
 
 	// path is the file the config came from ("" when parsed from bytes);
 	// dir is the directory relative env_files, secret_files and

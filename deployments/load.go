@@ -18,6 +18,8 @@ import (
 // Defaults of the config file.
 const (
 	DefaultListen      = ":8080"
+	DefaultHistory     = "liftoff.db"
+	DefaultHookRate    = 120
 	DefaultStopTimeout = 10 * time.Second
 
 	DefaultHealthTimeout  = 60 * time.Second

@@ -2,6 +2,7 @@ package deployments
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -44,15 +45,32 @@ func (c *Config) validate(p *problems) {
 			p.addf("docker_host", "unknown scheme: want unix, tcp, ssh, npipe, http or https")
 		}
 	}
-	for _, u := range []struct {
-		key string
-		u   Unsupported
-	}{
-		{"metrics_listen", c.MetricsListen}, {"history", c.History}, {"tls_cert", c.TLSCert},
-		{"tls_key", c.TLSKey}, {"api_tokens", c.APITokens}, {"hook_rate_limit", c.HookRateLimit},
-	} {
-		if u.u.set {
-			p.addf(u.key, "not supported yet")
+	if c.APITokens.set {
+		p.addf("api_tokens", "not supported yet")
+	}
+	if c.History == "" {
+		c.History = DefaultHistory
+	}
+	switch {
+	case c.HookRateLimit == 0:
+		c.HookRateLimit = DefaultHookRate
+	case c.HookRateLimit < -1:
+		p.addf("hook_rate_limit", "want requests a minute per client (default %d), or -1 for no limit", DefaultHookRate)
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
+			p.addf("metrics_listen", "want [host]:port, e.g. \"127.0.0.1:9100\"")
+		} else if c.MetricsListen == c.Listen {
+			p.addf("metrics_listen", "is the same address as listen; leave it empty to serve /metrics on listen")
+		}
+	}
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		p.addf("tls_cert", "tls_cert and tls_key go together: set both to serve HTTPS, or neither")
+	case c.TLSCert != "":
+		c.TLSCert, c.TLSKey = c.resolve(c.TLSCert), c.resolve(c.TLSKey)
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			p.addf("tls_cert", "cannot load the certificate and key: %v", err)
 		}
 	}
 	c.validateHooks(p)

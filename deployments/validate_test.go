@@ -38,14 +38,21 @@ func TestValidateErrors(t *testing.T) {
 		{"docker_host", head + "docker_host: /var/run/docker.sock\n", nil, []string{"docker_host: want scheme://address"}},
 
 		{"unsupported top-level keys", head + `
-history: liftoff.db
 api_tokens: ["x"]
-metrics_listen: ":9100"
+`, nil, []string{"api_tokens: not supported yet"}},
+		{"listener and TLS settings", head + `
+metrics_listen: "nonsense"
 tls_cert: a.pem
-tls_key: a.key
-hook_rate_limit: 10
-`, nil, []string{"history: not supported yet", "api_tokens: not supported yet", "metrics_listen: not supported yet",
-			"tls_cert: not supported yet", "tls_key: not supported yet", "hook_rate_limit: not supported yet"}},
+hook_rate_limit: -5
+`, nil, []string{"metrics_listen: want [host]:port", "tls_cert: tls_cert and tls_key go together", "hook_rate_limit: want requests a minute"}},
+		{"TLS files that do not load", head + `
+tls_cert: missing.pem
+tls_key: missing.key
+`, nil, []string{"tls_cert: cannot load the certificate and key"}},
+		{"metrics on the hooks address", head + `
+listen: 127.0.0.1:8080
+metrics_listen: 127.0.0.1:8080
+`, nil, []string{"metrics_listen: is the same address as listen"}},
 		{"health and strategy contents", head + `deployments:
   - name: web
     image: acme/web
@@ -260,7 +267,7 @@ deployments:
 // One run reports every problem, each as a *FieldError.
 func TestValidateReportsAll(t *testing.T) {
 	_, err := parseString(t, `hooks: [{source: ghcr, token: short}]
-history: x
+hook_rate_limit: -7
 deployments:
   - {name: a, image: "A", tags: ["semver:^foo"], environment: prod}
 `)
@@ -281,7 +288,7 @@ deployments:
 			paths[fe.Path] = true
 		}
 	}
-	for _, p := range []string{"hooks[0].source", "hooks[0].token", "history", "deployments[0].name", "deployments[0].image",
+	for _, p := range []string{"hooks[0].source", "hooks[0].token", "hook_rate_limit", "deployments[0].name", "deployments[0].image",
 		"deployments[0].tags[0]", "deployments[0].environment"} {
 		if !paths[p] {
 			t.Errorf("no error for %s in:\n%v", p, err)

@@ -121,6 +121,10 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 		d.accepted = append(d.accepted, dep.Name)
 	}
 	d.ignored = m.Ignored
+	if len(d.accepted) > 0 && s.onDelivery != nil {
+		s.onDelivery(deploy.Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
+			Pusher: p.Pusher, Received: received, Accepted: d.accepted})
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -18,8 +19,11 @@ func (s *Server) routes() chi.Router {
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	if s.gatherer != nil {
+	if s.gatherer != nil && s.metricsOnMain {
 		r.Method(http.MethodGet, "/metrics", s.metricsHandler())
+	}
+	if s.reload != nil {
+		r.Post("/-/reload", s.handleReload)
 	}
 	hooks := r.With(s.hookLimits()...)
 	hooks.Post("/hooks/{source}/{token}", s.hook)
@@ -57,4 +61,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeText(w, http.StatusOK, "ok")
+}
+
+// handleReload reloads the configuration. Until the API has tokens it is
+// open to loopback clients only: whoever can reach liftoff from elsewhere
+// must not make it reread its files.
+func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "reload is allowed from loopback only (or send SIGHUP)"})
+		return
+	}
+	if err := s.reload(); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "configuration kept: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }

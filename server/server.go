@@ -93,6 +93,16 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+
+	// OnDelivery, if set, is told of every delivery that queued a deploy
+	// (the history records it). It must not block.
+	OnDelivery func(deploy.Delivery)
+	// Reload, if set, is POST /-/reload: it reloads the configuration.
+	// Only loopback clients may call it.
+	Reload func() error
+	// MetricsElsewhere leaves /metrics off Handler, for a config that serves
+	// it on its own listener (ServeMetrics).
+	MetricsElsewhere bool
 }
 
 // Server routes liftoff's HTTP interface. It is safe for concurrent use.
@@ -110,6 +120,9 @@ type Server struct {
 	now             func() time.Time
 	sources         map[string]parser
 	draining        atomic.Bool
+	onDelivery      func(deploy.Delivery)
+	reload          func() error
+	metricsOnMain   bool
 	router          chi.Router
 }
 
@@ -130,6 +143,9 @@ func New(opts Options) *Server {
 		rateLimit:       opts.HookRateLimit,
 		shutdownTimeout: opts.ShutdownTimeout,
 		now:             opts.Now,
+		onDelivery:      opts.OnDelivery,
+		reload:          opts.Reload,
+		metricsOnMain:   !opts.MetricsElsewhere,
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/deploy"
 	"github.com/liftoff-deploy/liftoff/deployments"
 	"github.com/liftoff-deploy/liftoff/docker"
+	"github.com/liftoff-deploy/liftoff/history"
 	"github.com/liftoff-deploy/liftoff/server"
 )
 
@@ -32,27 +34,38 @@ type appOptions struct {
 	DrainTimeout time.Duration
 	// OnDeploy, if set, sees every deploy's result (tests).
 	OnDeploy func(deploy.Result)
+	// BeforeStep, if set, runs before each journaled deploy step (crash
+	// tests kill the process there).
+	BeforeStep func(deployment, step string)
+	// WatchInterval is how often the engine is pinged to notice that it
+	// came back (default 5s).
+	WatchInterval time.Duration
 }
 
 // app is the liftoff daemon: config, Docker adapter, deploy engine and HTTP
 // server, wired. newApp listens at once, so Addr is known before Run.
 type app struct {
-	opts     appOptions
-	log      zerolog.Logger
-	cfg      atomic.Pointer[deployments.Config]
-	reloadMu sync.Mutex // one reload at a time
-	reloadOK prometheus.Gauge
-	reloadTS prometheus.Gauge
-	registry *prometheus.Registry
-	docker   *docker.Client
-	engine   *deploy.Engine
-	server   *server.Server
-	ln       net.Listener
+	opts      appOptions
+	log       zerolog.Logger
+	cfg       atomic.Pointer[deployments.Config]
+	reloadMu  sync.Mutex // one reload at a time
+	reloadOK  prometheus.Gauge
+	reloadTS  prometheus.Gauge
+	registry  *prometheus.Registry
+	docker    *docker.Client
+	history   *history.Store
+	engine    *deploy.Engine
+	server    *server.Server
+	ln        net.Listener // hooks (and /metrics unless metricsLn)
+	metricsLn net.Listener
 }
 
 func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = defaultDrainTimeout
+	}
+	if opts.WatchInterval == 0 {
+		opts.WatchInterval = 5 * time.Second
 	}
 	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
 	a.cfg.Store(cfg)
@@ -73,33 +86,97 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		buildInfo(),
 	)
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := history.Open(ctx, cfg.History)
+	if err != nil {
+		return nil, err
+	}
 	dc, err := docker.New(cfg.DockerHost, a.registry, a.log.With().Str("component", "docker").Logger())
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("docker: %w", err)
 	}
-	a.docker = dc
+	a.docker, a.history = dc, store
 	a.engine = deploy.New(deploy.Options{
 		Runtime:    dc,
 		Config:     a.cfg.Load,
+		Journal:    store,
 		Logger:     a.log.With().Str("component", "deploy").Logger(),
 		Registerer: a.registry,
 		OnDone:     opts.OnDeploy,
+		BeforeStep: opts.BeforeStep,
 	})
+	rate := cfg.HookRateLimit
+	if rate < 0 {
+		rate = 0 // no limit
+	}
 	a.server = server.New(server.Options{
-		Catalogue:     func() server.Catalogue { return a.cfg.Load() },
-		Deployer:      a.engine,
-		Pinger:        dc,
-		Logger:        a.log.With().Str("component", "http").Logger(),
-		Registerer:    a.registry,
-		Gatherer:      a.registry,
-		HookRateLimit: server.DefaultHookRateLimit,
+		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
+		Deployer:         a.engine,
+		Pinger:           dc,
+		Logger:           a.log.With().Str("component", "http").Logger(),
+		Registerer:       a.registry,
+		Gatherer:         a.registry,
+		HookRateLimit:    rate,
+		OnDelivery:       a.recordDelivery,
+		Reload:           a.Reload,
+		MetricsElsewhere: cfg.MetricsListen != "",
 	})
-	a.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		dc.Close()
-		return nil, fmt.Errorf("listen: %w", err)
+	if err := a.listen(cfg); err != nil {
+		a.close()
+		return nil, err
 	}
 	return a, nil
+}
+
+// listen opens the listeners now, so that a port in use fails start-up and
+// tests know the address before Run.
+func (a *app) listen(cfg *deployments.Config) error {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls_cert: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	a.ln = ln
+	if cfg.MetricsListen != "" {
+		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+	}
+	return nil
+}
+
+// close releases what newApp opened.
+func (a *app) close() {
+	for _, ln := range []net.Listener{a.ln, a.metricsLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	a.docker.Close()
+	if err := a.history.Close(); err != nil {
+		a.log.Error().Err(err).Msg("closing the history")
+	}
+}
+
+// recordDelivery writes an accepted delivery to the history without
+// holding up the webhook's answer.
+func (a *app) recordDelivery(d deploy.Delivery) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.history.RecordDelivery(ctx, d); err != nil {
+			a.log.Error().Err(err).Str("delivery", d.ID).Msg("history: could not record the delivery")
+		}
+	}()
 }
 
 // Addr is the address the HTTP server listens on.
@@ -117,7 +194,20 @@ func (a *app) Run(ctx context.Context) error {
 	}
 	cancel()
 
+	// Reconcile now and whenever the engine comes back.
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { a.engine.Watch(wctx, a.opts.WatchInterval); close(watched) }()
+	metricsErr := make(chan error, 1)
+	if a.metricsLn != nil {
+		go func() { metricsErr <- a.server.ServeMetrics(ctx, a.metricsLn) }()
+	} else {
+		metricsErr <- nil
+	}
+
 	serveErr := a.server.Serve(ctx, a.ln)
+	stopWatch()
+	<-watched
 	a.log.Info().Msg("stopping: waiting for deploys in flight")
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
 	defer cancel()
@@ -125,9 +215,9 @@ func (a *app) Run(ctx context.Context) error {
 	if closeErr != nil {
 		closeErr = fmt.Errorf("deploys in flight did not finish within %s and were rolled back: %w", a.opts.DrainTimeout, closeErr)
 	}
-	a.docker.Close()
+	a.close()
 	a.log.Info().Msg("liftoff stopped")
-	return errors.Join(serveErr, closeErr)
+	return errors.Join(serveErr, <-metricsErr, closeErr)
 }
 
 // Reload loads and validates the config file again and, only if all of it
@@ -158,11 +248,21 @@ func (a *app) Reload() error {
 // read only at start-up.
 func restartOnly(old, cfg *deployments.Config) []string {
 	var keys []string
-	if old.Listen != cfg.Listen {
-		keys = append(keys, "listen")
-	}
-	if old.DockerHost != cfg.DockerHost {
-		keys = append(keys, "docker_host")
+	for _, k := range []struct {
+		key      string
+		old, new any
+	}{
+		{"listen", old.Listen, cfg.Listen},
+		{"metrics_listen", old.MetricsListen, cfg.MetricsListen},
+		{"tls_cert", old.TLSCert, cfg.TLSCert},
+		{"tls_key", old.TLSKey, cfg.TLSKey},
+		{"docker_host", old.DockerHost, cfg.DockerHost},
+		{"history", old.History, cfg.History},
+		{"hook_rate_limit", old.HookRateLimit, cfg.HookRateLimit},
+	} {
+		if k.old != k.new {
+			keys = append(keys, k.key)
+		}
 	}
 	return keys
 }

@@ -86,7 +86,8 @@ func startDaemon(t *testing.T, config string) *daemon {
 	if err := os.WriteFile(secret, []byte(secretMarker+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	text := fmt.Sprintf(config, d.prefix, d.reg.Host(), hookToken, secret)
+	text := fmt.Sprintf(config, d.prefix, d.reg.Host(), hookToken, secret) +
+		fmt.Sprintf("history: %s\n", filepath.Join(dir, "liftoff.db"))
 	path := filepath.Join(dir, "liftoff.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

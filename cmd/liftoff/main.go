@@ -150,7 +150,8 @@ func validateCmd(args []string, stdout, stderr io.Writer, lookup func(string) (s
 	commandUsage(fs, `Usage: liftoff validate [--config FILE]
 
 Loads and checks a config file as 'serve' would (${VAR} expansion, env
-files, tag rules, names), without contacting Docker or any registry.
+files, tag rules, names, policies on what the config itself sets), without
+contacting Docker or any registry; says what only a deploy can check.
 Prints every problem, each naming its field; exits 0 if the file is valid,
 2 if not.`)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -163,6 +164,11 @@ Prints every problem, each naming its field; exits 0 if the file is valid,
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d deployments, %d environments, %d hooks)\n",
 		*config, len(cfg.Deployments), len(cfg.Environments), len(cfg.Hooks))
+	fmt.Fprintln(stdout, "Not checked without the images: each image's own ENV, which is layered under the config's env and")
+	fmt.Fprintln(stdout, "checked against the environments' require/forbid policies at every deploy, before anything is stopped.")
+	for _, w := range cfg.ValidatePolicies() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return exitOK
 }
 
