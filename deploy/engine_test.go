@@ -448,3 +448,20 @@ func TestLeftoverPreviousIsRestored(t *testing.T) {
 	}
 	h.only("web-prod")
 }
+
+func TestReconcileReportsWhatRuns(t *testing.T) {
+	h := newHarness(t)
+	h.rt.add(Container{Name: "web-prod", Running: true, Status: "running", Labels: map[string]string{
+		LabelManaged: "true", LabelDeployment: "web-prod", LabelEnvironment: "production",
+		LabelImage: "docker.io/acme/web", LabelTag: "latest", LabelDigest: "sha256:abc"}})
+	if err := h.eng.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g := h.eng.metrics.deployed.WithLabelValues("web-prod", "production", "docker.io/acme/web", "latest", "sha256:abc")
+	if v := testutil.ToFloat64(g); v != 1 {
+		t.Errorf("deployed_info = %v, want 1 for the running container", v)
+	}
+	if n := testutil.CollectAndCount(h.eng.metrics.deployed); n != 1 {
+		t.Errorf("%d deployed_info series, want 1", n)
+	}
+}

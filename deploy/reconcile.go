@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/liftoff-deploy/liftoff/deployments"
@@ -80,7 +81,9 @@ func (e *Engine) runRepair(r Request) {
 	var err error
 	if d != nil {
 		log := e.log.With().Str("deployment", d.Name).Logger()
-		_, err = e.repair(e.ctx, log, d, 0)
+		if _, err = e.repair(e.ctx, log, d, 0); err == nil {
+			e.observe(e.ctx, d)
+		}
 	}
 	r.repair <- err
 }
@@ -235,6 +238,20 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 		}
 	}
 	return true, nil
+}
+
+// observe sets liftoff_deployed_info from the deployment's running
+// container, so that the metric is right from start-up, not only after the
+// next deploy.
+func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
+	c, err := e.opts.Runtime.Inspect(ctx, d.ContainerName())
+	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name {
+		return
+	}
+	e.metrics.setDeployed(prometheus.Labels{
+		"deployment": d.Name, "environment": c.Labels[LabelEnvironment],
+		"image": c.Labels[LabelImage], "tag": c.Labels[LabelTag], "digest": c.Labels[LabelDigest],
+	})
 }
 
 // Watch pings the engine every interval until ctx ends and reconciles
