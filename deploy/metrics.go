@@ -6,18 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Phases of a deploy, as labelled in liftoff_deploy_phase_duration_seconds.
-const (
-	PhaseResolve  = "resolve"
-	PhasePull     = "pull"
-	PhasePrepare  = "prepare"
-	PhaseStop     = "stop"
-	PhaseStart    = "start"
-	PhaseSettle   = "settle"
-	PhaseCleanup  = "cleanup"
-	PhaseRollback = "rollback"
-)
-
 type metrics struct {
 	deploys     *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -44,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"deployment", "environment"}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "liftoff_deploy_phase_duration_seconds",
-			Help:    "Duration of each deploy phase (resolve, pull, prepare, stop, start, settle, cleanup, rollback).",
+			Help:    "Duration of each deploy step (resolve, pull, prepare, stop, rename, create, start, gate, cleanup, rollback).",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"phase"}),
 		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{
