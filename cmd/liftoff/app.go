@@ -198,26 +198,43 @@ func (a *app) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() { a.engine.Watch(wctx, a.opts.WatchInterval); close(watched) }()
+
+	// HTTP outlives ctx: while the deploys in flight finish, hooks are
+	// answered 503 (senders retry later) and /metrics still serves.
+	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(sctx, a.ln) }()
 	metricsErr := make(chan error, 1)
 	if a.metricsLn != nil {
-		go func() { metricsErr <- a.server.ServeMetrics(ctx, a.metricsLn) }()
+		go func() { metricsErr <- a.server.ServeMetrics(sctx, a.metricsLn) }()
 	} else {
 		metricsErr <- nil
 	}
 
-	serveErr := a.server.Serve(ctx, a.ln)
+	var early error
+	select {
+	case <-ctx.Done():
+	case early = <-serveErr: // the listener failed: stop as if asked to
+	}
+	a.server.SetDraining(true)
 	stopWatch()
 	<-watched
-	a.log.Info().Msg("stopping: waiting for deploys in flight")
+	a.log.Info().Msg("stopping: hooks now answer 503; waiting for deploys in flight")
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
 	defer cancel()
 	closeErr := a.engine.Close(dctx)
 	if closeErr != nil {
 		closeErr = fmt.Errorf("deploys in flight did not finish within %s and were rolled back: %w", a.opts.DrainTimeout, closeErr)
 	}
+	stopServing()
+	if early == nil {
+		early = <-serveErr
+	}
+	err := errors.Join(early, <-metricsErr, closeErr)
 	a.close()
 	a.log.Info().Msg("liftoff stopped")
-	return errors.Join(serveErr, <-metricsErr, closeErr)
+	return err
 }
 
 // Reload loads and validates the config file again and, only if all of it

@@ -413,20 +413,43 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 func TestGracefulStop(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, e2eConfig)
+	// A gate of a few seconds keeps the deploy in flight while liftoff stops.
+	d := startDaemon(t, strings.ReplaceAll(e2eConfig, "min_uptime: 500ms", "min_uptime: 4s"))
 	if body := d.get("/healthz"); !strings.Contains(body, "ok") {
 		t.Errorf("/healthz: %q", body)
 	}
 	d.get("/readyz")
 	d.push("staging", "v1")
-	d.hook("staging")
-	// Stop while the deploy runs: it finishes, then Run returns nil.
-	if err := d.stop(); err != nil {
+	if status, _ := d.hook("staging"); status != http.StatusAccepted {
+		t.Fatalf("hook: %d", status)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.stop() }()
+	// While the deploy finishes, hooks are refused with 503 so that senders
+	// retry, and readiness fails.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, ans := d.hook("staging")
+		if status == http.StatusServiceUnavailable {
+			break
+		}
+		if status != http.StatusAccepted || time.Now().After(deadline) {
+			t.Fatalf("hook while stopping: %d %+v, want 503", status, ans)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, err := http.Get(d.base + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while stopping: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if err := <-stopped; err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if r := d.next(); r.Outcome != deploy.Succeeded {
 		t.Errorf("deploy in flight at stop: %s %v", r.Outcome, r.Err)
 	}
+	d.serving(d.prefix+"-staging", "v1")
 	if _, err := http.Get(d.base + "/healthz"); err == nil {
 		t.Error("still serving after stop")
 	}
