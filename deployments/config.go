@@ -60,9 +60,10 @@ type Config struct {
 	secretPaths map[string]bool
 
 	// Set by Validate.
-	hookSums []hookSum        // sha256 of each hook token, never the token
-	byRepo   map[string][]int // normalized image → indexes in Deployments
-	byName   map[string]int
+	hookSums        []hookSum        // sha256 of each hook token, never the token
+	tokensForgotten bool             // Hooks[i].Token were cleared once hashed (forgetTokens)
+	byRepo          map[string][]int // normalized image → indexes in Deployments
+	byName          map[string]int
 }
 
 // Unsupported stands for a key of a later feature. Any non-null value marks

@@ -14,6 +14,16 @@ type hookSum struct {
 	sum    [sha256.Size]byte
 }
 
+// forgetTokens drops the plain hook tokens once their hashes are taken, so
+// that a loaded config keeps only hashes in memory (and no dump, log or
+// debugger shows the tokens). A reload reads them from the file again.
+func (c *Config) forgetTokens() {
+	for i := range c.Hooks {
+		c.Hooks[i].Token = ""
+	}
+	c.tokensForgotten = true
+}
+
 // HookAuth tells, in constant time, whether token is the token of a hook of
 // that source. It compares against every hook, so neither an unknown
 // source nor a near-miss token answers faster.

@@ -109,6 +109,7 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 	if err := l.probs.err(); err != nil {
 		return nil, err
 	}
+	c.forgetTokens()
 	return c, nil
 }
 

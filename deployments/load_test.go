@@ -78,8 +78,12 @@ deployments:
 	if !d.Container.ReplaceUnmanaged || d.StopTimeout != 45*time.Second {
 		t.Errorf("a plain ${VAR} must resolve as if written: replace_unmanaged=%v stop_timeout=%v", d.Container.ReplaceUnmanaged, d.StopTimeout)
 	}
-	if c.Hooks[0].Token != hookToken {
-		t.Errorf("token not expanded")
+	// The expanded token authenticates, and only its hash is kept.
+	if !c.HookAuth("dockerhub", hookToken) || c.Hooks[0].Token != "" {
+		t.Errorf("token: auth %v, kept in memory as %q", c.HookAuth("dockerhub", hookToken), c.Hooks[0].Token)
+	}
+	if err := c.Validate(); err != nil || !c.HookAuth("dockerhub", hookToken) {
+		t.Errorf("validating a loaded config again: %v, auth %v", err, c.HookAuth("dockerhub", hookToken))
 	}
 	// Values written with ${VAR} are secrets, literal ones are not.
 	sk := c.SecretKeys(d)
