@@ -160,7 +160,9 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 		// A running container under the name wins over a set-aside one.
 		switch {
 		case next != nil:
-			fresh, old = next, cur
+			// Start-first: the old one is gone or stopped only once the
+			// new one had passed its gate.
+			fresh, old, passed = next, cur, cur == nil || !cur.Running && next.Running
 		case cur != nil && cur.Running:
 			fresh, old, passed = cur, prev, true
 		default:

@@ -43,6 +43,11 @@ type attempt struct {
 	wasRunning bool
 	newID      string
 	newName    string // the new container's name while it proves itself
+	// unrepaired: the swap was left half done (the engine stopped
+	// answering during the rollback or start-first's last step). The
+	// deploy stays unfinished in the journal, so that reconcile finishes
+	// or undoes it as it would after a crash.
+	unrepaired bool
 }
 
 // run performs one deploy and records its outcome.
@@ -94,7 +99,9 @@ func (a *attempt) finish(o Outcome, err error) {
 	if o != Unchanged {
 		e.metrics.duration.WithLabelValues(a.res.Request.Deployment, a.res.Environment).Observe(d.Seconds())
 	}
-	if a.id != 0 {
+	if a.id != 0 && a.unrepaired {
+		a.log.Warn().Str("step", a.rec.Step).Msg("journal: the deploy stays unfinished; reconcile repairs it when the engine answers again, at the next start or before the next deploy")
+	} else if a.id != 0 {
 		a.rec.Outcome, a.rec.Ended, a.rec.Digest, a.rec.Previous = o, a.res.Ended, a.res.Digest, a.res.Previous
 		if err != nil {
 			a.rec.Error = err.Error()
@@ -310,6 +317,7 @@ func (a *attempt) startFirst(cur *Container, spec Spec) (Outcome, error) {
 	})
 	a.res.ContainerID = a.newID
 	if err != nil {
+		a.unrepaired = true
 		return Failed, fmt.Errorf("new container %s runs and passed its gate, but the swap did not finish (reconcile will): %w", a.newName, err)
 	}
 	return Succeeded, nil
@@ -413,6 +421,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 	}
 	if a.prev == nil {
 		if len(errs) > 0 {
+			a.unrepaired = true
 			return Failed, errors.Join(append([]error{cause}, errs...)...)
 		}
 		// Nothing was stopped: the service (if any) is as it was.
@@ -425,6 +434,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 		try("restart previous container", func(ctx context.Context) error { return rt.Start(ctx, a.prev.ID) })
 	}
 	if len(errs) > 0 {
+		a.unrepaired = true
 		a.log.Error().Errs("errors", errs).Msg("rollback incomplete")
 		return Failed, errors.Join(append([]error{cause, errors.New("rollback incomplete")}, errs...)...)
 	}
