@@ -127,6 +127,9 @@ func reason(err error) string {
 		return "reset"
 	case strings.Contains(s, "EOF"):
 		return "eof"
+	case strings.Contains(s, "server closed idle connection"):
+		// Go's name for a connection closed before any answer.
+		return "closed"
 	case strings.Contains(s, "no route to host"), strings.Contains(s, "host is unreachable"):
 		return "unreachable"
 	case strings.HasPrefix(s, "status-"), s == "bad-version":
