@@ -494,8 +494,9 @@ type target struct {
 
 const hookToken = "bench-token-0123456789abcdef0123456789"
 
-// env is what the benchmarks' environment and deployment add to the
-// image's environment; the docker CLI benchmark passes the same.
+// benchEnv is what the generated config's environment and deployment add
+// to the test image's (empty) environment; BenchmarkDockerCLI passes the
+// same with -e.
 var benchEnv = []string{"APP_ENV=bench", "STATIC_URL=/static/", "SENTRY_ENV=bench"}
 
 func startDaemon(tb testing.TB, reg *testenv.Reg, name string, t target) *daemon {
