@@ -33,6 +33,10 @@ func parseTagRule(s string) (tagRule, error) {
 		if err := ValidateTag(s); err != nil {
 			return tagRule{}, err
 		}
+		if IsSignatureTag(s) {
+			// Such a rule could never deploy anything.
+			return tagRule{}, fmt.Errorf("%q is a signature or attestation tag, which is never deployed", s)
+		}
 		return tagRule{kind: ruleExact, arg: s}, nil
 	}
 	if arg == "" {

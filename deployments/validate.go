@@ -70,7 +70,12 @@ func (c *Config) validate(p *problems) {
 	case c.TLSCert != "":
 		c.TLSCert, c.TLSKey = c.resolve(c.TLSCert), c.resolve(c.TLSKey)
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			p.addf("tls_cert", "cannot load the certificate and key: %v", err)
+			if p.secrets["tls_cert"] || p.secrets["tls_key"] {
+				// The error names the files.
+				p.addf("tls_cert", "cannot load the certificate and key (a file name comes from ${VAR} and is not shown)")
+			} else {
+				p.addf("tls_cert", "cannot load the certificate and key: %v", err)
+			}
 		}
 	}
 	c.validateHooks(p)
@@ -178,7 +183,8 @@ func (c *Config) validateEnvironments(p *problems) {
 		c.checkEnvFiles(p, ep+".env_files", e.EnvFiles)
 		for i, k := range e.Require {
 			if !validEnvKey(k) {
-				p.addf(fmt.Sprintf("%s.require[%d]", ep, i), "invalid variable name %q: want [A-Za-z_][A-Za-z0-9_]*", k)
+				rp := fmt.Sprintf("%s.require[%d]", ep, i)
+				p.addf(rp, "invalid variable name %s: want [A-Za-z_][A-Za-z0-9_]*", p.quote(rp, k))
 			}
 		}
 		for _, k := range sortedKeys(e.Forbid) {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/liftoff-deploy/liftoff/deployments"
@@ -45,6 +47,9 @@ func parseDockerHub(body []byte) (push, error) {
 	if err := json.Unmarshal(body, &pl); err != nil {
 		return push{}, jsonError(err)
 	}
+	if where, key := duplicateKey(body, "body"); key != "" {
+		return push{}, fmt.Errorf("%w: %s: duplicate key %s", errInvalid, where, key)
+	}
 
 	name := pl.Repository.RepoName
 	if name == "" && pl.Repository.Name != "" {
@@ -80,6 +85,63 @@ func parseDockerHub(body []byte) (push, error) {
 		Pusher:   truncate(pl.PushData.Pusher, maxPusher),
 		PushedAt: unixTime(pl.PushData.PushedAt),
 	}, nil
+}
+
+// duplicateKey finds the first key that appears twice in the top-level
+// object of obj (valid JSON), or in its push_data or repository, and
+// returns where (body, push_data or repository) and the key, quoted; it
+// returns "", "" if there is none.
+//
+// encoding/json keeps the last of duplicate keys and matches keys without
+// regard to case ("TAG" is tag, and "pu\u017Fh_data", with a long s, is
+// push_data), whereas a proxy or an audit log in front of liftoff may read
+// the first, or only the exact spelling. Two keys that encoding/json takes for
+// the same are refused, so that no one can show them one tag and make
+// liftoff deploy another.
+func duplicateKey(obj []byte, where string) (string, string) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", ""
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return "", ""
+		}
+		folded := foldKey(key)
+		if seen[folded] {
+			return where, truncate(strconv.Quote(key), 64)
+		}
+		seen[folded] = true
+		if where == "body" && (folded == "push_data" || folded == "repository") {
+			if w, k := duplicateKey(v, folded); k != "" {
+				return w, k
+			}
+		}
+	}
+	return "", ""
+}
+
+// foldKey maps keys that encoding/json matches to one another (it compares
+// them as bytes.EqualFold does) to the same string.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		// The smallest rune of r's fold set, lowercased so that the
+		// names above read naturally.
+		for {
+			next := unicode.SimpleFold(r)
+			if next <= r {
+				return unicode.ToLower(next)
+			}
+			r = next
+		}
+	}, k)
 }
 
 // jsonError explains a decoding error in terms of the payload's fields.
