@@ -606,11 +606,11 @@ func newRCOutage() *rcOutage {
 	return o
 }
 
-// TestEngineAwayLongerThanRetries: the engine goes away in the middle of a
+// TestReconcileAfterLongEngineOutage: the engine goes away in the middle of a
 // swap and stays away past every retry, the rollback's too. The deploy
 // fails; once the engine answers again, Watch's reconcile must leave the
 // deployment running, never with no container.
-func TestEngineAwayLongerThanRetries(t *testing.T) {
+func TestReconcileAfterLongEngineOutage(t *testing.T) {
 	for _, tc := range []struct {
 		deployment, step string
 		want             Outcome // of the interrupted deploy once reconciled

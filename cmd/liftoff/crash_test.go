@@ -1,0 +1,529 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/history"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
+)
+
+// Issue 3, crash safety: liftoff is SIGKILLed at each step of a deploy, then
+// started again; its reconcile must leave exactly one container running,
+// the right one, and a journal that says what happened.
+//
+// The test binary runs itself as the child that gets killed
+// (TestCrashChild): the parent sets up the registry, images and config,
+// deploys v1 with an in-process daemon, starts the child, sends it a push
+// of v2, waits for it to die, and starts an in-process daemon again.
+
+// Environment of the child process.
+const (
+	crashEnvConfig     = "LIFTOFF_CRASH_CONFIG"     // config file; set only in the child
+	crashEnvDeployment = "LIFTOFF_CRASH_DEPLOYMENT" // deployment whose deploy dies
+	crashEnvStep       = "LIFTOFF_CRASH_STEP"       // step before which it dies
+	crashEnvDuring     = "LIFTOFF_CRASH_DURING"     // "1": die 300ms into the step instead
+	// crashEnvMinUptime is read by the config: the child's gate must
+	// still run when it dies during it; the parent uses the default.
+	crashEnvMinUptime = "LIFTOFF_CRASH_MIN_UPTIME"
+)
+
+const crashToken = "crash-token-0123456789abcdef0123456789"
+
+// crashConfig: %[1]s deployment (and container) name, %[2]s mirror, %[3]s
+// repository, %[4]s history file, %[5]s the strategy's lines.
+const crashConfig = `
+listen: 127.0.0.1:0
+history: %[4]s
+hooks:
+  - source: dockerhub
+    token: ` + crashToken + `
+registries:
+  docker.io:
+    mirror: %[2]s
+environments:
+  production:
+    env: {DEBUG: "False"}
+deployments:
+  - name: %[1]s
+    image: %[3]s
+    tags: ["glob:v*"]
+    environment: production
+    stop_timeout: 5s
+    health: {min_uptime: "${` + crashEnvMinUptime + `:-300ms}", timeout: 30s}
+%[5]s`
+
+// TestCrashChild is not a test: run by TestCrashDuringDeploy as a child
+// process, it serves as liftoff and SIGKILLs itself before the chosen step.
+func TestCrashChild(t *testing.T) {
+	path := os.Getenv(crashEnvConfig)
+	if path == "" {
+		return
+	}
+	deployment, step, during := os.Getenv(crashEnvDeployment), os.Getenv(crashEnvStep), os.Getenv(crashEnvDuring) == "1"
+	die := func(why string) {
+		fmt.Printf("dying %s\n", why)
+		os.Stdout.Sync()
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Minute)
+	}
+	cfg, err := deployments.Load(path, os.LookupEnv)
+	if err != nil {
+		fmt.Printf("exit: config: %v\n", err)
+		os.Exit(7)
+	}
+	a, err := newApp(cfg, appOptions{
+		Logger:     zerolog.New(os.Stderr).With().Timestamp().Logger(),
+		ConfigPath: path,
+		Lookup:     os.LookupEnv,
+		BeforeStep: func(d, s string) {
+			switch {
+			case d != deployment || s != step:
+			case during:
+				go func() { time.Sleep(300 * time.Millisecond); die("during " + s) }()
+			default:
+				die("at " + s)
+			}
+		},
+		OnDeploy: func(r deploy.Result) {
+			// Reaching the end means the step never came: say so, fast.
+			fmt.Printf("exit: deploy ended %s (%v) without dying at step %s\n", r.Outcome, r.Err, step)
+			os.Exit(7)
+		},
+	})
+	if err != nil {
+		fmt.Printf("exit: start: %v\n", err)
+		os.Exit(7)
+	}
+	fmt.Printf("addr %s\n", a.Addr())
+	err = a.Run(context.Background())
+	fmt.Printf("exit: run returned: %v\n", err)
+	os.Exit(7)
+}
+
+// crashCase is one place to die in one strategy.
+type crashCase struct {
+	startFirst bool
+	step       string
+	during     bool
+	broken     bool // deploy an image that fails its gate: the deploy rolls back
+	// left is what the crash leaves, by name suffix ("" is the name
+	// itself) → Docker state.
+	left map[string]string
+	want deploy.Outcome // of the interrupted deploy once reconciled
+}
+
+func (c crashCase) name() string {
+	s := "stop-first/"
+	if c.startFirst {
+		s = "start-first/"
+	}
+	if c.during {
+		return s + "during-" + c.step
+	}
+	return s + c.step
+}
+
+func TestCrashDuringDeploy(t *testing.T) {
+	t.Parallel()
+	const (
+		prev, next = deploy.PrevSuffix, deploy.NextSuffix
+		up, exited = "running", "exited"
+	)
+	cases := []crashCase{
+		// stop-first: "after pull" is before prepare, "after stop" before rename, ...
+		{step: deploy.StepPrepare, left: map[string]string{"": up}, want: deploy.Failed},
+		{step: deploy.StepStop, left: map[string]string{"": up}, want: deploy.RolledBack},
+		{step: deploy.StepRename, left: map[string]string{"": exited}, want: deploy.RolledBack},
+		{step: deploy.StepCreate, left: map[string]string{prev: exited}, want: deploy.RolledBack},
+		{step: deploy.StepStart, left: map[string]string{"": "created", prev: exited}, want: deploy.RolledBack},
+		{step: deploy.StepGate, left: map[string]string{"": up, prev: exited}, want: deploy.RolledBack},
+		{step: deploy.StepGate, during: true, left: map[string]string{"": up, prev: exited}, want: deploy.RolledBack},
+		{step: deploy.StepCleanup, left: map[string]string{"": up, prev: exited}, want: deploy.Succeeded},
+		{step: deploy.StepRollback, broken: true, left: map[string]string{"": exited, prev: exited}, want: deploy.RolledBack},
+		// start-first
+		{startFirst: true, step: deploy.StepCreate, left: map[string]string{"": up}, want: deploy.RolledBack},
+		{startFirst: true, step: deploy.StepStart, left: map[string]string{"": up, next: "created"}, want: deploy.RolledBack},
+		{startFirst: true, step: deploy.StepGate, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
+		{startFirst: true, step: deploy.StepGate, during: true, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
+		{startFirst: true, step: deploy.StepCleanup, left: map[string]string{"": up, next: up}, want: deploy.Succeeded},
+		{startFirst: true, step: deploy.StepRollback, broken: true, left: map[string]string{"": up, next: exited}, want: deploy.RolledBack},
+	}
+
+	eng := testenv.Engine(t)
+	reg := eng.Registry(t)
+	repo := "acme/" + eng.UniqueName(t, "crash")
+	digests := map[string]string{
+		"v1":        reg.Push(t, repo, "v1", testenv.AppImage{Version: "v1"}),
+		"v2":        reg.Push(t, repo, "v2", testenv.AppImage{Version: "v2"}),
+		"v2-broken": reg.Push(t, repo, "v2-broken", testenv.AppImage{Version: "v2-broken", Env: []string{"TESTAPP_EXIT=3"}}),
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name(), func(t *testing.T) {
+			t.Parallel()
+			e := testenv.Engine(t)
+			name := e.UniqueName(t, "crash")
+			strategy := ""
+			if tc.startFirst {
+				network := e.UniqueName(t, "crashnet")
+				e.Network(t, network)
+				strategy = fmt.Sprintf("    strategy: start-first\n    container: {networks: [%s], aliases: [app]}\n", network)
+			}
+			dir := t.TempDir()
+			db := filepath.Join(dir, "liftoff.db")
+			path := filepath.Join(dir, "liftoff.yaml")
+			text := fmt.Sprintf(crashConfig, name, reg.Host(), repo, db, strategy)
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			// v1, deployed by a daemon that stops cleanly.
+			d := startCrashDaemon(t, path, appOptions{})
+			d.hook(t, repo, "v1")
+			if r := d.next(t); r.Outcome != deploy.Succeeded {
+				t.Fatalf("deploy of v1: %s %v", r.Outcome, r.Err)
+			}
+			v1 := e.ContainerID(t, name)
+			if err := d.stop(); err != nil {
+				t.Fatalf("stopping the v1 daemon: %v", err)
+			}
+
+			// v2, deployed by a child that dies at the step.
+			tag := "v2"
+			if tc.broken {
+				tag = "v2-broken"
+			}
+			died := runCrashChild(t, path, name, tc.step, tc.during, func(base string) {
+				crashHook(t, base, repo, tag, true)
+			})
+			want := "at " + tc.step
+			if tc.during {
+				want = "during " + tc.step
+			}
+			if died != want {
+				t.Fatalf("the child died %q, want %q", died, want)
+			}
+			if got, want := containerStates(t, e, name), statesOf(name, tc.left); !slices.Equal(got, want) {
+				t.Errorf("left by the crash: %v, want %v", got, want)
+			} else {
+				t.Logf("left by the crash: %v", got)
+			}
+			un := unfinished(t, db)
+			if len(un) != 1 || un[0].Step != tc.step || un[0].Tag != tag {
+				t.Fatalf("journal after the crash: unfinished %+v, want the %s deploy at step %s", un, tag, tc.step)
+			}
+
+			// Start again: reconcile repairs.
+			d = startCrashDaemon(t, path, appOptions{})
+			waitReconciled(t, db)
+			if got := containerStates(t, e, name); !slices.Equal(got, []string{name + " running"}) {
+				t.Fatalf("after reconcile: %v, want only %s running", got, name)
+			}
+			version, _ := e.AppGet(t, name)
+			switch id := e.ContainerID(t, name); tc.want {
+			case deploy.Succeeded:
+				if version != tag || id == v1 {
+					t.Errorf("after reconcile %s serves %q (container %.12s, v1 was %.12s); want the new %s", name, version, id, v1, tag)
+				}
+			default:
+				if version != "v1" || id != v1 {
+					t.Errorf("after reconcile %s serves %q (container %.12s); want v1 back (container %.12s)", name, version, id, v1)
+				}
+			}
+			recs := list(t, db, name)
+			if len(recs) != 2 || recs[1].Outcome != deploy.Succeeded || recs[1].Tag != "v1" {
+				t.Fatalf("journal: %+v, want the v1 deploy and the interrupted one", recs)
+			}
+			r := recs[0]
+			if r.Tag != tag || r.Digest != digests[tag] || r.Outcome != tc.want ||
+				!strings.Contains(r.Error, "interrupted at step "+tc.step) || r.Ended.IsZero() {
+				t.Errorf("journal of the interrupted deploy: tag %s digest %s outcome %s error %q; want %s %s, %s, \"interrupted at step %s\"",
+					r.Tag, r.Digest, r.Outcome, r.Error, tag, digests[tag], tc.want, tc.step)
+			}
+		})
+	}
+}
+
+// crashDaemon is liftoff started in-process from a config file.
+type crashDaemon struct {
+	app     *app
+	base    string
+	results chan deploy.Result
+	logs    *crashLog
+	stop    func() error
+}
+
+func startCrashDaemon(t *testing.T, path string, opts appOptions) *crashDaemon {
+	t.Helper()
+	noEnv := func(string) (string, bool) { return "", false }
+	cfg, err := deployments.Load(path, noEnv)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logs := &crashLog{}
+	d := &crashDaemon{results: make(chan deploy.Result, 16), logs: logs}
+	opts.Logger = zerolog.New(logs).With().Timestamp().Logger()
+	opts.ConfigPath, opts.Lookup = path, noEnv
+	opts.OnDeploy = func(r deploy.Result) { d.results <- r }
+	d.app, err = newApp(cfg, opts)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	d.base = "http://" + d.app.Addr()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.app.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	d.stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := d.stop(); err != nil {
+			t.Errorf("liftoff stopped with an error: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("liftoff's log:\n%s", logs.String())
+		}
+	})
+	return d
+}
+
+// next waits for the next deploy to finish.
+func (d *crashDaemon) next(t *testing.T) deploy.Result {
+	t.Helper()
+	select {
+	case r := <-d.results:
+		return r
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no deploy finished within 2m")
+		return deploy.Result{}
+	}
+}
+
+func (d *crashDaemon) hook(t *testing.T, repo, tag string) { crashHook(t, d.base, repo, tag, false) }
+
+// crashHook delivers a DockerHub push of repo:tag to the daemon at base.
+// lenient: the daemon may die while answering.
+func crashHook(t *testing.T, base, repo, tag string, lenient bool) {
+	t.Helper()
+	body := fmt.Sprintf(`{"push_data": {"tag": %q, "pusher": "ci"}, "repository": {"repo_name": %q}}`, tag, repo)
+	resp, err := http.Post(base+"/hooks/dockerhub/"+crashToken, "application/json", strings.NewReader(body))
+	if err != nil {
+		if lenient {
+			t.Logf("push %s: %v (the daemon may have died answering)", tag, err)
+			return
+		}
+		t.Fatalf("push %s: %v", tag, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(answer), `"accepted":["`) {
+		t.Fatalf("push %s: %d %s", tag, resp.StatusCode, answer)
+	}
+}
+
+// runCrashChild starts the test binary as a daemon that dies at step of
+// deployment, calls send with its base URL, and waits for it to be
+// SIGKILLed. It returns what the child said as it died ("at gate", ...).
+func runCrashChild(t *testing.T, path, deployment, step string, during bool, send func(base string)) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(),
+		crashEnvConfig+"="+path, crashEnvDeployment+"="+deployment, crashEnvStep+"="+step)
+	if during {
+		cmd.Env = append(cmd.Env, crashEnvDuring+"=1", crashEnvMinUptime+"=20s")
+	}
+	// If the parent dies, so does the child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr := &crashLog{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the child: %v", err)
+	}
+	exited := make(chan struct{}) // closed once waitErr is set
+	var waitErr error
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // an error only says it is gone already
+		for range lines {
+		}
+		<-exited
+		if t.Failed() {
+			t.Logf("the child's log:\n%s", stderr.String())
+		}
+	})
+
+	var said []string
+	deadline := time.After(2 * time.Minute)
+	out := lines
+	for {
+		select {
+		case l, ok := <-out:
+			if !ok {
+				out = nil
+				continue
+			}
+			said = append(said, l)
+			if addr, ok := strings.CutPrefix(l, "addr "); ok {
+				send("http://" + addr)
+			}
+		case <-exited:
+			err := waitErr
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("the child exited with %v, not killed; it said %q", err, said)
+			}
+			ws, ok := ee.Sys().(syscall.WaitStatus)
+			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the child ended with %v, not SIGKILL; it said %q", err, said)
+			}
+			for _, l := range said {
+				if why, ok := strings.CutPrefix(l, "dying "); ok {
+					return why
+				}
+			}
+			t.Fatalf("the child was killed without saying why: %q", said)
+		case <-deadline:
+			t.Fatalf("the child did not die within 2m; it said %q", said)
+		}
+	}
+}
+
+// containerStates returns "NAME STATE" for each container named name,
+// name.liftoff-prev or name.liftoff-next, sorted.
+func containerStates(t *testing.T, e *testenv.Eng, name string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := e.Client().ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	var out []string
+	for _, c := range list.Items {
+		for _, n := range c.Names {
+			if n = strings.TrimPrefix(n, "/"); n == name || n == name+deploy.PrevSuffix || n == name+deploy.NextSuffix {
+				out = append(out, n+" "+string(c.State))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func statesOf(name string, left map[string]string) []string {
+	var out []string
+	for suffix, state := range left {
+		out = append(out, name+suffix+" "+state)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// openHistory opens the daemon's history file beside it (SQLite WAL lets
+// both read and write).
+func openHistory(t *testing.T, path string) *history.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := history.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	return s
+}
+
+func unfinished(t *testing.T, path string) []deploy.Record {
+	t.Helper()
+	s := openHistory(t, path)
+	defer s.Close()
+	recs, err := s.Unfinished(context.Background())
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	return recs
+}
+
+func list(t *testing.T, path, deployment string) []deploy.Record {
+	t.Helper()
+	s := openHistory(t, path)
+	defer s.Close()
+	recs, err := s.List(context.Background(), deployment, 10)
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	return recs
+}
+
+// waitReconciled waits until the journal holds no unfinished deploy.
+func waitReconciled(t *testing.T, path string) {
+	t.Helper()
+	s := openHistory(t, path)
+	defer s.Close()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		recs, err := s.Unfinished(context.Background())
+		if err != nil {
+			t.Fatalf("history: %v", err)
+		}
+		if len(recs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still unfinished after 2m: %+v", recs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// crashLog is a log sink safe for concurrent writes.
+type crashLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *crashLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *crashLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
