@@ -114,7 +114,7 @@ func (e *Engine) retry(ctx context.Context, log zerolog.Logger, op string, f fun
 		if err == nil || !errors.Is(err, ErrUnavailable) || try > e.opts.Retries || ctx.Err() != nil {
 			return err
 		}
-		log.Warn().Err(err).Str("step", op).Int("try", try).Dur("wait", wait).Msg("Docker engine unavailable; retrying")
+		log.Warn().Err(err).Str("step", op).Int("try", try).Dur("wait", wait).Msg("Docker engine or registry unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return err

@@ -13,7 +13,10 @@
 //	version, env := e.AppGet(t, name)
 //
 // The test app (see testapp/) answers GET / with its version and
-// environment, GET /healthz with 200 (500 with TESTAPP_HEALTH=fail), exits
-// with TESTAPP_EXIT or after TESTAPP_EXIT_AFTER, and stops at once on
-// SIGTERM.
+// environment, GET /healthz with 200 (500 with TESTAPP_HEALTH=fail, never
+// with TESTAPP_HEALTH=hang), exits with TESTAPP_EXIT or after
+// TESTAPP_EXIT_AFTER, and stops at once on SIGTERM (unless
+// TESTAPP_IGNORE_TERM=1: then a stop waits out its grace period and
+// kills). As "/app client" it is a load client (StartClient) that records
+// which version answered each request, for zero-downtime tests.
 package testenv

@@ -94,6 +94,10 @@ func (r *Reg) Ref(repo, tag string) string { return r.Host() + "/" + repo + ":" 
 // when the test ends.
 func (r *Reg) Close() {
 	r.closeOnce.Do(func() {
+		// Listener first: a client that retries at once (the Docker
+		// engine does) must not get a new connection in after the old
+		// ones were cut, or Close would wait for it forever.
+		r.srv.Listener.Close()
 		r.srv.CloseClientConnections()
 		r.srv.Close()
 	})
