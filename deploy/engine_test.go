@@ -465,3 +465,77 @@ func TestReconcileReportsWhatRuns(t *testing.T) {
 		t.Errorf("%d deployed_info series, want 1", n)
 	}
 }
+
+// start-first gives the new container its aliases only once it passed the
+// gate, so that no request reaches a container that may fail it.
+func TestStartFirstPublishesAfterTheGate(t *testing.T) {
+	cfg, err := deployments.Parse([]byte(`
+hooks: [{source: dockerhub, token: 0123456789abcdef0123456789abcdef}]
+environments: {production: {}}
+deployments:
+  - name: api
+    image: acme/api
+    tags: [latest]
+    environment: production
+    strategy: start-first
+    container: {networks: [web], aliases: [api]}
+    health: {min_uptime: 50ms}
+`), t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newFakeRuntime()
+	results := make(chan Result, 4)
+	eng := New(Options{Runtime: rt, Config: func() *deployments.Config { return cfg }, Logger: zerolog.Nop(),
+		OnDone: func(r Result) { results <- r }})
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	deployTag := func(digest string) Result {
+		rt.push("docker.io/acme/api:latest", digest)
+		eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"})
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatal("no deploy finished")
+			return Result{}
+		}
+	}
+	if r := deployTag("sha256:one"); r.Outcome != Succeeded {
+		t.Fatalf("first: %s %v", r.Outcome, r.Err)
+	}
+	rt.mu.Lock()
+	rt.calls = nil
+	rt.mu.Unlock()
+	r := deployTag("sha256:two")
+	if r.Outcome != Succeeded {
+		t.Fatalf("start-first: %s %v", r.Outcome, r.Err)
+	}
+	if got := rt.aliases[r.ContainerID]; !slices.Equal(got, []string{"api"}) {
+		t.Errorf("aliases of the new container = %v", got)
+	}
+	var order []string
+	for _, c := range rt.calls {
+		op, _, _ := strings.Cut(c, " ")
+		if op == "create" || op == "set_aliases" || op == "stop" || (op == "inspect" && len(order) > 0 && order[len(order)-1] == "start") {
+			order = append(order, op)
+		}
+		if op == "start" {
+			order = append(order, op)
+		}
+	}
+	if want := []string{"create", "start", "inspect", "set_aliases", "stop"}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v (calls %v)", order, want, rt.calls)
+	}
+
+	// A new container that fails its gate never gets the aliases.
+	rt.exitOnStart["sha256:three"] = 1
+	rt.mu.Lock()
+	rt.calls = nil
+	rt.mu.Unlock()
+	if r := deployTag("sha256:three"); r.Outcome != RolledBack {
+		t.Fatalf("failing gate: %s %v", r.Outcome, r.Err)
+	}
+	if n := rt.count("set_aliases"); n != 0 {
+		t.Errorf("set_aliases called %d times for a container that failed its gate", n)
+	}
+}

@@ -17,6 +17,7 @@ type fakeRuntime struct {
 	imageEnv   map[string][]string
 	containers map[string]*Container
 	env        map[string][]string // container id → its env
+	aliases    map[string][]string // container id → its network aliases
 	nextID     int
 	calls      []string
 
@@ -35,6 +36,7 @@ func newFakeRuntime() *fakeRuntime {
 		imageEnv:    map[string][]string{},
 		containers:  map[string]*Container{},
 		env:         map[string][]string{},
+		aliases:     map[string][]string{},
 		exitOnStart: map[string]int{},
 	}
 }
@@ -168,6 +170,7 @@ func (f *fakeRuntime) Create(ctx context.Context, s Spec) (string, error) {
 	f.nextID++
 	id := fmt.Sprintf("c%d", f.nextID)
 	f.env[id] = append([]string(nil), s.Env...)
+	f.aliases[id] = append([]string(nil), s.Aliases...)
 	f.containers[id] = &Container{ID: id, Name: s.Name, Image: s.Image, Labels: s.Labels, Status: "created"}
 	return id, nil
 }
@@ -231,6 +234,20 @@ func (f *fakeRuntime) Remove(ctx context.Context, id string) error {
 	if c := f.byName(id); c != nil {
 		delete(f.containers, c.ID)
 	}
+	return nil
+}
+
+func (f *fakeRuntime) SetAliases(ctx context.Context, id string, networks, aliases []string) error {
+	if err := f.call("set_aliases", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.byName(id)
+	if c == nil {
+		return ErrNotFound
+	}
+	f.aliases[c.ID] = append([]string(nil), aliases...)
 	return nil
 }
 

@@ -16,6 +16,7 @@ const (
 	StepCreate   = "create"   // creating the new container
 	StepStart    = "start"    // starting the new container
 	StepGate     = "gate"     // waiting for the new container to prove itself
+	StepPublish  = "publish"  // start-first: giving the new container its network aliases
 	StepCleanup  = "cleanup"  // removing the previous container (the new one passed)
 	StepRollback = "rollback" // removing the new container, restoring the previous one
 )

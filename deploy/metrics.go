@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"deployment", "environment"}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "liftoff_deploy_phase_duration_seconds",
-			Help:    "Duration of each deploy step (resolve, pull, prepare, stop, rename, create, start, gate, cleanup, rollback).",
+			Help:    "Duration of each deploy step (resolve, pull, prepare, stop, rename, create, start, gate, publish, cleanup, rollback).",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"phase"}),
 		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{

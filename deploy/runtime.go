@@ -52,6 +52,10 @@ type Runtime interface {
 	// Stopping a stopped container is not an error.
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	Rename(ctx context.Context, id, name string) error
+	// SetAliases gives a container aliases on each of the networks it is
+	// connected to (by reconnecting it), so that Docker's DNS starts
+	// sending the aliases' traffic to it.
+	SetAliases(ctx context.Context, id string, networks, aliases []string) error
 	// Remove removes a container (forcefully, with its anonymous volumes).
 	// Removing a container that is gone is not an error.
 	Remove(ctx context.Context, id string) error

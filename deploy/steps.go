@@ -43,6 +43,7 @@ type attempt struct {
 	wasRunning bool
 	newID      string
 	newName    string // the new container's name while it proves itself
+	published  bool   // start-first: the new container got its aliases
 	// unrepaired: the swap was left half done (the engine stopped
 	// answering during the rollback or start-first's last step). The
 	// deploy stays unfinished in the journal, so that reconcile finishes
@@ -289,8 +290,8 @@ func (a *attempt) stopFirst(cur *Container, spec Spec) (Outcome, error) {
 }
 
 // startFirst: start the new container beside the old one as
-// <name>.liftoff-next on the same networks and aliases, gate it, then stop
-// the old one (it drains: it gets its stop signal while still reachable, so
+// <name>.liftoff-next on the same networks, gate it, give it the aliases
+// (so that it shares the traffic only once proven), then stop the old one (it drains: it gets its stop signal while still reachable, so
 // in-flight requests finish and new connections to it are refused and go
 // to the new one), remove it and give the new one the name.
 //
@@ -304,12 +305,24 @@ func (a *attempt) startFirst(cur *Container, spec Spec) (Outcome, error) {
 	rt, d := a.e.opts.Runtime, a.d
 	a.newName = a.name + NextSuffix
 	spec.Name = a.newName
+	// The aliases come only once the gate is passed: until then Docker's
+	// DNS must not send a single request to a container that may fail it.
+	aliases := spec.Aliases
+	spec.Aliases = nil
 	a.prev, a.wasRunning = cur, cur.Running
 	if err := a.createAndStart(spec); err != nil {
 		return a.rollback(err)
 	}
 	if err := a.gate(); err != nil {
 		return a.rollback(err)
+	}
+	if len(aliases) > 0 {
+		if err := a.step(StepPublish, a.e.opts.OpTimeout, func(ctx context.Context) error {
+			a.published = true // even a failed reconnect may have published some
+			return rt.SetAliases(ctx, a.newID, spec.Networks, aliases)
+		}); err != nil {
+			return a.rollback(err)
+		}
 	}
 	// Past the gate the new container is the deployment: from here on a
 	// failure is repaired forward (reconcile does the same after a crash).
@@ -424,7 +437,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 		}
 	}
 	if a.newID != "" {
-		if a.prev != nil && !a.stopped {
+		if a.published {
 			// start-first: the new container has been taking requests
 			// beside the previous one (same aliases). Its stop signal lets
 			// those finish, as a swap does for the old container; a forced

@@ -153,6 +153,25 @@ func (c *Client) Create(ctx context.Context, spec deploy.Spec) (string, error) {
 	return res.ID, nil
 }
 
+// SetAliases reconnects a container to each network with the aliases: the
+// engine has no call to change an endpoint's aliases in place. The
+// container is not yet known by the aliases, so no client of them loses a
+// connection.
+func (c *Client) SetAliases(ctx context.Context, id string, networks, aliases []string) error {
+	for _, n := range networks {
+		if _, err := c.cli.NetworkDisconnect(ctx, n, client.NetworkDisconnectOptions{Container: id}); err != nil {
+			return c.fail("connect", fmt.Errorf("alias container %s: disconnect network %s: %w", id, n, engineErr(err)))
+		}
+		if _, err := c.cli.NetworkConnect(ctx, n, client.NetworkConnectOptions{
+			Container:      id,
+			EndpointConfig: &network.EndpointSettings{Aliases: aliases},
+		}); err != nil {
+			return c.fail("connect", fmt.Errorf("alias container %s: connect network %s: %w", id, n, engineErr(err)))
+		}
+	}
+	return nil
+}
+
 // discard removes a container that Create could not finish, even when ctx
 // is what ended Create.
 func (c *Client) discard(ctx context.Context, id, name string) {

@@ -541,3 +541,43 @@ func TestList(t *testing.T) {
 		t.Errorf("List = %v, want %v", names, want)
 	}
 }
+
+// SetAliases publishes a running container under aliases on every network
+// it is on, and it keeps running and answering.
+func TestSetAliases(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.AppImage{Version: "2.0.0"})
+	front, back := f.e.UniqueName(t, "front"), f.e.UniqueName(t, "back")
+	f.e.Network(t, front)
+	f.e.Network(t, back)
+	id, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name, Image: f.ref, Networks: []string{front, back}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Start(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{front, back} {
+		if ep := f.raw(t, id).NetworkSettings.Networks[n]; ep == nil || slices.Contains(ep.Aliases, "web") {
+			t.Fatalf("before SetAliases, endpoint on %s = %+v", n, ep)
+		}
+	}
+	if err := f.c.SetAliases(ctx(t), id, []string{front, back}, []string{"web"}); err != nil {
+		t.Fatal(err)
+	}
+	raw := f.raw(t, id)
+	for _, n := range []string{front, back} {
+		if ep := raw.NetworkSettings.Networks[n]; ep == nil || !slices.Contains(ep.Aliases, "web") {
+			t.Errorf("after SetAliases, endpoint on %s = %+v, want alias web", n, ep)
+		}
+	}
+	if !raw.State.Running {
+		t.Error("the container stopped")
+	}
+	if v, _ := f.e.AppGet(t, f.name); v != "2.0.0" {
+		t.Errorf("serves %q after the reconnect", v)
+	}
+	if err := f.c.SetAliases(ctx(t), id, []string{f.e.UniqueName(t, "nosuch")}, []string{"web"}); err == nil {
+		t.Error("SetAliases on a network the container is not on: no error")
+	}
+}

@@ -121,6 +121,10 @@ func TestStartFirstZeroDowntime(t *testing.T) {
 	if seen["v1"] == 0 || seen["v2"] == 0 {
 		t.Errorf("versions seen %v, want both v1 and v2", seen)
 	}
+	// v3 failed its gate: it never had the alias, so no client reached it.
+	if seen["v3"] != 0 {
+		t.Errorf("%d requests reached v3, which never passed its gate", seen["v3"])
+	}
 	if len(failed) > 0 {
 		t.Logf("deploy of v2: %s to %s; rollback of v3: %s to %s",
 			deployed.Started.Format(time.StampMicro), deployed.Ended.Format(time.StampMicro),
