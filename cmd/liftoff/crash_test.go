@@ -164,6 +164,8 @@ func TestCrashDuringDeploy(t *testing.T) {
 		{startFirst: true, step: deploy.StepStart, left: map[string]string{"": up, next: "created"}, want: deploy.RolledBack},
 		{startFirst: true, step: deploy.StepGate, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
 		{startFirst: true, step: deploy.StepGate, during: true, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
+		// past the gate but not yet published under the aliases: undone, safely
+		{startFirst: true, step: deploy.StepPublish, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
 		{startFirst: true, step: deploy.StepCleanup, left: map[string]string{"": up, next: up}, want: deploy.Succeeded},
 		{startFirst: true, step: deploy.StepRollback, broken: true, left: map[string]string{"": up, next: exited}, want: deploy.RolledBack},
 	}
