@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -537,5 +538,61 @@ deployments:
 	}
 	if n := rt.count("set_aliases"); n != 0 {
 		t.Errorf("set_aliases called %d times for a container that failed its gate", n)
+	}
+}
+
+// A start-first cleanup retried after the engine came back finds the old
+// container already gone, and still finishes the swap.
+func TestStartFirstCleanupRetryFindsOldGone(t *testing.T) {
+	cfg, err := deployments.Parse([]byte(`
+hooks: [{source: dockerhub, token: 0123456789abcdef0123456789abcdef}]
+environments: {production: {}}
+deployments:
+  - name: api
+    image: acme/api
+    tags: [latest]
+    environment: production
+    strategy: start-first
+    container: {networks: [web], aliases: [api]}
+    health: {min_uptime: 50ms}
+`), t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newFakeRuntime()
+	results := make(chan Result, 4)
+	eng := New(Options{Runtime: rt, Config: func() *deployments.Config { return cfg }, Logger: zerolog.Nop(),
+		RetryBackoff: time.Millisecond, OnDone: func(r Result) { results <- r }})
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	next := func() Result {
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatal("no deploy finished")
+			return Result{}
+		}
+	}
+	rt.push("docker.io/acme/api:latest", "sha256:one")
+	eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"})
+	old := next()
+	// The old container is removed, then the engine drops the answer: the
+	// step is retried from its start.
+	dropped := false
+	rt.fail = func(op, arg string) error {
+		if op == "rename" && !dropped {
+			dropped = true
+			return fmt.Errorf("connection lost: %w", ErrUnavailable)
+		}
+		return nil
+	}
+	rt.push("docker.io/acme/api:latest", "sha256:two")
+	eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"})
+	r := next()
+	if r.Outcome != Succeeded {
+		t.Fatalf("start-first with a retried cleanup: %s %v", r.Outcome, r.Err)
+	}
+	if c, ok := rt.get("api"); !ok || !c.Running || c.ID == old.ContainerID || c.Labels[LabelDigest] != "sha256:two" {
+		t.Errorf("api = %+v, want the new container running under the name", c)
 	}
 }

@@ -327,10 +327,11 @@ func (a *attempt) startFirst(cur *Container, spec Spec) (Outcome, error) {
 	// Past the gate the new container is the deployment: from here on a
 	// failure is repaired forward (reconcile does the same after a crash).
 	err := a.step(StepCleanup, a.stopTimeout()+a.e.opts.OpTimeout, func(ctx context.Context) error {
-		if err := rt.Stop(ctx, cur.ID, d.StopTimeout); err != nil {
+		// A retry (the engine went away mid-step) may find the old one gone.
+		if err := rt.Stop(ctx, cur.ID, d.StopTimeout); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if err := rt.Remove(ctx, cur.ID); err != nil {
+		if err := rt.Remove(ctx, cur.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		return rt.Rename(ctx, a.newID, a.name)
@@ -405,7 +406,9 @@ func (a *attempt) spec(ref, digest string, env []string) Spec {
 		Restart:  d.Container.Restart,
 	}
 	if h := d.Health; len(h.Cmd) > 0 {
-		s.Healthcheck = &Healthcheck{Test: h.Cmd, Interval: h.Interval, Timeout: h.Interval, Retries: h.Retries}
+		// Each check may take as long as Docker's default allows, up to the
+		// gate's own timeout: a check that hangs is cut by the gate anyway.
+		s.Healthcheck = &Healthcheck{Test: h.Cmd, Interval: h.Interval, Timeout: min(30*time.Second, max(h.Interval, h.Timeout)), Retries: h.Retries}
 	}
 	return s
 }
