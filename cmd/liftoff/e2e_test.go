@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -77,32 +75,22 @@ deployments:
 
 func startDaemon(t *testing.T, config string) *daemon {
 	t.Helper()
-	eng := testenv.Engine(t)
-	d := &daemon{t: t, eng: eng, reg: eng.Registry(t), results: make(chan deploy.Result, 64), logs: &syncBuffer{}}
-	d.prefix = eng.UniqueName(t, "e2e")
-	d.repo = "acme/" + d.prefix
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "secret_key")
-	if err := os.WriteFile(secret, []byte(secretMarker+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	text := fmt.Sprintf(config, d.prefix, d.reg.Host(), hookToken, secret) +
-		fmt.Sprintf("history: %s\n", filepath.Join(dir, "liftoff.db"))
-	path := filepath.Join(dir, "liftoff.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	noEnv := func(string) (string, bool) { return "", false }
-	cfg, err := deployments.Load(path, noEnv)
+	return startDaemonWith(t, config, daemonOptions{})
+}
+
+// launch loads the config at path and runs liftoff on it in-process until
+// the test ends (or d.stop), with results and logs going to d.
+func (d *daemon) launch(path string, lookup func(string) (string, bool), opts appOptions) {
+	t := d.t
+	t.Helper()
+	cfg, err := deployments.Load(path, lookup)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	log := zerolog.New(d.logs).Level(zerolog.DebugLevel)
-	d.app, err = newApp(cfg, appOptions{
-		Logger: log, ConfigPath: path, Lookup: noEnv,
-		OnDeploy: func(r deploy.Result) { d.results <- r },
-	})
-	if err != nil {
+	opts.Logger = zerolog.New(d.logs).Level(zerolog.DebugLevel)
+	opts.ConfigPath, opts.Lookup = path, lookup
+	opts.OnDeploy = func(r deploy.Result) { d.results <- r }
+	if d.app, err = newApp(cfg, opts); err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	d.base = "http://" + d.app.Addr()
@@ -123,7 +111,6 @@ func startDaemon(t *testing.T, config string) *daemon {
 			t.Logf("liftoff's log:\n%s", d.logs.String())
 		}
 	})
-	return d
 }
 
 // secretMarker is the content of a secret file; it must never leave the

@@ -9,15 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
-	"github.com/rs/zerolog"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
@@ -74,37 +71,7 @@ func startDaemonWith(t *testing.T, config string, o daemonOptions) *daemon {
 	path := filepath.Join(t.TempDir(), "liftoff.yaml")
 	noEnv := func(string) (string, bool) { return "", false }
 	writeDaemonConfig(t, d, path, config)
-	cfg, err := deployments.Load(path, noEnv)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	log := zerolog.New(d.logs).Level(zerolog.DebugLevel)
-	d.app, err = newApp(cfg, appOptions{
-		Logger: log, ConfigPath: path, Lookup: noEnv,
-		OnDeploy:   func(r deploy.Result) { d.results <- r },
-		BeforeStep: o.BeforeStep,
-	})
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	d.base = "http://" + d.app.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.app.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	d.stop = func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := d.stop(); err != nil {
-			t.Errorf("liftoff stopped with an error: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("liftoff's log:\n%s", d.logs.String())
-		}
-	})
+	d.launch(path, noEnv, appOptions{BeforeStep: o.BeforeStep})
 	return d
 }
 

@@ -10,13 +10,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/rs/zerolog"
-
 	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
@@ -103,35 +99,7 @@ func startSecretsDaemon(t *testing.T) (*daemon, string) {
 	}
 	path := filepath.Join(dir, "liftoff.yaml")
 	secretsWriteConfig(t, d, dir, "")
-	cfg, err := deployments.Load(path, secretsLookup)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	d.app, err = newApp(cfg, appOptions{
-		Logger: zerolog.New(d.logs).Level(zerolog.DebugLevel), ConfigPath: path, Lookup: secretsLookup,
-		OnDeploy: func(r deploy.Result) { d.results <- r },
-	})
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	d.base = "http://" + d.app.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.app.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	d.stop = func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := d.stop(); err != nil {
-			t.Errorf("liftoff stopped with an error: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("liftoff's log:\n%s", d.logs.String())
-		}
-	})
+	d.launch(path, secretsLookup, appOptions{})
 	return d, dir
 }
 
