@@ -68,9 +68,10 @@ type Engine struct {
 	metrics *metrics
 	http    *http.Client // health.url probes
 
-	ctx    context.Context // cancelled by Close when its deadline passes
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context // cancelled by Close when its deadline passes
+	cancel  context.CancelFunc
+	closing chan struct{} // closed by Close: waits before anything was touched end
+	wg      sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -114,6 +115,7 @@ func New(opts Options) *Engine {
 		ctx:     ctx,
 		cancel:  cancel,
 		queues:  map[string]*queue{},
+		closing: make(chan struct{}),
 		http: &http.Client{
 			// 3xx passes the gate: do not follow redirects away from the container.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -217,6 +219,9 @@ func (e *Engine) Busy(deployment string) bool {
 // previous container runs again, and Close waits for that too.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
+	if !e.closed {
+		close(e.closing)
+	}
 	e.closed = true
 	e.mu.Unlock()
 	done := make(chan struct{})

@@ -596,3 +596,28 @@ deployments:
 		t.Errorf("api = %+v, want the new container running under the name", c)
 	}
 }
+
+// Stopping, a deploy that waits for an unreachable registry before it
+// touched anything gives up at once instead of holding the stop.
+func TestCloseEndsRetriesBeforeAnythingIsTouched(t *testing.T) {
+	h := newHarness(t)
+	h.eng.opts.RetryBackoff = time.Hour
+	h.rt.fail = func(op, _ string) error {
+		if op == "resolve" {
+			return fmt.Errorf("registry: %w", ErrUnavailable)
+		}
+		return nil
+	}
+	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	for h.rt.count("resolve") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.eng.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if r := h.next(); r.Outcome != Failed || !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "stopping") {
+		t.Errorf("deploy at close: %s %v", r.Outcome, r.Err)
+	}
+}

@@ -115,9 +115,17 @@ func (e *Engine) retry(ctx context.Context, log zerolog.Logger, op string, f fun
 			return err
 		}
 		log.Warn().Err(err).Str("step", op).Int("try", try).Dur("wait", wait).Msg("Docker engine or registry unavailable; retrying")
+		// Shutting down, a deploy that has touched no container yet gives
+		// up at once rather than hold the stop; later steps keep trying.
+		var closing <-chan struct{}
+		if op == StepResolve || op == StepPull || op == StepPrepare {
+			closing = e.closing
+		}
 		select {
 		case <-ctx.Done():
 			return err
+		case <-closing:
+			return fmt.Errorf("%w (liftoff is stopping)", err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 30*time.Second)
