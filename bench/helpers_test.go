@@ -724,7 +724,7 @@ func (d *daemon) waitDeploys(n int) (started, ended time.Time) {
 }
 
 // phases are liftoff's deploy steps, in order.
-var phases = []string{"resolve", "pull", "prepare", "stop", "rename", "create", "start", "gate", "cleanup"}
+var phases = []string{"resolve", "pull", "prepare", "stop", "rename", "create", "start", "gate", "publish", "cleanup"}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
