@@ -470,37 +470,8 @@ func TestReconcileReportsWhatRuns(t *testing.T) {
 // start-first gives the new container its aliases only once it passed the
 // gate, so that no request reaches a container that may fail it.
 func TestStartFirstPublishesAfterTheGate(t *testing.T) {
-	cfg, err := deployments.Parse([]byte(`
-hooks: [{source: dockerhub, token: 0123456789abcdef0123456789abcdef}]
-environments: {production: {}}
-deployments:
-  - name: api
-    image: acme/api
-    tags: [latest]
-    environment: production
-    strategy: start-first
-    container: {networks: [web], aliases: [api]}
-    health: {min_uptime: 50ms}
-`), t.TempDir(), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
 	rt := newFakeRuntime()
-	results := make(chan Result, 4)
-	eng := New(Options{Runtime: rt, Config: func() *deployments.Config { return cfg }, Logger: zerolog.Nop(),
-		OnDone: func(r Result) { results <- r }})
-	t.Cleanup(func() { eng.Close(context.Background()) })
-	deployTag := func(digest string) Result {
-		rt.push("docker.io/acme/api:latest", digest)
-		eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"})
-		select {
-		case r := <-results:
-			return r
-		case <-time.After(10 * time.Second):
-			t.Fatal("no deploy finished")
-			return Result{}
-		}
-	}
+	deployTag := startFirstEngine(t, rt, Options{})
 	if r := deployTag("sha256:one"); r.Outcome != Succeeded {
 		t.Fatalf("first: %s %v", r.Outcome, r.Err)
 	}
@@ -544,38 +515,9 @@ deployments:
 // A start-first cleanup retried after the engine came back finds the old
 // container already gone, and still finishes the swap.
 func TestStartFirstCleanupRetryFindsOldGone(t *testing.T) {
-	cfg, err := deployments.Parse([]byte(`
-hooks: [{source: dockerhub, token: 0123456789abcdef0123456789abcdef}]
-environments: {production: {}}
-deployments:
-  - name: api
-    image: acme/api
-    tags: [latest]
-    environment: production
-    strategy: start-first
-    container: {networks: [web], aliases: [api]}
-    health: {min_uptime: 50ms}
-`), t.TempDir(), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
 	rt := newFakeRuntime()
-	results := make(chan Result, 4)
-	eng := New(Options{Runtime: rt, Config: func() *deployments.Config { return cfg }, Logger: zerolog.Nop(),
-		RetryBackoff: time.Millisecond, OnDone: func(r Result) { results <- r }})
-	t.Cleanup(func() { eng.Close(context.Background()) })
-	next := func() Result {
-		select {
-		case r := <-results:
-			return r
-		case <-time.After(10 * time.Second):
-			t.Fatal("no deploy finished")
-			return Result{}
-		}
-	}
-	rt.push("docker.io/acme/api:latest", "sha256:one")
-	eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"})
-	old := next()
+	deployTag := startFirstEngine(t, rt, Options{RetryBackoff: time.Millisecond})
+	old := deployTag("sha256:one")
 	// The old container is removed, then the engine drops the answer: the
 	// step is retried from its start.
 	dropped := false
@@ -586,9 +528,7 @@ deployments:
 		}
 		return nil
 	}
-	rt.push("docker.io/acme/api:latest", "sha256:two")
-	eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"})
-	r := next()
+	r := deployTag("sha256:two")
 	if r.Outcome != Succeeded {
 		t.Fatalf("start-first with a retried cleanup: %s %v", r.Outcome, r.Err)
 	}
@@ -619,5 +559,47 @@ func TestCloseEndsRetriesBeforeAnythingIsTouched(t *testing.T) {
 	}
 	if r := h.next(); r.Outcome != Failed || !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "stopping") {
 		t.Errorf("deploy at close: %s %v", r.Outcome, r.Err)
+	}
+}
+
+// startFirstEngine runs an engine with one start-first deployment, "api" on
+// network web with alias api, over rt; the function it returns pushes a
+// digest under latest, deploys it and waits for the result.
+func startFirstEngine(t *testing.T, rt *fakeRuntime, opts Options) func(digest string) Result {
+	t.Helper()
+	cfg, err := deployments.Parse([]byte(`
+hooks: [{source: dockerhub, token: 0123456789abcdef0123456789abcdef}]
+environments: {production: {}}
+deployments:
+  - name: api
+    image: acme/api
+    tags: [latest]
+    environment: production
+    strategy: start-first
+    container: {networks: [web], aliases: [api]}
+    health: {min_uptime: 50ms}
+`), t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan Result, 4)
+	opts.Runtime, opts.Logger = rt, zerolog.Nop()
+	opts.Config = func() *deployments.Config { return cfg }
+	opts.OnDone = func(r Result) { results <- r }
+	eng := New(opts)
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	return func(digest string) Result {
+		t.Helper()
+		rt.push("docker.io/acme/api:latest", digest)
+		if err := eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatal("no deploy finished")
+			return Result{}
+		}
 	}
 }
