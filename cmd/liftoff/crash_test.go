@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -266,49 +265,13 @@ func TestCrashDuringDeploy(t *testing.T) {
 }
 
 // crashDaemon is liftoff started in-process from a config file.
-type crashDaemon struct {
-	app     *app
-	base    string
-	results chan deploy.Result
-	logs    *crashLog
-	stop    func() error
-}
+type crashDaemon struct{ *daemon }
 
 func startCrashDaemon(t *testing.T, path string, opts appOptions) *crashDaemon {
 	t.Helper()
-	noEnv := func(string) (string, bool) { return "", false }
-	cfg, err := deployments.Load(path, noEnv)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	logs := &crashLog{}
-	d := &crashDaemon{results: make(chan deploy.Result, 16), logs: logs}
-	opts.Logger = zerolog.New(logs).With().Timestamp().Logger()
-	opts.ConfigPath, opts.Lookup = path, noEnv
-	opts.OnDeploy = func(r deploy.Result) { d.results <- r }
-	d.app, err = newApp(cfg, opts)
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	d.base = "http://" + d.app.Addr()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.app.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	d.stop = func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := d.stop(); err != nil {
-			t.Errorf("liftoff stopped with an error: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("liftoff's log:\n%s", logs.String())
-		}
-	})
-	return d
+	d := &daemon{t: t, results: make(chan deploy.Result, 16), logs: &syncBuffer{}}
+	d.launch(path, func(string) (string, bool) { return "", false }, opts)
+	return &crashDaemon{d}
 }
 
 // next waits for the next deploy to finish.
@@ -358,7 +321,7 @@ func runCrashChild(t *testing.T, path, deployment, step string, during bool, sen
 	}
 	// If the parent dies, so does the child.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr := &crashLog{}
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -510,22 +473,4 @@ func waitReconciled(t *testing.T, path string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// crashLog is a log sink safe for concurrent writes.
-type crashLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *crashLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *crashLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
