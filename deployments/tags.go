@@ -40,7 +40,7 @@ func parseTagRule(s string) (tagRule, error) {
 		return tagRule{kind: ruleExact, arg: s}, nil
 	}
 	if arg == "" {
-		return tagRule{}, fmt.Errorf("%q: nothing after %s:", s, kind)
+		return tagRule{}, fmt.Errorf("%q: nothing after %q", s, kind+":")
 	}
 	switch kind {
 	case "glob":
@@ -62,7 +62,7 @@ func parseTagRule(s string) (tagRule, error) {
 		}
 		return tagRule{kind: ruleRegexp, arg: arg, re: re}, nil
 	}
-	return tagRule{}, fmt.Errorf("unknown rule %q: want an exact tag, glob:, semver: or regexp:", kind+":")
+	return tagRule{}, fmt.Errorf("unknown rule %q: want an exact tag or one of glob:, semver:, regexp: before it", kind+":")
 }
 
 // tagVersion parses a tag as a version at most once per push, however

@@ -145,7 +145,7 @@ metrics_listen: 127.0.0.1:8080
     tags: [ok, "semver:^foo", "glob:release-[", "regexp:(", "bad tag", "semver:", "foo:bar", ".dot"]
 `, nil, []string{`deployments[0].tags[1]: invalid semver constraint "^foo"`, `deployments[0].tags[2]: invalid glob "release-["`,
 			`deployments[0].tags[3]: invalid regexp "("`, `deployments[0].tags[4]: invalid tag "bad tag"`,
-			`deployments[0].tags[5]: "semver:": nothing after semver:`, `deployments[0].tags[6]: unknown rule "foo:"`,
+			`deployments[0].tags[5]: "semver:": nothing after "semver:"`, `deployments[0].tags[6]: unknown rule "foo:"`,
 			`deployments[0].tags[7]: invalid tag ".dot"`}},
 
 		{"env keys", `environments:

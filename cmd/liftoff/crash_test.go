@@ -234,7 +234,7 @@ func TestCrashDuringDeploy(t *testing.T) {
 			}
 
 			// Start again: reconcile repairs.
-			d = startCrashDaemon(t, path, appOptions{})
+			startCrashDaemon(t, path, appOptions{})
 			waitReconciled(t, db)
 			if got := containerStates(t, e, name); !slices.Equal(got, []string{name + " running"}) {
 				t.Fatalf("after reconcile: %v, want only %s running", got, name)

@@ -29,10 +29,6 @@ const (
 	secretsBadVarValue = "Bad Name badvarmarker-2d8f4b6c"  // an invalid value from ${VAR}
 )
 
-// inContainer are the markers that belong in the container's environment
-// and nowhere else.
-var inContainer = []string{secretsVar, secretsEnvFile, secretsSecretFile}
-
 var allSecrets = []string{secretsToken, secretsVar, secretsEnvFile, secretsSecretFile, secretsPassword,
 	secretsWrongPass, secretsBadLine, "badvarmarker-2d8f4b6c"}
 
