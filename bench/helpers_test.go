@@ -154,7 +154,7 @@ type recorder struct {
 	mu     sync.Mutex
 	events []event
 	exited chan struct{}
-	stderr bytes.Buffer
+	stderr testenv.SyncBuffer
 }
 
 // startPoller runs cmd, a pollclient on the host or "docker run" of one,
@@ -167,7 +167,7 @@ func startPoller(tb testing.TB, cmd *exec.Cmd) *recorder {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cmd.Stderr = &lockedWriter{mu: &r.mu, w: &r.stderr}
+	cmd.Stderr = &r.stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", cmd, err)
 	}
@@ -193,17 +193,6 @@ func startPoller(tb testing.TB, cmd *exec.Cmd) *recorder {
 		}
 	})
 	return r
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func parseEvent(line string) (event, bool) {
@@ -250,7 +239,7 @@ func (r *recorder) waitServing(tb testing.TB, since time.Time, version string, t
 		r.mu.Unlock()
 		select {
 		case <-r.exited:
-			tb.Fatalf("the poll client exited: %s", r.stderrText())
+			tb.Fatalf("the poll client exited: %s", r.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -258,12 +247,6 @@ func (r *recorder) waitServing(tb testing.TB, since time.Time, version string, t
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-}
-
-func (r *recorder) stderrText() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stderr.String()
 }
 
 func (r *recorder) last(n int) []string {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/liftoff-deploy/liftoff/deploy"
 	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
 // fakeCatalogue is a Catalogue whose behaviour each test sets.
@@ -83,24 +83,6 @@ type fakePinger struct {
 
 func (p fakePinger) Ping(ctx context.Context) error { return p.PingFn(ctx) }
 
-// syncBuffer is a log sink that handlers may write concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 const (
 	testToken  = "tok-3f9a1c0d5e7b42a8b6c9d0e1f2a3b4c5"
 	staging    = "dblood-staging"
@@ -141,13 +123,13 @@ type harness struct {
 	cat  *fakeCatalogue
 	dep  *fakeDeployer
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 }
 
 // newHarness builds a Server on fakes; edit may change its options.
 func newHarness(t testing.TB, edit func(*Options)) *harness {
 	t.Helper()
-	h := &harness{cat: catalogue(), dep: &fakeDeployer{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{cat: catalogue(), dep: &fakeDeployer{}, reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	opts := Options{
 		Catalogue:  func() Catalogue { return h.cat },
 		Deployer:   h.dep,

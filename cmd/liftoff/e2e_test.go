@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +32,7 @@ type daemon struct {
 	prefix  string // unique per test: names of its deployments and containers
 	repo    string // acme/<prefix>, as DockerHub names it
 	results chan deploy.Result
-	logs    *syncBuffer
+	logs    *testenv.SyncBuffer
 	stop    func() error
 }
 
@@ -454,22 +453,4 @@ func (d *daemon) get(path string) string {
 		d.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	return string(b)
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

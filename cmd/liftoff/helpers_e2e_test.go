@@ -54,6 +54,9 @@ func webYAML(health, container, extra string) string {
 	return r.Replace(webConfig)
 }
 
+// syncBuffer is kept for crash_test.go, which predates testenv.SyncBuffer.
+type syncBuffer = testenv.SyncBuffer
+
 // daemonOptions are what startDaemonWith adds to startDaemon.
 type daemonOptions struct {
 	// BeforeStep runs before each journaled deploy step; blocking in it
@@ -65,7 +68,7 @@ type daemonOptions struct {
 func startDaemonWith(t *testing.T, config string, o daemonOptions) *daemon {
 	t.Helper()
 	eng := testenv.Engine(t)
-	d := &daemon{t: t, eng: eng, reg: eng.Registry(t), results: make(chan deploy.Result, 64), logs: &syncBuffer{}}
+	d := &daemon{t: t, eng: eng, reg: eng.Registry(t), results: make(chan deploy.Result, 64), logs: &testenv.SyncBuffer{}}
 	d.prefix = eng.UniqueName(t, "e2e")
 	d.repo = "acme/" + d.prefix
 	path := filepath.Join(t.TempDir(), "liftoff.yaml")

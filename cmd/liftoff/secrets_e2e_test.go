@@ -80,7 +80,7 @@ func startSecretsDaemon(t *testing.T) (*daemon, string) {
 	t.Helper()
 	eng := testenv.Engine(t)
 	d := &daemon{t: t, eng: eng, reg: eng.Registry(t, testenv.WithBasicAuth("liftoff", secretsPassword)),
-		results: make(chan deploy.Result, 64), logs: &syncBuffer{}}
+		results: make(chan deploy.Result, 64), logs: &testenv.SyncBuffer{}}
 	d.prefix = eng.UniqueName(t, "sec")
 	d.repo = "acme/" + d.prefix
 	dir := t.TempDir()
