@@ -607,7 +607,7 @@ func (d *daemon) push(version string) string {
 func (d *daemon) hook() {
 	d.tb.Helper()
 	resp, err := http.Post(d.base+"/hooks/dockerhub/"+hookToken, "application/json",
-		strings.NewReader(dockerHubPayload(d.repo, "staging")))
+		strings.NewReader(testenv.DockerHubPayload(d.repo, "staging")))
 	if err != nil {
 		d.tb.Fatalf("hook: %v", err)
 	}
@@ -618,18 +618,6 @@ func (d *daemon) hook() {
 	if resp.StatusCode != http.StatusAccepted || !slices.Contains(a.Accepted, d.name) {
 		d.tb.Fatalf("hook: %d %s", resp.StatusCode, body)
 	}
-}
-
-func dockerHubPayload(repo, tag string) string {
-	ns, name, _ := strings.Cut(repo, "/")
-	return fmt.Sprintf(`{
-  "callback_url": "https://registry.hub.docker.com/u/%[1]s/hook/2141b5bi5i5b02bec211i4eeih0242eg11000a/",
-  "push_data": {"pushed_at": 1732550400, "pusher": "ci-bot", "tag": %[3]q, "images": null},
-  "repository": {"repo_name": %[1]q, "namespace": %[2]q, "name": %[4]q, "owner": %[2]q,
-    "repo_url": "https://registry.hub.docker.com/u/%[1]s/", "status": "Active", "description": "",
-    "full_description": null, "is_private": true, "is_official": false, "is_trusted": false,
-    "star_count": 0, "comment_count": 0, "date_created": 1700000000}
-}`, repo, ns, tag, name)
 }
 
 // metrics is what the benchmarks read from /metrics.

@@ -124,7 +124,7 @@ func (d *daemon) push(tag, version string, env ...string) string {
 // hook delivers a DockerHub push of tag and returns the status and answer.
 func (d *daemon) hook(tag string) (int, hookAnswer) {
 	d.t.Helper()
-	return d.post("/hooks/dockerhub/"+hookToken, dockerHubPayload(d.repo, tag))
+	return d.post("/hooks/dockerhub/"+hookToken, testenv.DockerHubPayload(d.repo, tag))
 }
 
 type hookAnswer struct {
@@ -149,18 +149,6 @@ func (d *daemon) post(path, body string) (int, hookAnswer) {
 		}
 	}
 	return resp.StatusCode, a
-}
-
-func dockerHubPayload(repo, tag string) string {
-	ns, name, _ := strings.Cut(repo, "/")
-	return fmt.Sprintf(`{
-  "callback_url": "https://registry.hub.docker.com/u/%[1]s/hook/2141b5bi5i5b02bec211i4eeih0242eg11000a/",
-  "push_data": {"pushed_at": 1732550400, "pusher": "ci-bot", "tag": %[3]q, "images": null},
-  "repository": {"repo_name": %[1]q, "namespace": %[2]q, "name": %[4]q, "owner": %[2]q,
-    "repo_url": "https://registry.hub.docker.com/u/%[1]s/", "status": "Active", "description": "",
-    "full_description": null, "is_private": true, "is_official": false, "is_trusted": false,
-    "star_count": 0, "comment_count": 0, "date_created": 1700000000}
-}`, repo, ns, tag, name)
 }
 
 // next waits for the next deploy to finish.
@@ -356,7 +344,7 @@ func TestBurstOfIdenticalDeliveriesDeploysOnce(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, e2eConfig)
-	valid := dockerHubPayload(d.repo, "staging")
+	valid := testenv.DockerHubPayload(d.repo, "staging")
 	tests := []struct {
 		name, path, body string
 		status           int
@@ -364,8 +352,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"wrong token", "/hooks/dockerhub/not-the-token-0123456789abcdef", valid, http.StatusNotFound},
 		{"unknown source", "/hooks/nosuch/" + hookToken, valid, http.StatusNotFound},
 		{"malformed json", "/hooks/dockerhub/" + hookToken, `{"push_data": {`, http.StatusBadRequest},
-		{"invalid tag", "/hooks/dockerhub/" + hookToken, dockerHubPayload(d.repo, "-bad"), http.StatusBadRequest},
-		{"invalid repository", "/hooks/dockerhub/" + hookToken, dockerHubPayload("Acme/../x", "staging"), http.StatusBadRequest},
+		{"invalid tag", "/hooks/dockerhub/" + hookToken, testenv.DockerHubPayload(d.repo, "-bad"), http.StatusBadRequest},
+		{"invalid repository", "/hooks/dockerhub/" + hookToken, testenv.DockerHubPayload("Acme/../x", "staging"), http.StatusBadRequest},
 		{"too large", "/hooks/dockerhub/" + hookToken, `{"x":"` + strings.Repeat("a", 2<<20) + `"}`, http.StatusRequestEntityTooLarge},
 	}
 	for _, tc := range tests {
@@ -376,7 +364,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	// Unknown image (a repo nobody pushed) for a valid deployment name.
 	d.push("unrelated", "v0")
-	status, _ := d.post("/hooks/dockerhub/"+hookToken, dockerHubPayload("acme/nobody-"+d.prefix, "staging"))
+	status, _ := d.post("/hooks/dockerhub/"+hookToken, testenv.DockerHubPayload("acme/nobody-"+d.prefix, "staging"))
 	if status != http.StatusAccepted {
 		t.Errorf("unknown image: %d", status)
 	}

@@ -146,7 +146,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	var results []deploy.Result
 	deliver := func(name, tag string) deploy.Result {
 		t.Helper()
-		status, body := out.request(t, "hook "+name, http.MethodPost, d.base+hook, dockerHubPayload(d.repo, tag))
+		status, body := out.request(t, "hook "+name, http.MethodPost, d.base+hook, testenv.DockerHubPayload(d.repo, tag))
 		if status != http.StatusAccepted || !strings.Contains(body, `"accepted":["`+app+`"]`) {
 			t.Fatalf("%s: %d %s", name, status, body)
 		}
@@ -204,11 +204,11 @@ func TestSecretsNeverLeave(t *testing.T) {
 	d.serving(app, "v1")
 
 	// Bad deliveries.
-	out.request(t, "hook wrong token", http.MethodPost, d.base+"/hooks/dockerhub/"+strings.ToUpper(secretsToken), dockerHubPayload(d.repo, "latest"))
-	out.request(t, "hook bad tag", http.MethodPost, d.base+hook, dockerHubPayload(d.repo, "-bad"))
+	out.request(t, "hook wrong token", http.MethodPost, d.base+"/hooks/dockerhub/"+strings.ToUpper(secretsToken), testenv.DockerHubPayload(d.repo, "latest"))
+	out.request(t, "hook bad tag", http.MethodPost, d.base+hook, testenv.DockerHubPayload(d.repo, "-bad"))
 	out.request(t, "hook bad json", http.MethodPost, d.base+hook, `{"push_data": {"tag": "`+secretsToken)
 	out.request(t, "hook GET", http.MethodGet, d.base+hook, "")
-	out.request(t, "hook with query", http.MethodPost, d.base+hook+"/?token="+secretsToken, dockerHubPayload(d.repo, "nomatch"))
+	out.request(t, "hook with query", http.MethodPost, d.base+hook+"/?token="+secretsToken, testenv.DockerHubPayload(d.repo, "nomatch"))
 	// The read-only endpoints.
 	for _, p := range []string{"/metrics", "/readyz", "/healthz", "/", "/api/v1/deployments"} {
 		out.request(t, "GET "+p, http.MethodGet, d.base+p, "")
