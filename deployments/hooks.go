@@ -14,6 +14,18 @@ type hookSum struct {
 	sum    [sha256.Size]byte
 }
 
+// hashTokens takes the hash of each hook token, for HookAuth. Once the
+// tokens are forgotten the hashes taken at load are kept.
+func (c *Config) hashTokens() {
+	if c.tokensForgotten {
+		return
+	}
+	c.hookSums = make([]hookSum, 0, len(c.Hooks))
+	for _, h := range c.Hooks {
+		c.hookSums = append(c.hookSums, hookSum{source: h.Source, sum: sha256.Sum256([]byte(h.Token))})
+	}
+}
+
 // forgetTokens drops the plain hook tokens once their hashes are taken, so
 // that a loaded config keeps only hashes in memory (and no dump, log or
 // debugger shows the tokens). A reload reads them from the file again.
