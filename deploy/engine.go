@@ -78,14 +78,6 @@ type Engine struct {
 	queues map[string]*queue
 }
 
-// queue is the state of one deployment: the deploy running now and at most
-// one waiting behind it (latest wins).
-type queue struct {
-	current  Request
-	resolved bool // current has resolved its digest: a duplicate is no longer redundant
-	pending  *Request
-}
-
 // New returns an engine. Call Close to stop it.
 func New(opts Options) *Engine {
 	if opts.Now == nil {
@@ -121,96 +113,6 @@ func New(opts Options) *Engine {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
-}
-
-// Enqueue asks for a deploy. It never blocks: if the deployment is idle the
-// deploy starts now; if one runs, r waits behind it, replacing (superseding)
-// any request already waiting. A request identical to the running one that
-// arrives before it has resolved its digest is redundant and dropped: the
-// running deploy will see the same tag.
-func (e *Engine) Enqueue(r Request) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return ErrClosed
-	}
-	if r.Received.IsZero() {
-		r.Received = e.opts.Now()
-	}
-	q, busy := e.queues[r.Deployment]
-	if !busy {
-		q = &queue{current: r}
-		e.queues[r.Deployment] = q
-		e.wg.Add(1)
-		go e.work(r.Deployment, q)
-		return nil
-	}
-	switch {
-	case q.pending != nil && q.pending.same(r):
-		// a duplicate delivery of what already waits
-	case q.pending == nil && !q.resolved && q.current.same(r):
-		// a duplicate of the running deploy, which has not looked up the tag yet
-	case q.pending != nil:
-		e.supersede(*q.pending, r)
-		q.pending = &r
-	default:
-		q.pending = &r
-		e.metrics.queueDepth.Inc()
-	}
-	return nil
-}
-
-func (e *Engine) supersede(old, by Request) {
-	env := ""
-	if d := e.opts.Config().Deployment(old.Deployment); d != nil {
-		env = d.Environment
-	}
-	e.metrics.deploys.WithLabelValues(old.Deployment, env, string(Superseded)).Inc()
-	e.log.Info().Str("deployment", old.Deployment).Str("tag", old.Tag).Str("delivery", old.Delivery).
-		Str("superseded_by", by.Delivery).Str("outcome", string(Superseded)).Msg("deploy superseded before it started")
-}
-
-// work runs the deploys of one deployment until none waits.
-func (e *Engine) work(name string, q *queue) {
-	defer e.wg.Done()
-	r := q.current
-	for {
-		if r.repair != nil {
-			e.runRepair(r)
-		} else {
-			res := e.run(r, func() {
-				e.mu.Lock()
-				q.resolved = true
-				e.mu.Unlock()
-			})
-			if e.opts.OnDone != nil {
-				e.opts.OnDone(res)
-			}
-		}
-		e.mu.Lock()
-		if q.pending == nil || e.closed {
-			if q.pending != nil {
-				e.metrics.queueDepth.Dec()
-				e.log.Warn().Str("deployment", name).Str("tag", q.pending.Tag).Str("delivery", q.pending.Delivery).
-					Msg("shutting down: waiting deploy dropped; push again or use the API once liftoff is back")
-			}
-			delete(e.queues, name)
-			e.mu.Unlock()
-			return
-		}
-		r = *q.pending
-		q.current, q.pending, q.resolved = r, nil, false
-		e.metrics.queueDepth.Dec()
-		e.mu.Unlock()
-	}
-}
-
-// Busy tells whether a deploy of that deployment runs or waits now.
-func (e *Engine) Busy(deployment string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.queues[deployment]
-	return ok
 }
 
 // Close stops accepting requests, drops those waiting, and waits for the

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // ErrGate marks a new container that did not pass its health gate.
@@ -17,8 +15,7 @@ var ErrGate = errors.New("health gate failed")
 // pollInterval is how often the gate looks at the new container.
 const pollInterval = 100 * time.Millisecond
 
-// gate waits until the new container proves itself (DESIGN.md step 6): it
-// keeps running without a restart for min_uptime, its Docker health status
+// gate waits until the new container proves itself: it keeps running without a restart for min_uptime, its Docker health status
 // (the image's HEALTHCHECK or health.cmd) becomes healthy, and health.url
 // answers 2xx/3xx — all within health.timeout.
 func (a *attempt) gate() error {
@@ -102,32 +99,4 @@ func (e *Engine) probe(ctx context.Context, url string) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// retry runs f until it succeeds, fails for a reason other than the engine
-// being unavailable (ErrUnavailable), or the retries run out; the waits
-// grow from RetryBackoff, doubling, up to 30s.
-func (e *Engine) retry(ctx context.Context, log zerolog.Logger, op string, f func(ctx context.Context) error) error {
-	wait := e.opts.RetryBackoff
-	for try := 1; ; try++ {
-		err := f(ctx)
-		if err == nil || !errors.Is(err, ErrUnavailable) || try > e.opts.Retries || ctx.Err() != nil {
-			return err
-		}
-		log.Warn().Err(err).Str("step", op).Int("try", try).Dur("wait", wait).Msg("Docker engine or registry unavailable; retrying")
-		// Shutting down, a deploy that has touched no container yet gives
-		// up at once rather than hold the stop; later steps keep trying.
-		var closing <-chan struct{}
-		if op == StepResolve || op == StepPull || op == StepPrepare {
-			closing = e.closing
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-closing:
-			return fmt.Errorf("%w (liftoff is stopping)", err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 30*time.Second)
-	}
 }

@@ -68,24 +68,22 @@ func (e *Engine) enqueueRepair(name string, done chan error) bool {
 	if _, busy := e.queues[name]; busy || e.closed {
 		return false
 	}
-	q := &queue{current: Request{Deployment: name, repair: done}}
-	e.queues[name] = q
-	e.wg.Add(1)
-	go e.work(name, q)
+	e.startLocked(repairJob(name, done))
 	return true
 }
 
-// runRepair is the queue's job for a repair request.
-func (e *Engine) runRepair(r Request) {
-	d := e.opts.Config().Deployment(r.Deployment)
-	var err error
-	if d != nil {
-		log := e.log.With().Str("deployment", d.Name).Logger()
-		if _, err = e.repair(e.ctx, log, d, 0); err == nil {
-			e.observe(e.ctx, d)
-		}
+// runRepair is a repair job: it repairs the deployment and notes what runs.
+func (e *Engine) runRepair(deployment string) error {
+	d := e.opts.Config().Deployment(deployment)
+	if d == nil {
+		return nil
 	}
-	r.repair <- err
+	log := e.log.With().Str("deployment", d.Name).Logger()
+	if _, err := e.repair(e.ctx, log, d, 0); err != nil {
+		return err
+	}
+	e.observe(e.ctx, d)
+	return nil
 }
 
 // repair finishes or undoes what interrupted deploys of d left behind.

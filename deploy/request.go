@@ -1,7 +1,3 @@
-// Package deploy is liftoff's engine: a serial, coalescing queue per
-// deployment and the deploy steps (resolve, pull, build, swap, settle,
-// rollback). It defines the small interfaces it needs (Runtime) and is driven
-// by the server and the CLI through Enqueue.
 package deploy
 
 import "time"
@@ -16,14 +12,12 @@ type Request struct {
 	Delivery   string    // id of the webhook delivery, for logs
 	Pusher     string    // who pushed, as the sender says
 	Received   time.Time // when the request arrived
-
-	repair chan error // set for a repair job (see Reconcile) instead of a deploy
 }
 
 // same tells whether two requests ask for the same thing, so that one can
 // stand for both.
 func (r Request) same(o Request) bool {
-	return r.repair == nil && o.repair == nil && r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
+	return r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
 }
 
 // Outcome of a deploy, as counted in liftoff_deploys_total.

@@ -1,0 +1,17 @@
+// Package deploy is liftoff's engine. It turns a Request ("deployment web
+// should run tag v2") into the container it names, safely:
+//
+//   - a queue per deployment runs its jobs one at a time (a deploy, or a
+//     repair of what an interrupted deploy left), keeps at most one deploy
+//     waiting behind the running one (the latest wins) and drops duplicate
+//     deliveries;
+//   - a deploy is a fixed list of steps (resolve, pull, prepare, then the
+//     strategy's swap, health gate and cleanup or rollback), each written to
+//     the Journal before it is taken;
+//   - Reconcile reads the journal after a crash or an engine outage and
+//     finishes or undoes every interrupted deploy.
+//
+// It defines the small interfaces it needs — Runtime (the container engine)
+// and Journal (durable records) — which the docker and history packages
+// implement. docs/ARCHITECTURE.md tells the whole story.
+package deploy

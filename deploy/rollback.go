@@ -1,0 +1,76 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// rollbackTimeout bounds putting the previous container back. It runs on a
+// context of its own so that a shutdown or a cancelled deploy still restores
+// the service.
+const rollbackTimeout = 2 * time.Minute
+
+// rollback removes the new container and brings the previous one back as
+// it was. It runs on a context of its own: it must finish even when the
+// deploy was cancelled.
+func (a *attempt) rollback(cause error) (Outcome, error) {
+	rt := a.e.opts.Runtime
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), rollbackTimeout)
+	defer cancel()
+	defer func() {
+		a.rec.Phases[StepRollback] += time.Since(start)
+		a.e.metrics.phase.WithLabelValues(StepRollback).Observe(time.Since(start).Seconds())
+	}()
+	if err := a.journal(ctx, StepRollback); err != nil {
+		a.log.Error().Err(err).Msg("rolling back without a journal entry")
+	}
+	if a.e.opts.BeforeStep != nil {
+		a.e.opts.BeforeStep(a.rec.Deployment, StepRollback)
+	}
+	var errs []error
+	try := func(what string, f func(ctx context.Context) error) {
+		if err := a.e.retry(ctx, a.log, StepRollback, f); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	if a.newID != "" {
+		if a.published {
+			// start-first: the new container has been taking requests
+			// beside the previous one (same aliases). Its stop signal lets
+			// those finish, as a swap does for the old container; a forced
+			// remove would cut them off. The previous one still serves, so
+			// the grace period costs no availability.
+			if err := a.e.retry(ctx, a.log, StepRollback, func(ctx context.Context) error {
+				return rt.Stop(ctx, a.newID, a.d.StopTimeout)
+			}); err != nil {
+				a.log.Warn().Err(err).Msg("could not stop the new container; removing it by force")
+			}
+		}
+		try("remove new container", func(ctx context.Context) error { return rt.Remove(ctx, a.newID) })
+	}
+	if a.prev == nil {
+		if len(errs) > 0 {
+			a.unrepaired = true
+			return Failed, errors.Join(append([]error{cause}, errs...)...)
+		}
+		// Nothing was stopped: the service (if any) is as it was.
+		return Failed, cause
+	}
+	if a.renamed {
+		try("rename previous container back", func(ctx context.Context) error { return rt.Rename(ctx, a.prev.ID, a.name) })
+	}
+	if a.stopped && a.wasRunning {
+		try("restart previous container", func(ctx context.Context) error { return rt.Start(ctx, a.prev.ID) })
+	}
+	if len(errs) > 0 {
+		a.unrepaired = true
+		a.log.Error().Errs("errors", errs).Msg("rollback incomplete")
+		return Failed, errors.Join(append([]error{cause, errors.New("rollback incomplete")}, errs...)...)
+	}
+	a.res.ContainerID = a.prev.ID
+	a.log.Warn().Err(cause).Msg("rolled back to the previous container")
+	return RolledBack, cause
+}
