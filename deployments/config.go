@@ -81,7 +81,7 @@ func (u Unsupported) IsSet() bool { return u.set }
 
 // Hook is one webhook sender: POST /hooks/{source}/{token}.
 type Hook struct {
-	Source string `yaml:"source"` // "dockerhub"
+	Source string `yaml:"source"` // one of HookSources(): "dockerhub"
 	Token  string `yaml:"token"`  // secret; never logged
 }
 

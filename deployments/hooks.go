@@ -5,6 +5,19 @@ import (
 	"crypto/subtle"
 )
 
+// SourceDockerHub is the source of Docker Hub's webhooks: POST
+// /hooks/dockerhub/{token}.
+const SourceDockerHub = "dockerhub"
+
+// HookSources returns the webhook sources liftoff serves, the values
+// hooks[].source accepts. The server has a payload parser for each of them
+// and for no other.
+func HookSources() []string { return []string{SourceDockerHub} }
+
+// laterSources are sources liftoff does not serve yet: hooks[].source
+// refuses them as "not supported yet" rather than as unknown.
+var laterSources = []string{"distribution", "ghcr", "harbor", "quay", "generic"}
+
 // hookSum is a hook as HookAuth needs it: the hash of its token. Comparing
 // fixed-size hashes keeps the comparison constant-time whatever the
 // length of the token tried (subtle.ConstantTimeCompare returns early on

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -85,17 +86,19 @@ func (c *Config) checkTLS(p *problems) {
 // validateHooks checks each hook's source and token. The tokens are hashed
 // afterwards, by hashTokens.
 func (c *Config) validateHooks(p *problems) {
+	served := HookSources()
+	supported := strings.Join(served, ", ")
 	first := map[string]int{}
 	for i, h := range c.Hooks {
 		sp := fmt.Sprintf("hooks[%d].source", i)
-		switch h.Source {
-		case "":
-			p.addf(sp, "missing (supported: dockerhub)")
-		case "dockerhub":
-		case "distribution", "ghcr", "harbor", "quay", "generic":
-			p.addf(sp, "%q is not supported yet (supported: dockerhub)", h.Source)
+		switch {
+		case h.Source == "":
+			p.addf(sp, "missing (supported: %s)", supported)
+		case slices.Contains(served, h.Source):
+		case slices.Contains(laterSources, h.Source):
+			p.addf(sp, "%q is not supported yet (supported: %s)", h.Source, supported)
 		default:
-			p.addf(sp, "unknown source %s (supported: dockerhub)", p.quote(sp, h.Source))
+			p.addf(sp, "unknown source %s (supported: %s)", p.quote(sp, h.Source), supported)
 		}
 		if j, dup := first[h.Source]; dup && h.Source != "" {
 			p.addf(sp, "duplicate of hooks[%d]: one hook per source", j)

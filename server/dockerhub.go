@@ -15,8 +15,6 @@ import (
 	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
-const sourceDockerHub = "dockerhub"
-
 // dockerHubPayload holds the fields of a DockerHub delivery that liftoff
 // reads; the others (callback_url, images, full_description, ...) are
 // ignored. callback_url in particular is never called.

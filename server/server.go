@@ -172,8 +172,9 @@ func New(opts Options) *Server {
 	if s.gatherer == nil {
 		s.gatherer, _ = reg.(prometheus.Gatherer)
 	}
+	// One parser per source of deployments.HookSources, and no other.
 	s.sources = map[string]parser{
-		sourceDockerHub: parseDockerHub,
+		deployments.SourceDockerHub: parseDockerHub,
 	}
 	s.metrics = newMetrics(reg, s.sources)
 	s.router = s.routes()
