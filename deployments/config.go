@@ -39,7 +39,8 @@ type Config struct {
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
 	// HookRateLimit is how many /hooks requests a minute one client IP may
-	// make (default 120; -1 turns the limit off).
+	// make: 0 means the default (DefaultHookRate, 120), -1 turns the limit
+	// off. server.Options.HookRateLimit means the same.
 	HookRateLimit int `yaml:"hook_rate_limit"`
 
 	// Keys of features that are not built yet. They are decoded so that

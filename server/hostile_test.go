@@ -541,11 +541,12 @@ func (d *blockingDeployer) count() int {
 	return d.n
 }
 
-// TestHookRateLimitDefault: at the default limit one client may guess
-// tokens DefaultHookRateLimit times a minute; then even the right token is
+// TestHookRateLimitDefault: at the default limit (HookRateLimit 0, as
+// hook_rate_limit 0 in the config) one client may guess tokens
+// DefaultHookRateLimit times a minute; then even the right token is
 // answered 429 with Retry-After, and nothing is queued.
 func TestHookRateLimitDefault(t *testing.T) {
-	h := hostileHarness(t, func(o *Options) { o.HookRateLimit = DefaultHookRateLimit })
+	h := hostileHarness(t, func(o *Options) { o.HookRateLimit = 0 })
 	for i := range DefaultHookRateLimit {
 		guess := "/hooks/dockerhub/tok-" + strconv.Itoa(100000+i) + "0000000000000000000000000"
 		if w := h.do(http.MethodPost, guess, strings.NewReader(goodBody)); w.Code != http.StatusNotFound {

@@ -54,9 +54,9 @@ type Pinger interface {
 
 // Defaults for the zero values of Options.
 const (
-	DefaultMaxBody         = 1 << 20 // bytes of a webhook body
-	DefaultHookRateLimit   = 120     // hook requests a minute per client IP
-	DefaultHookConcurrency = 64      // hook requests served at once
+	DefaultMaxBody         = 1 << 20                     // bytes of a webhook body
+	DefaultHookRateLimit   = deployments.DefaultHookRate // hook requests a minute per client IP
+	DefaultHookConcurrency = 64                          // hook requests served at once
 	DefaultShutdownTimeout = 10 * time.Second
 	readyTimeout           = 2 * time.Second
 )
@@ -82,8 +82,9 @@ type Options struct {
 	MaxBody int64
 	// HookRateLimit is the number of /hooks requests a minute allowed to one
 	// client IP (r.RemoteAddr; forwarding headers are not trusted); beyond
-	// it the answer is 429 with Retry-After. 0 turns the limit off: callers
-	// that do not configure it should pass DefaultHookRateLimit.
+	// it the answer is 429 with Retry-After. As hook_rate_limit in the
+	// config: 0 means DefaultHookRateLimit, and -1 (any negative) turns the
+	// limit off.
 	HookRateLimit int
 	// HookConcurrency caps the /hooks requests served at once
 	// (0: DefaultHookConcurrency); beyond it the answer is 503.
@@ -114,7 +115,7 @@ type Server struct {
 	gatherer        prometheus.Gatherer
 	metrics         *metrics
 	maxBody         int64
-	rateLimit       int
+	rateLimit       int // requests a minute per client IP; 0: no limit
 	hookSem         chan struct{}
 	shutdownTimeout time.Duration
 	now             func() time.Time
@@ -149,6 +150,12 @@ func New(opts Options) *Server {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
+	}
+	switch {
+	case s.rateLimit == 0:
+		s.rateLimit = DefaultHookRateLimit
+	case s.rateLimit < 0:
+		s.rateLimit = 0 // no limit
 	}
 	concurrency := opts.HookConcurrency
 	if concurrency <= 0 {

@@ -183,11 +183,13 @@ func TestHookRateLimit(t *testing.T) {
 		t.Errorf("%d deploys queued, want 4", n)
 	}
 
-	// 0 turns the limit off.
-	h = newHarness(t, func(o *Options) { o.HookRateLimit = 0 })
-	for i := range 200 {
-		if w := from("203.0.113.5:4000"); w.Code != http.StatusAccepted {
-			t.Fatalf("no limit, request %d: %d", i, w.Code)
+	// -1, or any negative, turns the limit off.
+	for _, off := range []int{-1, -5} {
+		h = newHarness(t, func(o *Options) { o.HookRateLimit = off })
+		for i := range DefaultHookRateLimit + 80 {
+			if w := from("203.0.113.5:4000"); w.Code != http.StatusAccepted {
+				t.Fatalf("HookRateLimit %d (no limit), request %d: %d", off, i, w.Code)
+			}
 		}
 	}
 }

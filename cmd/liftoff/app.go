@@ -107,10 +107,6 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		OnDone:     opts.OnDeploy,
 		BeforeStep: opts.BeforeStep,
 	})
-	rate := cfg.HookRateLimit
-	if rate < 0 {
-		rate = 0 // no limit
-	}
 	a.server = server.New(server.Options{
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
 		Deployer:         a.engine,
@@ -118,7 +114,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		Logger:           a.log.With().Str("component", "http").Logger(),
 		Registerer:       a.registry,
 		Gatherer:         a.registry,
-		HookRateLimit:    rate,
+		HookRateLimit:    cfg.HookRateLimit,
 		OnDelivery:       a.recordDelivery,
 		Reload:           a.Reload,
 		MetricsElsewhere: cfg.MetricsListen != "",
