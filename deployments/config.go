@@ -155,7 +155,11 @@ const (
 	StartFirst = "start-first" // start the new one beside the old (no published ports)
 )
 
-// Health is the gate of a new container (DESIGN.md, deploy step 6).
+// Health is the gate a new container must pass before the previous one is
+// removed: keep running without a restart for MinUptime, become healthy if
+// it has a HEALTHCHECK (the image's or Cmd), and answer URL if set, all
+// within Timeout (the "Health gate" step of "How a deploy goes" in the
+// README).
 type Health struct {
 	// Cmd is a HEALTHCHECK for a container whose image has none, as
 	// Docker's Test: ["CMD", ...], ["CMD-SHELL", "..."] or ["NONE"]; a

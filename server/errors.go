@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// Errors of a delivery; answer maps each to its status and outcome.
+// Errors of a delivery; classify maps each to its status and outcome.
 var (
 	errNotFound    = errors.New("not found") // unknown source or token
 	errInvalid     = errors.New("invalid delivery")

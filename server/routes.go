@@ -63,9 +63,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok")
 }
 
-// handleReload reloads the configuration. Until the API has tokens it is
-// open to loopback clients only: whoever can reach liftoff from elsewhere
-// must not make it reread its files.
+// handleReload reloads the configuration. No token can authenticate a
+// caller yet (api_tokens is not supported), so it is open to loopback
+// clients only: whoever can reach liftoff from elsewhere must not make it
+// reread its files.
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
