@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -302,15 +300,6 @@ func newFixture(t *testing.T, img testenv.AppImage) *fixture {
 	return f
 }
 
-func (f *fixture) raw(t *testing.T, id string) container.InspectResponse {
-	t.Helper()
-	res, err := f.e.Client().ContainerInspect(ctx(t), id, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Container
-}
-
 func TestContainerLifecycle(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "1.4.2", Env: []string{"DEBUG=True", "STATIC_URL=/static/"}})
@@ -334,7 +323,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	raw := f.raw(t, id)
+	raw := f.e.Inspect(t, id)
 	if !slices.Contains(raw.Config.Env, "SECRET_KEY=s3") || !slices.Contains(raw.Config.Env, "DEBUG=True") {
 		t.Errorf("env = %q, want the spec's over the image's", raw.Config.Env)
 	}
@@ -374,11 +363,11 @@ func TestContainerLifecycle(t *testing.T) {
 	if ctr, err = f.c.Inspect(ctx(t), id); err != nil || !ctr.Running || ctr.Status != "running" || ctr.StartedAt.IsZero() {
 		t.Errorf("Inspect of a started container = %+v, %v", ctr, err)
 	}
-	if want := f.raw(t, id).NetworkSettings.Networks[front].IPAddress.String(); ctr.IP != want {
+	if want := f.e.Inspect(t, id).NetworkSettings.Networks[front].IPAddress.String(); ctr.IP != want {
 		t.Errorf("IP = %q, want %q, its address on the first network", ctr.IP, want)
 	}
 	// The published port answers too.
-	bound := f.raw(t, id).NetworkSettings.Ports
+	bound := f.e.Inspect(t, id).NetworkSettings.Ports
 	for _, bs := range bound {
 		if len(bs) == 0 {
 			continue
@@ -558,14 +547,14 @@ func TestSetAliases(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []string{front, back} {
-		if ep := f.raw(t, id).NetworkSettings.Networks[n]; ep == nil || slices.Contains(ep.Aliases, "web") {
+		if ep := f.e.Inspect(t, id).NetworkSettings.Networks[n]; ep == nil || slices.Contains(ep.Aliases, "web") {
 			t.Fatalf("before SetAliases, endpoint on %s = %+v", n, ep)
 		}
 	}
 	if err := f.c.SetAliases(ctx(t), id, []string{front, back}, []string{"web"}); err != nil {
 		t.Fatal(err)
 	}
-	raw := f.raw(t, id)
+	raw := f.e.Inspect(t, id)
 	for _, n := range []string{front, back} {
 		if ep := raw.NetworkSettings.Networks[n]; ep == nil || !slices.Contains(ep.Aliases, "web") {
 			t.Errorf("after SetAliases, endpoint on %s = %+v, want alias web", n, ep)

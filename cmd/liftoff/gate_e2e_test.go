@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/liftoff-deploy/liftoff/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
@@ -84,7 +82,7 @@ func TestHealthGate(t *testing.T) {
 			d.pushImage("staging", tc.v1)
 			d.deployOK("staging")
 			d.serving(name, "v1")
-			v1ID, v1Started := d.eng.ContainerID(t, name), d.startedAt(name)
+			v1ID, v1Started := d.eng.ContainerID(t, name), d.eng.StartedAt(t, name)
 
 			d.pushImage("staging", tc.v2)
 			r := d.deploy("staging")
@@ -107,7 +105,7 @@ func TestHealthGate(t *testing.T) {
 				if id := d.eng.ContainerID(t, name); id != v1ID {
 					t.Errorf("container %s after the rollback, want v1's %s", id, v1ID)
 				}
-				if d.startedAt(name) == v1Started {
+				if d.eng.StartedAt(t, name) == v1Started {
 					t.Errorf("v1 was not stopped by a stop-first deploy")
 				}
 				d.hasMetric(fmt.Sprintf(`liftoff_deploys_total{deployment=%q,environment=%q,outcome="rolled_back"} 1`, name, env))
@@ -151,7 +149,7 @@ func TestStopThatHangsIsKilled(t *testing.T) {
 			if d.eng.ContainerID(t, name) != r.ContainerID || r.ContainerID == v1ID {
 				t.Errorf("%s runs %s; the deploy reports %s, v1 was %s", name, d.eng.ContainerID(t, name), r.ContainerID, v1ID)
 			}
-			if _, err := d.eng.Client().ContainerInspect(t.Context(), v1ID, client.ContainerInspectOptions{}); err == nil {
+			if d.eng.ContainerID(t, v1ID) != "" {
 				t.Errorf("v1's container %s still exists", v1ID)
 			}
 			d.only(name)
@@ -165,11 +163,7 @@ func (d *daemon) waitHealth(container, want string) {
 	d.t.Helper()
 	var got string
 	for range 100 {
-		res, err := d.eng.Client().ContainerInspect(d.t.Context(), container, client.ContainerInspectOptions{})
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		if h := res.Container.State.Health; h != nil {
+		if h := d.eng.Inspect(d.t, container).State.Health; h != nil {
 			got = string(h.Status)
 		}
 		if got == want {
@@ -188,7 +182,7 @@ func TestTagDeletedAfterPush(t *testing.T) {
 	name := d.prefix + "-web"
 	d.pushImage("staging", testenv.AppImage{Version: "v1"})
 	d.deployOK("staging")
-	id, started := d.eng.ContainerID(t, name), d.startedAt(name)
+	id, started := d.eng.ContainerID(t, name), d.eng.StartedAt(t, name)
 
 	d.pushImage("staging", testenv.AppImage{Version: "v2"})
 	d.reg.Delete(t, d.repo, "staging")
@@ -197,7 +191,7 @@ func TestTagDeletedAfterPush(t *testing.T) {
 		t.Fatalf("deleted tag: %s %v, want failed, not found", r.Outcome, r.Err)
 	}
 	d.serving(name, "v1")
-	if gotID, gotStarted := d.eng.ContainerID(t, name), d.startedAt(name); gotID != id || gotStarted != started {
+	if gotID, gotStarted := d.eng.ContainerID(t, name), d.eng.StartedAt(t, name); gotID != id || gotStarted != started {
 		t.Errorf("v1's container was touched: %s started %s, was %s started %s", gotID, gotStarted, id, started)
 	}
 	d.only(name)

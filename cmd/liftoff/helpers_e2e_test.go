@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,9 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/moby/moby/client"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
@@ -132,51 +128,13 @@ func (d *daemon) deployOK(tag string) deploy.Result {
 }
 
 // only asserts that container is the one container, running or not, whose
-// name starts with the daemon's prefix: no .liftoff-prev or .liftoff-next
-// is left over.
+// name starts with the daemon's prefix, and that it runs: no .liftoff-prev
+// or .liftoff-next is left over.
 func (d *daemon) only(container string) {
 	d.t.Helper()
-	if got := d.allContainers(); !slices.Equal(got, []string{container}) {
-		d.t.Errorf("containers %v, want exactly [%s]", got, container)
+	if got := d.eng.Containers(d.t, d.prefix); !slices.Equal(got, []string{container + " running"}) {
+		d.t.Errorf("containers %v, want exactly [%s running]", got, container)
 	}
-	if got := d.eng.RunningContainers(d.t, d.prefix); !slices.Equal(got, []string{container}) {
-		d.t.Errorf("running containers %v, want exactly [%s]", got, container)
-	}
-}
-
-// allContainers returns the sorted names of all containers, stopped ones
-// included, whose name starts with the daemon's prefix.
-func (d *daemon) allContainers() []string {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	list, err := d.eng.Client().ContainerList(ctx, client.ContainerListOptions{All: true})
-	if err != nil {
-		d.t.Fatalf("list containers: %v", err)
-	}
-	var names []string
-	for _, c := range list.Items {
-		for _, n := range c.Names {
-			if n = strings.TrimPrefix(n, "/"); strings.HasPrefix(n, d.prefix) {
-				names = append(names, n)
-			}
-		}
-	}
-	slices.Sort(names)
-	return names
-}
-
-// startedAt returns when the named container last started: it changes if
-// the container was stopped and started again.
-func (d *daemon) startedAt(container string) string {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := d.eng.Client().ContainerInspect(ctx, container, client.ContainerInspectOptions{})
-	if err != nil {
-		d.t.Fatalf("inspect %s: %v", container, err)
-	}
-	return res.Container.State.StartedAt
 }
 
 // hasMetric asserts that /metrics has the line (a whole sample).

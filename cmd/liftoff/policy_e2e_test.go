@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/moby/moby/client"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
 	"github.com/liftoff-deploy/liftoff/deployments"
@@ -73,16 +69,7 @@ type policyState struct {
 
 func (d *daemon) policyInspect(name string) policyState {
 	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := d.eng.Client().ContainerInspect(ctx, name, client.ContainerInspectOptions{})
-	if err != nil {
-		d.t.Fatalf("inspect %s: %v", name, err)
-	}
-	c := res.Container
-	if c.State == nil {
-		d.t.Fatalf("inspect %s: no state", name)
-	}
+	c := d.eng.Inspect(d.t, name)
 	return policyState{ID: c.ID, Running: c.State.Running, StartedAt: c.State.StartedAt,
 		FinishedAt: c.State.FinishedAt, RestartCount: c.RestartCount}
 }

@@ -162,7 +162,7 @@ func TestReloadLeavesRemovedDeploymentRunning(t *testing.T) {
 	d.deployOK("staging")
 	d.pushImage("api", testenv.AppImage{Version: "api-v1"})
 	d.deployOK("api")
-	apiID, apiStarted := d.eng.ContainerID(t, api), d.startedAt(api)
+	apiID, apiStarted := d.eng.ContainerID(t, api), d.eng.StartedAt(t, api)
 
 	d.rewrite(both)
 	if status, msg := d.reload(); status != http.StatusOK {
@@ -181,7 +181,7 @@ func TestReloadLeavesRemovedDeploymentRunning(t *testing.T) {
 
 	d.serving(web, "web-v2")
 	d.serving(api, "api-v1")
-	if id, started := d.eng.ContainerID(t, api), d.startedAt(api); id != apiID || started != apiStarted {
+	if id, started := d.eng.ContainerID(t, api), d.eng.StartedAt(t, api); id != apiID || started != apiStarted {
 		t.Errorf("the removed deployment's container was touched: %s (started %s), was %s (started %s)", id, started, apiID, apiStarted)
 	}
 	if got := d.eng.RunningContainers(t, d.prefix); strings.Join(got, " ") != fmt.Sprintf("%s %s", api, web) {

@@ -44,7 +44,7 @@ func TestStartFirstZeroDowntime(t *testing.T) {
 	if id := d.eng.ContainerID(t, name); id == v1ID || id != deployed.ContainerID {
 		t.Errorf("%s is %s after the deploy; v1 was %s, the deploy reports %s", name, id, v1ID, deployed.ContainerID)
 	}
-	v2Started := d.startedAt(name)
+	v2Started := d.eng.StartedAt(t, name)
 	waitResults(t, c, deployed.Ended, 100)
 
 	// v3 fails its gate: the new container goes, v2 was never stopped.
@@ -58,7 +58,7 @@ func TestStartFirstZeroDowntime(t *testing.T) {
 	if id := d.eng.ContainerID(t, name); id != deployed.ContainerID {
 		t.Errorf("%s is %s after the rollback, want v2's %s", name, id, deployed.ContainerID)
 	}
-	if d.startedAt(name) != v2Started {
+	if d.eng.StartedAt(t, name) != v2Started {
 		t.Errorf("v2 was restarted by a start-first rollback")
 	}
 	waitResults(t, c, rolled.Ended, 100)

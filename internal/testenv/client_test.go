@@ -55,9 +55,5 @@ func TestClientRecordsEveryRequest(t *testing.T) {
 
 func networkOf(t *testing.T, e *testenv.Eng, name string) string {
 	t.Helper()
-	res, err := e.Client().ContainerInspect(t.Context(), name, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(res.Container.HostConfig.NetworkMode)
+	return string(e.Inspect(t, name).HostConfig.NetworkMode)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -213,26 +215,68 @@ func (e *Eng) ContainerID(t testing.TB, name string) string {
 	return res.Container.ID
 }
 
+// Inspect returns what the engine says of the container with that name
+// or id; the test fails if there is none.
+func (e *Eng) Inspect(t testing.TB, name string) container.InspectResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatalf("testenv: inspect %s: %v", name, err)
+	}
+	if res.Container.State == nil {
+		t.Fatalf("testenv: inspect %s: no state", name)
+	}
+	return res.Container
+}
+
+// StartedAt returns when the named container last started: it changes if
+// the container was stopped and started again.
+func (e *Eng) StartedAt(t testing.TB, name string) string {
+	t.Helper()
+	return e.Inspect(t, name).State.StartedAt
+}
+
 // RunningContainers returns the sorted names of the running containers
 // whose name starts with prefix.
 func (e *Eng) RunningContainers(t testing.TB, prefix string) []string {
 	t.Helper()
+	return slices.Sorted(maps.Keys(e.list(t, false, prefix)))
+}
+
+// Containers returns "NAME STATE", sorted, for every container whose name
+// starts with prefix, stopped ones included; STATE is the engine's word
+// for it: running, exited, created and so on.
+func (e *Eng) Containers(t testing.TB, prefix string) []string {
+	t.Helper()
+	var out []string
+	for n, state := range e.list(t, true, prefix) {
+		out = append(out, n+" "+string(state))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// list returns the state of the running containers (all: of every
+// container) whose name starts with prefix, by name.
+func (e *Eng) list(t testing.TB, all bool, prefix string) map[string]container.ContainerState {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{})
+	list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: all})
 	if err != nil {
 		t.Fatalf("testenv: list containers: %v", err)
 	}
-	var names []string
+	states := make(map[string]container.ContainerState)
 	for _, c := range list.Items {
 		for _, n := range c.Names {
 			if n = strings.TrimPrefix(n, "/"); strings.HasPrefix(n, prefix) {
-				names = append(names, n)
+				states[n] = c.State
 			}
 		}
 	}
-	slices.Sort(names)
-	return names
+	return states
 }
 
 // App is what the test app answers on GET /.

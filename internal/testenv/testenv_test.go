@@ -151,6 +151,9 @@ func TestAppAnswers(t *testing.T) {
 	if got := e.ContainerID(t, name+"-none"); got != "" {
 		t.Errorf("ContainerID of no container = %q, want empty", got)
 	}
+	if c := e.Inspect(t, name); c.ID != id || !c.State.Running || c.State.StartedAt != e.StartedAt(t, id) {
+		t.Errorf("Inspect = %s running %v started %s; want %s running, started as StartedAt says", c.ID, c.State.Running, c.State.StartedAt, id)
+	}
 
 	// The app stops on SIGTERM at once: exit code 0, not 137 from a kill.
 	timeout := 30
@@ -160,15 +163,17 @@ func TestAppAnswers(t *testing.T) {
 	if code := exitCode(t, e, id); code != 0 {
 		t.Errorf("exit code after stop = %d, want 0", code)
 	}
+	if got := e.Containers(t, name); len(got) != 1 || got[0] != name+" exited" {
+		t.Errorf("Containers = %v, want [%s exited]", got, name)
+	}
+	if got := e.RunningContainers(t, name); len(got) != 0 {
+		t.Errorf("RunningContainers of a stopped container = %v, want none", got)
+	}
 }
 
 func exitCode(t *testing.T, e *testenv.Eng, id string) int {
 	t.Helper()
-	res, err := e.Client().ContainerInspect(t.Context(), id, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Container.State.ExitCode
+	return e.Inspect(t, id).State.ExitCode
 }
 
 func TestAppExits(t *testing.T) {
@@ -222,12 +227,8 @@ func TestAppHealthcheck(t *testing.T) {
 			id := run(t, e, ref, e.UniqueName(t, tc.name), tc.env)
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				res, err := e.Client().ContainerInspect(t.Context(), id, client.ContainerInspectOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
 				var got container.HealthStatus
-				if h := res.Container.State.Health; h != nil {
+				if h := e.Inspect(t, id).State.Health; h != nil {
 					got = h.Status
 				}
 				if got == tc.want {
