@@ -24,15 +24,14 @@ import (
 
 // Eng is a connection to the real Docker engine for one test. What the test
 // makes through it (UniqueName, Network, Registry) is removed when the test
-// ends, pass or fail: containers first, then networks, then images, then the
-// registries.
+// ends, pass or fail: containers first, then networks, then images.
 type Eng struct {
 	cli *client.Client
 
 	mu       sync.Mutex
 	prefixes []string
 	networks []string
-	regs     []*Reg
+	images   []string // references pulled from its registries, noted as each closed
 }
 
 // Engine connects to the Docker engine of DOCKER_HOST or the local socket.
@@ -67,15 +66,36 @@ func Engine(t testing.TB) *Eng {
 func (e *Eng) Client() *client.Client { return e.cli }
 
 // Registry starts a registry like the package-level Registry and, when the
-// test ends, removes from the engine every image pulled from it before
-// closing it.
+// test ends, removes from the engine every image pulled from it. Those
+// images are listed as the registry closes, when the test ends or the test
+// closes it, while its port is still its own: once closed, another test's
+// registry may get the same port, and so the same image names.
 func (e *Eng) Registry(t testing.TB, opts ...RegOption) *Reg {
 	t.Helper()
-	r := Registry(t, opts...)
+	return Registry(t, append(slices.Clip(opts), beforeClose(func(r *Reg) { e.noteImages(t, r) }))...)
+}
+
+// noteImages notes, for the sweep, every image reference the engine holds
+// from the registry r.
+func (e *Eng) noteImages(t testing.TB, r *Reg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := e.cli.ImageList(ctx, client.ImageListOptions{})
+	if err != nil {
+		t.Errorf("testenv: cleanup: list images of registry %s: %v", r.Host(), err)
+		return
+	}
+	var refs []string
+	for _, img := range list.Items {
+		for _, ref := range slices.Concat(img.RepoTags, img.RepoDigests) {
+			if strings.HasPrefix(ref, r.Host()+"/") {
+				refs = append(refs, ref)
+			}
+		}
+	}
 	e.mu.Lock()
-	e.regs = append(e.regs, r)
+	e.images = append(e.images, refs...)
 	e.mu.Unlock()
-	return r
 }
 
 // UniqueName returns prefix plus a random suffix, lowercase and valid as a
@@ -137,7 +157,7 @@ func (e *Eng) sweep(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	e.mu.Lock()
-	prefixes, networks, regs := e.prefixes, e.networks, e.regs
+	prefixes, networks, images := e.prefixes, e.networks, e.images
 	e.mu.Unlock()
 
 	if len(prefixes) > 0 {
@@ -173,29 +193,13 @@ func (e *Eng) sweep(t testing.TB) {
 		}
 	}
 
-	if len(regs) > 0 {
-		// Remove references, never image ids: another test may have
-		// pulled the same image (same id) from its own registry.
-		list, err := e.cli.ImageList(ctx, client.ImageListOptions{})
-		if err != nil {
-			t.Errorf("testenv: cleanup: list images: %v", err)
+	// References, never image ids: another test may have pulled the same
+	// image (same id) from its own registry.
+	for _, ref := range images {
+		_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("testenv: cleanup: remove image %s: %v", ref, err)
 		}
-		for _, img := range list.Items {
-			for _, ref := range slices.Concat(img.RepoTags, img.RepoDigests) {
-				if !slices.ContainsFunc(regs, func(r *Reg) bool { return strings.HasPrefix(ref, r.Host()+"/") }) {
-					continue
-				}
-				_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
-				if err != nil && !cerrdefs.IsNotFound(err) {
-					t.Errorf("testenv: cleanup: remove image %s: %v", ref, err)
-				}
-			}
-		}
-	}
-	// Closed only now, so that its port cannot be reused by another
-	// test's registry while its images are being removed.
-	for _, r := range regs {
-		r.Close()
 	}
 }
 

@@ -24,10 +24,11 @@ import (
 // Reg is an in-memory image registry served over plain HTTP on 127.0.0.1,
 // which the Docker engine pulls from without TLS.
 type Reg struct {
-	srv        *httptest.Server
-	user, pass string
-	mw         []func(http.Handler) http.Handler
-	closeOnce  sync.Once
+	srv         *httptest.Server
+	user, pass  string
+	mw          []func(http.Handler) http.Handler
+	beforeClose func(*Reg)
+	closeOnce   sync.Once
 }
 
 // RegOption configures a registry made by Registry.
@@ -37,6 +38,12 @@ type RegOption func(*Reg)
 // pass on every request, as a private registry would.
 func WithBasicAuth(user, pass string) RegOption {
 	return func(r *Reg) { r.user, r.pass = user, pass }
+}
+
+// beforeClose makes Close call f first, while the registry still holds
+// its port.
+func beforeClose(f func(*Reg)) RegOption {
+	return func(r *Reg) { r.beforeClose = f }
 }
 
 // WithMiddleware wraps the registry's handler in mw, to make it fail, hang
@@ -94,6 +101,9 @@ func (r *Reg) Ref(repo, tag string) string { return r.Host() + "/" + repo + ":" 
 // when the test ends.
 func (r *Reg) Close() {
 	r.closeOnce.Do(func() {
+		if r.beforeClose != nil {
+			r.beforeClose(r)
+		}
 		// Listener first: a client that retries at once (the Docker
 		// engine does) must not get a new connection in after the old
 		// ones were cut, or Close would wait for it forever.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -93,6 +94,43 @@ func TestUniqueName(t *testing.T) {
 		if !valid.MatchString(n) {
 			t.Errorf("UniqueName gave %q, not a valid lowercase container name", n)
 		}
+	}
+}
+
+// TestEngineSweep: what a test made through an Eng is gone when it ends,
+// and nothing else is: not an image named after the host of a registry the
+// test had closed, as one pulled from another test's registry that got the
+// same port would be.
+func TestEngineSweep(t *testing.T) {
+	t.Parallel()
+	e := testenv.Engine(t)
+	var name, pulled, reused string
+	t.Cleanup(func() {
+		if reused != "" {
+			e.Client().ImageRemove(context.Background(), reused, client.ImageRemoveOptions{})
+		}
+	})
+	t.Run("test", func(t *testing.T) {
+		te := testenv.Engine(t)
+		reg := te.Registry(t)
+		pulled = reg.Host() + "/acme/web@" + reg.Push(t, "acme/web", "v1", testenv.AppImage{Version: "sweep"})
+		name = te.UniqueName(t, "sweep")
+		run(t, te, pulled, name, nil)
+		reg.Close()
+		// Another test's registry gets the port; the engine pulls from it.
+		reused = reg.Host() + "/acme/other:v1"
+		if _, err := te.Client().ImageTag(t.Context(), client.ImageTagOptions{Source: pulled, Target: reused}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := e.Containers(t, name); len(got) != 0 {
+		t.Errorf("containers left: %v", got)
+	}
+	if _, err := e.Client().ImageInspect(t.Context(), pulled); !cerrdefs.IsNotFound(err) {
+		t.Errorf("inspect the image the test pulled: %v, want not found", err)
+	}
+	if _, err := e.Client().ImageInspect(t.Context(), reused); err != nil {
+		t.Errorf("the image of the other test's registry was removed too: %v", err)
 	}
 }
 
