@@ -36,9 +36,10 @@ type daemon struct {
 	stop    func() error
 }
 
-// e2eConfig is a staging + production web app; %[1]s is the unique prefix,
-// %[2]s the mirror, %[3]s the hook token, %[4]s the secret key file.
-const e2eConfig = `
+// configHead starts the config of every daemon of these tests: liftoff on
+// a free port, the DockerHub hook with the hook token (%[3]s), Docker Hub
+// mirrored by the test registry (%[2]s).
+const configHead = `
 listen: 127.0.0.1:0
 hooks:
   - source: dockerhub
@@ -46,7 +47,11 @@ hooks:
 registries:
   docker.io:
     mirror: %[2]s
-environments:
+`
+
+// e2eConfig is a staging + production web app; %[1]s is the unique prefix,
+// %[2]s the mirror, %[3]s the hook token, %[4]s the secret key file.
+const e2eConfig = configHead + `environments:
   staging:
     env:
       DJANGO_SETTINGS_MODULE: dblood.settings.staging

@@ -15,17 +15,9 @@ import (
 )
 
 // webConfig is one staging deployment, NAME-web, of acme/NAME:staging;
-// HEALTH, CONTAINER and EXTRA are replaced by the tests (see webDaemon).
+// HEALTH, CONTAINER and EXTRA are replaced by the tests (see webYAML).
 // The format verbs are those of e2eConfig.
-const webConfig = `
-listen: 127.0.0.1:0
-hooks:
-  - source: dockerhub
-    token: %[3]s
-registries:
-  docker.io:
-    mirror: %[2]s
-environments:
+const webConfig = configHead + `environments:
   staging:
     env: {STAGE: staging}
 deployments:

@@ -16,15 +16,7 @@ import (
 // and, beside it, the same policy with DEBUG pinned to "False" by the
 // environment. %[1]s is the unique prefix, %[2]s the mirror, %[3]s the
 // hook token, %[4]s the secret key file.
-const policyConfig = `
-listen: 127.0.0.1:0
-hooks:
-  - source: dockerhub
-    token: %[3]s
-registries:
-  docker.io:
-    mirror: %[2]s
-environments:
+const policyConfig = configHead + `environments:
   production:
     env:
       STATIC_URL: /api/static/
