@@ -37,10 +37,10 @@ func (s *Store) Begin(ctx context.Context, r deploy.Record) (int64, error) {
 	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO deploys
 		(deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-		 step, prev_container, new_container, error, started_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)`,
+		 step, prev_container, new_container, error, started_at, request)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`,
 		r.Deployment, r.Environment, r.Image, r.Tag, r.Digest, r.Previous, r.Trigger, r.Delivery, r.Pusher,
-		r.Step, r.PrevID, r.NewID, r.Started.UnixNano())
+		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request)
 	if err != nil {
 		return 0, fmt.Errorf("history: begin deploy of %s: %w", r.Deployment, err)
 	}
@@ -64,7 +64,7 @@ func (s *Store) Step(ctx context.Context, id int64, r deploy.Record) error {
 		WHERE id = ? AND outcome IS NULL`,
 		r.Step, r.Digest, r.Previous, r.PrevID, r.NewID, id)
 	if err == nil {
-		err = s.changed(ctx, res, id)
+		err = changed(ctx, s.w, res, id)
 	}
 	if err != nil {
 		return fmt.Errorf("history: step %s of deploy %d: %w", r.Step, id, err)
@@ -75,8 +75,10 @@ func (s *Store) Step(ctx context.Context, id int64, r deploy.Record) error {
 // Finish records deploy id's outcome, error, end time (r.Ended, or the
 // clock if zero) and phase durations. Digest, Previous, PrevID and NewID are
 // updated too where r has them, so a Finish never loses what the last Step
-// did not know yet.
-func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record) error {
+// did not know yet. With settle, the accepted request the deploy serves is
+// settled with the same outcome in the same transaction: the promise ends
+// exactly when the deploy's outcome is durable.
+func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record, settle bool) error {
 	if r.Outcome == "" {
 		return fmt.Errorf("history: finish deploy %d: no outcome", id)
 	}
@@ -90,33 +92,60 @@ func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record) error {
 			return fmt.Errorf("history: finish deploy %d: %w", id, err)
 		}
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE deploys
-		SET outcome = ?, error = ?, ended_at = ?, phases = ?,
-		    digest = coalesce(nullif(?, ''), digest),
-		    previous_digest = coalesce(nullif(?, ''), previous_digest),
-		    prev_container = coalesce(nullif(?, ''), prev_container),
-		    new_container = coalesce(nullif(?, ''), new_container)
-		WHERE id = ? AND outcome IS NULL`,
-		string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases),
-		r.Digest, r.Previous, r.PrevID, r.NewID, id)
-	if err == nil {
-		err = s.changed(ctx, res, id)
-	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deploys
+			SET outcome = ?, error = ?, ended_at = ?, phases = ?,
+			    digest = coalesce(nullif(?, ''), digest),
+			    previous_digest = coalesce(nullif(?, ''), previous_digest),
+			    prev_container = coalesce(nullif(?, ''), prev_container),
+			    new_container = coalesce(nullif(?, ''), new_container)
+			WHERE id = ? AND outcome IS NULL`,
+			string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases),
+			r.Digest, r.Previous, r.PrevID, r.NewID, id)
+		if err == nil {
+			err = changed(ctx, tx, res, id)
+		}
+		if err != nil || !settle {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE requests SET outcome = ?, reason = ?, settled_at = ?
+			WHERE id = (SELECT request FROM deploys WHERE id = ?) AND outcome IS NULL`,
+			string(r.Outcome), r.Error, r.Ended.UnixNano(), id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("history: finish deploy %d: %w", id, err)
 	}
 	return nil
 }
 
+// tx runs f in one write transaction.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// querier is what changed needs: the writer or one of its transactions.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // changed turns an update of no row into the reason: no such deploy, or a
 // deploy already finished.
-func (s *Store) changed(ctx context.Context, res sql.Result, id int64) error {
+func changed(ctx context.Context, q querier, res sql.Result, id int64) error {
 	n, err := res.RowsAffected()
 	if err != nil || n == 1 {
 		return err
 	}
 	var finished bool
-	err = s.w.QueryRowContext(ctx, "SELECT outcome IS NOT NULL FROM deploys WHERE id = ?", id).Scan(&finished)
+	err = q.QueryRowContext(ctx, "SELECT outcome IS NOT NULL FROM deploys WHERE id = ?", id).Scan(&finished)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return deploy.ErrNotFound
@@ -136,7 +165,7 @@ func nullString(b []byte) any {
 }
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-	step, prev_container, new_container, outcome, error, started_at, ended_at, phases`
+	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request`
 
 // Unfinished returns the deploys begun and not finished, oldest first.
 func (s *Store) Unfinished(ctx context.Context) ([]deploy.Record, error) {
@@ -197,7 +226,7 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases); err != nil {
+			&started, &ended, &phases, &r.Request); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)
@@ -217,53 +246,3 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 
 func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
-// RecordDelivery records an accepted webhook delivery. Recording the same
-// delivery id again keeps the first record: a sender retrying a delivery
-// is the same delivery.
-func (s *Store) RecordDelivery(ctx context.Context, d deploy.Delivery) error {
-	if d.Received.IsZero() {
-		d.Received = s.now()
-	}
-	accepted, err := json.Marshal(d.Accepted)
-	if err != nil {
-		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
-	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO deliveries (id, source, image, tag, pusher, received_at, accepted)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Received.UnixNano(), string(accepted))
-	if err != nil {
-		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
-	}
-	return nil
-}
-
-// Deliveries returns the newest deliveries, newest first, at most limit
-// (clamped as in List).
-func (s *Store) Deliveries(ctx context.Context, limit int) ([]deploy.Delivery, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, source, image, tag, pusher, received_at, accepted
-		FROM deliveries ORDER BY received_at DESC, rowid DESC LIMIT ?`, clampLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("history: list deliveries: %w", err)
-	}
-	defer rows.Close()
-	var ds []deploy.Delivery
-	for rows.Next() {
-		var (
-			d        deploy.Delivery
-			received int64
-			accepted string
-		)
-		if err := rows.Scan(&d.ID, &d.Source, &d.Image, &d.Tag, &d.Pusher, &received, &accepted); err != nil {
-			return nil, fmt.Errorf("history: list deliveries: %w", err)
-		}
-		d.Received = fromNanos(received)
-		if err := json.Unmarshal([]byte(accepted), &d.Accepted); err != nil {
-			return nil, fmt.Errorf("history: list deliveries: delivery %s: accepted: %w", d.ID, err)
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("history: list deliveries: %w", err)
-	}
-	return ds, nil
-}

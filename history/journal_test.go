@@ -79,7 +79,7 @@ func TestDeployRoundTrip(t *testing.T) {
 	want.Phases = map[string]time.Duration{"pull": 12 * time.Second, "gate": 3*time.Second + 1}
 	finish := want
 	finish.NewID = "" // Finish keeps what Step stored when it does not know better
-	if err := s.Finish(ctx, id, finish); err != nil {
+	if err := s.Finish(ctx, id, finish, false); err != nil {
 		t.Fatal(err)
 	}
 	check("finished")
@@ -105,19 +105,19 @@ func TestStepAndFinishErrors(t *testing.T) {
 	if err := s.Step(ctx, id+1, r); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("Step of an unknown deploy: %v", err)
 	}
-	if err := s.Finish(ctx, id+1, deploy.Record{Outcome: deploy.Failed}); !errors.Is(err, deploy.ErrNotFound) {
+	if err := s.Finish(ctx, id+1, deploy.Record{Outcome: deploy.Failed}, false); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("Finish of an unknown deploy: %v", err)
 	}
 	if err := s.Step(ctx, id, deploy.Record{}); err == nil {
 		t.Error("Step without a step succeeded")
 	}
-	if err := s.Finish(ctx, id, deploy.Record{}); err == nil {
+	if err := s.Finish(ctx, id, deploy.Record{}, false); err == nil {
 		t.Error("Finish without an outcome succeeded")
 	}
-	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Failed, Error: "first"}); err != nil {
+	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Failed, Error: "first"}, false); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Finish(ctx, id, deploy.Record{Outcome: deploy.Succeeded})
+	err = s.Finish(ctx, id, deploy.Record{Outcome: deploy.Succeeded}, false)
 	if !errors.Is(err, ErrFinished) {
 		t.Errorf("second Finish: %v", err)
 	}
@@ -139,10 +139,10 @@ func TestClockFillsMissingTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	now = now.Add(time.Minute)
-	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Unchanged}); err != nil {
+	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Unchanged}, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordDelivery(ctx, deploy.Delivery{ID: "d"}); err != nil {
+	if err := s.RecordDelivery(ctx, Delivery{ID: "d"}); err != nil {
 		t.Fatal(err)
 	}
 	r, _, err := s.Last(ctx, "web")
@@ -199,7 +199,7 @@ func TestListOrderAndFilter(t *testing.T) {
 		})
 	}
 	// Oldest first, and only the unfinished ones.
-	if err := s.Finish(ctx, ids[1], deploy.Record{Outcome: deploy.Succeeded}); err != nil {
+	if err := s.Finish(ctx, ids[1], deploy.Record{Outcome: deploy.Succeeded}, false); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := s.Unfinished(ctx)
@@ -222,7 +222,7 @@ func TestClampLimit(t *testing.T) {
 func TestDeliveries(t *testing.T) {
 	ctx := context.Background()
 	s, _ := open(t)
-	want := []deploy.Delivery{
+	want := []Delivery{
 		{ID: "b", Source: "distribution", Image: "registry.example/web", Tag: "v2", Received: t0.Add(time.Second), Accepted: []string{}},
 		{ID: "a", Source: "dockerhub", Image: "docker.io/pmpl/dblood", Tag: "staging", Pusher: "ci",
 			Received: t0, Accepted: []string{"dblood-staging", "dblood-review"}},
@@ -281,7 +281,7 @@ func TestConcurrentDeploys(t *testing.T) {
 			}
 			r.Outcome = deploy.Succeeded
 			r.Phases = map[string]time.Duration{"total": time.Duration(w)}
-			if err := s.Finish(ctx, id, r); err != nil {
+			if err := s.Finish(ctx, id, r, false); err != nil {
 				errs <- err
 			}
 		})

@@ -60,6 +60,33 @@ CREATE TABLE deploys (
 CREATE INDEX deploys_by_deployment ON deploys (deployment, id DESC);
 CREATE INDEX deploys_unfinished ON deploys (id) WHERE outcome IS NULL;
 `,
+		// 2: accepted requests, the promise behind every 202.
+		//
+		// A request is recorded before its sender is answered and stays
+		// open (outcome NULL) until a deploy of it reaches an outcome or
+		// it is settled otherwise (superseded, not retried); at start-up
+		// the engine deploys what is still open. deploys.request links a
+		// deploy to the request it serves (0: none), so that the deploys
+		// a request began can be counted.
+		`
+CREATE TABLE requests (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	deployment  TEXT NOT NULL,
+	image       TEXT NOT NULL,
+	tag         TEXT NOT NULL,
+	digest      TEXT NOT NULL,
+	"trigger"   TEXT NOT NULL,
+	delivery    TEXT NOT NULL,
+	pusher      TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	outcome     TEXT,          -- NULL while open
+	reason      TEXT NOT NULL DEFAULT '',
+	settled_at  INTEGER        -- NULL while open
+) STRICT;
+CREATE INDEX requests_open ON requests (id) WHERE outcome IS NULL;
+ALTER TABLE deploys ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deploys_by_request ON deploys (request) WHERE request != 0;
+`,
 	}
 }
 
