@@ -58,7 +58,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 	a.log = e.log.With().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).Logger()
 	a.rec = Record{
 		Deployment: r.Deployment, Image: r.Image, Tag: r.Tag, Digest: r.Digest,
-		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Started: a.res.Started,
+		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Request: r.ID, Started: a.res.Started,
 		Phases: map[string]time.Duration{},
 	}
 
@@ -104,7 +104,7 @@ func (a *attempt) finish(o Outcome, err error) {
 			a.rec.Error = err.Error()
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 10*time.Second)
-		if jerr := e.opts.Journal.Finish(ctx, a.id, a.rec); jerr != nil {
+		if jerr := e.opts.Journal.Finish(ctx, a.id, a.rec, true); jerr != nil {
 			a.log.Error().Err(jerr).Msg("journal: could not record the outcome; reconcile will look at it at the next start")
 		}
 		cancel()
@@ -119,6 +119,7 @@ func (a *attempt) finish(o Outcome, err error) {
 	ev.Str("outcome", string(o)).Str("digest", a.res.Digest).Str("previous_digest", a.res.Previous).
 		Dur("duration", d).Msg("deploy finished")
 	if o == Succeeded {
+		e.clearDown(a.res.Request.Deployment)
 		e.metrics.lastSuccess.WithLabelValues(a.res.Request.Deployment).Set(float64(a.res.Ended.Unix()))
 		e.metrics.setDeployed(prometheus.Labels{
 			"deployment": a.res.Request.Deployment, "environment": a.res.Environment,

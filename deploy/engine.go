@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -42,6 +43,9 @@ type Options struct {
 	// doubling up to 30s: about half a minute in all by default.
 	Retries      int
 	RetryBackoff time.Duration
+	// DownRetry is how often Watch repairs again a deployment left without
+	// a healthy container (default 1m).
+	DownRetry time.Duration
 	// BeforeStep, if set, is called before each journaled step is taken
 	// (crash tests kill the process there).
 	BeforeStep func(deployment, step string)
@@ -73,9 +77,13 @@ type Engine struct {
 	closing chan struct{} // closed by Close: waits before anything was touched end
 	wg      sync.WaitGroup
 
-	mu     sync.Mutex
+	// accept orders Enqueue and Resume: each reads the queues, writes the
+	// journal and queues, and neither may see the other half done.
+	accept sync.Mutex
+	mu     sync.Mutex // guards what follows
 	closed bool
 	queues map[string]*queue
+	down   map[string]error // deployments left without a healthy container, and why
 }
 
 // New returns an engine. Call Close to stop it.
@@ -92,6 +100,9 @@ func New(opts Options) *Engine {
 	if opts.Retries == 0 {
 		opts.Retries = 5
 	}
+	if opts.DownRetry == 0 {
+		opts.DownRetry = time.Minute
+	}
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Second
 	}
@@ -107,6 +118,7 @@ func New(opts Options) *Engine {
 		ctx:     ctx,
 		cancel:  cancel,
 		queues:  map[string]*queue{},
+		down:    map[string]error{},
 		closing: make(chan struct{}),
 		http: &http.Client{
 			// 3xx passes the gate: do not follow redirects away from the container.
@@ -136,5 +148,39 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.cancel()
 		<-done
 		return ctx.Err()
+	}
+}
+
+// Down returns the deployments that a rollback or a repair could not leave
+// with a healthy container, and why. A later deploy that succeeds, or a
+// repair whose container passes its gate, takes a deployment off the list.
+func (e *Engine) Down() map[string]error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.down)
+}
+
+func (e *Engine) isDown(deployment string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, down := e.down[deployment]
+	return down
+}
+
+func (e *Engine) setDown(deployment string, why error) {
+	e.mu.Lock()
+	e.down[deployment] = why
+	e.mu.Unlock()
+	e.metrics.down.WithLabelValues(deployment).Set(1)
+}
+
+func (e *Engine) clearDown(deployment string) {
+	e.mu.Lock()
+	_, was := e.down[deployment]
+	delete(e.down, deployment)
+	e.mu.Unlock()
+	if was {
+		e.metrics.down.WithLabelValues(deployment).Set(0)
+		e.log.Info().Str("deployment", deployment).Msg("the deployment runs a healthy container again")
 	}
 }

@@ -74,7 +74,7 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) deploy(name, tag string) Result {
 	h.t.Helper()
-	if err := h.eng.Enqueue(Request{Deployment: name, Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
+	if err := h.eng.Enqueue(context.Background(), Request{Deployment: name, Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
 		h.t.Fatalf("enqueue: %v", err)
 	}
 	return h.next()
@@ -283,7 +283,7 @@ func TestReplaceUnmanaged(t *testing.T) {
 	h := newHarness(t)
 	h.rt.add(Container{Name: "legacy", Running: true, Status: "running"})
 	h.rt.push("docker.io/acme/legacy:latest", "sha256:aaa")
-	if err := h.eng.Enqueue(Request{Deployment: "legacy", Image: "docker.io/acme/legacy", Tag: "latest"}); err != nil {
+	if err := h.eng.Enqueue(context.Background(), Request{Deployment: "legacy", Image: "docker.io/acme/legacy", Tag: "latest"}); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.next(); r.Outcome != Succeeded {
@@ -316,7 +316,7 @@ func TestBurstOfIdenticalDeliveriesIsOneDeploy(t *testing.T) {
 	gate := make(chan struct{})
 	h.rt.resolveGate = gate
 	for range 6 {
-		if err := h.eng.Enqueue(Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"}); err != nil {
+		if err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -342,7 +342,7 @@ func TestLatestWinsWhileBusy(t *testing.T) {
 	gate := make(chan struct{})
 	h.rt.resolveGate = gate
 	for _, tag := range []string{"staging", "a", "b", "c"} {
-		if err := h.eng.Enqueue(Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: tag}); err != nil {
+		if err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: tag}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -371,8 +371,8 @@ func TestDeploymentsRunConcurrently(t *testing.T) {
 	h.rt.push("docker.io/acme/web:latest", "sha256:p")
 	gate := make(chan struct{})
 	h.rt.resolveGate = gate
-	h.eng.Enqueue(Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"})
-	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"})
+	h.eng.Enqueue(context.Background(), Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
 	if !h.eng.Busy("web-staging") || !h.eng.Busy("web-prod") {
 		t.Fatal("both deployments should be busy")
 	}
@@ -390,11 +390,11 @@ func TestCloseWaitsAndRefuses(t *testing.T) {
 	h.rt.push("docker.io/acme/web:latest", "sha256:p")
 	gate := make(chan struct{})
 	h.rt.resolveGate = gate
-	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	h.eng.Enqueue(context.Background(), Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
 	closed := make(chan error)
 	go func() { closed <- h.eng.Close(context.Background()) }()
-	time.Sleep(20 * time.Millisecond)
-	if err := h.eng.Enqueue(Request{Deployment: "web-staging", Tag: "staging"}); !errors.Is(err, ErrClosed) {
+	<-h.eng.closing // Close has begun
+	if err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Tag: "staging"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("enqueue while closing: %v, want ErrClosed", err)
 	}
 	select {
@@ -416,11 +416,9 @@ func TestCloseDeadlineRollsBack(t *testing.T) {
 	h.rt.push("docker.io/acme/web:latest", "sha256:good")
 	good := h.deploy("web-prod", "latest")
 	h.rt.push("docker.io/acme/web:latest", "sha256:next")
-	h.eng.opts.Config().Deployment("web-prod").Health.MinUptime = time.Hour // the deploy hangs in its gate
-	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
-	for h.rt.count("start") < 2 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.rt.health["sha256:next"] = "starting" // the deploy hangs in its gate
+	h.eng.Enqueue(context.Background(), Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	waitFor(t, "the new container started", func() bool { return h.rt.count("start") >= 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := h.eng.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -548,10 +546,8 @@ func TestCloseEndsRetriesBeforeAnythingIsTouched(t *testing.T) {
 		}
 		return nil
 	}
-	h.eng.Enqueue(Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
-	for h.rt.count("resolve") == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	h.eng.Enqueue(context.Background(), Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest"})
+	waitFor(t, "the deploy tried to resolve", func() bool { return h.rt.count("resolve") > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := h.eng.Close(ctx); err != nil {
@@ -591,7 +587,7 @@ deployments:
 	return func(digest string) Result {
 		t.Helper()
 		rt.push("docker.io/acme/api:latest", digest)
-		if err := eng.Enqueue(Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"}); err != nil {
+		if err := eng.Enqueue(context.Background(), Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"}); err != nil {
 			t.Fatal(err)
 		}
 		select {

@@ -26,6 +26,9 @@ type fakeRuntime struct {
 	// exitOnStart makes a started container exit at once with this code
 	// when its image contains the string.
 	exitOnStart map[string]int
+	// health gives a container whose image contains the key that Docker
+	// health status ("starting" holds a gate until its deadline).
+	health map[string]string
 	// resolveGate, if set, is received from before Resolve answers.
 	resolveGate chan struct{}
 }
@@ -38,6 +41,7 @@ func newFakeRuntime() *fakeRuntime {
 		env:         map[string][]string{},
 		aliases:     map[string][]string{},
 		exitOnStart: map[string]int{},
+		health:      map[string]string{},
 	}
 }
 
@@ -155,6 +159,13 @@ func (f *fakeRuntime) Inspect(ctx context.Context, name string) (Container, erro
 	if !ok {
 		return Container{}, fmt.Errorf("container %s: %w", name, ErrNotFound)
 	}
+	f.mu.Lock()
+	for marker, h := range f.health {
+		if strings.Contains(c.Image, marker) {
+			c.Health = h
+		}
+	}
+	f.mu.Unlock()
 	return c, nil
 }
 

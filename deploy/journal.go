@@ -30,9 +30,10 @@ type Record struct {
 	Tag         string
 	Digest      string // resolved digest ("" until resolved)
 	Previous    string // digest of the container replaced ("" if none)
-	Trigger     string // dockerhub, api, reconcile, ...
+	Trigger     string // dockerhub, api, resume, ...
 	Delivery    string
 	Pusher      string
+	Request     int64 // the accepted request it serves (0: none)
 
 	Step    string  // last step journaled
 	PrevID  string  // id of the container being replaced
@@ -44,32 +45,36 @@ type Record struct {
 	Phases  map[string]time.Duration
 }
 
-// Delivery is one accepted webhook delivery.
-type Delivery struct {
-	ID       string
-	Source   string
-	Image    string
-	Tag      string
-	Pusher   string
-	Received time.Time
-	Accepted []string // deployments queued
-}
-
-// Journal records deliveries and deploys durably; the history package
-// implements it over SQLite. Every method must be safe for concurrent use.
+// Journal records accepted requests and deploys durably; the history
+// package implements it over SQLite. Every method must be safe for
+// concurrent use.
+//
+// An accepted request is a promise: Enqueue records it before its sender
+// is answered, and it stays open until a deploy of it reaches an outcome
+// (Finish with settle) or it is settled otherwise (superseded, not
+// retried). After a crash, Resume deploys what is still open.
 type Journal interface {
-	// Begin records a deploy that starts now and returns its id.
+	// Accept records requests taken by the engine and returns their ids,
+	// in order. It returns only once they are durable.
+	Accept(ctx context.Context, rs []Request) ([]int64, error)
+	// Settle closes accepted requests that no deploy will serve, with the
+	// outcome (superseded, failed) and why. Settled requests are left as
+	// they are.
+	Settle(ctx context.Context, ids []int64, o Outcome, why string) error
+	// Open returns the accepted requests not settled yet, oldest first,
+	// each with ID and Attempts set.
+	Open(ctx context.Context) ([]Request, error)
+
+	// Begin records a deploy that starts now and returns its id;
+	// r.Request links it to its accepted request (0: none).
 	Begin(ctx context.Context, r Record) (int64, error)
 	// Step records, before it is taken, that deploy id takes step; it also
 	// stores r's Digest, Previous, PrevID and NewID as they are now.
 	Step(ctx context.Context, id int64, r Record) error
-	// Finish records the outcome, error, end time and phase durations.
-	Finish(ctx context.Context, id int64, r Record) error
+	// Finish records the outcome, error, end time and phase durations;
+	// with settle, the deploy's accepted request is settled with the same
+	// outcome, in the same transaction.
+	Finish(ctx context.Context, id int64, r Record, settle bool) error
 	// Unfinished returns the deploys begun and not finished, oldest first.
 	Unfinished(ctx context.Context) ([]Record, error)
-	// RecordDelivery records an accepted webhook delivery.
-	RecordDelivery(ctx context.Context, d Delivery) error
-	// List returns the newest deploys of a deployment ("" for all), newest
-	// first, at most limit.
-	List(ctx context.Context, deployment string, limit int) ([]Record, error)
 }

@@ -14,6 +14,8 @@ type metrics struct {
 	queueDepth  prometheus.Gauge
 	deployed    *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
+	repairs     *prometheus.CounterVec
+	down        *prometheus.GaugeVec
 
 	mu             sync.Mutex
 	deployedLabels map[string]prometheus.Labels // deployment → labels of its deployed_info series
@@ -51,9 +53,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "liftoff_last_deploy_success_timestamp_seconds",
 			Help: "Unix time of each deployment's last successful deploy.",
 		}, []string{"deployment"}),
+		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "liftoff_repairs_total",
+			Help: "Repairs of interrupted deploys by reconcile, by deployment and outcome (finished, restored, removed, untouched, down).",
+		}, []string{"deployment", "outcome"}),
+		down: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liftoff_deployment_down",
+			Help: "1 while a rollback or repair could not leave the deployment with a container that passes its health gate.",
+		}, []string{"deployment"}),
 		deployedLabels: map[string]prometheus.Labels{},
 	}
-	reg.MustRegister(m.deploys, m.duration, m.phase, m.inProgress, m.queueDepth, m.deployed, m.lastSuccess)
+	reg.MustRegister(m.deploys, m.duration, m.phase, m.inProgress, m.queueDepth, m.deployed, m.lastSuccess, m.repairs, m.down)
 	return m
 }
 

@@ -1,5 +1,11 @@
 package deploy
 
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
 // jobKind is what a job in a deployment's queue does.
 type jobKind int
 
@@ -40,39 +46,133 @@ type queue struct {
 	pending  *job
 }
 
-// Enqueue asks for a deploy. It never blocks: if the deployment is idle the
-// deploy starts now; if one runs, r waits behind it, replacing (superseding)
-// any request already waiting. A request identical to the running one that
-// arrives before it has resolved its digest is redundant and dropped: the
-// running deploy will see the same tag.
-func (e *Engine) Enqueue(r Request) error {
+// Enqueue asks for deploys, typically all those of one delivery. It
+// returns once they are queued and, with a journal, recorded as accepted:
+// a request Enqueue took is deployed even if liftoff dies first (see
+// Resume). It never waits for a deploy: if the deployment is idle the
+// deploy starts now; if one runs, the request waits behind it, replacing
+// (superseding) any request already waiting. A request identical to the
+// one waiting, or to the running one before it has resolved its digest,
+// is redundant and dropped: the deploy that stands for it will see the
+// same tag, and is journaled already.
+//
+// It fails with ErrClosed once the engine is closing, and with the
+// journal's error if the requests could not be recorded; either way
+// nothing was queued.
+func (e *Engine) Enqueue(ctx context.Context, rs ...Request) error {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
-	if r.Received.IsZero() {
-		r.Received = e.opts.Now()
+	var fresh []Request
+	for _, r := range rs {
+		if r.Received.IsZero() {
+			r.Received = e.opts.Now()
+		}
+		if !e.redundantLocked(deployJob(r)) {
+			fresh = append(fresh, r)
+		}
 	}
-	j := deployJob(r)
-	q, busy := e.queues[r.Deployment]
-	if !busy {
-		e.startLocked(j)
+	e.mu.Unlock()
+	if len(fresh) == 0 {
 		return nil
 	}
+
+	if j := e.opts.Journal; j != nil {
+		ids, err := j.Accept(ctx, fresh)
+		if err != nil {
+			return fmt.Errorf("journal: record the request: %w", err)
+		}
+		for i := range fresh {
+			fresh[i].ID = ids[i]
+		}
+	}
+
+	// Only the workers ran meanwhile (e.accept keeps other Enqueues and
+	// Resume out): a deploy may have resolved, finished or begun, which
+	// queue takes as it finds it. Once closing, the requests stay open in
+	// the journal and the next start deploys them.
+	var superseded []Request
+	e.mu.Lock()
+	for _, r := range fresh {
+		if old := e.queueLocked(deployJob(r)); old != nil {
+			superseded = append(superseded, *old)
+		}
+	}
+	e.mu.Unlock()
+	e.settleSuperseded(ctx, superseded)
+	return nil
+}
+
+// redundantLocked tells whether j is a duplicate of what its deployment's
+// queue already holds. e.mu is held.
+func (e *Engine) redundantLocked(j job) bool {
+	q, busy := e.queues[j.deployment]
 	switch {
-	case q.pending != nil && j.redundant(*q.pending):
-		// a duplicate delivery of what already waits
-	case q.pending == nil && !q.resolved && j.redundant(q.current):
-		// a duplicate of the running deploy, which has not looked up the tag yet
+	case !busy:
+		return false
 	case q.pending != nil:
-		e.supersede(q.pending.request, r)
+		return j.redundant(*q.pending)
+	default:
+		return !q.resolved && j.redundant(q.current)
+	}
+}
+
+// queueLocked starts j if its deployment is idle, or makes it wait behind
+// the running job, replacing any deploy waiting there, which it returns.
+// Nothing is queued once the engine is closing. e.mu is held.
+func (e *Engine) queueLocked(j job) (superseded *Request) {
+	if e.closed {
+		return nil
+	}
+	q, busy := e.queues[j.deployment]
+	switch {
+	case !busy:
+		e.startLocked(j)
+	case q.pending != nil:
+		old := q.pending.request
 		q.pending = &j
+		return &old
 	default:
 		q.pending = &j
 		e.metrics.queueDepth.Inc()
 	}
 	return nil
+}
+
+// settleSuperseded counts, logs and closes in the journal requests that
+// later ones replaced before they ran.
+func (e *Engine) settleSuperseded(ctx context.Context, rs []Request) {
+	if len(rs) == 0 {
+		return
+	}
+	cfg := e.opts.Config()
+	var ids []int64
+	for _, r := range rs {
+		env := ""
+		if d := cfg.Deployment(r.Deployment); d != nil {
+			env = d.Environment
+		}
+		e.metrics.deploys.WithLabelValues(r.Deployment, env, string(Superseded)).Inc()
+		e.log.Info().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
+			Str("outcome", string(Superseded)).Msg("deploy superseded by a later push before it started")
+		if r.ID != 0 {
+			ids = append(ids, r.ID)
+		}
+	}
+	if j := e.opts.Journal; j != nil && len(ids) > 0 {
+		// A failure here only leaves the requests open: Resume settles
+		// them as superseded at the next start.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := j.Settle(ctx, ids, Superseded, "a later push replaced it before it started"); err != nil {
+			e.log.Error().Err(err).Msg("journal: could not record superseded requests")
+		}
+	}
 }
 
 // startLocked gives an idle deployment a queue that runs j now. e.mu is held.
@@ -81,16 +181,6 @@ func (e *Engine) startLocked(j job) {
 	e.queues[j.deployment] = q
 	e.wg.Add(1)
 	go e.work(q)
-}
-
-func (e *Engine) supersede(old, by Request) {
-	env := ""
-	if d := e.opts.Config().Deployment(old.Deployment); d != nil {
-		env = d.Environment
-	}
-	e.metrics.deploys.WithLabelValues(old.Deployment, env, string(Superseded)).Inc()
-	e.log.Info().Str("deployment", old.Deployment).Str("tag", old.Tag).Str("delivery", old.Delivery).
-		Str("superseded_by", by.Delivery).Str("outcome", string(Superseded)).Msg("deploy superseded before it started")
 }
 
 // work runs a deployment's jobs until none waits.
@@ -118,8 +208,12 @@ func (e *Engine) next(q *queue) (job, bool) {
 	if q.pending == nil || e.closed {
 		if q.pending != nil {
 			e.metrics.queueDepth.Dec()
-			e.log.Warn().Str("deployment", name).Str("tag", q.pending.request.Tag).Str("delivery", q.pending.request.Delivery).
-				Msg("shutting down: waiting deploy dropped; push again once liftoff is back")
+			ev := e.log.Warn().Str("deployment", name).Str("tag", q.pending.request.Tag).Str("delivery", q.pending.request.Delivery)
+			if e.opts.Journal != nil {
+				ev.Msg("shutting down: the waiting deploy stays in the journal and runs when liftoff starts again")
+			} else {
+				ev.Msg("shutting down: waiting deploy dropped (no journal); push again once liftoff is back")
+			}
 		}
 		delete(e.queues, name)
 		return job{}, false

@@ -31,6 +31,7 @@ deployments:
     image: acme/web
     tags: [latest]
     environment: production
+    stop_timeout: 1s
     health: {min_uptime: 10ms}
   - name: api
     image: acme/api
@@ -44,6 +45,7 @@ deployments:
     tags: [latest]
     environment: production
     container: {replace_unmanaged: true}
+    stop_timeout: 1s
     health: {min_uptime: 10ms}
 `
 
@@ -57,16 +59,79 @@ func rcLoad(t *testing.T) *deployments.Config {
 }
 
 // rcJournal is an in-memory Journal that, like the history package, never
-// rewrites a finished deploy.
+// rewrites a finished deploy or a settled request.
 type rcJournal struct {
-	mu     sync.Mutex
-	nextID int64
-	recs   map[int64]Record
+	mu      sync.Mutex
+	nextID  int64
+	recs    map[int64]Record
+	nextReq int64
+	reqs    map[int64]*rcRequest
+}
+
+type rcRequest struct {
+	Request
+	outcome Outcome
+	why     string
 }
 
 var _ Journal = (*rcJournal)(nil)
 
-func newRCJournal() *rcJournal { return &rcJournal{recs: map[int64]Record{}} }
+func newRCJournal() *rcJournal {
+	return &rcJournal{recs: map[int64]Record{}, reqs: map[int64]*rcRequest{}}
+}
+
+func (j *rcJournal) Accept(ctx context.Context, rs []Request) ([]int64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var ids []int64
+	for _, r := range rs {
+		j.nextReq++
+		r.ID = j.nextReq
+		j.reqs[r.ID] = &rcRequest{Request: r}
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
+}
+
+func (j *rcJournal) Settle(ctx context.Context, ids []int64, o Outcome, why string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, id := range ids {
+		if r := j.reqs[id]; r != nil && r.outcome == "" {
+			r.outcome, r.why = o, why
+		}
+	}
+	return nil
+}
+
+func (j *rcJournal) Open(ctx context.Context) ([]Request, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []Request
+	for _, r := range j.reqs {
+		if r.outcome == "" {
+			o := r.Request
+			for _, d := range j.recs {
+				if d.Request == o.ID {
+					o.Attempts++
+				}
+			}
+			out = append(out, o)
+		}
+	}
+	slices.SortFunc(out, func(a, b Request) int { return int(a.ID - b.ID) })
+	return out, nil
+}
+
+// request returns the accepted request id as the journal keeps it.
+func (j *rcJournal) request(id int64) rcRequest {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if r := j.reqs[id]; r != nil {
+		return *r
+	}
+	return rcRequest{}
+}
 
 func (j *rcJournal) Begin(ctx context.Context, r Record) (int64, error) {
 	j.mu.Lock()
@@ -92,7 +157,7 @@ func (j *rcJournal) Step(ctx context.Context, id int64, r Record) error {
 	return nil
 }
 
-func (j *rcJournal) Finish(ctx context.Context, id int64, r Record) error {
+func (j *rcJournal) Finish(ctx context.Context, id int64, r Record, settle bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	old, ok := j.recs[id]
@@ -116,6 +181,9 @@ func (j *rcJournal) Finish(ctx context.Context, id int64, r Record) error {
 		}
 	}
 	j.recs[id] = old
+	if req := j.reqs[old.Request]; settle && req != nil && req.outcome == "" {
+		req.outcome = r.Outcome
+	}
 	return nil
 }
 
@@ -132,9 +200,9 @@ func (j *rcJournal) Unfinished(ctx context.Context) ([]Record, error) {
 	return out, nil
 }
 
-func (j *rcJournal) RecordDelivery(ctx context.Context, d Delivery) error { return nil }
-
-func (j *rcJournal) List(ctx context.Context, deployment string, limit int) ([]Record, error) {
+// list returns the newest deploys of a deployment ("" for all), newest
+// first, at most limit.
+func (j *rcJournal) list(ctx context.Context, deployment string, limit int) ([]Record, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var out []Record
@@ -159,9 +227,13 @@ func (j *rcJournal) get(id int64) Record {
 func (j *rcJournal) clone() *rcJournal {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	c := &rcJournal{nextID: j.nextID, recs: make(map[int64]Record, len(j.recs))}
+	c := &rcJournal{nextID: j.nextID, recs: make(map[int64]Record, len(j.recs)), nextReq: j.nextReq, reqs: make(map[int64]*rcRequest, len(j.reqs))}
 	for id, r := range j.recs {
 		c.recs[id] = r
+	}
+	for id, r := range j.reqs {
+		cp := *r
+		c.reqs[id] = &cp
 	}
 	return c
 }
@@ -225,7 +297,7 @@ func newRCEngine(t *testing.T, cfg *deployments.Config, rt Runtime, j Journal, b
 
 func (e *rcEngine) deploy(t *testing.T, deployment string) Result {
 	t.Helper()
-	if err := e.Enqueue(Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
+	if err := e.Enqueue(context.Background(), Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
 	select {
@@ -255,7 +327,7 @@ func rcCrash(t *testing.T, cfg *deployments.Config, rt *fakeRuntime, j *rcJourna
 	t.Cleanup(func() { close(release) }) // runs before the engine's Close
 	rt.push("docker.io/acme/"+deployment+":latest", digest)
 	armed.Store(true)
-	if err := e.Enqueue(Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
+	if err := e.Enqueue(context.Background(), Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
 	select {
@@ -614,14 +686,13 @@ func TestReconcileAfterLongEngineOutage(t *testing.T) {
 	for _, tc := range []struct {
 		deployment, step string
 		want             Outcome // of the interrupted deploy once reconciled
-		wantNew          bool
 	}{
-		{"web", StepRename, RolledBack, false}, // old one stopped, not yet renamed
-		{"web", StepCreate, RolledBack, false}, // old one aside
-		{"web", StepStart, RolledBack, false},  // new one created
-		{"web", StepGate, RolledBack, false},   // new one running
-		{"api", StepStart, RolledBack, false},  // new one created beside
-		{"api", StepCleanup, Succeeded, true},  // new one passed its gate
+		{"web", StepRename, RolledBack}, // old one stopped, not yet renamed
+		{"web", StepCreate, RolledBack}, // old one aside
+		{"web", StepStart, RolledBack},  // new one created
+		{"web", StepGate, RolledBack},   // new one running
+		{"api", StepStart, RolledBack},  // new one created beside
+		{"api", StepCleanup, Succeeded}, // new one passed its gate
 	} {
 		t.Run(tc.deployment+"/"+tc.step, func(t *testing.T) {
 			t.Parallel()
@@ -646,35 +717,50 @@ func TestReconcileAfterLongEngineOutage(t *testing.T) {
 			}
 			t.Logf("left by the outage: %v (%v)", rcNames(rt.fakeRuntime), r.Err)
 
-			// Watch sees the engine away, then back.
+			// Watch sees the engine away (it pinged and failed), then back.
 			ctx, cancel := context.WithCancel(context.Background())
 			watched := make(chan struct{})
+			pings := rt.count("ping")
 			go func() { e.Watch(ctx, 5*time.Millisecond); close(watched) }()
-			time.Sleep(20 * time.Millisecond)
+			waitFor(t, "Watch pings the engine while it is away", func() bool { return rt.count("ping") > pings })
 			rt.down.Store(false)
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			// Reconcile repairs; then the push, accepted and never
+			// deployed, is resumed unless the repair finished it.
+			waitFor(t, "the push deployed after the engine came back", func() bool {
 				un, _ := j.Unfinished(context.Background())
-				got := rcNames(rt.fakeRuntime)
-				if len(un) == 0 && slices.Equal(got, []string{tc.deployment + "(running)"}) || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				open, _ := j.Open(context.Background())
+				c, _ := rt.get(tc.deployment)
+				return len(un) == 0 && len(open) == 0 && c.Labels[LabelDigest] == "sha256:v2" &&
+					slices.Equal(rcNames(rt.fakeRuntime), []string{tc.deployment + "(running)"})
+			})
 			cancel()
 			<-watched
-			want := old.ContainerID
-			if tc.wantNew {
-				want = r.ContainerID
+			recs, _ := j.list(context.Background(), tc.deployment, 3)
+			interrupted := recs[0]
+			if tc.want == RolledBack {
+				// the interrupted deploy, then its resumed one
+				if len(recs) != 3 || recs[0].Trigger != TriggerResume || recs[0].Outcome != Succeeded || recs[0].Delivery != recs[1].Delivery {
+					t.Errorf("journal: %+v, want the interrupted deploy resumed", recs)
+				}
+				interrupted = recs[1]
+			} else if c, _ := rt.get(tc.deployment); c.ID != r.ContainerID {
+				t.Errorf("%s is %s, want the new container %s, finished by reconcile", tc.deployment, c.ID, r.ContainerID)
 			}
-			c, _ := rt.get(tc.deployment)
-			if got := rcNames(rt.fakeRuntime); !slices.Equal(got, []string{tc.deployment + "(running)"}) || c.ID != want {
-				t.Fatalf("after the engine came back: %v, %s is %q; want only it running, as %q", got, tc.deployment, c.ID, want)
-			}
-			rec, _ := j.List(context.Background(), tc.deployment, 1)
-			if len(rec) != 1 || rec[0].Outcome != tc.want {
-				t.Errorf("journal: %+v, want outcome %s", rec, tc.want)
+			if interrupted.Outcome != tc.want || !strings.Contains(interrupted.Error, "interrupted at step") {
+				t.Errorf("journal: the interrupted deploy %+v, want outcome %s", interrupted, tc.want)
 			}
 		})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 10s waiting for: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

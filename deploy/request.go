@@ -12,6 +12,11 @@ type Request struct {
 	Delivery   string    // id of the webhook delivery, for logs
 	Pusher     string    // who pushed, as the sender says
 	Received   time.Time // when the request arrived
+
+	// Set by the journal: the accepted request's id (0 without a
+	// journal), and how many deploys of it began and were interrupted.
+	ID       int64
+	Attempts int
 }
 
 // same tells whether two requests ask for the same thing, so that one can
@@ -19,6 +24,10 @@ type Request struct {
 func (r Request) same(o Request) bool {
 	return r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
 }
+
+// TriggerResume is the Trigger of a deploy that Resume started again for a
+// request interrupted by a crash or a shutdown.
+const TriggerResume = "resume"
 
 // Outcome of a deploy, as counted in liftoff_deploys_total.
 type Outcome string

@@ -71,6 +71,16 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 		return Failed, errors.Join(append([]error{cause, errors.New("rollback incomplete")}, errs...)...)
 	}
 	a.res.ContainerID = a.prev.ID
+	if a.stopped && a.wasRunning {
+		// The previous container was stopped and started again: it must
+		// prove itself like a new one before the rollback counts.
+		if err := a.e.prove(ctx, a.d, a.prev); err != nil {
+			err = fmt.Errorf("rolled back, but the previous container does not pass its health gate either: %w", err)
+			a.e.setDown(a.d.Name, err)
+			a.log.Error().Err(err).Msg("the deployment is DOWN: neither the new nor the previous container passes its health gate; liftoff tries again every minute, or deploy a working image")
+			return Failed, errors.Join(cause, err)
+		}
+	}
 	a.log.Warn().Err(cause).Msg("rolled back to the previous container")
 	return RolledBack, cause
 }

@@ -73,7 +73,9 @@ func (a *attempt) resolve() (Outcome, error) {
 		if !cur.Managed() && !d.Container.ReplaceUnmanaged {
 			return Failed, fmt.Errorf("container %q exists and was not created by liftoff; remove it, or set container.replace_unmanaged: true to let liftoff replace it", a.name)
 		}
-		if cur.Managed() && cur.Running && cur.Labels[LabelDigest] == digest && cur.Labels[LabelDeployment] == d.Name {
+		// A deployment that is down is deployed again, even to its digest:
+		// pushing again is how a user brings it back.
+		if cur.Managed() && cur.Running && cur.Labels[LabelDigest] == digest && cur.Labels[LabelDeployment] == d.Name && !a.e.isDown(d.Name) {
 			a.res.ContainerID = cur.ID
 			return Unchanged, nil
 		}

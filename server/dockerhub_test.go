@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -437,7 +438,7 @@ func BenchmarkDockerHubHook(b *testing.B) {
 
 type discard struct{}
 
-func (discard) Enqueue(deploy.Request) error { return nil }
+func (discard) Enqueue(context.Context, ...deploy.Request) error { return nil }
 
 // nopWriter is a ResponseWriter that keeps only the status.
 type nopWriter struct {

@@ -58,16 +58,20 @@ func (c *fakeCatalogue) matches() []string {
 type fakeDeployer struct {
 	mu     sync.Mutex
 	reqs   []deploy.Request
-	closed bool // Enqueue fails, as when the engine shuts down
+	closed bool  // Enqueue fails, as when the engine shuts down
+	fail   error // Enqueue fails with it, as when the journal cannot write
 }
 
-func (d *fakeDeployer) Enqueue(r deploy.Request) error {
+func (d *fakeDeployer) Enqueue(ctx context.Context, rs ...deploy.Request) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return deploy.ErrClosed
 	}
-	d.reqs = append(d.reqs, r)
+	if d.fail != nil {
+		return d.fail
+	}
+	d.reqs = append(d.reqs, rs...)
 	return nil
 }
 

@@ -18,6 +18,9 @@ var (
 	errDraining = fmt.Errorf("%w: shutting down, retry later", errUnavailable)
 	errNoConfig = fmt.Errorf("%w: no configuration loaded, retry later", errUnavailable)
 	errBusy     = fmt.Errorf("%w: too many deliveries at once, retry later", errUnavailable)
+	// errNotRecorded: the engine could not record the push (its journal
+	// failed), so it promises nothing; the sender should retry.
+	errNotRecorded = fmt.Errorf("%w: the push could not be recorded, retry later", errUnavailable)
 )
 
 // push is what a source's payload says was pushed, checked: Repo is
@@ -103,9 +106,15 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 		return nil
 	}
 	m := cat.Match(p.Repo, p.Tag)
+	d.ignored = m.Ignored
+	if len(m.Accepted) == 0 {
+		return nil
+	}
 	received := s.now()
+	reqs := make([]deploy.Request, 0, len(m.Accepted))
+	accepted := make([]string, 0, len(m.Accepted))
 	for _, dep := range m.Accepted {
-		err := s.deployer.Enqueue(deploy.Request{
+		reqs = append(reqs, deploy.Request{
 			Deployment: dep.Name,
 			Image:      p.Repo,
 			Tag:        p.Tag,
@@ -115,14 +124,19 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 			Pusher:     p.Pusher,
 			Received:   received,
 		})
-		if err != nil {
-			return errDraining
-		}
-		d.accepted = append(d.accepted, dep.Name)
+		accepted = append(accepted, dep.Name)
 	}
-	d.ignored = m.Ignored
-	if len(d.accepted) > 0 && s.onDelivery != nil {
-		s.onDelivery(deploy.Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
+	// The 202 is a promise: the engine records the requests before
+	// Enqueue returns, and deploys them even if liftoff dies first.
+	if err := s.deployer.Enqueue(r.Context(), reqs...); errors.Is(err, deploy.ErrClosed) {
+		return errDraining
+	} else if err != nil {
+		s.log.Error().Err(err).Str("delivery", d.id).Msg("webhook: the push could not be recorded; answered 503 so that the sender retries")
+		return errNotRecorded
+	}
+	d.accepted = accepted
+	if s.onDelivery != nil {
+		s.onDelivery(Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
 			Pusher: p.Pusher, Received: received, Accepted: d.accepted})
 	}
 	return nil

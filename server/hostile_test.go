@@ -526,7 +526,7 @@ type blockingDeployer struct {
 	n       int
 }
 
-func (d *blockingDeployer) Enqueue(deploy.Request) error {
+func (d *blockingDeployer) Enqueue(context.Context, ...deploy.Request) error {
 	d.inside <- struct{}{}
 	<-d.release
 	d.mu.Lock()

@@ -6,8 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/liftoff-deploy/liftoff/deploy"
 )
 
 func TestReloadIsLoopbackOnly(t *testing.T) {
@@ -46,8 +44,8 @@ func TestNoReloadRouteWithoutReloader(t *testing.T) {
 }
 
 func TestOnDeliverySeesQueuedDeliveries(t *testing.T) {
-	var got []deploy.Delivery
-	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d deploy.Delivery) { got = append(got, d) } })
+	var got []Delivery
+	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d Delivery) { got = append(got, d) } })
 	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
 		t.Fatalf("push: %d %s", w.Code, w.Body)
 	}

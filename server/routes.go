@@ -2,8 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,8 +45,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok")
 }
 
-// readyz tells whether deliveries can be acted on: a configuration is loaded,
-// the server is not draining, and the container engine answers.
+// readyz tells whether deliveries can be acted on and everything runs: a
+// configuration is loaded, the server is not draining, the container engine
+// answers, and no deployment is down (each is named, with why).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.draining.Load():
@@ -57,6 +62,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := s.pinger.Ping(ctx); err != nil {
 			writeText(w, http.StatusServiceUnavailable, "not ready: container engine: "+err.Error())
+			return
+		}
+	}
+	if s.health != nil {
+		if down := s.health.Down(); len(down) > 0 {
+			var b strings.Builder
+			b.WriteString("not ready: deployments down (no container passes its health gate):")
+			for _, name := range slices.Sorted(maps.Keys(down)) {
+				fmt.Fprintf(&b, "\n%s: %v", name, down[name])
+			}
+			writeText(w, http.StatusServiceUnavailable, b.String())
 			return
 		}
 	}

@@ -40,11 +40,32 @@ type Catalogue interface {
 
 var _ Catalogue = (*deployments.Config)(nil)
 
-// Deployer queues deploys. Enqueue must not block: the webhook handler calls
-// it while the sender waits for its answer. It fails only when deploys are
-// no longer taken (shutting down).
+// Deployer queues deploys. The webhook handler calls Enqueue with the
+// requests of one delivery while the sender waits for its answer: it may
+// record them durably (the engine's journal) but must never wait for a
+// deploy. It fails with deploy.ErrClosed once deploys are no longer taken
+// (shutting down), or when the requests could not be recorded; either way
+// nothing was queued.
 type Deployer interface {
-	Enqueue(deploy.Request) error
+	Enqueue(ctx context.Context, rs ...deploy.Request) error
+}
+
+// Delivery is one webhook delivery that queued deploys, as OnDelivery
+// sees it.
+type Delivery struct {
+	ID       string
+	Source   string
+	Image    string
+	Tag      string
+	Pusher   string
+	Received time.Time
+	Accepted []string // deployments queued
+}
+
+// Health tells which deployments are down: a rollback or a repair could not
+// leave them with a container that passes its health gate.
+type Health interface {
+	Down() map[string]error
 }
 
 // Pinger tells whether the container engine answers.
@@ -70,6 +91,8 @@ type Options struct {
 	Deployer  Deployer
 	// Pinger is asked by /readyz; nil leaves the engine out of readiness.
 	Pinger Pinger
+	// Health is asked by /readyz; nil leaves the deployments out of it.
+	Health Health
 
 	Logger zerolog.Logger
 	// Registerer receives liftoff_webhooks_total; nil means a private
@@ -97,7 +120,7 @@ type Options struct {
 
 	// OnDelivery, if set, is told of every delivery that queued a deploy
 	// (the history records it). It must not block.
-	OnDelivery func(deploy.Delivery)
+	OnDelivery func(Delivery)
 	// Reload, if set, is POST /-/reload: it reloads the configuration.
 	// Only loopback clients may call it.
 	Reload func() error
@@ -111,6 +134,7 @@ type Server struct {
 	catalogue       func() Catalogue
 	deployer        Deployer
 	pinger          Pinger
+	health          Health
 	log             zerolog.Logger
 	gatherer        prometheus.Gatherer
 	metrics         *metrics
@@ -121,7 +145,7 @@ type Server struct {
 	now             func() time.Time
 	sources         map[string]parser
 	draining        atomic.Bool
-	onDelivery      func(deploy.Delivery)
+	onDelivery      func(Delivery)
 	reload          func() error
 	metricsOnMain   bool
 	router          chi.Router
@@ -138,6 +162,7 @@ func New(opts Options) *Server {
 		catalogue:       opts.Catalogue,
 		deployer:        opts.Deployer,
 		pinger:          opts.Pinger,
+		health:          opts.Health,
 		log:             opts.Logger,
 		gatherer:        opts.Gatherer,
 		maxBody:         opts.MaxBody,

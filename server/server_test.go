@@ -58,23 +58,29 @@ func TestReadyz(t *testing.T) {
 		return nil
 	}}
 	down := fakePinger{PingFn: func(context.Context) error { return errors.New("Cannot connect to the Docker daemon") }}
+	healthy := fakeHealth{}
+	broken := fakeHealth{"web-prod": errors.New("health gate failed: status 500"), "api": errors.New("exit code 3")}
 	tests := []struct {
 		name     string
 		noConfig bool
 		pinger   Pinger
+		health   Health
 		draining bool
 		want     int
 		body     string
 	}{
-		{"up", false, ok, false, http.StatusOK, "ok"},
-		{"no pinger", false, nil, false, http.StatusOK, "ok"},
-		{"no config", true, ok, false, http.StatusServiceUnavailable, "no configuration loaded"},
-		{"engine down", false, down, false, http.StatusServiceUnavailable, "container engine: Cannot connect"},
-		{"draining", false, ok, true, http.StatusServiceUnavailable, "draining"},
+		{"up", false, ok, healthy, false, http.StatusOK, "ok"},
+		{"no pinger", false, nil, nil, false, http.StatusOK, "ok"},
+		{"no config", true, ok, healthy, false, http.StatusServiceUnavailable, "no configuration loaded"},
+		{"engine down", false, down, healthy, false, http.StatusServiceUnavailable, "container engine: Cannot connect"},
+		{"draining", false, ok, healthy, true, http.StatusServiceUnavailable, "draining"},
+		{"deployments down", false, ok, broken, false, http.StatusServiceUnavailable,
+			"deployments down (no container passes its health gate):\napi: exit code 3\nweb-prod: health gate failed: status 500"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, func(o *Options) {
+				o.Health = tt.health
 				o.Pinger = tt.pinger
 				if tt.noConfig {
 					o.Catalogue = func() Catalogue { return nil }
@@ -407,4 +413,24 @@ func TestNewRequires(t *testing.T) {
 		}
 	}()
 	New(Options{Catalogue: func() Catalogue { return nil }, Logger: zerolog.Nop()})
+}
+
+// fakeHealth is a Health whose down deployments are fixed.
+type fakeHealth map[string]error
+
+func (f fakeHealth) Down() map[string]error { return f }
+
+// TestHookJournalFails: a push the engine cannot record is not promised:
+// 503 so that the sender retries, the journal's error only in the log.
+func TestHookJournalFails(t *testing.T) {
+	h := newHarness(t, nil)
+	h.dep.fail = errors.New("history /data/liftoff.db: disk I/O error")
+	w := h.post(fixture(t, "dockerhub_push.json"))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "could not be recorded, retry later") ||
+		strings.Contains(w.Body.String(), "liftoff.db") {
+		t.Errorf("%d %s, want 503 saying the push could not be recorded, without the journal's error", w.Code, w.Body)
+	}
+	if !strings.Contains(h.logs.String(), "disk I/O error") {
+		t.Errorf("the journal's error is not in the log:\n%s", h.logs.String())
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
 	"github.com/liftoff-deploy/liftoff/deployments"
@@ -58,6 +59,10 @@ type app struct {
 	server    *server.Server
 	ln        net.Listener // hooks (and /metrics unless metricsLn)
 	metricsLn net.Listener
+	// deliveries queues the webhook deliveries to record in the history.
+	deliveries       chan history.Delivery
+	deliveriesMu     sync.RWMutex
+	deliveriesClosed bool
 }
 
 func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
@@ -67,7 +72,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	if opts.WatchInterval == 0 {
 		opts.WatchInterval = 5 * time.Second
 	}
-	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), deliveries: make(chan history.Delivery, 256)}
 	a.cfg.Store(cfg)
 	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "liftoff_config_last_reload_successful",
@@ -111,6 +116,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
 		Deployer:         a.engine,
 		Pinger:           dc,
+		Health:           a.engine,
 		Logger:           a.log.With().Str("component", "http").Logger(),
 		Registerer:       a.registry,
 		Gatherer:         a.registry,
@@ -163,23 +169,55 @@ func (a *app) close() {
 	}
 }
 
-// recordDelivery writes an accepted delivery to the history without
-// holding up the webhook's answer.
-func (a *app) recordDelivery(d deploy.Delivery) {
-	go func() {
+// recordDelivery hands an accepted delivery to the recorder goroutine,
+// which writes it to the history without holding up the webhook's answer
+// (the deploy requests themselves are journaled before the answer, by the
+// engine). A full queue drops the record, never the answer.
+func (a *app) recordDelivery(d server.Delivery) {
+	a.deliveriesMu.RLock()
+	defer a.deliveriesMu.RUnlock()
+	if a.deliveriesClosed {
+		return // a handler outlived the shutdown
+	}
+	select {
+	case a.deliveries <- history.Delivery(d):
+	default:
+		a.log.Warn().Str("delivery", d.ID).Msg("history: too many deliveries to record at once; this one is not in the deliveries list (its deploys are journaled)")
+	}
+}
+
+// closeDeliveries ends recordDeliveries once it has written what is queued.
+func (a *app) closeDeliveries() {
+	a.deliveriesMu.Lock()
+	defer a.deliveriesMu.Unlock()
+	if !a.deliveriesClosed {
+		a.deliveriesClosed = true
+		close(a.deliveries)
+	}
+}
+
+// recordDeliveries writes the deliveries recordDelivery queues until the
+// queue is closed and drained.
+func (a *app) recordDeliveries() {
+	for d := range a.deliveries {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
 		if err := a.history.RecordDelivery(ctx, d); err != nil {
 			a.log.Error().Err(err).Str("delivery", d.ID).Msg("history: could not record the delivery")
 		}
-	}()
+		cancel()
+	}
 }
 
 // Addr is the address the HTTP server listens on.
 func (a *app) Addr() string { return a.ln.Addr().String() }
 
-// Run serves until ctx is done, then stops taking hooks, waits (bounded)
-// for the deploys in flight and releases everything.
+// Run serves until ctx is done (or a listener fails), then stops in this
+// order: hooks answer 503 and readiness fails; the watch (reconcile,
+// resume, repairs) stops; the deploys in flight finish, bounded by
+// DrainTimeout (past it they are cancelled and roll back); HTTP shuts down;
+// the deliveries still queued are recorded; files and clients are closed.
+// A push accepted but not yet deployed stays in the journal, and the next
+// start deploys it.
 func (a *app) Run(ctx context.Context) error {
 	cfg := a.cfg.Load()
 	a.log.Info().Str("version", buildVersion()).Str("listen", a.Addr()).
@@ -190,28 +228,40 @@ func (a *app) Run(ctx context.Context) error {
 	}
 	cancel()
 
-	// Reconcile now and whenever the engine comes back.
+	var g errgroup.Group
+	// The watch reconciles at the engine's first answer and whenever it
+	// comes back, then resumes the pushes accepted and never deployed.
 	wctx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
-	go func() { a.engine.Watch(wctx, a.opts.WatchInterval); close(watched) }()
-
+	g.Go(func() error {
+		defer close(watched)
+		a.engine.Watch(wctx, a.opts.WatchInterval)
+		return nil
+	})
+	g.Go(func() error { a.recordDeliveries(); return nil })
 	// HTTP outlives ctx: while the deploys in flight finish, hooks are
 	// answered 503 (senders retry later) and /metrics still serves.
 	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(sctx, a.ln) }()
-	metricsErr := make(chan error, 1)
+	failed := make(chan error, 2) // a listener that failed before the stop
+	serve := func(f func(context.Context, net.Listener) error, ln net.Listener) {
+		g.Go(func() error {
+			err := f(sctx, ln)
+			if err != nil {
+				failed <- err
+			}
+			return err
+		})
+	}
+	serve(a.server.Serve, a.ln)
 	if a.metricsLn != nil {
-		go func() { metricsErr <- a.server.ServeMetrics(sctx, a.metricsLn) }()
-	} else {
-		metricsErr <- nil
+		serve(a.server.ServeMetrics, a.metricsLn)
 	}
 
-	var early error
 	select {
 	case <-ctx.Done():
-	case early = <-serveErr: // the listener failed: stop as if asked to
+	case err := <-failed:
+		a.log.Error().Err(err).Msg("a listener failed; stopping")
 	}
 	a.server.SetDraining(true)
 	stopWatch()
@@ -224,10 +274,8 @@ func (a *app) Run(ctx context.Context) error {
 		closeErr = fmt.Errorf("deploys in flight did not finish within %s and were rolled back: %w", a.opts.DrainTimeout, closeErr)
 	}
 	stopServing()
-	if early == nil {
-		early = <-serveErr
-	}
-	err := errors.Join(early, <-metricsErr, closeErr)
+	a.closeDeliveries()
+	err := errors.Join(g.Wait(), closeErr)
 	a.close()
 	a.log.Info().Msg("liftoff stopped")
 	return err

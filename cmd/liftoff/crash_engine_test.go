@@ -220,10 +220,12 @@ func (o *outage) whileDown(t *testing.T, op string, n float64) {
 }
 
 // after checks that exactly one container of the deployment runs, as
-// version, and that the journal's newest deploy has outcome o and, if
-// interrupted is set, says where it was interrupted.
+// version, and that the journal's v2 deploy has outcome o and, if
+// interrupted is set, says where it was interrupted; a v2 deploy that did
+// not succeed must have been resumed, successfully.
 func (o *outage) after(t *testing.T, version string, want deploy.Outcome, interrupted string) {
 	t.Helper()
+	waitSettled(t, o.db)
 	if got := containerStates(t, o.e, o.name); !slices.Equal(got, []string{o.name + " running"}) {
 		t.Fatalf("after the outage: %v, want only %s running", got, o.name)
 	}
@@ -236,6 +238,12 @@ func (o *outage) after(t *testing.T, version string, want deploy.Outcome, interr
 		t.Errorf("/readyz with the engine back: %d", got)
 	}
 	recs := list(t, o.db, o.name)
+	if want != deploy.Succeeded {
+		if len(recs) != 3 || recs[0].Trigger != deploy.TriggerResume || recs[0].Outcome != deploy.Succeeded {
+			t.Fatalf("journal: %+v, want the v1 deploy, the interrupted v2 one, and v2 resumed, successfully", recs)
+		}
+		recs = recs[1:]
+	}
 	if len(recs) != 2 {
 		t.Fatalf("journal: %+v, want 2 deploys", recs)
 	}
@@ -353,8 +361,9 @@ func TestEngineAwayLongerThanRetries(t *testing.T) {
 		repaired   string // the journal's word on the repair
 	}{
 		// The old container was stopped and the engine vanished: without
-		// a repair nothing would run at all.
-		{"stop-first/rename", false, deploy.StepRename, "rename", "v1", deploy.RolledBack, "interrupted at step rollback"},
+		// a repair nothing would run at all. The repair puts v1 back, then
+		// the push, never deployed, is resumed.
+		{"stop-first/rename", false, deploy.StepRename, "rename", "v2", deploy.RolledBack, "interrupted at step rollback"},
 		// The new container had passed its gate: the swap is finished.
 		{"start-first/cleanup", true, deploy.StepCleanup, "stop", "v2", deploy.Succeeded, "interrupted at step cleanup"},
 	}
@@ -378,7 +387,6 @@ func TestEngineAwayLongerThanRetries(t *testing.T) {
 					t.Errorf("/readyz with the engine away: %d, want 503", got)
 				}
 				o.proxy.up(t)
-				waitReconciled(t, o.db)
 				o.after(t, tc.version, tc.want, tc.repaired)
 			})
 		}()

@@ -233,32 +233,44 @@ func TestCrashDuringDeploy(t *testing.T) {
 				t.Fatalf("journal after the crash: unfinished %+v, want the %s deploy at step %s", un, tag, tc.step)
 			}
 
-			// Start again: reconcile repairs.
+			// Start again: reconcile repairs, then the push accepted before
+			// the crash is deployed again (resumed).
 			startCrashDaemon(t, path, appOptions{})
-			waitReconciled(t, db)
+			waitSettled(t, db)
 			if got := containerStates(t, e, name); !slices.Equal(got, []string{name + " running"}) {
-				t.Fatalf("after reconcile: %v, want only %s running", got, name)
+				t.Fatalf("after reconcile and resume: %v, want only %s running", got, name)
 			}
-			version, _ := e.AppGet(t, name)
-			switch id := e.ContainerID(t, name); tc.want {
-			case deploy.Succeeded:
-				if version != tag || id == v1 {
-					t.Errorf("after reconcile %s serves %q (container %.12s, v1 was %.12s); want the new %s", name, version, id, v1, tag)
-				}
-			default:
-				if version != "v1" || id != v1 {
-					t.Errorf("after reconcile %s serves %q (container %.12s); want v1 back (container %.12s)", name, version, id, v1)
-				}
+			// The pushed version serves, unless it is broken: then v1,
+			// back after the interrupted deploy and after its resumption.
+			want, wantResumed := tag, deploy.Succeeded
+			if tc.broken {
+				want, wantResumed = "v1", deploy.RolledBack
+			}
+			if version, _ := e.AppGet(t, name); version != want {
+				t.Errorf("after the restart %s serves %q, want %s", name, version, want)
+			}
+			if id := e.ContainerID(t, name); (want == "v1") != (id == v1) {
+				t.Errorf("%s is container %.12s (v1 was %.12s), want %s's", name, id, v1, want)
 			}
 			recs := list(t, db, name)
-			if len(recs) != 2 || recs[1].Outcome != deploy.Succeeded || recs[1].Tag != "v1" {
-				t.Fatalf("journal: %+v, want the v1 deploy and the interrupted one", recs)
+			wantLen := 3
+			if tc.want == deploy.Succeeded {
+				wantLen = 2 // the repair finished the deploy: nothing to resume
 			}
-			r := recs[0]
+			if len(recs) != wantLen || recs[len(recs)-1].Outcome != deploy.Succeeded || recs[len(recs)-1].Tag != "v1" {
+				t.Fatalf("journal: %+v, want the v1 deploy, the interrupted one, and its resumption unless it was finished", recs)
+			}
+			r := recs[len(recs)-2]
 			if r.Tag != tag || r.Digest != digests[tag] || r.Outcome != tc.want ||
 				!strings.Contains(r.Error, "interrupted at step "+tc.step) || r.Ended.IsZero() {
 				t.Errorf("journal of the interrupted deploy: tag %s digest %s outcome %s error %q; want %s %s, %s, \"interrupted at step %s\"",
 					r.Tag, r.Digest, r.Outcome, r.Error, tag, digests[tag], tc.want, tc.step)
+			}
+			if wantLen == 3 {
+				if res := recs[0]; res.Trigger != deploy.TriggerResume || res.Delivery != r.Delivery || res.Outcome != wantResumed {
+					t.Errorf("journal of the resumed deploy: trigger %s delivery %s outcome %s; want %s, the interrupted one's delivery %s, %s",
+						res.Trigger, res.Delivery, res.Outcome, deploy.TriggerResume, r.Delivery, wantResumed)
+				}
 			}
 		})
 	}
@@ -454,8 +466,10 @@ func list(t *testing.T, path, deployment string) []deploy.Record {
 	return recs
 }
 
-// waitReconciled waits until the journal holds no unfinished deploy.
-func waitReconciled(t *testing.T, path string) {
+// waitSettled waits until the journal holds no unfinished deploy and no
+// open request: reconcile has repaired, and every accepted push has
+// reached an outcome.
+func waitSettled(t *testing.T, path string) {
 	t.Helper()
 	s := openHistory(t, path)
 	defer s.Close()
@@ -465,11 +479,15 @@ func waitReconciled(t *testing.T, path string) {
 		if err != nil {
 			t.Fatalf("history: %v", err)
 		}
-		if len(recs) == 0 {
+		open, err := s.Open(context.Background())
+		if err != nil {
+			t.Fatalf("history: %v", err)
+		}
+		if len(recs) == 0 && len(open) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still unfinished after 2m: %+v", recs)
+			t.Fatalf("still unfinished after 2m: deploys %+v, requests %+v", recs, open)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
