@@ -245,4 +245,3 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 }
 
 func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
