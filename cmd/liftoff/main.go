@@ -23,7 +23,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
-// Exit codes (DESIGN.md, CLI).
+// Exit codes, as the usage text and the README's CLI section state them.
 const (
 	exitOK     = 0
 	exitFailed = 1
