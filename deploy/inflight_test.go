@@ -355,3 +355,41 @@ func TestResumeGivesUpAfterTwoInterruptions(t *testing.T) {
 		crt, cj = rcClone(crt), cj.clone()
 	}
 }
+
+// TestLateCreateHoldsTheNewName: the dead process's create of the new
+// container lands after the next deploy's repair looked, taking the name
+// that deploy's create needs. The leftover goes and the deploy succeeds.
+func TestLateCreateHoldsTheNewName(t *testing.T) {
+	for _, deployment := range []string{"web", "api"} {
+		t.Run(deployment, func(t *testing.T) {
+			cfg := rcLoad(t)
+			rt, j := newRCJournalRuntime()
+			rt.push("docker.io/acme/"+deployment+":latest", "sha256:v1")
+			e := newRCEngine(t, cfg, rt, j, nil)
+			old := e.deploy(t, deployment)
+			name := deployment // stop-first: the new one takes the name once the old one is aside
+			if deployment == "api" {
+				name += NextSuffix
+			}
+			var landed atomic.Bool
+			rt.fail = func(op, arg string) error {
+				if op == "create" && landed.CompareAndSwap(false, true) {
+					rt.Create(context.Background(), Spec{Name: name, Image: "docker.io/acme/" + deployment + "@sha256:v1-late",
+						Labels: map[string]string{LabelManaged: "true", LabelDeployment: deployment, LabelDigest: "sha256:v1-late"}})
+				}
+				return nil
+			}
+			rt.push("docker.io/acme/"+deployment+":latest", "sha256:v2")
+			r := e.deploy(t, deployment)
+			if !landed.Load() {
+				t.Fatal("the late create never landed")
+			}
+			if r.Outcome != Succeeded || r.ContainerID == old.ContainerID {
+				t.Fatalf("deploy: %s %v", r.Outcome, r.Err)
+			}
+			if got := rcNames(rt); !slices.Equal(got, []string{deployment + "(running)"}) {
+				t.Errorf("containers %v, want only %s running", got, deployment)
+			}
+		})
+	}
+}

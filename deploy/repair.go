@@ -395,7 +395,7 @@ func (e *Engine) act(ctx context.Context, log zerolog.Logger, d *deployments.Dep
 		return nil
 	}
 	if keep.Name != name {
-		if err := do(func(ctx context.Context) error { return rt.Rename(ctx, keep.ID, name) }); err != nil {
+		if err := do(func(ctx context.Context) error { return e.rename(ctx, keep.ID, name) }); err != nil {
 			return fmt.Errorf("rename %.12s to %s: %w", keep.ID, name, err)
 		}
 	}

@@ -59,8 +59,10 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 		// Nothing was stopped: the service (if any) is as it was.
 		return Failed, cause
 	}
-	if a.renamed {
-		try("rename previous container back", func(ctx context.Context) error { return rt.Rename(ctx, a.prev.ID, a.name) })
+	if a.stopped {
+		// By what the engine says, not by what this deploy believes it
+		// did: a rename may have landed that the deploy never saw succeed.
+		try("rename previous container back", func(ctx context.Context) error { return a.e.rename(ctx, a.prev.ID, a.name) })
 	}
 	if a.stopped && a.wasRunning {
 		try("restart previous container", func(ctx context.Context) error { return rt.Start(ctx, a.prev.ID) })
@@ -83,4 +85,18 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 	}
 	a.log.Warn().Err(cause).Msg("rolled back to the previous container")
 	return RolledBack, cause
+}
+
+// rename gives a container a name, and is content when it has it already
+// (a retried or late rename got there first).
+func (e *Engine) rename(ctx context.Context, id, name string) error {
+	rt := e.opts.Runtime
+	err := rt.Rename(ctx, id, name)
+	if err == nil {
+		return nil
+	}
+	if c, ierr := rt.Inspect(ctx, id); ierr == nil && c.Name == name {
+		return nil
+	}
+	return err
 }

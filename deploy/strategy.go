@@ -19,7 +19,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 			return a.rollback(err)
 		}
 		if err := a.step(StepRename, a.e.opts.OpTimeout, func(ctx context.Context) error {
-			return rt.Rename(ctx, cur.ID, a.name+PrevSuffix)
+			return a.e.rename(ctx, cur.ID, a.name+PrevSuffix)
 		}); err != nil {
 			return a.rollback(err)
 		}
@@ -91,7 +91,7 @@ func (a *attempt) startFirst() (Outcome, error) {
 		if err := rt.Remove(ctx, cur.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		return rt.Rename(ctx, a.newID, a.name)
+		return a.e.rename(ctx, a.newID, a.name)
 	})
 	a.res.ContainerID = a.newID
 	if err != nil {
@@ -108,6 +108,9 @@ func (a *attempt) createAndStart(spec Spec) error {
 			return nil // created by an earlier try of this step
 		}
 		id, err := rt.Create(ctx, spec)
+		if err != nil && a.removeLeftover(ctx, spec.Name) {
+			id, err = rt.Create(ctx, spec)
+		}
 		if err != nil {
 			return err
 		}
@@ -119,4 +122,20 @@ func (a *attempt) createAndStart(spec Spec) error {
 	return a.step(StepStart, a.e.opts.OpTimeout, func(ctx context.Context) error {
 		return rt.Start(ctx, a.newID)
 	})
+}
+
+// removeLeftover removes what holds the name a create needs, if it is a
+// container of this deployment that neither runs as it nor is being
+// replaced: one created by an interrupted deploy whose create reached the
+// engine only after the repair had looked. It reports whether it removed
+// one.
+func (a *attempt) removeLeftover(ctx context.Context, name string) bool {
+	rt := a.e.opts.Runtime
+	c, err := rt.Inspect(ctx, name)
+	if err != nil || !c.Managed() || c.Labels[LabelDeployment] != a.d.Name ||
+		a.cur != nil && c.ID == a.cur.ID || a.prev != nil && c.ID == a.prev.ID {
+		return false
+	}
+	a.log.Warn().Str("container", name).Str("id", c.ID).Msg("removing a leftover of an interrupted deploy that holds the new container's name")
+	return rt.Remove(ctx, c.ID) == nil
 }
