@@ -32,7 +32,7 @@ type Options struct {
 	// OpTimeout bounds every other engine call (default 1m).
 	OpTimeout time.Duration
 	// OnDone, if set, is called after each deploy with its result; tests
-	// and the API use it to learn when a deploy ended.
+	// use it to learn when a deploy ended.
 	OnDone func(Result)
 
 	// Journal, if set, records every deploy step before it is taken, so
@@ -127,10 +127,12 @@ func New(opts Options) *Engine {
 	}
 }
 
-// Close stops accepting requests, drops those waiting, and waits for the
-// deploys in flight to finish. When ctx ends first, in-flight deploys are
-// cancelled; each still rolls back (on a context of its own) so that the
-// previous container runs again, and Close waits for that too.
+// Close stops accepting requests and waits for the deploys in flight to
+// finish; those waiting do not start (with a journal they stay accepted,
+// and Resume deploys them at the next start). When ctx ends first,
+// in-flight deploys are cancelled; each still rolls back (on a context of
+// its own) so that the previous container runs again, and Close waits for
+// that too.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closed {

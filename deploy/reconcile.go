@@ -18,6 +18,9 @@ import (
 // .liftoff-next) are removed, and the interrupted deploy is recorded as
 // such. Each deployment is repaired in its own queue, so a repair never runs
 // beside a deploy of the same deployment. Reconcile waits for the repairs.
+// A deployment a repair leaves down (no container passes its health gate)
+// is not an error of Reconcile's: it is logged, listed by Down, counted,
+// and repaired again by Watch.
 func (e *Engine) Reconcile(ctx context.Context) error {
 	cfg := e.opts.Config()
 	var errs []error
@@ -48,7 +51,9 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 	for _, done := range wait {
 		select {
 		case err := <-done:
-			if err != nil {
+			// A deployment left down is no failure of Reconcile's: it
+			// is logged, listed by Down and repaired again by Watch.
+			if err != nil && !errors.Is(err, ErrDown) {
 				errs = append(errs, err)
 			}
 		case <-ctx.Done():
@@ -92,7 +97,7 @@ func (e *Engine) runRepair(deployment string) error {
 		if err != nil {
 			e.setDown(d.Name, err)
 			log.Error().Err(err).Msg("the deployment is still DOWN: its container does not pass its health gate")
-			return fmt.Errorf("%s is down: %w", d.Name, err)
+			return fmt.Errorf("%s: %w: %w", d.Name, ErrDown, err)
 		}
 		e.clearDown(d.Name)
 	}
@@ -139,10 +144,10 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 				return
 			}
 			if err != nil {
-				e.log.Error().Err(err).Msg("reconcile did not repair everything")
-			}
-			if errors.Is(err, ErrUnavailable) {
-				up = false // again when the engine is back
+				// The journal could not be read, the engine went away...:
+				// all of it again at the next tick.
+				e.log.Error().Err(err).Msg("reconcile failed; trying again")
+				up = false
 				break
 			}
 			if err := e.Resume(ctx); err != nil && ctx.Err() == nil {

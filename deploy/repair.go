@@ -12,6 +12,11 @@ import (
 	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
+// ErrDown marks a repair that could not leave the deployment with a
+// container that passes its health gate: the deployment is down (see
+// Engine.Down).
+var ErrDown = errors.New("no container of the deployment passes its health gate")
+
 // Repairs, as counted in liftoff_repairs_total{outcome}.
 const (
 	repairFinished  = "finished"  // the new container had passed its gate: the swap was finished
@@ -143,7 +148,7 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 		}
 	}
 	if len(errs) > 0 {
-		return true, fmt.Errorf("reconcile %s: %w", d.Name, errors.Join(errs...))
+		return true, fmt.Errorf("reconcile %s: %w: %w", d.Name, ErrDown, errors.Join(errs...))
 	}
 	return true, nil
 }

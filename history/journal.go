@@ -11,8 +11,8 @@ import (
 	"github.com/liftoff-deploy/liftoff/deploy"
 )
 
-// Limits of List and Deliveries: enough for a status page by default, and
-// never so many that one API call loads the whole file.
+// Limits of List and Deliveries: enough to look at by default, and never so
+// many that one call loads the whole file.
 const (
 	defaultLimit = 50
 	maxLimit     = 1000

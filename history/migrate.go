@@ -23,8 +23,8 @@ func migrations() []string {
 		// than NULL; the one meaningful NULL is deploys.outcome, which
 		// marks a deploy begun and not finished, and which reconcile looks
 		// for at start-up. deploys.delivery has no foreign key on purpose:
-		// the Journal does not order RecordDelivery before Begin, and an
-		// API deploy has no delivery.
+		// deliveries are recorded after the answer, and a deploy that no
+		// webhook asked for has no delivery.
 		fmt.Sprintf(`PRAGMA application_id = %d;`, applicationID) + `
 CREATE TABLE deliveries (
 	id          TEXT PRIMARY KEY,
@@ -95,7 +95,7 @@ CREATE INDEX deploys_by_request ON deploys (request) WHERE request != 0;
 // that completed, never between two.
 func (s *Store) migrate(ctx context.Context) error {
 	ms := migrations()
-	// WAL lets readers (the API, the status page) run beside the journal's
+	// WAL lets readers (another process, a backup) run beside the journal's
 	// writes. Set here, after check, because it is a write to the file.
 	var mode string
 	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
