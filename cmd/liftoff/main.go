@@ -110,7 +110,10 @@ Runs the daemon: listens for registry webhooks on the config's listen
 address, deploys what they push, and serves /healthz, /readyz and /metrics.
 SIGHUP reloads the config file (an invalid file keeps the running config).
 SIGINT or SIGTERM stop it gracefully: hooks are refused with 503 and the
-deploy in flight finishes (or rolls back) before it exits.`)
+deploy in flight finishes (or rolls back) before it exits. A push that was
+answered 202 but not deployed yet stays in the history file and is deployed
+when liftoff starts again; so is one interrupted by a crash, after the
+start-up repair has put the deployment right.`)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
