@@ -38,7 +38,11 @@ func TestClientRecordsEveryRequest(t *testing.T) {
 	nw := networkOf(t, e, server)
 
 	c := e.StartClient(t, e.UniqueName(t, "client"), ref, nw, "http://"+server+":8000/", 10*time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(c.Results(t)) < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client has %d results after 30s, want 20: %+v", len(c.Results(t)), c.Results(t))
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	rs := c.Stop(t)
