@@ -77,7 +77,7 @@ type Engine struct {
 	closing chan struct{} // closed by Close: waits before anything was touched end
 	wg      sync.WaitGroup
 
-	// accept orders Enqueue and Resume: each reads the queues, writes the
+	// accept orders Enqueue and Recover: each reads the queues, writes the
 	// journal and queues, and neither may see the other half done.
 	accept sync.Mutex
 	mu     sync.Mutex // guards what follows
@@ -129,7 +129,7 @@ func New(opts Options) *Engine {
 
 // Close stops accepting requests and waits for the deploys in flight to
 // finish; those waiting do not start (with a journal they stay accepted,
-// and Resume deploys them at the next start). When ctx ends first,
+// and Recover deploys them at the next start). When ctx ends first,
 // in-flight deploys are cancelled; each still rolls back (on a context of
 // its own) so that the previous container runs again, and Close waits for
 // that too.

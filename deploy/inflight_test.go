@@ -236,11 +236,11 @@ func TestEnqueueJournalsBeforeItReturns(t *testing.T) {
 	}
 }
 
-// TestResumeDeploysAcceptedPushes: a push accepted and never deployed
+// TestRecoverDeploysAcceptedPushes: a push accepted and never deployed
 // (queued when liftoff died, or interrupted mid-deploy) is deployed once at
 // the next start; older open pushes of the same deployment are superseded;
 // one interrupted twice in a row is recorded failed and not retried.
-func TestResumeDeploysAcceptedPushes(t *testing.T) {
+func TestRecoverDeploysAcceptedPushes(t *testing.T) {
 	cfg := rcLoad(t)
 	rt, j := newRCJournalRuntime()
 	rt.push("docker.io/acme/web:latest", "sha256:v1")
@@ -275,7 +275,7 @@ func TestResumeDeploysAcceptedPushes(t *testing.T) {
 	if c, _ := crt.get("web"); c.ID != old.ContainerID {
 		t.Fatalf("after reconcile web is %s, want v1's %s back", c.ID, old.ContainerID)
 	}
-	if err := e2.Resume(context.Background()); err != nil {
+	if err := e2.Recover(context.Background()); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	r := <-e2.results
@@ -290,7 +290,7 @@ func TestResumeDeploysAcceptedPushes(t *testing.T) {
 		t.Errorf("a second deploy ran: %+v", r)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if err := e2.Resume(context.Background()); err != nil {
+	if err := e2.Recover(context.Background()); err != nil {
 		t.Fatalf("second resume: %v", err)
 	}
 	select {
@@ -300,9 +300,9 @@ func TestResumeDeploysAcceptedPushes(t *testing.T) {
 	}
 }
 
-// TestResumeGivesUpAfterTwoInterruptions: a push whose deploy is
+// TestRecoverGivesUpAfterTwoInterruptions: a push whose deploy is
 // interrupted at every start is tried twice, then recorded failed.
-func TestResumeGivesUpAfterTwoInterruptions(t *testing.T) {
+func TestRecoverGivesUpAfterTwoInterruptions(t *testing.T) {
 	cfg := rcLoad(t)
 	rt, j := newRCJournalRuntime()
 	rt.push("docker.io/acme/web:latest", "sha256:v1")
@@ -323,7 +323,7 @@ func TestResumeGivesUpAfterTwoInterruptions(t *testing.T) {
 		if err := e.Reconcile(context.Background()); err != nil {
 			t.Fatalf("round %d: reconcile: %v", round, err)
 		}
-		if err := e.Resume(context.Background()); err != nil {
+		if err := e.Recover(context.Background()); err != nil {
 			t.Fatalf("round %d: resume: %v", round, err)
 		}
 		if round == maxAttempts {

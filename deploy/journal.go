@@ -52,7 +52,7 @@ type Record struct {
 // An accepted request is a promise: Enqueue records it before its sender
 // is answered, and it stays open until a deploy of it reaches an outcome
 // (Finish with settle) or it is settled otherwise (superseded, not
-// retried). After a crash, Resume deploys what is still open.
+// retried). After a crash, Recover deploys what is still open.
 type Journal interface {
 	// Accept records requests taken by the engine and returns their ids,
 	// in order. It returns only once they are durable.

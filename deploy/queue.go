@@ -49,7 +49,7 @@ type queue struct {
 // Enqueue asks for deploys, typically all those of one delivery. It
 // returns once they are queued and, with a journal, recorded as accepted:
 // a request Enqueue took is deployed even if liftoff dies first (see
-// Resume). It never waits for a deploy: if the deployment is idle the
+// Recover). It never waits for a deploy: if the deployment is idle the
 // deploy starts now; if one runs, the request waits behind it, replacing
 // (superseding) any request already waiting. A request identical to the
 // one waiting, or to the running one before it has resolved its digest,
@@ -93,7 +93,7 @@ func (e *Engine) Enqueue(ctx context.Context, rs ...Request) error {
 	}
 
 	// Only the workers ran meanwhile (e.accept keeps other Enqueues and
-	// Resume out): a deploy may have resolved, finished or begun, which
+	// Recover out): a deploy may have resolved, finished or begun, which
 	// queue takes as it finds it. Once closing, the requests stay open in
 	// the journal and the next start deploys them.
 	var superseded []Request
@@ -165,7 +165,7 @@ func (e *Engine) settleSuperseded(ctx context.Context, rs []Request) {
 		}
 	}
 	if j := e.opts.Journal; j != nil && len(ids) > 0 {
-		// A failure here only leaves the requests open: Resume settles
+		// A failure here only leaves the requests open: Recover settles
 		// them as superseded at the next start.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

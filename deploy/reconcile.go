@@ -122,7 +122,7 @@ func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
 // Watch pings the engine every interval until ctx ends. Whenever the engine
 // answers after not answering (and once at the first answer: after liftoff
 // or the engine restarted) it reconciles every deployment, then resumes the
-// accepted requests that never reached an outcome (see Resume). Deployments
+// accepted requests that never reached an outcome (see Recover). Deployments
 // that are down are repaired again every DownRetry.
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	up := false
@@ -150,7 +150,7 @@ func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 				up = false
 				break
 			}
-			if err := e.Resume(ctx); err != nil && ctx.Err() == nil {
+			if err := e.Recover(ctx); err != nil && ctx.Err() == nil {
 				e.log.Error().Err(err).Msg("could not resume the accepted pushes; they stay in the journal for the next try")
 				up = false
 			}

@@ -139,7 +139,7 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 				r.Outcome, r.Error = Failed, fmt.Sprintf("interrupted at step %s; a later deploy followed", r.Step)
 			}
 			// Only a deploy that reached its goal keeps its request's
-			// promise; the others are resumed (see Resume).
+			// promise; the others are resumed (see Recover).
 			settle := i == len(recs)-1 && r.Outcome == Succeeded
 			if err := j.Finish(ctx, r.ID, r, settle); err != nil {
 				return true, fmt.Errorf("journal: %w", err)

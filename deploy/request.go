@@ -25,7 +25,7 @@ func (r Request) same(o Request) bool {
 	return r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
 }
 
-// TriggerResume is the Trigger of a deploy that Resume started again for a
+// TriggerResume is the Trigger of a deploy that Recover started again for a
 // request interrupted by a crash or a shutdown.
 const TriggerResume = "resume"
 

@@ -7,11 +7,11 @@ import (
 )
 
 // maxAttempts is how many deploys of one request may be interrupted (by a
-// crash, a SIGKILL, a shutdown) before Resume gives up on it: a request
+// crash, a SIGKILL, a shutdown) before Recover gives up on it: a request
 // whose deploy kills liftoff every time must not do so forever.
 const maxAttempts = 2
 
-// Resume keeps the promise of every request Enqueue accepted: the newest
+// Recover keeps the promise of every request Enqueue accepted: the newest
 // open request of each deployment — one interrupted mid-deploy, or still
 // waiting in the queue when liftoff died or stopped — is deployed again,
 // once, with Trigger "resume" and its original delivery; the older ones
@@ -21,7 +21,7 @@ const maxAttempts = 2
 //
 // Call it after Reconcile, so that the deploys start from a repaired
 // state. Without a journal it does nothing.
-func (e *Engine) Resume(ctx context.Context) error {
+func (e *Engine) Recover(ctx context.Context) error {
 	j := e.opts.Journal
 	if j == nil {
 		return nil
