@@ -6,16 +6,15 @@
 // Parse (or Default plus Validate), is immutable afterwards and safe for
 // concurrent use: the daemon reloads by building a new one and swapping it.
 //
-// Secrets: hook tokens, values written as ${VAR}, the contents of env_files,
-// secret_files and password_file never appear in an error of this package.
+// Secrets: hook and API tokens, values written as ${VAR}, the contents of
+// env_files, secret_files and password_file never appear in an error of
+// this package.
 // SecretKeys tells callers which variables to redact.
 package deployments
 
 import (
 	"regexp"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole configuration file, after ${VAR} expansion, defaults
@@ -43,10 +42,12 @@ type Config struct {
 	// off. server.Options.HookRateLimit means the same.
 	HookRateLimit int `yaml:"hook_rate_limit"`
 
-	// Keys of features that are not built yet. They are decoded so that
-	// Validate rejects them by name instead of the file failing on an
-	// "unknown key" or, worse, a setting being silently ignored.
-	APITokens Unsupported `yaml:"api_tokens"`
+	// APIListen, if set, is the only address the management API (/api/)
+	// is served on; empty, it is served on Listen.
+	APIListen string `yaml:"api_listen"`
+	// APITokens are the callers of the management API. None: the API is
+	// off. Their tokens are forgotten once hashed (see APIAuth).
+	APITokens []APIToken `yaml:"api_tokens"`
 
 	// path is the file the config came from ("" when parsed from bytes);
 	// dir is the directory relative env_files, secret_files and
@@ -62,28 +63,24 @@ type Config struct {
 
 	// Set by Validate.
 	hookSums        []hookSum        // sha256 of each hook token, never the token
-	tokensForgotten bool             // Hooks[i].Token were cleared once hashed (forgetTokens)
+	apiKeys         []apiKey         // sha256 of each API token and its principal
+	tokensForgotten bool             // Hooks[i].Token, APITokens[i].Token were cleared once hashed (forgetTokens)
 	byRepo          map[string][]int // normalized image → indexes in Deployments
 	byName          map[string]int
 }
-
-// Unsupported stands for a key of a later feature. Any non-null value marks
-// it set, and Validate reports "<field>: not supported yet".
-type Unsupported struct{ set bool }
-
-// UnmarshalYAML records that the key was given.
-func (u *Unsupported) UnmarshalYAML(*yaml.Node) error {
-	u.set = true
-	return nil
-}
-
-// IsSet tells whether the key was given a value.
-func (u Unsupported) IsSet() bool { return u.set }
 
 // Hook is one webhook sender: POST /hooks/{source}/{token}.
 type Hook struct {
 	Source string `yaml:"source"` // one of HookSources(): "dockerhub"
 	Token  string `yaml:"token"`  // secret; never logged
+}
+
+// APIToken is one caller of the management API: Authorization: Bearer
+// <Token> acts as Name, with Scopes (see Principal.Can).
+type APIToken struct {
+	Name   string   `yaml:"name"`   // the actor journaled for its actions
+	Token  string   `yaml:"token"`  // secret, usually ${VAR}; "" once loaded
+	Scopes []string `yaml:"scopes"` // read, admin, deploy:ENV, approve:ENV, deploy:*, approve:*
 }
 
 // Registry holds pull settings for one registry host ("docker.io",
@@ -112,6 +109,10 @@ type Environment struct {
 	// ForbidPatterns lists, per variable, Go regexps (unanchored unless
 	// written with ^ and $) its value must not match.
 	ForbidPatterns map[string][]string `yaml:"forbid_patterns"`
+
+	// Approval, when required, holds each push to a deployment of the
+	// environment until a caller with approve:<environment> approves it.
+	Approval Approval `yaml:"approval"`
 
 	patterns  map[string][]*regexp.Regexp // compiled ForbidPatterns, set by Validate
 	secretEnv map[string]bool             // keys of Env written with ${VAR}

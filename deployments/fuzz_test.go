@@ -35,6 +35,9 @@ func FuzzParse(f *testing.F) {
 		"deployments: [{name: $$, image: ${}, tags: [${A:-}]}]",
 		"registries: {docker.io: {mirror: \"http://${M}\", password_file: password, username: u}}\n",
 		"environments: {p: {env_files: [bad.env, base.env], forbid_patterns: {A: [\"(\"]}}}\n",
+		apiConfig,
+		"api_listen: ${L:-127.0.0.1:8081}\napi_tokens: [{name: a, token: \"${X}${X}\", scopes: [read, \"deploy:*\"]}, {name: b, token: \"${X}${X}\", scopes: [\"${X}\"]}]\n",
+		"environments: {p: {approval: {required: ${R}, timeout: ${T:-0s}}}}\napi_tokens: [{name: a, token: ${X}${X}, scopes: [\"approve:p\"]}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -71,6 +74,23 @@ func FuzzParse(f *testing.F) {
 			_, _, _ = c.PullRepo(d.Image)
 		}
 		_ = c.ValidatePolicies()
+		for i := range c.Deployments {
+			d := &c.Deployments[i]
+			if req, timeout := c.Approval(d); req != (timeout > 0) {
+				t.Fatalf("Approval(%s) = %v, %v", d.Name, req, timeout)
+			}
+		}
+		for i, tok := range c.APITokens {
+			if tok.Token != "" {
+				t.Fatalf("api_tokens[%d].token kept after loading", i)
+			}
+		}
+		if p, ok := c.APIAuth(""); ok || p.Name != "" {
+			t.Fatal("the empty token authenticates")
+		}
+		if c.APIEnabled() != (len(c.APITokens) > 0) {
+			t.Fatal("APIEnabled disagrees with api_tokens")
+		}
 	})
 }
 

@@ -13,9 +13,12 @@ import (
 const (
 	envSecret = "ENVSECRET-0f1e2d3c4b5a"
 	hookToken = "0123456789abcdef0123456789abcdef01234567"
+	// API tokens: APISECRET marks every one.
+	ciToken   = "APISECRET-ci-0123456789abcdef"
+	leadToken = "APISECRET-lead-0123456789abcdef"
 )
 
-var leakMarkers = []string{envSecret, hookToken, "FILESECRET"}
+var leakMarkers = []string{envSecret, hookToken, "FILESECRET", "APISECRET"}
 
 func lookupMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
@@ -24,9 +27,11 @@ func lookupMap(m map[string]string) func(string) (string, bool) {
 	}
 }
 
-// testEnv is liftoff's environment in tests: the hook token and a secret.
+// testEnv is liftoff's environment in tests: the hook and API tokens and a
+// secret.
 func testEnv() map[string]string {
-	return map[string]string{"HOOK_TOKEN": hookToken, "SECRET": envSecret, "HOME": "/home/liftoff"}
+	return map[string]string{"HOOK_TOKEN": hookToken, "SECRET": envSecret, "HOME": "/home/liftoff",
+		"CI_TOKEN": ciToken, "LEAD_TOKEN": leadToken}
 }
 
 // head is a valid start of a config that cases add deployments to.

@@ -39,12 +39,16 @@ func (c *Config) hashTokens() {
 	}
 }
 
-// forgetTokens drops the plain hook tokens once their hashes are taken, so
-// that a loaded config keeps only hashes in memory (and no dump, log or
-// debugger shows the tokens). A reload reads them from the file again.
+// forgetTokens drops the plain hook and API tokens once their hashes are
+// taken (hashTokens, validateAPITokens), so that a loaded config keeps
+// only hashes in memory (and no dump, log or debugger shows the tokens). A
+// reload reads them from the file again.
 func (c *Config) forgetTokens() {
 	for i := range c.Hooks {
 		c.Hooks[i].Token = ""
+	}
+	for i := range c.APITokens {
+		c.APITokens[i].Token = ""
 	}
 	c.tokensForgotten = true
 }

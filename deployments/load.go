@@ -26,6 +26,10 @@ const (
 	DefaultMinUptime      = 3 * time.Second
 	DefaultHealthInterval = 2 * time.Second // Docker's 30s would make every gate slow
 	DefaultHealthRetries  = 3
+
+	// DefaultApprovalTimeout is how long a push waits for its approval
+	// when environments.<name>.approval.timeout is not given.
+	DefaultApprovalTimeout = 24 * time.Hour
 )
 
 // maxWalk bounds the nodes the loader visits, alias expansions included, so

@@ -2,9 +2,11 @@ package deployments
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -220,10 +222,66 @@ func TestExampleLoads(t *testing.T) {
 	if len(stg.Accepted) != 1 || stg.Accepted[0].Name != "dblood-staging" {
 		t.Errorf("staging → %+v", stg)
 	}
+	// The API block is commented out: the quick start needs no API token,
+	// and production pushes deploy without an approval nobody could give.
+	if req, _ := c.Approval(c.Deployment("dblood-production")); req || c.APIEnabled() {
+		t.Errorf("example.yaml: approval %v, API enabled %v", req, c.APIEnabled())
+	}
 	// The quick start sets nothing but the token.
 	if _, err := Load("example.yaml", lookupMap(nil)); err == nil || !strings.Contains(err.Error(), "hooks[0].token: ${LIFTOFF_HOOK_TOKEN} is not set") {
 		t.Errorf("without the token: %v", err)
 	}
+}
+
+// The API block example.yaml leaves commented out is valid once
+// uncommented, with its variables set.
+func TestExampleAPIBlock(t *testing.T) {
+	data, err := os.ReadFile("example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := regexp.MustCompile(`^(\s*)# ((?:api_listen|api_tokens|approval):.*)$`)
+	lines := strings.Split(string(data), "\n")
+	uncommented, inList := 0, false
+	for i, line := range lines {
+		switch {
+		case key.MatchString(line):
+			lines[i] = key.ReplaceAllString(line, "$1$2")
+			inList = strings.HasPrefix(lines[i], "api_tokens:")
+		case inList && strings.HasPrefix(line, "#   "):
+			lines[i] = line[2:] // the items of api_tokens
+		default:
+			inList = false
+			continue
+		}
+		uncommented++
+	}
+	if uncommented < 9 {
+		t.Fatalf("found %d lines of the API block to uncomment:\n%s", uncommented, strings.Join(lines, "\n"))
+	}
+	env := map[string]string{"LIFTOFF_HOOK_TOKEN": hookToken, "LIFTOFF_CI_TOKEN": ciToken, "LIFTOFF_LEAD_TOKEN": leadToken}
+	c, err := Parse([]byte(strings.Join(lines, "\n")), ".", lookupMap(env))
+	if err != nil {
+		t.Fatalf("example.yaml with the API block:\n%v", err)
+	}
+	if c.APIListen == "" || !c.APIEnabled() {
+		t.Errorf("api_listen %q, API enabled %v", c.APIListen, c.APIEnabled())
+	}
+	lead, ok := c.APIAuth(leadToken)
+	if !ok || !lead.Can(VerbApprove, "production") || !lead.Can(VerbDeploy, "production") || !lead.Can(VerbRead, "") {
+		t.Errorf("lead = %+v, %v", lead, ok)
+	}
+	ci, ok := c.APIAuth(ciToken)
+	if !ok || !ci.Can(VerbDeploy, "staging") || ci.Can(VerbDeploy, "production") || ci.Can(VerbApprove, "production") {
+		t.Errorf("ci = %+v, %v", ci, ok)
+	}
+	if req, timeout := c.Approval(c.Deployment("dblood-production")); !req || timeout != 24*time.Hour {
+		t.Errorf("production approval: %v, %v", req, timeout)
+	}
+	if req, _ := c.Approval(c.Deployment("dblood-staging")); req {
+		t.Error("staging requires approval")
+	}
+	noLeak(t, fmt.Sprintf("%+v", c))
 }
 
 func TestLoadFileErrors(t *testing.T) {

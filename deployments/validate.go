@@ -10,7 +10,7 @@ import (
 
 // Validate checks the whole config, applies defaults and prepares it for
 // use (normalized images, compiled tag rules and patterns, hashed hook
-// tokens, indexes). Every error names its field, e.g.
+// and API tokens, indexes). Every error names its field, e.g.
 // "deployments[1].tags[0]: ...". All errors are reported, joined. Validate
 // reads env_files, secret_files and password_file to check them, and never
 // shows their content.
@@ -29,6 +29,8 @@ func (c *Config) validate(p *problems) {
 	c.hashTokens()
 	c.validateRegistries(p)
 	c.validateEnvironments(p)
+	c.validateAPITokens(p) // after hooks and environments: tokens differ from hooks', scopes name environments
+	c.checkApprovers(p)
 	repos := c.validateDeployments(p)
 	c.index(repos)
 	c.checkConfigPolicies(p)
@@ -48,9 +50,6 @@ func (c *Config) checkTopLevel(p *problems) {
 			p.addf("docker_host", "unknown scheme: want unix, tcp, ssh, npipe, http or https")
 		}
 	}
-	if c.APITokens.set {
-		p.addf("api_tokens", "not supported yet")
-	}
 	if c.HookRateLimit < -1 {
 		p.addf("hook_rate_limit", "want requests a minute per client (default %d), or -1 for no limit", DefaultHookRate)
 	}
@@ -59,6 +58,15 @@ func (c *Config) checkTopLevel(p *problems) {
 			p.addf("metrics_listen", "want [host]:port, e.g. \"127.0.0.1:9100\"")
 		} else if c.MetricsListen == c.Listen {
 			p.addf("metrics_listen", "is the same address as listen; leave it empty to serve /metrics on listen")
+		}
+	}
+	if c.APIListen != "" {
+		if _, port, err := net.SplitHostPort(c.APIListen); err != nil || port == "" {
+			p.addf("api_listen", "want [host]:port, e.g. \"127.0.0.1:8081\"")
+		} else if c.APIListen == c.Listen {
+			p.addf("api_listen", "is the same address as listen; leave it empty to serve the API on listen")
+		} else if c.APIListen == c.MetricsListen {
+			p.addf("api_listen", "is the same address as metrics_listen: give the API an address of its own, or leave api_listen empty to serve it on listen")
 		}
 	}
 	c.checkTLS(p)
@@ -118,8 +126,8 @@ func checkToken(p *problems, at, token string) {
 	switch {
 	case token == "":
 		p.addf(at, "missing: use a long random secret, e.g. from `openssl rand -hex 24`")
-	case len(token) < 24:
-		p.addf(at, "too short: at least 24 characters, e.g. from `openssl rand -hex 24`")
+	case len(token) < minTokenLen:
+		p.addf(at, "too short: at least %d characters, e.g. from `openssl rand -hex 24`", minTokenLen)
 	case !pathSegmentSafe(token):
 		p.addf(at, "must be printable ASCII without '/', '?', '#', '%%' or spaces: it is a segment of the hook's URL")
 	}

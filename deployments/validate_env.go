@@ -39,6 +39,7 @@ func (c *Config) validateEnvironment(p *problems, name string, e *Environment) {
 		}
 	}
 	e.patterns = compilePatterns(p, ep+".forbid_patterns", e.ForbidPatterns)
+	checkApproval(p, ep+".approval", &e.Approval)
 }
 
 // compilePatterns checks and compiles forbid_patterns. It returns nil when

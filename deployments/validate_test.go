@@ -37,9 +37,6 @@ func TestValidateErrors(t *testing.T) {
 		{"listen", head + "listen: localhost\n", nil, []string{"listen: want [host]:port"}},
 		{"docker_host", head + "docker_host: /var/run/docker.sock\n", nil, []string{"docker_host: want scheme://address"}},
 
-		{"unsupported top-level keys", head + `
-api_tokens: ["x"]
-`, nil, []string{"api_tokens: not supported yet"}},
 		{"listener and TLS settings", head + `
 metrics_listen: "nonsense"
 tls_cert: a.pem
