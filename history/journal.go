@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
@@ -37,10 +38,10 @@ func (s *Store) Begin(ctx context.Context, r deploy.Record) (int64, error) {
 	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO deploys
 		(deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-		 step, prev_container, new_container, error, started_at, request)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`,
+		 step, prev_container, new_container, error, started_at, request, actor)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`,
 		r.Deployment, r.Environment, r.Image, r.Tag, r.Digest, r.Previous, r.Trigger, r.Delivery, r.Pusher,
-		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request)
+		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request, r.Actor)
 	if err != nil {
 		return 0, fmt.Errorf("history: begin deploy of %s: %w", r.Deployment, err)
 	}
@@ -165,7 +166,7 @@ func nullString(b []byte) any {
 }
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request`
+	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor`
 
 // Unfinished returns the deploys begun and not finished, oldest first.
 func (s *Store) Unfinished(ctx context.Context) ([]deploy.Record, error) {
@@ -226,7 +227,7 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases, &r.Request); err != nil {
+			&started, &ended, &phases, &r.Request, &r.Actor); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)
@@ -245,3 +246,74 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 }
 
 func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// DeployQuery selects deploys for Deploys; empty fields match everything.
+type DeployQuery struct {
+	Deployment  string
+	Environment string
+	Outcome     string
+	Delivery    string
+	// Limit is at most how many (clamped as in List); Before, when not 0,
+	// keeps only deploys with a smaller id: the cursor of the next page.
+	Limit  int
+	Before int64
+}
+
+// Deploys returns the deploys q selects, newest first; next is the cursor
+// (Before) of the page after, or 0 when there is none.
+func (s *Store) Deploys(ctx context.Context, q DeployQuery) (rs []deploy.Record, next int64, err error) {
+	limit := clampLimit(q.Limit)
+	where := []string{"1 = 1"}
+	var args []any
+	for _, f := range []struct{ col, v string }{
+		{"deployment", q.Deployment}, {"environment", q.Environment}, {"outcome", q.Outcome}, {"delivery", q.Delivery},
+	} {
+		if f.v != "" {
+			where = append(where, f.col+" = ?")
+			args = append(args, f.v)
+		}
+	}
+	if q.Before > 0 {
+		where = append(where, "id < ?")
+		args = append(args, q.Before)
+	}
+	args = append(args, limit+1)
+	rs, err = s.records(ctx, `SELECT `+deployColumns+` FROM deploys WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("history: list deploys: %w", err)
+	}
+	if len(rs) > limit {
+		rs = rs[:limit]
+		next = rs[limit-1].ID
+	}
+	return rs, next, nil
+}
+
+// Deploy returns deploy id; false if there is none.
+func (s *Store) Deploy(ctx context.Context, id int64) (deploy.Record, bool, error) {
+	rs, err := s.records(ctx, `SELECT `+deployColumns+` FROM deploys WHERE id = ?`, id)
+	if err != nil {
+		return deploy.Record{}, false, fmt.Errorf("history: deploy %d: %w", id, err)
+	}
+	if len(rs) == 0 {
+		return deploy.Record{}, false, nil
+	}
+	return rs[0], true, nil
+}
+
+// LastSucceeded returns the newest deploy of a deployment that succeeded
+// with a digest other than except: what a rollback goes back to; false if
+// there is none.
+func (s *Store) LastSucceeded(ctx context.Context, deployment, except string) (deploy.Record, bool, error) {
+	rs, err := s.records(ctx, `SELECT `+deployColumns+` FROM deploys
+		WHERE deployment = ? AND outcome = ? AND digest != '' AND digest != ? ORDER BY id DESC LIMIT 1`,
+		deployment, string(deploy.Succeeded), except)
+	if err != nil {
+		return deploy.Record{}, false, fmt.Errorf("history: last success of %s: %w", deployment, err)
+	}
+	if len(rs) == 0 {
+		return deploy.Record{}, false, nil
+	}
+	return rs[0], true, nil
+}

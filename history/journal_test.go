@@ -149,7 +149,7 @@ func TestClockFillsMissingTimes(t *testing.T) {
 	if err != nil || !r.Started.Equal(t0) || !r.Ended.Equal(t0.Add(time.Minute)) || r.Phases != nil {
 		t.Errorf("Last = %+v, %v", r, err)
 	}
-	ds, err := s.Deliveries(ctx, 1)
+	ds, _, err := s.Deliveries(ctx, 1, 0)
 	if err != nil || len(ds) != 1 || !ds[0].Received.Equal(now) {
 		t.Errorf("Deliveries = %+v, %v", ds, err)
 	}
@@ -222,32 +222,51 @@ func TestClampLimit(t *testing.T) {
 func TestDeliveries(t *testing.T) {
 	ctx := context.Background()
 	s, _ := open(t)
-	want := []Delivery{
-		{ID: "b", Source: "distribution", Image: "registry.example/web", Tag: "v2", Received: t0.Add(time.Second), Accepted: []string{}},
+	recorded := []Delivery{
 		{ID: "a", Source: "dockerhub", Image: "docker.io/pmpl/dblood", Tag: "staging", Pusher: "ci",
-			Received: t0, Accepted: []string{"dblood-staging", "dblood-review"}},
-		{ID: "c", Source: "generic", Image: "x", Tag: "y", Received: t0.Add(-time.Hour)},
+			Received: t0, Accepted: []string{"dblood-staging", "dblood-review"},
+			Ignored: []Ignored{{Deployment: "dblood-prod", Reason: "tag staging does not match [latest]"}}},
+		{ID: "b", Source: "distribution", Image: "registry.example/web", Tag: "v2", Received: t0.Add(time.Second)},
+		{ID: "c", Source: "api", Image: "docker.io/pmpl/dblood", Tag: "v3", Actor: "lead", Received: t0.Add(-time.Hour),
+			Accepted: []string{"dblood-prod"}},
 	}
-	for _, i := range []int{1, 0, 2} { // not in time order
-		if err := s.RecordDelivery(ctx, want[i]); err != nil {
+	for _, d := range recorded {
+		if err := s.RecordDelivery(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A retried delivery is the same delivery: the first record stays.
-	again := want[1]
+	again := recorded[0]
 	again.Accepted = nil
 	if err := s.RecordDelivery(ctx, again); err != nil {
 		t.Fatalf("recording a delivery twice: %v", err)
 	}
-	got, err := s.Deliveries(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
+	// Newest recorded first; nil lists read back empty.
+	want := []Delivery{recorded[2], recorded[1], recorded[0]}
+	want[0].Seq, want[1].Seq, want[2].Seq = 3, 2, 1
+	want[0].Ignored, want[1].Accepted, want[1].Ignored = []Ignored{}, []string{}, []Ignored{}
+	got, next, err := s.Deliveries(ctx, 0, 0)
+	if err != nil || next != 0 {
+		t.Fatalf("Deliveries: next %d, %v", next, err)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Deliveries:\n got %+v\nwant %+v", got, want)
 	}
-	if got, _ := s.Deliveries(ctx, 1); len(got) != 1 || got[0].ID != "b" {
-		t.Errorf("Deliveries(1) = %+v", got)
+	// Pages of one.
+	var ids []string
+	for before := int64(0); ; {
+		page, next, err := s.Deliveries(ctx, 1, before)
+		if err != nil || len(page) != 1 {
+			t.Fatalf("page before %d: %+v %v", before, page, err)
+		}
+		ids = append(ids, page[0].ID)
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	if !reflect.DeepEqual(ids, []string{"c", "b", "a"}) {
+		t.Errorf("paged: %v", ids)
 	}
 }
 

@@ -60,14 +60,19 @@ CREATE TABLE deploys (
 CREATE INDEX deploys_by_deployment ON deploys (deployment, id DESC);
 CREATE INDEX deploys_unfinished ON deploys (id) WHERE outcome IS NULL;
 `,
-		// 2: accepted requests, the promise behind every 202.
+		// 2: accepted requests, the promise behind every 202; actors;
+		// paused deployments; what each delivery ignored.
 		//
 		// A request is recorded before its sender is answered and stays
 		// open (outcome NULL) until a deploy of it reaches an outcome or
-		// it is settled otherwise (superseded, not retried); at start-up
-		// the engine deploys what is still open. deploys.request links a
-		// deploy to the request it serves (0: none), so that the deploys
-		// a request began can be counted.
+		// it is settled otherwise (superseded, expired, rejected, not
+		// retried); state says where an open one waits: queued (the
+		// engine deploys it, after a restart too), held (its deployment
+		// is paused) or pending (awaiting approval until expires_at).
+		// deploys.request links a deploy to the request it serves (0:
+		// none), so that the deploys a request began can be counted.
+		// actor is the API token's name that asked or approved ('' for
+		// a push nobody approved).
 		`
 CREATE TABLE requests (
 	id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,14 +83,28 @@ CREATE TABLE requests (
 	"trigger"   TEXT NOT NULL,
 	delivery    TEXT NOT NULL,
 	pusher      TEXT NOT NULL,
+	actor       TEXT NOT NULL DEFAULT '',
 	received_at INTEGER NOT NULL,
+	state       TEXT NOT NULL DEFAULT 'queued',
+	expires_at  INTEGER,       -- pending: when the approval times out
 	outcome     TEXT,          -- NULL while open
 	reason      TEXT NOT NULL DEFAULT '',
 	settled_at  INTEGER        -- NULL while open
 ) STRICT;
 CREATE INDEX requests_open ON requests (id) WHERE outcome IS NULL;
 ALTER TABLE deploys ADD COLUMN request INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deploys ADD COLUMN actor TEXT NOT NULL DEFAULT '';
 CREATE INDEX deploys_by_request ON deploys (request) WHERE request != 0;
+CREATE INDEX deploys_by_delivery ON deploys (delivery);
+
+CREATE TABLE paused (
+	deployment TEXT PRIMARY KEY,
+	actor      TEXT NOT NULL,
+	since      INTEGER NOT NULL
+) STRICT;
+
+ALTER TABLE deliveries ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+ALTER TABLE deliveries ADD COLUMN ignored TEXT NOT NULL DEFAULT '[]'; -- JSON [{deployment|tag, reason}]
 `,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
 )
@@ -31,7 +32,7 @@ func TestRequestsPromise(t *testing.T) {
 	}
 	want := []deploy.Request{req("v1"), req("v2"), req("v3")}
 	for i := range want {
-		want[i].ID = ids[i]
+		want[i].ID, want[i].State = ids[i], deploy.Queued
 	}
 	if got := open(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Open:\n got %+v\nwant %+v", got, want)
@@ -101,5 +102,117 @@ func TestMigrateKeepsVersionOneFiles(t *testing.T) {
 	}
 	if open, err := s.Open(context.Background()); err != nil || len(open) != 0 {
 		t.Errorf("open requests after migration: %+v, %v", open, err)
+	}
+}
+
+// TestHeldAndPending: where an open request waits, who approved it, and
+// which deployments are paused survive in the file.
+func TestHeldAndPending(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	expires := t0.Add(24 * time.Hour)
+	ids, err := s.Accept(ctx, []deploy.Request{
+		{Deployment: "web", Image: "i", Tag: "v1", Trigger: "dockerhub", Received: t0, State: deploy.Held},
+		{Deployment: "api", Image: "i", Tag: "v1", Trigger: "dockerhub", Received: t0, State: deploy.Pending, Expires: expires},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := s.Open(ctx)
+	if len(open) != 2 || open[0].State != deploy.Held || open[1].State != deploy.Pending || !open[1].Expires.Equal(expires) {
+		t.Fatalf("open: %+v", open)
+	}
+	if err := s.Move(ctx, ids[1], deploy.Queued, "lead"); err != nil {
+		t.Fatal(err)
+	}
+	open, _ = s.Open(ctx)
+	if open[1].State != deploy.Queued || open[1].Actor != "lead" {
+		t.Errorf("approved: %+v", open[1])
+	}
+	if err := s.Settle(ctx, []int64{ids[0]}, deploy.Superseded, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Move(ctx, ids[0], deploy.Queued, ""); err == nil {
+		t.Error("a settled request moved")
+	}
+
+	if err := s.SetPaused(ctx, deploy.Pause{Deployment: "web", Paused: true, Actor: "lead", Since: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPaused(ctx, deploy.Pause{Deployment: "api", Paused: true, Actor: "ci", Since: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPaused(ctx, deploy.Pause{Deployment: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Paused(ctx)
+	if want := []deploy.Pause{{Deployment: "web", Paused: true, Actor: "lead", Since: t0}}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Paused = %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// TestDeploysQuery: filters, newest first, pages by cursor.
+func TestDeploysQuery(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	add := func(deployment, env, digest string, o deploy.Outcome, delivery string) int64 {
+		r := record(deployment)
+		r.Environment, r.Delivery = env, delivery
+		id, err := s.Begin(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Finish(ctx, id, deploy.Record{Outcome: o, Digest: digest}, false); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a1 := add("web", "staging", "sha256:a", deploy.Succeeded, "d1")
+	add("web", "staging", "sha256:b", deploy.RolledBack, "d2")
+	p1 := add("api", "production", "sha256:p", deploy.Succeeded, "d2")
+	a3 := add("web", "staging", "sha256:c", deploy.Succeeded, "d3")
+
+	ids := func(rs []deploy.Record) []int64 {
+		var out []int64
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		q    DeployQuery
+		want []int64
+	}{
+		{DeployQuery{}, []int64{a3, p1, p1 - 1, a1}},
+		{DeployQuery{Deployment: "web", Outcome: "succeeded"}, []int64{a3, a1}},
+		{DeployQuery{Environment: "production"}, []int64{p1}},
+		{DeployQuery{Delivery: "d2"}, []int64{p1, p1 - 1}},
+		{DeployQuery{Before: p1}, []int64{p1 - 1, a1}},
+	} {
+		got, next, err := s.Deploys(ctx, tc.q)
+		if err != nil || next != 0 || !reflect.DeepEqual(ids(got), tc.want) {
+			t.Errorf("Deploys(%+v) = %v next %d %v, want %v", tc.q, ids(got), next, err, tc.want)
+		}
+	}
+	page, next, _ := s.Deploys(ctx, DeployQuery{Limit: 2})
+	if !reflect.DeepEqual(ids(page), []int64{a3, p1}) || next != p1 {
+		t.Errorf("first page %v next %d", ids(page), next)
+	}
+	page, next, _ = s.Deploys(ctx, DeployQuery{Limit: 2, Before: next})
+	if !reflect.DeepEqual(ids(page), []int64{p1 - 1, a1}) || next != 0 {
+		t.Errorf("second page %v next %d", ids(page), next)
+	}
+
+	if r, ok, err := s.LastSucceeded(ctx, "web", "sha256:c"); err != nil || !ok || r.ID != a1 {
+		t.Errorf("LastSucceeded(web, not c) = %d %v %v, want %d", r.ID, ok, err, a1)
+	}
+	if _, ok, _ := s.LastSucceeded(ctx, "api", "sha256:p"); ok {
+		t.Error("LastSucceeded(api, not p) found one")
+	}
+	if r, ok, err := s.Deploy(ctx, a3); err != nil || !ok || r.Digest != "sha256:c" {
+		t.Errorf("Deploy(%d) = %+v %v %v", a3, r, ok, err)
+	}
+	if _, ok, _ := s.Deploy(ctx, 999); ok {
+		t.Error("Deploy(999) found one")
 	}
 }
