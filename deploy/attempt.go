@@ -58,7 +58,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 	a.log = e.log.With().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).Logger()
 	a.rec = Record{
 		Deployment: r.Deployment, Image: r.Image, Tag: r.Tag, Digest: r.Digest,
-		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Request: r.ID, Started: a.res.Started,
+		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Actor: r.Actor, Request: r.ID, Started: a.res.Started,
 		Phases: map[string]time.Duration{},
 	}
 
@@ -80,7 +80,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 		}
 		a.id, a.rec.ID = id, id
 	}
-	a.log.Info().Str("image", a.d.Image).Str("trigger", r.Trigger).Str("pusher", r.Pusher).
+	a.log.Info().Str("image", a.d.Image).Str("trigger", r.Trigger).Str("pusher", r.Pusher).Str("actor", r.Actor).
 		Str("strategy", a.d.Strategy).Msg("deploy started")
 
 	a.finish(a.deploy())

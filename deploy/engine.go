@@ -84,6 +84,11 @@ type Engine struct {
 	closed bool
 	queues map[string]*queue
 	down   map[string]error // deployments left without a healthy container, and why
+
+	paused  map[string]Pause       // deployments whose pushes are held
+	held    map[string]Request     // the newest push of a paused deployment
+	pending map[string]Request     // the push awaiting approval
+	expiry  map[string]*time.Timer // of each pending push
 }
 
 // New returns an engine. Call Close to stop it.
@@ -119,6 +124,10 @@ func New(opts Options) *Engine {
 		cancel:  cancel,
 		queues:  map[string]*queue{},
 		down:    map[string]error{},
+		paused:  map[string]Pause{},
+		held:    map[string]Request{},
+		pending: map[string]Request{},
+		expiry:  map[string]*time.Timer{},
 		closing: make(chan struct{}),
 		http: &http.Client{
 			// 3xx passes the gate: do not follow redirects away from the container.
@@ -139,6 +148,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		close(e.closing)
 	}
 	e.closed = true
+	for _, t := range e.expiry {
+		t.Stop() // a push expiring now stays pending, for the next start
+	}
 	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()

@@ -74,7 +74,7 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) deploy(name, tag string) Result {
 	h.t.Helper()
-	if err := h.eng.Enqueue(context.Background(), Request{Deployment: name, Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
+	if _, err := h.eng.Enqueue(context.Background(), Request{Deployment: name, Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
 		h.t.Fatalf("enqueue: %v", err)
 	}
 	return h.next()
@@ -283,7 +283,7 @@ func TestReplaceUnmanaged(t *testing.T) {
 	h := newHarness(t)
 	h.rt.add(Container{Name: "legacy", Running: true, Status: "running"})
 	h.rt.push("docker.io/acme/legacy:latest", "sha256:aaa")
-	if err := h.eng.Enqueue(context.Background(), Request{Deployment: "legacy", Image: "docker.io/acme/legacy", Tag: "latest"}); err != nil {
+	if _, err := h.eng.Enqueue(context.Background(), Request{Deployment: "legacy", Image: "docker.io/acme/legacy", Tag: "latest"}); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.next(); r.Outcome != Succeeded {
@@ -316,7 +316,7 @@ func TestBurstOfIdenticalDeliveriesIsOneDeploy(t *testing.T) {
 	gate := make(chan struct{})
 	h.rt.resolveGate = gate
 	for range 6 {
-		if err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"}); err != nil {
+		if _, err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: "staging"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -342,7 +342,7 @@ func TestLatestWinsWhileBusy(t *testing.T) {
 	gate := make(chan struct{})
 	h.rt.resolveGate = gate
 	for _, tag := range []string{"staging", "a", "b", "c"} {
-		if err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: tag}); err != nil {
+		if _, err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Image: "docker.io/acme/web", Tag: tag}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -394,7 +394,7 @@ func TestCloseWaitsAndRefuses(t *testing.T) {
 	closed := make(chan error)
 	go func() { closed <- h.eng.Close(context.Background()) }()
 	<-h.eng.closing // Close has begun
-	if err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Tag: "staging"}); !errors.Is(err, ErrClosed) {
+	if _, err := h.eng.Enqueue(context.Background(), Request{Deployment: "web-staging", Tag: "staging"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("enqueue while closing: %v, want ErrClosed", err)
 	}
 	select {
@@ -587,7 +587,7 @@ deployments:
 	return func(digest string) Result {
 		t.Helper()
 		rt.push("docker.io/acme/api:latest", digest)
-		if err := eng.Enqueue(context.Background(), Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"}); err != nil {
+		if _, err := eng.Enqueue(context.Background(), Request{Deployment: "api", Image: "docker.io/acme/api", Tag: "latest"}); err != nil {
 			t.Fatal(err)
 		}
 		select {

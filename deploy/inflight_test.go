@@ -207,7 +207,7 @@ func TestEnqueueJournalsBeforeItReturns(t *testing.T) {
 	e := newRCEngine(t, cfg, rt, j, nil)
 	for _, tag := range []string{"a", "a", "b", "b", "c"} {
 		rt.push("docker.io/acme/web:"+tag, "sha256:"+tag)
-		if err := e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
+		if _, err := e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
 			t.Fatal(err)
 		}
 		open, _ := j.Open(context.Background())
@@ -260,7 +260,7 @@ func TestRecoverDeploysAcceptedPushes(t *testing.T) {
 	rt.push("docker.io/acme/web:v3", "sha256:v3")
 	armed.Store(true)
 	for _, tag := range []string{"v2", "v3"} {
-		if err := e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag, Trigger: "dockerhub"}); err != nil {
+		if _, err := e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag, Trigger: "dockerhub"}); err != nil {
 			t.Fatal(err)
 		}
 	}

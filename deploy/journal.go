@@ -21,6 +21,14 @@ const (
 	StepRollback = "rollback" // removing the new container, restoring the previous one
 )
 
+// Pause is a deployment paused (or resumed) through the API.
+type Pause struct {
+	Deployment string
+	Paused     bool
+	Actor      string
+	Since      time.Time
+}
+
 // Record is one deploy as the journal keeps it.
 type Record struct {
 	ID          int64
@@ -33,7 +41,8 @@ type Record struct {
 	Trigger     string // dockerhub, api, resume, ...
 	Delivery    string
 	Pusher      string
-	Request     int64 // the accepted request it serves (0: none)
+	Actor       string // API token that asked for it or approved it
+	Request     int64  // the accepted request it serves (0: none)
 
 	Step    string  // last step journaled
 	PrevID  string  // id of the container being replaced
@@ -62,8 +71,16 @@ type Journal interface {
 	// they are.
 	Settle(ctx context.Context, ids []int64, o Outcome, why string) error
 	// Open returns the accepted requests not settled yet, oldest first,
-	// each with ID and Attempts set.
+	// each with ID, State and Attempts set.
 	Open(ctx context.Context) ([]Request, error)
+	// Move records that an open request now waits as state (a held or
+	// pending push is queued, a waiting one held), with actor if not "".
+	Move(ctx context.Context, id int64, state Disposition, actor string) error
+
+	// Paused returns the deployments paused now.
+	Paused(ctx context.Context) ([]Pause, error)
+	// SetPaused pauses (p.Paused) or resumes a deployment.
+	SetPaused(ctx context.Context, p Pause) error
 
 	// Begin records a deploy that starts now and returns its id;
 	// r.Request links it to its accepted request (0: none).

@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "liftoff_deploys_total",
-			Help: "Deploys by deployment, environment and outcome (succeeded, failed, rolled_back, unchanged, superseded, refused).",
+			Help: "Deploys by deployment, environment and outcome (succeeded, failed, rolled_back, unchanged, superseded, refused, expired, rejected).",
 		}, []string{"deployment", "environment", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "liftoff_deploy_duration_seconds",

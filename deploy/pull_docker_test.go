@@ -80,7 +80,7 @@ deployments:
 
 func (r *registryRig) deploy() deploy.Result {
 	r.t.Helper()
-	if err := r.engine.Enqueue(context.Background(), deploy.Request{Deployment: r.name, Image: r.reg.Host() + "/" + r.repo, Tag: "staging", Trigger: "test"}); err != nil {
+	if _, err := r.engine.Enqueue(context.Background(), deploy.Request{Deployment: r.name, Image: r.reg.Host() + "/" + r.repo, Tag: "staging", Trigger: "test"}); err != nil {
 		r.t.Fatal(err)
 	}
 	select {

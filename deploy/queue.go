@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
 // jobKind is what a job in a deployment's queue does.
@@ -43,80 +45,146 @@ type queue struct {
 	// so an identical request arriving now may mean a new digest under the
 	// same tag and is no longer redundant.
 	resolved bool
-	pending  *job
+	waiting  *job
 }
 
-// Enqueue asks for deploys, typically all those of one delivery. It
-// returns once they are queued and, with a journal, recorded as accepted:
-// a request Enqueue took is deployed even if liftoff dies first (see
-// Recover). It never waits for a deploy: if the deployment is idle the
-// deploy starts now; if one runs, the request waits behind it, replacing
-// (superseding) any request already waiting. A request identical to the
-// one waiting, or to the running one before it has resolved its digest,
-// is redundant and dropped: the deploy that stands for it will see the
-// same tag, and is journaled already.
+// Enqueue takes requests, typically all those of one delivery, and says
+// what it did with each:
+//
+//   - Queued: the deploy starts now if the deployment is idle, or waits
+//     behind the running one, replacing (superseding) any deploy already
+//     waiting;
+//   - Held: the deployment is paused; the newest held push deploys when
+//     it is resumed (see Unpause);
+//   - Pending: the deployment's environment requires approval and no
+//     one approved this push yet (a request with an Actor was asked for or
+//     approved by someone, and needs none); it deploys once approved (see
+//     Approve), or expires.
+//
+// It returns once the requests are recorded as accepted in the journal: a
+// request Enqueue took is kept even if liftoff dies first (see Recover). It
+// never waits for a deploy. A request identical to one already waiting,
+// held or pending, or to the running deploy before it has resolved its
+// digest, is redundant: it is not recorded again, the one that stands for
+// it is.
 //
 // It fails with ErrClosed once the engine is closing, and with the
 // journal's error if the requests could not be recorded; either way
-// nothing was queued.
-func (e *Engine) Enqueue(ctx context.Context, rs ...Request) error {
+// nothing was taken.
+func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, error) {
 	e.accept.Lock()
 	defer e.accept.Unlock()
 
+	cfg := e.opts.Config()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
+	dispositions := make([]Disposition, len(rs))
 	var fresh []Request
-	for _, r := range rs {
+	for i, r := range rs {
 		if r.Received.IsZero() {
 			r.Received = e.opts.Now()
 		}
-		if !e.redundantLocked(deployJob(r)) {
+		r.State = e.routeLocked(cfg, r)
+		if r.State == Pending {
+			_, timeout := cfg.Approval(cfg.Deployment(r.Deployment))
+			r.Expires = r.Received.Add(timeout)
+		}
+		dispositions[i] = r.State
+		if !e.redundantLocked(r) {
 			fresh = append(fresh, r)
 		}
 	}
 	e.mu.Unlock()
 	if len(fresh) == 0 {
-		return nil
+		return dispositions, nil
 	}
 
 	if j := e.opts.Journal; j != nil {
 		ids, err := j.Accept(ctx, fresh)
 		if err != nil {
-			return fmt.Errorf("journal: record the request: %w", err)
+			return nil, fmt.Errorf("journal: record the request: %w", err)
 		}
 		for i := range fresh {
 			fresh[i].ID = ids[i]
 		}
 	}
 
-	// Only the workers ran meanwhile (e.accept keeps other Enqueues and
-	// Recover out): a deploy may have resolved, finished or begun, which
-	// queue takes as it finds it. Once closing, the requests stay open in
-	// the journal and the next start deploys them.
+	// Only the workers and timers ran meanwhile (e.accept keeps other
+	// Enqueues, Recover and the API's actions out): a deploy may have
+	// resolved, finished or begun, which queue takes as it finds it. Once
+	// closing, the requests stay open in the journal and the next start
+	// deploys them.
 	var superseded []Request
 	e.mu.Lock()
 	for _, r := range fresh {
-		if old := e.queueLocked(deployJob(r)); old != nil {
+		if old := e.placeLocked(r); old != nil {
 			superseded = append(superseded, *old)
 		}
 	}
 	e.mu.Unlock()
 	e.settleSuperseded(ctx, superseded)
-	return nil
+	return dispositions, nil
 }
 
-// redundantLocked tells whether j is a duplicate of what its deployment's
-// queue already holds. e.mu is held.
-func (e *Engine) redundantLocked(j job) bool {
+// routeLocked decides where a new request goes. e.mu is held.
+func (e *Engine) routeLocked(cfg *deployments.Config, r Request) Disposition {
+	if _, paused := e.paused[r.Deployment]; paused && r.Actor == "" {
+		return Held
+	}
+	if d := cfg.Deployment(r.Deployment); d != nil && r.Actor == "" {
+		if required, _ := cfg.Approval(d); required {
+			return Pending
+		}
+	}
+	return Queued
+}
+
+// placeLocked puts an accepted request where its State says: in the
+// deployment's queue, or as its held or pending push. It returns the
+// request it replaced, if any. e.mu is held.
+func (e *Engine) placeLocked(r Request) (superseded *Request) {
+	switch r.State {
+	case Held:
+		old, had := e.held[r.Deployment]
+		e.held[r.Deployment] = r
+		if had {
+			return &old
+		}
+		return nil
+	case Pending:
+		old, had := e.pending[r.Deployment]
+		e.pending[r.Deployment] = r
+		e.armExpiryLocked(r)
+		if had {
+			return &old
+		}
+		return nil
+	default:
+		return e.queueLocked(deployJob(r))
+	}
+}
+
+// redundantLocked tells whether r is a duplicate of what its deployment
+// holds already, where r would go. e.mu is held.
+func (e *Engine) redundantLocked(r Request) bool {
+	switch r.State {
+	case Held:
+		old, had := e.held[r.Deployment]
+		return had && r.same(old)
+	case Pending:
+		old, had := e.pending[r.Deployment]
+		return had && r.same(old)
+	}
+	j := deployJob(r)
 	q, busy := e.queues[j.deployment]
 	switch {
 	case !busy:
 		return false
-	case q.pending != nil:
-		return j.redundant(*q.pending)
+	case q.waiting != nil:
+		return j.redundant(*q.waiting)
 	default:
 		return !q.resolved && j.redundant(q.current)
 	}
@@ -133,12 +201,12 @@ func (e *Engine) queueLocked(j job) (superseded *Request) {
 	switch {
 	case !busy:
 		e.startLocked(j)
-	case q.pending != nil:
-		old := q.pending.request
-		q.pending = &j
+	case q.waiting != nil:
+		old := q.waiting.request
+		q.waiting = &j
 		return &old
 	default:
-		q.pending = &j
+		q.waiting = &j
 		e.metrics.queueDepth.Inc()
 	}
 	return nil
@@ -205,10 +273,10 @@ func (e *Engine) next(q *queue) (job, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	name := q.current.deployment
-	if q.pending == nil || e.closed {
-		if q.pending != nil {
+	if q.waiting == nil || e.closed {
+		if q.waiting != nil {
 			e.metrics.queueDepth.Dec()
-			ev := e.log.Warn().Str("deployment", name).Str("tag", q.pending.request.Tag).Str("delivery", q.pending.request.Delivery)
+			ev := e.log.Warn().Str("deployment", name).Str("tag", q.waiting.request.Tag).Str("delivery", q.waiting.request.Delivery)
 			if e.opts.Journal != nil {
 				ev.Msg("shutting down: the waiting deploy stays in the journal and runs when liftoff starts again")
 			} else {
@@ -218,7 +286,7 @@ func (e *Engine) next(q *queue) (job, bool) {
 		delete(e.queues, name)
 		return job{}, false
 	}
-	q.current, q.pending, q.resolved = *q.pending, nil, false
+	q.current, q.waiting, q.resolved = *q.waiting, nil, false
 	e.metrics.queueDepth.Dec()
 	return q.current, true
 }

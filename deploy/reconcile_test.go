@@ -66,6 +66,7 @@ type rcJournal struct {
 	recs    map[int64]Record
 	nextReq int64
 	reqs    map[int64]*rcRequest
+	paused  map[string]Pause
 }
 
 type rcRequest struct {
@@ -121,6 +122,44 @@ func (j *rcJournal) Open(ctx context.Context) ([]Request, error) {
 	}
 	slices.SortFunc(out, func(a, b Request) int { return int(a.ID - b.ID) })
 	return out, nil
+}
+
+func (j *rcJournal) Move(ctx context.Context, id int64, state Disposition, actor string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	r := j.reqs[id]
+	if r == nil || r.outcome != "" {
+		return fmt.Errorf("no open request %d", id)
+	}
+	r.State = state
+	if actor != "" {
+		r.Actor = actor
+	}
+	return nil
+}
+
+func (j *rcJournal) Paused(ctx context.Context) ([]Pause, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []Pause
+	for _, p := range j.paused {
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (j *rcJournal) SetPaused(ctx context.Context, p Pause) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.paused == nil {
+		j.paused = map[string]Pause{}
+	}
+	if p.Paused {
+		j.paused[p.Deployment] = p
+	} else {
+		delete(j.paused, p.Deployment)
+	}
+	return nil
 }
 
 // request returns the accepted request id as the journal keeps it.
@@ -235,6 +274,10 @@ func (j *rcJournal) clone() *rcJournal {
 		cp := *r
 		c.reqs[id] = &cp
 	}
+	c.paused = map[string]Pause{}
+	for k, p := range j.paused {
+		c.paused[k] = p
+	}
 	return c
 }
 
@@ -297,7 +340,7 @@ func newRCEngine(t *testing.T, cfg *deployments.Config, rt Runtime, j Journal, b
 
 func (e *rcEngine) deploy(t *testing.T, deployment string) Result {
 	t.Helper()
-	if err := e.Enqueue(context.Background(), Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
+	if _, err := e.Enqueue(context.Background(), Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
 	select {
@@ -327,7 +370,7 @@ func rcCrash(t *testing.T, cfg *deployments.Config, rt *fakeRuntime, j *rcJourna
 	t.Cleanup(func() { close(release) }) // runs before the engine's Close
 	rt.push("docker.io/acme/"+deployment+":latest", digest)
 	armed.Store(true)
-	if err := e.Enqueue(context.Background(), Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
+	if _, err := e.Enqueue(context.Background(), Request{Deployment: deployment, Image: "docker.io/acme/" + deployment, Tag: "latest", Trigger: "test"}); err != nil {
 		t.Fatalf("enqueue: %v", err)
 	}
 	select {

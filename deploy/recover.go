@@ -34,6 +34,9 @@ func (e *Engine) Recover(ctx context.Context) error {
 	}
 	byDeployment := map[string][]Request{}
 	for _, r := range open {
+		if r.State == Held || r.State == Pending {
+			continue // still held or awaiting approval (see Load)
+		}
 		byDeployment[r.Deployment] = append(byDeployment[r.Deployment], r)
 	}
 	cfg := e.opts.Config()
@@ -96,7 +99,7 @@ func (e *Engine) queued(id int64) bool {
 	defer e.mu.Unlock()
 	for _, q := range e.queues {
 		if q.current.kind == jobDeploy && q.current.request.ID == id ||
-			q.pending != nil && q.pending.request.ID == id {
+			q.waiting != nil && q.waiting.request.ID == id {
 			return true
 		}
 	}

@@ -12,12 +12,27 @@ type Request struct {
 	Delivery   string    // id of the webhook delivery, for logs
 	Pusher     string    // who pushed, as the sender says
 	Received   time.Time // when the request arrived
+	// Actor names who asked through the API, or approved the push: the
+	// API token's name. "" for a push nobody approved.
+	Actor string
 
-	// Set by the journal: the accepted request's id (0 without a
-	// journal), and how many deploys of it began and were interrupted.
+	// Set by the engine and kept by the journal.
+	State   Disposition // where the accepted request waits
+	Expires time.Time   // Pending: when its approval times out
+	// ID is the accepted request's id in the journal (0 without one);
+	// Attempts how many deploys of it began and were interrupted.
 	ID       int64
 	Attempts int
 }
+
+// Disposition is where Enqueue put a request.
+type Disposition string
+
+const (
+	Queued  Disposition = "queued"  // deploys now, or after the deploy running
+	Held    Disposition = "held"    // the deployment is paused: deploys when resumed
+	Pending Disposition = "pending" // awaits approval
+)
 
 // same tells whether two requests ask for the same thing, so that one can
 // stand for both.
@@ -25,9 +40,14 @@ func (r Request) same(o Request) bool {
 	return r.Deployment == o.Deployment && r.Image == o.Image && r.Tag == o.Tag && r.Digest == o.Digest
 }
 
-// TriggerResume is the Trigger of a deploy that Recover started again for a
-// request interrupted by a crash or a shutdown.
-const TriggerResume = "resume"
+// Triggers that are not a webhook source.
+const (
+	// TriggerResume: Recover started the request again after a crash or a
+	// shutdown interrupted it.
+	TriggerResume = "resume"
+	// TriggerAPI: a deploy or rollback asked for through the API.
+	TriggerAPI = "api"
+)
 
 // Outcome of a deploy, as counted in liftoff_deploys_total.
 type Outcome string
@@ -39,4 +59,6 @@ const (
 	Unchanged  Outcome = "unchanged"
 	Superseded Outcome = "superseded"
 	Refused    Outcome = "refused"
+	Expired    Outcome = "expired"  // a push not approved within the environment's timeout
+	Rejected   Outcome = "rejected" // a push whose approval was refused
 )

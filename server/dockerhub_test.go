@@ -438,7 +438,9 @@ func BenchmarkDockerHubHook(b *testing.B) {
 
 type discard struct{}
 
-func (discard) Enqueue(context.Context, ...deploy.Request) error { return nil }
+func (discard) Enqueue(_ context.Context, rs ...deploy.Request) ([]deploy.Disposition, error) {
+	return make([]deploy.Disposition, len(rs)), nil
+}
 
 // nopWriter is a ResponseWriter that keeps only the status.
 type nopWriter struct {

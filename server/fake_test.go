@@ -60,19 +60,29 @@ type fakeDeployer struct {
 	reqs   []deploy.Request
 	closed bool  // Enqueue fails, as when the engine shuts down
 	fail   error // Enqueue fails with it, as when the journal cannot write
+	// dispose says where Enqueue puts a deployment's requests (default
+	// queued).
+	dispose map[string]deploy.Disposition
 }
 
-func (d *fakeDeployer) Enqueue(ctx context.Context, rs ...deploy.Request) error {
+func (d *fakeDeployer) Enqueue(ctx context.Context, rs ...deploy.Request) ([]deploy.Disposition, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return deploy.ErrClosed
+		return nil, deploy.ErrClosed
 	}
 	if d.fail != nil {
-		return d.fail
+		return nil, d.fail
 	}
 	d.reqs = append(d.reqs, rs...)
-	return nil
+	out := make([]deploy.Disposition, len(rs))
+	for i, r := range rs {
+		out[i] = deploy.Queued
+		if s, ok := d.dispose[r.Deployment]; ok {
+			out[i] = s
+		}
+	}
+	return out, nil
 }
 
 func (d *fakeDeployer) requests() []deploy.Request {

@@ -74,7 +74,7 @@ func (s *Server) newDelivery(r *http.Request) *delivery {
 
 // receive authenticates, reads and matches a delivery and queues its
 // deploys.
-func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) error {
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) (err error) {
 	if s.draining.Load() {
 		return errDraining
 	}
@@ -105,14 +105,23 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 		d.ignored = []deployments.Ignored{{Tag: p.Tag, Reason: "signature or attestation tag"}}
 		return nil
 	}
+	received := s.now()
+	if s.onDelivery != nil {
+		// Recorded in the background once answered 202, whatever it
+		// asked for.
+		defer func() {
+			if err == nil {
+				s.onDelivery(Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
+					Pusher: p.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
+			}
+		}()
+	}
 	m := cat.Match(p.Repo, p.Tag)
-	d.ignored = m.Ignored
+	d.ignored = append(d.ignored, m.Ignored...)
 	if len(m.Accepted) == 0 {
 		return nil
 	}
-	received := s.now()
 	reqs := make([]deploy.Request, 0, len(m.Accepted))
-	accepted := make([]string, 0, len(m.Accepted))
 	for _, dep := range m.Accepted {
 		reqs = append(reqs, deploy.Request{
 			Deployment: dep.Name,
@@ -124,20 +133,26 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) er
 			Pusher:     p.Pusher,
 			Received:   received,
 		})
-		accepted = append(accepted, dep.Name)
 	}
 	// The 202 is a promise: the engine records the requests before
 	// Enqueue returns, and deploys them even if liftoff dies first.
-	if err := s.deployer.Enqueue(r.Context(), reqs...); errors.Is(err, deploy.ErrClosed) {
+	dispositions, err := s.deployer.Enqueue(r.Context(), reqs...)
+	if errors.Is(err, deploy.ErrClosed) {
 		return errDraining
 	} else if err != nil {
 		s.log.Error().Err(err).Str("delivery", d.id).Msg("webhook: the push could not be recorded; answered 503 so that the sender retries")
 		return errNotRecorded
 	}
-	d.accepted = accepted
-	if s.onDelivery != nil {
-		s.onDelivery(Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
-			Pusher: p.Pusher, Received: received, Accepted: d.accepted})
+	for i, dep := range m.Accepted {
+		switch dispositions[i] {
+		case deploy.Held:
+			d.ignored = append(d.ignored, deployments.Ignored{Deployment: dep.Name, Reason: "paused: the push is held and deploys when the deployment is resumed"})
+		case deploy.Pending:
+			d.ignored = append(d.ignored, deployments.Ignored{Deployment: dep.Name,
+				Reason: "awaiting approval: deploys once someone with approve:" + dep.Environment + " approves it"})
+		default:
+			d.accepted = append(d.accepted, dep.Name)
+		}
 	}
 	return nil
 }

@@ -526,13 +526,13 @@ type blockingDeployer struct {
 	n       int
 }
 
-func (d *blockingDeployer) Enqueue(context.Context, ...deploy.Request) error {
+func (d *blockingDeployer) Enqueue(_ context.Context, rs ...deploy.Request) ([]deploy.Disposition, error) {
 	d.inside <- struct{}{}
 	<-d.release
 	d.mu.Lock()
 	d.n++
 	d.mu.Unlock()
-	return nil
+	return make([]deploy.Disposition, len(rs)), nil
 }
 
 func (d *blockingDeployer) count() int {

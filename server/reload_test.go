@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/liftoff-deploy/liftoff/deploy"
 )
 
 func TestReloadIsLoopbackOnly(t *testing.T) {
@@ -43,7 +45,7 @@ func TestNoReloadRouteWithoutReloader(t *testing.T) {
 	}
 }
 
-func TestOnDeliverySeesQueuedDeliveries(t *testing.T) {
+func TestOnDeliverySeesEveryDelivery(t *testing.T) {
 	var got []Delivery
 	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d Delivery) { got = append(got, d) } })
 	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
@@ -53,10 +55,34 @@ func TestOnDeliverySeesQueuedDeliveries(t *testing.T) {
 		len(got[0].Accepted) != 1 || got[0].ID == "" {
 		t.Errorf("deliveries = %+v", got)
 	}
-	// A push nobody deploys is not recorded.
+	// A push nobody deploys is recorded too, with what it did not deploy.
 	h.post(strings.Replace(fixture(t, "dockerhub_push.json"), `"tag": "staging"`, `"tag": "nobody"`, 1))
-	if len(got) != 1 {
-		t.Errorf("unmatched push recorded: %+v", got)
+	if len(got) != 2 || got[1].Tag != "nobody" || len(got[1].Accepted) != 0 {
+		t.Errorf("unmatched push: %+v", got)
+	}
+	// One the engine could not record is not.
+	h.dep.fail = errors.New("disk full")
+	h.post(fixture(t, "dockerhub_push.json"))
+	if len(got) != 2 {
+		t.Errorf("a push answered 503 recorded: %+v", got)
+	}
+}
+
+// TestHeldAndPendingPushes: pushes a paused deployment holds, or one that
+// awaits approval, are answered 202 with the deployment under ignored and
+// the reason.
+func TestHeldAndPendingPushes(t *testing.T) {
+	h := newHarness(t, nil)
+	h.dep.dispose = map[string]deploy.Disposition{"dblood-staging": deploy.Held}
+	w := h.post(fixture(t, "dockerhub_push.json"))
+	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"accepted":[]`) ||
+		!strings.Contains(w.Body.String(), `{"deployment":"dblood-staging","reason":"paused: the push is held and deploys when the deployment is resumed"}`) {
+		t.Errorf("held: %d %s", w.Code, w.Body)
+	}
+	h.dep.dispose = map[string]deploy.Disposition{"dblood-staging": deploy.Pending}
+	w = h.post(fixture(t, "dockerhub_push.json"))
+	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"deployment":"dblood-staging","reason":"awaiting approval: deploys once someone with approve:`) {
+		t.Errorf("pending: %d %s", w.Code, w.Body)
 	}
 }
 

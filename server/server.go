@@ -47,19 +47,21 @@ var _ Catalogue = (*deployments.Config)(nil)
 // (shutting down), or when the requests could not be recorded; either way
 // nothing was queued.
 type Deployer interface {
-	Enqueue(ctx context.Context, rs ...deploy.Request) error
+	Enqueue(ctx context.Context, rs ...deploy.Request) ([]deploy.Disposition, error)
 }
 
-// Delivery is one webhook delivery that queued deploys, as OnDelivery
-// sees it.
+// Delivery is one webhook delivery or API request that asked for
+// something, as OnDelivery sees it.
 type Delivery struct {
 	ID       string
-	Source   string
+	Source   string // the webhook source, or "api"
 	Image    string
 	Tag      string
-	Pusher   string
+	Pusher   string // who pushed, as the sender says
+	Actor    string // the API token's name
 	Received time.Time
-	Accepted []string // deployments queued
+	Accepted []string              // deployments queued
+	Ignored  []deployments.Ignored // and why the others were not
 }
 
 // Health tells which deployments are down: a rollback or a repair could not

@@ -112,6 +112,12 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		OnDone:     opts.OnDeploy,
 		BeforeStep: opts.BeforeStep,
 	})
+	// Paused deployments and pushes awaiting approval, before any hook.
+	if err := a.engine.Load(ctx); err != nil {
+		dc.Close()
+		store.Close()
+		return nil, err
+	}
 	a.server = server.New(server.Options{
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
 		Deployer:         a.engine,
@@ -179,8 +185,14 @@ func (a *app) recordDelivery(d server.Delivery) {
 	if a.deliveriesClosed {
 		return // a handler outlived the shutdown
 	}
+	ignored := make([]history.Ignored, len(d.Ignored))
+	for i, ig := range d.Ignored {
+		ignored[i] = history.Ignored(ig)
+	}
+	rec := history.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
+		Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
 	select {
-	case a.deliveries <- history.Delivery(d):
+	case a.deliveries <- rec:
 	default:
 		a.log.Warn().Str("delivery", d.ID).Msg("history: too many deliveries to record at once; this one is not in the deliveries list (its deploys are journaled)")
 	}

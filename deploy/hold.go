@@ -1,0 +1,262 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors of the API's actions on a deployment.
+var (
+	// ErrNothingPending: no push of the deployment awaits approval.
+	ErrNothingPending = errors.New("no push awaits approval")
+	// ErrNotPaused and ErrPaused: the deployment is not (is already)
+	// paused.
+	ErrNotPaused = errors.New("the deployment is not paused")
+	ErrPaused    = errors.New("the deployment is paused already")
+)
+
+// Status is what the engine holds for a deployment besides its queue.
+type Status struct {
+	Paused  *Pause   // nil unless paused
+	Held    *Request // the newest push held while paused
+	Pending *Request // the push awaiting approval
+	Busy    bool     // a deploy (or repair) runs or waits
+}
+
+// Status tells whether a deployment is paused, and which pushes it holds.
+func (e *Engine) Status(deployment string) Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var s Status
+	if p, ok := e.paused[deployment]; ok {
+		s.Paused = &p
+	}
+	if r, ok := e.held[deployment]; ok {
+		s.Held = &r
+	}
+	if r, ok := e.pending[deployment]; ok {
+		s.Pending = &r
+	}
+	_, s.Busy = e.queues[deployment]
+	return s
+}
+
+// Load reads from the journal what outlives a restart besides the
+// requests Recover deploys: the paused deployments, their held pushes and
+// the pushes awaiting approval (whose timeouts run on). Call it once,
+// before taking requests.
+func (e *Engine) Load(ctx context.Context) error {
+	j := e.opts.Journal
+	if j == nil {
+		return nil
+	}
+	paused, err := j.Paused(ctx)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	open, err := j.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	e.accept.Lock()
+	defer e.accept.Unlock()
+	e.mu.Lock()
+	for _, p := range paused {
+		e.paused[p.Deployment] = p
+	}
+	var superseded []Request
+	for _, r := range open { // oldest first: the newest of each kind wins
+		if r.State != Held && r.State != Pending {
+			continue
+		}
+		if old := e.placeLocked(r); old != nil {
+			superseded = append(superseded, *old)
+		}
+	}
+	e.mu.Unlock()
+	e.settleSuperseded(ctx, superseded)
+	return nil
+}
+
+// Pause holds the deployment's pushes until Unpause: they are recorded,
+// and the newest deploys then. A deploy running goes on; a push waiting
+// behind it is held too. Deploys and rollbacks asked for through the API
+// (with an Actor) still go through.
+func (e *Engine) Pause(ctx context.Context, deployment, actor string) error {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+	e.mu.Lock()
+	_, already := e.paused[deployment]
+	e.mu.Unlock()
+	if already {
+		return ErrPaused
+	}
+	p := Pause{Deployment: deployment, Paused: true, Actor: actor, Since: e.opts.Now()}
+	if j := e.opts.Journal; j != nil {
+		if err := j.SetPaused(ctx, p); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	e.mu.Lock()
+	e.paused[deployment] = p
+	var waiting *Request
+	if q, ok := e.queues[deployment]; ok && q.waiting != nil && q.waiting.request.Actor == "" {
+		r := q.waiting.request
+		waiting = &r
+		q.waiting = nil
+		e.metrics.queueDepth.Dec()
+	}
+	e.mu.Unlock()
+	e.log.Info().Str("deployment", deployment).Str("actor", actor).Msg("deployment paused: pushes are held until it is resumed")
+	if waiting != nil {
+		return e.move(ctx, *waiting, Held, "")
+	}
+	return nil
+}
+
+// Unpause ends a pause. The newest push held meanwhile goes on as if it
+// had just arrived (it may need approval); it is returned, if any, with
+// where it went.
+func (e *Engine) Unpause(ctx context.Context, deployment, actor string) (*Request, error) {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+	e.mu.Lock()
+	_, paused := e.paused[deployment]
+	e.mu.Unlock()
+	if !paused {
+		return nil, ErrNotPaused
+	}
+	if j := e.opts.Journal; j != nil {
+		if err := j.SetPaused(ctx, Pause{Deployment: deployment, Actor: actor, Since: e.opts.Now()}); err != nil {
+			return nil, fmt.Errorf("journal: %w", err)
+		}
+	}
+	cfg := e.opts.Config()
+	e.mu.Lock()
+	delete(e.paused, deployment)
+	held, had := e.held[deployment]
+	delete(e.held, deployment)
+	var state Disposition
+	if had {
+		state = e.routeLocked(cfg, held)
+	}
+	e.mu.Unlock()
+	e.log.Info().Str("deployment", deployment).Str("actor", actor).Msg("deployment resumed")
+	if !had {
+		return nil, nil
+	}
+	if state == Pending {
+		_, timeout := cfg.Approval(cfg.Deployment(deployment))
+		held.Expires = e.opts.Now().Add(timeout)
+	}
+	held.State = state
+	return &held, e.move(ctx, held, state, "")
+}
+
+// Approve deploys the push awaiting approval; actor is recorded as who
+// approved it. It returns the push.
+func (e *Engine) Approve(ctx context.Context, deployment, actor string) (Request, error) {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+	r, ok := e.takePending(deployment)
+	if !ok {
+		return Request{}, ErrNothingPending
+	}
+	r.Actor = actor
+	e.log.Info().Str("deployment", deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).Str("actor", actor).Msg("push approved")
+	return r, e.move(ctx, r, Queued, actor)
+}
+
+// Reject drops the push awaiting approval, recorded with outcome rejected.
+func (e *Engine) Reject(ctx context.Context, deployment, actor string) (Request, error) {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+	r, ok := e.takePending(deployment)
+	if !ok {
+		return Request{}, ErrNothingPending
+	}
+	e.close(ctx, r, Rejected, fmt.Sprintf("rejected by %s", actor))
+	return r, nil
+}
+
+// takePending removes and returns the deployment's pending push.
+func (e *Engine) takePending(deployment string) (Request, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.pending[deployment]
+	if ok {
+		delete(e.pending, deployment)
+		if t := e.expiry[deployment]; t != nil {
+			t.Stop()
+			delete(e.expiry, deployment)
+		}
+	}
+	return r, ok
+}
+
+// armExpiryLocked makes the pending push r expire at r.Expires. e.mu is
+// held.
+func (e *Engine) armExpiryLocked(r Request) {
+	if t := e.expiry[r.Deployment]; t != nil {
+		t.Stop()
+	}
+	e.expiry[r.Deployment] = time.AfterFunc(max(r.Expires.Sub(e.opts.Now()), 0), func() { e.expire(r) })
+}
+
+// expire closes a pending push nobody approved in time.
+func (e *Engine) expire(r Request) {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+	e.mu.Lock()
+	cur, ok := e.pending[r.Deployment]
+	e.mu.Unlock()
+	if !ok || cur.ID != r.ID || cur.Delivery != r.Delivery {
+		return // approved, rejected or replaced meanwhile
+	}
+	// Recorded first: Status shows the push pending until it is expired
+	// everywhere. (e.accept keeps Approve and Reject out meanwhile.)
+	e.close(context.Background(), r, Expired, fmt.Sprintf("not approved within %s", r.Expires.Sub(r.Received).Round(time.Second)))
+	e.mu.Lock()
+	delete(e.pending, r.Deployment)
+	delete(e.expiry, r.Deployment)
+	e.mu.Unlock()
+}
+
+// move records that an accepted request now waits as state, and puts it
+// there.
+func (e *Engine) move(ctx context.Context, r Request, state Disposition, actor string) error {
+	if j := e.opts.Journal; j != nil && r.ID != 0 {
+		if err := j.Move(ctx, r.ID, state, actor); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	r.State = state
+	e.mu.Lock()
+	superseded := e.placeLocked(r)
+	e.mu.Unlock()
+	if superseded != nil {
+		e.settleSuperseded(ctx, []Request{*superseded})
+	}
+	return nil
+}
+
+// close settles a held or pending request that will not deploy: it is
+// counted, logged and journaled with outcome o.
+func (e *Engine) close(ctx context.Context, r Request, o Outcome, why string) {
+	env := ""
+	if d := e.opts.Config().Deployment(r.Deployment); d != nil {
+		env = d.Environment
+	}
+	e.metrics.deploys.WithLabelValues(r.Deployment, env, string(o)).Inc()
+	e.log.Info().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
+		Str("outcome", string(o)).Str("reason", why).Msg("push dropped")
+	if j := e.opts.Journal; j != nil && r.ID != 0 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := j.Settle(ctx, []int64{r.ID}, o, why); err != nil {
+			e.log.Error().Err(err).Msg("journal: could not record the dropped push")
+		}
+	}
+}
