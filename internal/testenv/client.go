@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +26,87 @@ type ClientResult struct {
 	Version  string    `json:"version"` // what the app answered, "" on error
 	Error    string    `json:"error"`
 	Finished bool      `json:"finished"` // false while in flight
-	Trace    []string  `json:"trace"`    // resolving and dialing, with times
+	Trace    []string  `json:"trace"`    // what happened, with times: see Events
+}
+
+// TraceEvent is one line of a ClientResult's Trace.
+type TraceEvent struct {
+	At   time.Time // when it happened
+	What string    // "dns", "connect", "connected", "conn", "wrote" or "answer"
+	// Args are the rest of the line: "[{IP } {IP }] ERR" for dns, the
+	// address dialed for connect, the address and "<nil>" or the error for
+	// connected, the local and remote addresses for conn, "<nil>" or the
+	// error for wrote.
+	Args string
+}
+
+// Events parses the trace: the client resolved the name (dns), dialed
+// each address in turn (connect, connected), got a connection (conn),
+// wrote the request (wrote) and got the first byte of the answer (answer).
+func (r ClientResult) Events() []TraceEvent {
+	var evs []TraceEvent
+	for _, line := range r.Trace {
+		i := strings.LastIndex(line, " +")
+		if i < 0 {
+			continue
+		}
+		d, err := time.ParseDuration(line[i+2:])
+		if err != nil {
+			continue
+		}
+		what, args, _ := strings.Cut(line[:i], " ")
+		evs = append(evs, TraceEvent{At: r.Start.Add(d), What: what, Args: args})
+	}
+	return evs
+}
+
+// Resolved returns the addresses the name resolved to, and when; ok is
+// false if the client got no answer.
+func (r ClientResult) Resolved() (ips []string, at time.Time, ok bool) {
+	for _, ev := range r.Events() {
+		if ev.What == "dns" {
+			for _, m := range dnsAddr.FindAllStringSubmatch(ev.Args, -1) {
+				ips = append(ips, m[1])
+			}
+			return ips, ev.At, len(ips) > 0
+		}
+	}
+	return nil, time.Time{}, false
+}
+
+var dnsAddr = regexp.MustCompile(`\{([0-9a-fA-F.:]+) [^}]*\}`)
+
+// Dialed returns the last address (IP) the client dialed, when it began
+// and whether the TCP handshake with it completed; ip is "" if the client
+// dialed none.
+func (r ClientResult) Dialed() (ip string, at time.Time, connected bool) {
+	for _, ev := range r.Events() {
+		addr, rest, _ := strings.Cut(ev.Args, " ")
+		switch ev.What {
+		case "connect":
+			ip, at, connected = hostOf(addr), ev.At, false
+		case "connected":
+			connected = hostOf(addr) == ip && rest == "<nil>"
+		}
+	}
+	return ip, at, connected
+}
+
+// Wrote tells whether the client had written the whole request.
+func (r ClientResult) Wrote() bool {
+	for _, ev := range r.Events() {
+		if ev.What == "wrote" && ev.Args == "<nil>" {
+			return true
+		}
+	}
+	return false
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // Client is a test app running as a load client in a container.

@@ -13,6 +13,8 @@
 //	TESTAPP_IGNORE_TERM=1 ignore SIGTERM (a stop waits its whole grace period, then kills)
 //
 // GET / answers {"version": <contents of /version>, "env": {...}, "hostname": ...}.
+// GET /stream?n=N&every=D answers N lines, one every D, each sent at once:
+// a request that stays in flight for a while.
 // SIGTERM and SIGINT make it exit 0 promptly, so that stopping a container
 // does not wait for the whole grace period.
 //
@@ -128,6 +130,20 @@ func run(args []string) int {
 			"hostname": hostname,
 		})
 	})
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		every, _ := time.ParseDuration(r.URL.Query().Get("every"))
+		f, _ := w.(http.Flusher)
+		for i := range n {
+			if i > 0 {
+				time.Sleep(every)
+			}
+			fmt.Fprintln(w, i)
+			if f != nil {
+				f.Flush()
+			}
+		}
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		switch os.Getenv("TESTAPP_HEALTH") {
 		case "fail":
@@ -190,7 +206,11 @@ type ClientResult struct {
 	Version  string    `json:"version,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Finished bool      `json:"finished"`
-	Trace    []string  `json:"trace,omitempty"` // resolving and dialing, with times
+	// Trace is what happened, each line ending in its time since Start:
+	// "dns [ADDRS] ERR", "connect IP:PORT", "connected IP:PORT ERR",
+	// "conn LOCAL REMOTE" (the connection used), "wrote ERR" (the request
+	// was written), "answer" (the first byte of the answer came).
+	Trace []string `json:"trace,omitempty"`
 }
 
 func clientMain(port string) int {
@@ -251,10 +271,15 @@ func clientMain(port string) int {
 			events = append(events, fmt.Sprintf("%s +%s", fmt.Sprintf(format, args...), time.Since(r.Start).Round(time.Microsecond)))
 		}
 		trace := &httptrace.ClientTrace{
-			GotConn:      func(i httptrace.GotConnInfo) { addr = i.Conn.RemoteAddr().String() },
-			DNSDone:      func(i httptrace.DNSDoneInfo) { event("dns %v %v", i.Addrs, i.Err) },
-			ConnectStart: func(_, a string) { event("connect %s", a) },
-			ConnectDone:  func(_, a string, err error) { event("connected %s %v", a, err) },
+			GotConn: func(i httptrace.GotConnInfo) {
+				addr = i.Conn.RemoteAddr().String()
+				event("conn %s %s", i.Conn.LocalAddr(), addr)
+			},
+			DNSDone:              func(i httptrace.DNSDoneInfo) { event("dns %v %v", i.Addrs, i.Err) },
+			ConnectStart:         func(_, a string) { event("connect %s", a) },
+			ConnectDone:          func(_, a string, err error) { event("connected %s %v", a, err) },
+			WroteRequest:         func(i httptrace.WroteRequestInfo) { event("wrote %v", i.Err) },
+			GotFirstResponseByte: func() { event("answer") },
 		}
 		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, target, nil)
 		if err == nil {
