@@ -165,6 +165,23 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 }
 
+// Running returns the container that runs as the deployment (in whatever
+// state it is), or nil when there is none.
+func (e *Engine) Running(ctx context.Context, deployment string) (*Container, error) {
+	d := e.opts.Config().Deployment(deployment)
+	if d == nil {
+		return nil, nil
+	}
+	c, err := e.opts.Runtime.Inspect(ctx, d.ContainerName())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &c, nil
+}
+
 // Down returns the deployments that a rollback or a repair could not leave
 // with a healthy container, and why. A later deploy that succeeds, or a
 // repair whose container passes its gate, takes a deployment off the list.

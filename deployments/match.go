@@ -49,6 +49,15 @@ func (c *Config) Deployment(name string) *Deployment {
 	return nil
 }
 
+// All returns every deployment, in the file's order.
+func (c *Config) All() []*Deployment {
+	out := make([]*Deployment, len(c.Deployments))
+	for i := range c.Deployments {
+		out[i] = &c.Deployments[i]
+	}
+	return out
+}
+
 // ContainerName is the container's name: container.name or the deployment's.
 func (d *Deployment) ContainerName() string {
 	if d.Container.Name != "" {

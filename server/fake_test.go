@@ -25,6 +25,7 @@ import (
 type fakeCatalogue struct {
 	MatchFn    func(repo, tag string) deployments.MatchResult
 	HookAuthFn func(source, token string) bool
+	APIAuthFn  func(token string) (deployments.Principal, bool)
 
 	mu      sync.Mutex
 	matched []string // "repo:tag" of every Match call
@@ -47,6 +48,20 @@ func (c *fakeCatalogue) HookAuth(source, token string) bool {
 	c.mu.Unlock()
 	return c.HookAuthFn(source, token)
 }
+
+// The API side of the fake: no API tokens unless the test sets APIAuthFn.
+func (c *fakeCatalogue) APIAuth(token string) (deployments.Principal, bool) {
+	if c.APIAuthFn == nil {
+		return deployments.Principal{}, false
+	}
+	return c.APIAuthFn(token)
+}
+
+func (c *fakeCatalogue) APIEnabled() bool { return c.APIAuthFn != nil }
+
+func (c *fakeCatalogue) Deployment(name string) *deployments.Deployment { return nil }
+
+func (c *fakeCatalogue) All() []*deployments.Deployment { return nil }
 
 func (c *fakeCatalogue) matches() []string {
 	c.mu.Lock()

@@ -29,6 +29,9 @@ func (s *Server) routes() chi.Router {
 	if s.reload != nil {
 		r.Post("/-/reload", s.handleReload)
 	}
+	if s.engine != nil && s.history != nil && s.apiOnMain {
+		s.apiRoutes(r)
+	}
 	hooks := r.With(s.hookLimits()...)
 	hooks.Post("/hooks/{source}/{token}", s.hook)
 	// A hook URL pasted with a trailing slash works too.
@@ -79,10 +82,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok")
 }
 
-// handleReload reloads the configuration. No token can authenticate a
-// caller yet (api_tokens is not supported), so it is open to loopback
-// clients only: whoever can reach liftoff from elsewhere must not make it
-// reread its files.
+// handleReload reloads the configuration. It is open to loopback clients
+// only, without a token: whoever can reach liftoff from elsewhere must not
+// make it reread its files.
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {

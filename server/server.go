@@ -36,6 +36,13 @@ type Catalogue interface {
 	Match(repo, tag string) deployments.MatchResult
 	// HookAuth tells, in constant time, whether token belongs to source.
 	HookAuth(source, token string) bool
+
+	// For the management API: who an API token acts as (in constant
+	// time), whether any is configured, and the deployments.
+	APIAuth(token string) (deployments.Principal, bool)
+	APIEnabled() bool
+	Deployment(name string) *deployments.Deployment
+	All() []*deployments.Deployment
 }
 
 var _ Catalogue = (*deployments.Config)(nil)
@@ -95,6 +102,14 @@ type Options struct {
 	Pinger Pinger
 	// Health is asked by /readyz; nil leaves the deployments out of it.
 	Health Health
+	// Engine and History serve the management API under /api/v1; without
+	// both there is no API. The API also needs API tokens in the
+	// configuration: without one every /api route is 404.
+	Engine  Engine
+	History History
+	// APIElsewhere leaves /api off Handler, for a config that serves it on
+	// its own listener (ServeAPI).
+	APIElsewhere bool
 
 	Logger zerolog.Logger
 	// Registerer receives liftoff_webhooks_total; nil means a private
@@ -137,6 +152,9 @@ type Server struct {
 	deployer        Deployer
 	pinger          Pinger
 	health          Health
+	engine          Engine
+	history         History
+	apiOnMain       bool
 	log             zerolog.Logger
 	gatherer        prometheus.Gatherer
 	metrics         *metrics
@@ -165,6 +183,9 @@ func New(opts Options) *Server {
 		deployer:        opts.Deployer,
 		pinger:          opts.Pinger,
 		health:          opts.Health,
+		engine:          opts.Engine,
+		history:         opts.History,
+		apiOnMain:       !opts.APIElsewhere,
 		log:             opts.Logger,
 		gatherer:        opts.Gatherer,
 		maxBody:         opts.MaxBody,
@@ -228,6 +249,19 @@ func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
 // returns nil after a clean shutdown. For HTTPS pass a tls.NewListener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return s.serve(ctx, ln, s.router, true)
+}
+
+// ServeAPI serves only the management API (and /healthz) on ln, for a
+// separate API listener, with the lifecycle of Serve.
+func (s *Server) ServeAPI(ctx context.Context, ln net.Listener) error {
+	r := chi.NewRouter()
+	r.Use(s.logRequests, s.recoverer)
+	r.NotFound(notFound)
+	r.Get("/healthz", s.healthz)
+	if s.engine != nil && s.history != nil {
+		s.apiRoutes(r)
+	}
+	return s.serve(ctx, ln, r, false)
 }
 
 // ServeMetrics serves only /metrics on ln, for a separate metrics listener,

@@ -57,8 +57,9 @@ type app struct {
 	history   *history.Store
 	engine    *deploy.Engine
 	server    *server.Server
-	ln        net.Listener // hooks (and /metrics unless metricsLn)
+	ln        net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
 	metricsLn net.Listener
+	apiLn     net.Listener
 	// deliveries queues the webhook deliveries to record in the history.
 	deliveries       chan history.Delivery
 	deliveriesMu     sync.RWMutex
@@ -130,6 +131,9 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		OnDelivery:       a.recordDelivery,
 		Reload:           a.Reload,
 		MetricsElsewhere: cfg.MetricsListen != "",
+		Engine:           a.engine,
+		History:          apiHistory{store},
+		APIElsewhere:     cfg.APIListen != "",
 	})
 	if err := a.listen(cfg); err != nil {
 		a.close()
@@ -141,19 +145,35 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 // listen opens the listeners now, so that a port in use fails start-up and
 // tests know the address before Run.
 func (a *app) listen(cfg *deployments.Config) error {
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
+	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("tls_cert: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	a.ln = ln
+	// listen and api_listen carry secrets (hook tokens, API tokens): both
+	// serve HTTPS when tls_cert is set.
+	open := func(key, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		if tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
+		}
+		return ln, nil
+	}
+	var err error
+	if a.ln, err = open("listen", cfg.Listen); err != nil {
+		return err
+	}
+	if cfg.APIListen != "" {
+		if a.apiLn, err = open("api_listen", cfg.APIListen); err != nil {
+			return err
+		}
+	}
 	if cfg.MetricsListen != "" {
 		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return fmt.Errorf("metrics_listen: %w", err)
@@ -164,7 +184,7 @@ func (a *app) listen(cfg *deployments.Config) error {
 
 // close releases what newApp opened.
 func (a *app) close() {
-	for _, ln := range []net.Listener{a.ln, a.metricsLn} {
+	for _, ln := range []net.Listener{a.ln, a.metricsLn, a.apiLn} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -266,6 +286,9 @@ func (a *app) Run(ctx context.Context) error {
 		})
 	}
 	serve(a.server.Serve, a.ln)
+	if a.apiLn != nil {
+		serve(a.server.ServeAPI, a.apiLn)
+	}
 	if a.metricsLn != nil {
 		serve(a.server.ServeMetrics, a.metricsLn)
 	}
@@ -327,6 +350,7 @@ func restartOnly(old, cfg *deployments.Config) []string {
 	}{
 		{"listen", old.Listen, cfg.Listen},
 		{"metrics_listen", old.MetricsListen, cfg.MetricsListen},
+		{"api_listen", old.APIListen, cfg.APIListen},
 		{"tls_cert", old.TLSCert, cfg.TLSCert},
 		{"tls_key", old.TLSKey, cfg.TLSKey},
 		{"docker_host", old.DockerHost, cfg.DockerHost},
@@ -347,4 +371,34 @@ func buildInfo() prometheus.Collector {
 	}, []string{"version", "goversion"})
 	g.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	return g
+}
+
+// apiHistory gives the management API the history it reads, in the
+// server's terms.
+type apiHistory struct{ s *history.Store }
+
+func (h apiHistory) Deploys(ctx context.Context, q server.DeployQuery) ([]deploy.Record, int64, error) {
+	return h.s.Deploys(ctx, history.DeployQuery(q))
+}
+
+func (h apiHistory) Deploy(ctx context.Context, id int64) (deploy.Record, bool, error) {
+	return h.s.Deploy(ctx, id)
+}
+
+func (h apiHistory) LastSucceeded(ctx context.Context, deployment, except string) (deploy.Record, bool, error) {
+	return h.s.LastSucceeded(ctx, deployment, except)
+}
+
+func (h apiHistory) Deliveries(ctx context.Context, limit int, before int64) ([]server.Delivery, int64, error) {
+	ds, next, err := h.s.Deliveries(ctx, limit, before)
+	out := make([]server.Delivery, len(ds))
+	for i, d := range ds {
+		ignored := make([]deployments.Ignored, len(d.Ignored))
+		for j, ig := range d.Ignored {
+			ignored[j] = deployments.Ignored(ig)
+		}
+		out[i] = server.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
+			Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
+	}
+	return out, next, err
 }
