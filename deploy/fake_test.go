@@ -18,6 +18,7 @@ type fakeRuntime struct {
 	containers map[string]*Container
 	env        map[string][]string // container id → its env
 	aliases    map[string][]string // container id → its network aliases
+	networks   map[string][]string // container id → its networks
 	nextID     int
 	calls      []string
 
@@ -31,6 +32,10 @@ type fakeRuntime struct {
 	health map[string]string
 	// resolveGate, if set, is received from before Resolve answers.
 	resolveGate chan struct{}
+	// subnets: the networks have subnets of their own, so Drain takes a
+	// container's aliases away; without, it leaves them (as Docker does on
+	// a network created plainly).
+	subnets bool
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -40,6 +45,7 @@ func newFakeRuntime() *fakeRuntime {
 		containers:  map[string]*Container{},
 		env:         map[string][]string{},
 		aliases:     map[string][]string{},
+		networks:    map[string][]string{},
 		exitOnStart: map[string]int{},
 		health:      map[string]string{},
 	}
@@ -182,6 +188,7 @@ func (f *fakeRuntime) Create(ctx context.Context, s Spec) (string, error) {
 	id := fmt.Sprintf("c%d", f.nextID)
 	f.env[id] = append([]string(nil), s.Env...)
 	f.aliases[id] = append([]string(nil), s.Aliases...)
+	f.networks[id] = append([]string(nil), s.Networks...)
 	f.containers[id] = &Container{ID: id, Name: s.Name, Image: s.Image, Labels: s.Labels, Status: "created"}
 	return id, nil
 }
@@ -260,6 +267,25 @@ func (f *fakeRuntime) SetAliases(ctx context.Context, id string, networks, alias
 	}
 	f.aliases[c.ID] = append([]string(nil), aliases...)
 	return nil
+}
+
+func (f *fakeRuntime) Drain(ctx context.Context, id string) (drained, kept []string, err error) {
+	if err := f.call("drain", id); err != nil {
+		return nil, nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.byName(id)
+	switch {
+	case c == nil:
+		return nil, nil, ErrNotFound
+	case !c.Running || len(f.aliases[c.ID]) == 0:
+		return nil, nil, nil
+	case !f.subnets:
+		return nil, append([]string(nil), f.networks[c.ID]...), nil
+	}
+	f.aliases[c.ID] = nil
+	return append([]string(nil), f.networks[c.ID]...), nil, nil
 }
 
 var _ Runtime = (*fakeRuntime)(nil)

@@ -56,6 +56,14 @@ type Runtime interface {
 	// connected to (by reconnecting it), so that Docker's DNS starts
 	// sending the aliases' traffic to it.
 	SetAliases(ctx context.Context, id string, networks, aliases []string) error
+	// Drain takes a running container out of Docker's DNS (its aliases)
+	// on every network where it has aliases, keeping its address there,
+	// so that its connections carry on and clients that resolved it before
+	// still reach it. It returns the networks drained and those where the
+	// engine cannot keep an address (no user-configured subnet): there the
+	// container keeps its aliases. A container that does not run is left
+	// alone.
+	Drain(ctx context.Context, id string) (drained, kept []string, err error)
 	// Remove removes a container (forcefully, with its anonymous volumes).
 	// Removing a container that is gone is not an error.
 	Remove(ctx context.Context, id string) error

@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
@@ -568,5 +569,116 @@ func TestSetAliases(t *testing.T) {
 	}
 	if err := f.c.SetAliases(ctx(t), id, []string{f.e.UniqueName(t, "nosuch")}, []string{"web"}); err == nil {
 		t.Error("SetAliases on a network the container is not on: no error")
+	}
+}
+
+// Drain takes a running container out of the DNS of a network with a
+// subnet of its own, keeping its address, so that a request in flight
+// finishes; on a network created plainly, where the engine will not give it
+// its address back, it leaves the container as it is, aliases and all.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.AppImage{Version: "3.0.0"})
+	sub, plain := f.e.UniqueName(t, "sub"), f.e.UniqueName(t, "plain")
+	f.e.SubnetNetwork(t, sub)
+	f.e.Network(t, plain)
+	id, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name, Image: f.ref, Networks: []string{sub, plain}, Aliases: []string{"web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Start(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.e.AppGet(t, f.name); v != "3.0.0" {
+		t.Fatalf("serves %q", v)
+	}
+	before := f.e.Inspect(t, id).NetworkSettings.Networks
+	ip := before[sub].IPAddress.String()
+
+	// A request in flight on the subnet network through the drain: 40
+	// lines, 50ms apart.
+	lines := make(chan time.Time, 64)
+	done := make(chan error, 1)
+	go func() {
+		c := &http.Client{Timeout: 30 * time.Second}
+		resp, err := c.Get("http://" + ip + ":8000/stream?n=40&every=50ms")
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- time.Now()
+		}
+		done <- sc.Err()
+	}()
+	var got []time.Time
+	select {
+	case at := <-lines:
+		got = append(got, at)
+	case err := <-done:
+		t.Fatalf("the request in flight: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request in flight got no line")
+	}
+
+	start := time.Now()
+	drained, kept, err := f.c.Drain(ctx(t), id)
+	took := time.Since(start)
+	if err != nil || !slices.Equal(drained, []string{sub}) || !slices.Equal(kept, []string{plain}) {
+		t.Fatalf("Drain = %v, %v, %v; want [%s], [%s]", drained, kept, err, sub, plain)
+	}
+	after := f.e.Inspect(t, id)
+	if !after.State.Running {
+		t.Error("the container stopped")
+	}
+	if ep := after.NetworkSettings.Networks[sub]; ep == nil || ep.IPAddress != before[sub].IPAddress || slices.Contains(ep.Aliases, "web") {
+		t.Errorf("after Drain, endpoint on %s = %+v; want %s without the alias web", sub, ep, ip)
+	}
+	if ep := after.NetworkSettings.Networks[plain]; ep == nil || ep.IPAddress != before[plain].IPAddress || !slices.Contains(ep.Aliases, "web") {
+		t.Errorf("after Drain, endpoint on %s = %+v; want it as it was, %s with the alias web", plain, ep, before[plain].IPAddress)
+	}
+
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the request in flight failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request in flight did not finish")
+	}
+	close(lines)
+	for at := range lines {
+		got = append(got, at)
+	}
+	var gap time.Duration
+	for i := 1; i < len(got); i++ {
+		gap = max(gap, got[i].Sub(got[i-1]))
+	}
+	if len(got) != 40 {
+		t.Errorf("the request in flight got %d lines, want 40", len(got))
+	}
+	t.Logf("Drain took %s; the request in flight got its %d lines, the longest wait between two %s (50ms without the drain)", took.Round(time.Millisecond), len(got), gap.Round(time.Millisecond))
+	if v, _ := f.e.AppGet(t, f.name); v != "3.0.0" {
+		t.Errorf("serves %q after the drain", v)
+	}
+
+	// Nothing is left to drain; a stopped container is left alone; a
+	// removed one is not found.
+	if drained, kept, err := f.c.Drain(ctx(t), id); err != nil || len(drained) != 0 || !slices.Equal(kept, []string{plain}) {
+		t.Errorf("Drain again = %v, %v, %v; want nothing drained, [%s] kept", drained, kept, err, plain)
+	}
+	if err := f.c.Stop(ctx(t), id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if drained, kept, err := f.c.Drain(ctx(t), id); err != nil || len(drained)+len(kept) != 0 {
+		t.Errorf("Drain of a stopped container = %v, %v, %v; want nothing", drained, kept, err)
+	}
+	if err := f.c.Remove(ctx(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.c.Drain(ctx(t), id); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Drain of a removed container: %v, want ErrNotFound", err)
 	}
 }
