@@ -177,7 +177,7 @@ func (e *Engine) Reject(ctx context.Context, deployment, actor string) (Request,
 	if !ok {
 		return Request{}, ErrNothingPending
 	}
-	e.close(ctx, r, Rejected, fmt.Sprintf("rejected by %s", actor))
+	e.close(ctx, r, Rejected, actor, fmt.Sprintf("rejected by %s", actor))
 	return r, nil
 }
 
@@ -217,7 +217,7 @@ func (e *Engine) expire(r Request) {
 	}
 	// Recorded first: Status shows the push pending until it is expired
 	// everywhere. (e.accept keeps Approve and Reject out meanwhile.)
-	e.close(context.Background(), r, Expired, fmt.Sprintf("not approved within %s", r.Expires.Sub(r.Received).Round(time.Second)))
+	e.close(context.Background(), r, Expired, "", fmt.Sprintf("not approved within %s", r.Expires.Sub(r.Received).Round(time.Second)))
 	e.mu.Lock()
 	delete(e.pending, r.Deployment)
 	delete(e.expiry, r.Deployment)
@@ -243,8 +243,9 @@ func (e *Engine) move(ctx context.Context, r Request, state Disposition, actor s
 }
 
 // close settles a held or pending request that will not deploy: it is
-// counted, logged and journaled with outcome o.
-func (e *Engine) close(ctx context.Context, r Request, o Outcome, why string) {
+// counted, logged and journaled with outcome o, and who decided (actor,
+// "" for a timeout).
+func (e *Engine) close(ctx context.Context, r Request, o Outcome, actor, why string) {
 	env := ""
 	if d := e.opts.Config().Deployment(r.Deployment); d != nil {
 		env = d.Environment
@@ -252,11 +253,24 @@ func (e *Engine) close(ctx context.Context, r Request, o Outcome, why string) {
 	e.metrics.deploys.WithLabelValues(r.Deployment, env, string(o)).Inc()
 	e.log.Info().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
 		Str("outcome", string(o)).Str("reason", why).Msg("push dropped")
-	if j := e.opts.Journal; j != nil && r.ID != 0 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := j.Settle(ctx, []int64{r.ID}, o, why); err != nil {
-			e.log.Error().Err(err).Msg("journal: could not record the dropped push")
-		}
+	j := e.opts.Journal
+	if j == nil || r.ID == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	// In the history as a deploy that ended before it began, so that the
+	// push's fate shows beside the deploys; Finish settles the request.
+	now := e.opts.Now()
+	rec := Record{Deployment: r.Deployment, Environment: env, Image: r.Image, Tag: r.Tag, Digest: r.Digest,
+		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Actor: actor, Request: r.ID, Started: now}
+	id, err := j.Begin(ctx, rec)
+	if err == nil {
+		rec.Outcome, rec.Error, rec.Ended = o, why, now
+		err = j.Finish(ctx, id, rec, true)
+	}
+	if err != nil {
+		e.log.Error().Err(err).Msg("journal: could not record the dropped push")
+		j.Settle(ctx, []int64{r.ID}, o, why) // the promise ends all the same
 	}
 }

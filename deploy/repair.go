@@ -275,7 +275,7 @@ func (s scene) plan(d *deployments.Deployment) plan {
 		}
 	}
 	untouched := s.last != nil && s.prev == nil && s.next == nil && fresh == nil &&
-		slices.Contains([]string{StepResolve, StepPull, StepPrepare}, s.last.Step)
+		slices.Contains([]string{"", StepResolve, StepPull, StepPrepare}, s.last.Step)
 	switch {
 	case untouched:
 		p.outcome, p.repair = Failed, repairUntouched

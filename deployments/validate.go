@@ -56,16 +56,17 @@ func (c *Config) checkTopLevel(p *problems) {
 	if c.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || port == "" {
 			p.addf("metrics_listen", "want [host]:port, e.g. \"127.0.0.1:9100\"")
-		} else if c.MetricsListen == c.Listen {
+		} else if c.MetricsListen == c.Listen && port != "0" {
 			p.addf("metrics_listen", "is the same address as listen; leave it empty to serve /metrics on listen")
 		}
 	}
 	if c.APIListen != "" {
+		// Port 0 is a free port of the system's choosing: never the same.
 		if _, port, err := net.SplitHostPort(c.APIListen); err != nil || port == "" {
 			p.addf("api_listen", "want [host]:port, e.g. \"127.0.0.1:8081\"")
-		} else if c.APIListen == c.Listen {
+		} else if c.APIListen == c.Listen && port != "0" {
 			p.addf("api_listen", "is the same address as listen; leave it empty to serve the API on listen")
-		} else if c.APIListen == c.MetricsListen {
+		} else if c.APIListen == c.MetricsListen && port != "0" {
 			p.addf("api_listen", "is the same address as metrics_listen: give the API an address of its own, or leave api_listen empty to serve it on listen")
 		}
 	}

@@ -471,6 +471,9 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.
 func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
 	d, err := s.target(r, deployments.VerbDeploy)
 	if err == nil {
+		err = decode(w, r, &struct{}{})
+	}
+	if err == nil {
 		err = s.engine.Pause(r.Context(), d.Name, principal(r).Name)
 	}
 	if errors.Is(err, deploy.ErrPaused) {
@@ -481,6 +484,9 @@ func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) postResume(w http.ResponseWriter, r *http.Request) {
 	d, err := s.target(r, deployments.VerbDeploy)
+	if err == nil {
+		err = decode(w, r, &struct{}{})
+	}
 	if err == nil {
 		_, err = s.engine.Unpause(r.Context(), d.Name, principal(r).Name)
 	}
