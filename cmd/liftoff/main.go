@@ -3,7 +3,8 @@
 // ones running the new image, safely.
 //
 // This file is the thin main: subcommands, flags, signals, exit codes. The
-// daemon itself is the app type in app.go.
+// daemon itself is the app type in app.go; the client commands (status,
+// history, deploy, rollback, approve, reject, pause, resume) are in cli*.go.
 package main
 
 import (
@@ -23,7 +24,8 @@ import (
 	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
-// Exit codes, as the usage text and the README's CLI section state them.
+// Exit codes, as the usage text and the README's Command line section state
+// them; the client commands (cli.go) use the same three.
 const (
 	exitOK     = 0
 	exitFailed = 1
@@ -42,12 +44,31 @@ func main() {
 const usage = `liftoff deploys Docker images the moment they are pushed.
 
 Usage:
-  liftoff serve    --config FILE   run the daemon: webhooks, deploys, metrics
-  liftoff validate --config FILE   check a config file without starting anything
-  liftoff version                  print the version
+  liftoff serve    --config FILE    run the daemon: webhooks, deploys, metrics, the API
+  liftoff validate --config FILE    check a config file without starting anything
+  liftoff version                   print the version
+
+Client commands, which ask a running daemon through its management API:
+  liftoff status   [DEPLOYMENT]                what each deployment runs, since when, its last deploy
+  liftoff history  [DEPLOYMENT]                the newest deploys: what, who, how they ended
+  liftoff deploy   DEPLOYMENT TAG|@sha256:...  deploy a tag or a digest now
+  liftoff rollback DEPLOYMENT [--to ID]        go back to the last good version, or to deploy ID's
+  liftoff approve  DEPLOYMENT                  deploy the push that awaits approval
+  liftoff reject   DEPLOYMENT                  drop the push that awaits approval
+  liftoff pause    DEPLOYMENT                  hold pushes: record them, deploy none
+  liftoff resume   DEPLOYMENT                  deploy pushes again, the newest held one first
+
+Client flags (every client command):
+  --server URL       the daemon (default: $LIFTOFF_SERVER, else http://127.0.0.1:8080)
+  --token-file FILE  the API token's file (default: the token in $LIFTOFF_TOKEN)
+  --json             print the API's JSON instead of a table
+deploy, rollback and approve take --wait [--timeout 15m]: follow the deploy
+to its end; exit 0 only if it succeeded.
 
 Run 'liftoff COMMAND --help' for a command's flags.
-Exit codes: 0 ok, 1 the operation failed, 2 usage or config error.
+Exit codes: 0 ok; 1 the operation failed (the daemon refused it or could not
+be reached, or a deploy followed with --wait did not succeed); 2 usage or
+config error (bad flags or arguments, invalid config, no API token).
 `
 
 // run is main without the process: it returns the exit code.
@@ -65,9 +86,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		fmt.Fprintf(stdout, "liftoff %s\n", buildVersion())
 		return exitOK
 	case "help", "-h", "--help":
+		if len(rest) > 0 && rest[0] != "" && !strings.HasPrefix(rest[0], "-") {
+			return run(ctx, []string{rest[0], "--help"}, stdout, stderr, lookup) // liftoff help deploy
+		}
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	default:
+		if clientCommands[cmd] || strings.HasPrefix(cmd, "--") {
+			return clientCmd(ctx, args, stdout, stderr, lookup) // kong: cli.go
+		}
 		fmt.Fprintf(stderr, "liftoff: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
 	}
