@@ -167,7 +167,7 @@ func (s *Server) target(r *http.Request, verb deployments.Verb) (*deployments.De
 	cat := s.catalogue()
 	d := cat.Deployment(chi.URLParam(r, "name"))
 	if d == nil {
-		return nil, fmt.Errorf("%w %q", errNoDeployment, chi.URLParam(r, "name"))
+		return nil, errNoDeployment // the name is not echoed: it may be anything
 	}
 	if err := may(r, verb, d.Environment); err != nil {
 		return nil, err

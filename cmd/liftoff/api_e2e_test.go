@@ -24,18 +24,20 @@ const (
 )
 
 // apiConfig: NAME-staging deploys any v* tag at once; NAME-prod deploys
-// latest once someone approves it (within 4s). %[1]s prefix, %[2]s mirror,
-// %[3]s hook token.
+// latest once someone approves it (within 2m); NAME-canary too, but its
+// pushes expire after 2s. %[1]s prefix, %[2]s mirror, %[3]s hook token.
 const apiConfig = configHead + `api_tokens:
   - {name: reader, token: ` + tokRead + `, scopes: [read]}
   - {name: ci, token: ` + tokStaging + `, scopes: ["deploy:staging"]}
   - {name: prod, token: ` + tokProd + `, scopes: ["deploy:production"]}
-  - {name: lead, token: ` + tokApprover + `, scopes: ["approve:production"]}
+  - {name: lead, token: ` + tokApprover + `, scopes: ["approve:production", "approve:canary"]}
   - {name: root, token: ` + tokAdmin + `, scopes: [admin]}
 environments:
   staging: {}
   production:
-    approval: {required: true, timeout: 4s}
+    approval: {required: true, timeout: 2m}
+  canary:
+    approval: {required: true, timeout: 2s}
 deployments:
   - name: %[1]s-staging
     image: acme/%[1]s
@@ -46,6 +48,11 @@ deployments:
     image: acme/%[1]s
     tags: [latest, "glob:release-*"]
     environment: production
+    health: {min_uptime: 200ms}
+  - name: %[1]s-canary
+    image: acme/%[1]s
+    tags: [canary]
+    environment: canary
     health: {min_uptime: 200ms}
 `
 
@@ -236,7 +243,7 @@ func TestAPIApprovals(t *testing.T) {
 	if p, _ := got["pending"].(map[string]any); p == nil || p["delivery"] != hook2.Delivery {
 		t.Fatalf("pending after a second push: %v", got["pending"])
 	}
-	if m := d.get("/metrics"); !strings.Contains(m, fmt.Sprintf(`liftoff_deploys_total{deployment=%q,environment="production",outcome="superseded"} 1\n`, app)) {
+	if m := d.get("/metrics"); !strings.Contains(m, fmt.Sprintf(`liftoff_deploys_total{deployment=%q,environment="production",outcome="superseded"} 1`, app)+"\n") {
 		t.Errorf("metrics:\n%s", grepLines(m, "liftoff_deploys_total"))
 	}
 
@@ -267,18 +274,19 @@ func TestAPIApprovals(t *testing.T) {
 	}
 	d.quiet()
 
-	// Expired: nobody approves within 4s.
-	d.push("latest", "v4")
-	_, hook4 := d.hook("latest")
+	// Expired: nobody approves the canary within 2s.
+	canary := d.prefix + "-canary"
+	d.push("canary", "v4")
+	_, hook4 := d.hook("canary")
 	if r := d.follow(hook4.Delivery); r["outcome"] != "expired" {
 		t.Errorf("unapproved push: %v", r)
 	}
 	d.quiet()
 	d.serving(app, "v2")
-	if m := d.get("/metrics"); !strings.Contains(m, fmt.Sprintf(`liftoff_deploys_total{deployment=%q,environment="production",outcome="expired"} 1\n`, app)) {
+	if m := d.get("/metrics"); !strings.Contains(m, fmt.Sprintf(`liftoff_deploys_total{deployment=%q,environment="canary",outcome="expired"} 1`, canary)+"\n") {
 		t.Errorf("metrics:\n%s", grepLines(m, "liftoff_deploys_total"))
 	}
-	if p := d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, "")["pending"]; p != nil {
+	if p := d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+canary, "")["pending"]; p != nil {
 		t.Errorf("pending after the expiry: %v", p)
 	}
 }

@@ -27,10 +27,11 @@ const (
 	secretsWrongPass   = "wrongpassmarker-0b5e7d3a"        // a rotated, wrong password
 	secretsBadLine     = "badlinemarker-9e1b5c7d"          // a bad line of an env file
 	secretsBadVarValue = "Bad Name badvarmarker-2d8f4b6c"  // an invalid value from ${VAR}
+	secretsAPIToken    = "apimarker-5e2a9c7d1b3f4e6a8c0d"  // an API token, from ${VAR}
 )
 
 var allSecrets = []string{secretsToken, secretsVar, secretsEnvFile, secretsSecretFile, secretsPassword,
-	secretsWrongPass, secretsBadLine, "badvarmarker-2d8f4b6c"}
+	secretsWrongPass, secretsBadLine, "badvarmarker-2d8f4b6c", secretsAPIToken}
 
 // secretsLookup is liftoff's own environment in this test.
 func secretsLookup(k string) (string, bool) {
@@ -38,6 +39,7 @@ func secretsLookup(k string) (string, bool) {
 		"LIFTOFF_E2E_HOOK_TOKEN": secretsToken,
 		"LIFTOFF_E2E_SECRET":     secretsVar,
 		"LIFTOFF_E2E_BAD_NAME":   secretsBadVarValue,
+		"LIFTOFF_E2E_API_TOKEN":  secretsAPIToken,
 	}[k]
 	return v, ok
 }
@@ -52,6 +54,8 @@ history: %[3]s/liftoff.db
 hooks:
   - source: dockerhub
     token: ${LIFTOFF_E2E_HOOK_TOKEN}
+api_tokens:
+  - {name: ops, token: "${LIFTOFF_E2E_API_TOKEN}", scopes: [admin]}
 registries:
   docker.io:
     mirror: %[2]s
@@ -114,11 +118,20 @@ type secretsOutputs map[string]string
 // included.
 func (o secretsOutputs) request(t *testing.T, name, method, url, body string) (int, string) {
 	t.Helper()
+	return o.requestAs(t, name, "", method, url, body)
+}
+
+// requestAs is request with Authorization: Bearer token (none if "").
+func (o secretsOutputs) requestAs(t *testing.T, name, token, method, url, body string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, name, err)
@@ -213,6 +226,25 @@ func TestSecretsNeverLeave(t *testing.T) {
 	for _, p := range []string{"/metrics", "/readyz", "/healthz", "/", "/api/v1/deployments"} {
 		out.request(t, "GET "+p, http.MethodGet, d.base+p, "")
 	}
+	// The API, with its token, a near miss, and the token where it does
+	// not belong (the query, the body, the path).
+	api := d.base + "/api/v1"
+	for _, p := range []string{"/deployments", "/deployments/" + app, "/deploys", "/deliveries"} {
+		out.requestAs(t, "API GET "+p, secretsAPIToken, http.MethodGet, api+p, "")
+	}
+	if status, body := out.requestAs(t, "API deploy", secretsAPIToken, http.MethodPost, api+"/deployments/"+app+"/deploy", `{"tag": "latest"}`); status != http.StatusAccepted {
+		t.Fatalf("API deploy: %d %s", status, body)
+	}
+	results = append(results, d.next())
+	out.requestAs(t, "API pause", secretsAPIToken, http.MethodPost, api+"/deployments/"+app+"/pause", "")
+	out.requestAs(t, "API resume", secretsAPIToken, http.MethodPost, api+"/deployments/"+app+"/resume", "")
+	near := secretsAPIToken[:len(secretsAPIToken)-1] + "x"
+	if status, _ := out.requestAs(t, "API near-miss token", near, http.MethodGet, api+"/deployments", ""); status != http.StatusUnauthorized {
+		t.Errorf("API with a near-miss token: %d", status)
+	}
+	out.requestAs(t, "API token in the query", "", http.MethodGet, api+"/deployments?token="+secretsAPIToken, "")
+	out.requestAs(t, "API token in the body", secretsAPIToken, http.MethodPost, api+"/deployments/"+app+"/deploy", `{"tag": "x", "token": "`+secretsAPIToken+`"}`)
+	out.requestAs(t, "API token in the path", secretsAPIToken, http.MethodGet, api+"/deployments/"+secretsAPIToken, "")
 
 	// A reload the new file breaks: an env file with bad lines, a ${VAR}
 	// whose value is invalid where it is used.
