@@ -242,9 +242,9 @@ func (e *Engine) move(ctx context.Context, r Request, state Disposition, actor s
 	return nil
 }
 
-// close settles a held or pending request that will not deploy: it is
-// counted, logged and journaled with outcome o, and who decided (actor,
-// "" for a timeout).
+// close settles an accepted request that will not deploy (superseded,
+// expired, rejected): it is counted, logged and journaled with outcome o,
+// and who decided (actor, "" for a timeout or a later push).
 func (e *Engine) close(ctx context.Context, r Request, o Outcome, actor, why string) {
 	env := ""
 	if d := e.opts.Config().Deployment(r.Deployment); d != nil {
@@ -252,7 +252,7 @@ func (e *Engine) close(ctx context.Context, r Request, o Outcome, actor, why str
 	}
 	e.metrics.deploys.WithLabelValues(r.Deployment, env, string(o)).Inc()
 	e.log.Info().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
-		Str("outcome", string(o)).Str("reason", why).Msg("push dropped")
+		Str("outcome", string(o)).Str("reason", why).Msg("push dropped: it will not deploy")
 	j := e.opts.Journal
 	if j == nil || r.ID == 0 {
 		return

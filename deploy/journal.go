@@ -52,6 +52,11 @@ type Record struct {
 	Started time.Time
 	Ended   time.Time // zero while unfinished
 	Phases  map[string]time.Duration
+
+	// Open is set by reading the journal: the accepted request the deploy
+	// serves is still open, so another deploy of it may follow (it was
+	// interrupted, and will be resumed).
+	Open bool
 }
 
 // Journal records accepted requests and deploys durably; the history
@@ -86,7 +91,8 @@ type Journal interface {
 	// r.Request links it to its accepted request (0: none).
 	Begin(ctx context.Context, r Record) (int64, error)
 	// Step records, before it is taken, that deploy id takes step; it also
-	// stores r's Digest, Previous, PrevID and NewID as they are now.
+	// stores r's Digest, Previous, PrevID, NewID and Phases as they are
+	// now.
 	Step(ctx context.Context, id int64, r Record) error
 	// Finish records the outcome, error, end time and phase durations;
 	// with settle, the deploy's accepted request is settled with the same

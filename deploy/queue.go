@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/liftoff-deploy/liftoff/deployments"
 )
@@ -213,33 +212,11 @@ func (e *Engine) queueLocked(j job) (superseded *Request) {
 }
 
 // settleSuperseded counts, logs and closes in the journal requests that
-// later ones replaced before they ran.
+// later ones replaced before they ran; each shows in the history as a
+// deploy with outcome superseded, under its delivery.
 func (e *Engine) settleSuperseded(ctx context.Context, rs []Request) {
-	if len(rs) == 0 {
-		return
-	}
-	cfg := e.opts.Config()
-	var ids []int64
 	for _, r := range rs {
-		env := ""
-		if d := cfg.Deployment(r.Deployment); d != nil {
-			env = d.Environment
-		}
-		e.metrics.deploys.WithLabelValues(r.Deployment, env, string(Superseded)).Inc()
-		e.log.Info().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
-			Str("outcome", string(Superseded)).Msg("deploy superseded by a later push before it started")
-		if r.ID != 0 {
-			ids = append(ids, r.ID)
-		}
-	}
-	if j := e.opts.Journal; j != nil && len(ids) > 0 {
-		// A failure here only leaves the requests open: Recover settles
-		// them as superseded at the next start.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := j.Settle(ctx, ids, Superseded, "a later push replaced it before it started"); err != nil {
-			e.log.Error().Err(err).Msg("journal: could not record superseded requests")
-		}
+		e.close(ctx, r, Superseded, "", "a later push replaced it before it started")
 	}
 }
 

@@ -53,17 +53,26 @@ func (s *Store) Begin(ctx context.Context, r deploy.Record) (int64, error) {
 }
 
 // Step records that deploy id is about to take step r.Step, with r's
-// Digest, Previous, PrevID and NewID as they are now. It returns once the
+// Digest, Previous, PrevID, NewID and the phases taken so far as they are
+// now. It returns once the
 // write is committed (and, with SyncFull, on disk): the engine acts only
 // after.
 func (s *Store) Step(ctx context.Context, id int64, r deploy.Record) error {
 	if r.Step == "" {
 		return fmt.Errorf("history: step of deploy %d: no step", id)
 	}
+	var phases []byte
+	if r.Phases != nil {
+		var err error
+		if phases, err = json.Marshal(r.Phases); err != nil {
+			return fmt.Errorf("history: step %s of deploy %d: %w", r.Step, id, err)
+		}
+	}
 	res, err := s.w.ExecContext(ctx, `UPDATE deploys
-		SET step = ?, digest = ?, previous_digest = ?, prev_container = ?, new_container = ?
+		SET step = ?, digest = ?, previous_digest = ?, prev_container = ?, new_container = ?,
+		    phases = coalesce(?, phases)
 		WHERE id = ? AND outcome IS NULL`,
-		r.Step, r.Digest, r.Previous, r.PrevID, r.NewID, id)
+		r.Step, r.Digest, r.Previous, r.PrevID, r.NewID, nullString(phases), id)
 	if err == nil {
 		err = changed(ctx, s.w, res, id)
 	}
@@ -166,7 +175,8 @@ func nullString(b []byte) any {
 }
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor`
+	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor,
+	coalesce((SELECT r.outcome IS NULL FROM requests r WHERE r.id = deploys.request), 0)`
 
 // Unfinished returns the deploys begun and not finished, oldest first.
 func (s *Store) Unfinished(ctx context.Context) ([]deploy.Record, error) {
@@ -227,7 +237,7 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases, &r.Request, &r.Actor); err != nil {
+			&started, &ended, &phases, &r.Request, &r.Actor, &r.Open); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)

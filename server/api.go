@@ -218,11 +218,17 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
-	if err := may(r, deployments.VerbRead, ""); err != nil {
-		s.apiError(w, r, err)
+	q := r.URL.Query()
+	// A token without read may follow the deploys of one delivery in the
+	// environments it may deploy or approve in: what a CI job that asked
+	// for a deploy needs to wait for it.
+	p := principal(r)
+	readsAll := p.Can(deployments.VerbRead, "")
+	if !readsAll && q.Get("delivery") == "" {
+		s.apiError(w, r, fmt.Errorf("%w: this token lacks scope %s (without it, deploys can be followed by delivery only)",
+			errForbidden, deployments.Scope(deployments.VerbRead, "")))
 		return
 	}
-	q := r.URL.Query()
 	limit, before, err := page(q)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -234,6 +240,14 @@ func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.apiError(w, r, err)
 		return
+	}
+	if !readsAll {
+		for _, rec := range recs {
+			if !p.Can(deployments.VerbDeploy, rec.Environment) && !p.Can(deployments.VerbApprove, rec.Environment) {
+				s.apiError(w, r, fmt.Errorf("%w: this token lacks scope %s", errForbidden, deployments.Scope(deployments.VerbRead, "")))
+				return
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deploys": deployViews(recs), "next": cursor(next)})
 }
@@ -319,8 +333,11 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 	}
 	if len(recs) > 0 {
 		r := recs[0]
-		v.Last = &lastView{ID: r.ID, Outcome: outcome(r.Outcome), Tag: r.Tag, Digest: r.Digest,
-			Started: r.Started.UTC(), Ended: timePtr(r.Ended), Error: r.Error}
+		v.Last = &lastView{ID: r.ID, Delivery: r.Delivery, Trigger: r.Trigger, Actor: r.Actor, Outcome: outcome(r.Outcome),
+			Tag: r.Tag, Digest: r.Digest, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Error: r.Error}
+		if r.Outcome == "" {
+			v.Last.Step = r.Step
+		}
 	}
 	if p := st.Pending; p != nil {
 		v.Pending = &pendingView{Delivery: p.Delivery, Tag: p.Tag, Digest: p.Digest, Pusher: p.Pusher,
@@ -392,7 +409,7 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	s.enqueue(w, r, d, body.Tag, body.Digest, "deploy")
+	s.enqueue(w, r, d, body.Tag, body.Digest, "deploy", nil)
 }
 
 func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
@@ -442,12 +459,13 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 		}
 		to = rec
 	}
-	s.enqueue(w, r, d, to.Tag, to.Digest, "rollback")
+	s.enqueue(w, r, d, to.Tag, to.Digest, "rollback", &to)
 }
 
 // enqueue asks the engine to deploy tag or digest as the caller, and
-// answers 202 with the delivery that follows it.
-func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.Deployment, tag, digest, action string) {
+// answers 202 with the delivery that follows it and what it deploys (for a
+// rollback, the deploy it goes back to).
+func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.Deployment, tag, digest, action string, to *deploy.Record) {
 	p := principal(r)
 	id := newDeliveryID()
 	req := deploy.Request{Deployment: d.Name, Image: d.Image, Tag: tag, Digest: digest, Trigger: deploy.TriggerAPI,
@@ -465,7 +483,11 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.
 		Str("tag", tag).Str("digest", digest).Msg("api: deploy asked for")
 	s.record(Delivery{ID: id, Source: "api", Image: d.Image, Tag: tagOr(tag, digest), Actor: p.Name, Received: req.Received,
 		Accepted: []string{d.Name}})
-	writeJSON(w, http.StatusAccepted, map[string]string{"delivery": id})
+	ans := map[string]any{"delivery": id, "deployment": d.Name, "tag": tag, "digest": digest}
+	if to != nil {
+		ans["rollback_to"] = to.ID
+	}
+	writeJSON(w, http.StatusAccepted, ans)
 }
 
 func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
@@ -479,7 +501,7 @@ func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, deploy.ErrPaused) {
 		err = fmt.Errorf("%w: %s is paused already", errConflict, d.Name)
 	}
-	s.afterAction(w, r, d, "pause", err)
+	s.afterAction(w, r, d, "pause", err, nil)
 }
 
 func (s *Server) postResume(w http.ResponseWriter, r *http.Request) {
@@ -487,17 +509,19 @@ func (s *Server) postResume(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = decode(w, r, &struct{}{})
 	}
+	var held *deploy.Request
 	if err == nil {
-		_, err = s.engine.Unpause(r.Context(), d.Name, principal(r).Name)
+		held, err = s.engine.Unpause(r.Context(), d.Name, principal(r).Name)
 	}
 	if errors.Is(err, deploy.ErrNotPaused) {
 		err = fmt.Errorf("%w: %s is not paused", errConflict, d.Name)
 	}
-	s.afterAction(w, r, d, "resume", err)
+	s.afterAction(w, r, d, "resume", err, held)
 }
 
-// afterAction answers a pause or resume: 200 with the deployment.
-func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, d *deployments.Deployment, action string, err error) {
+// afterAction answers a pause or resume: 200 with the deployment, and for a
+// resume the push it sent on (held meanwhile): where it went.
+func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, d *deployments.Deployment, action string, err error, held *deploy.Request) {
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -511,7 +535,23 @@ func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, d *deployme
 		s.apiError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	out := struct {
+		deploymentView
+		Resumed *resumedView `json:"resumed,omitempty"`
+	}{deploymentView: v}
+	if held != nil {
+		out.Resumed = &resumedView{Delivery: held.Delivery, Tag: held.Tag, Digest: held.Digest, State: string(held.State)}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// resumedView is the push a resume sent on: queued (deploys now) or
+// pending (awaits approval).
+type resumedView struct {
+	Delivery string `json:"delivery"`
+	Tag      string `json:"tag"`
+	Digest   string `json:"digest,omitempty"`
+	State    string `json:"state"`
 }
 
 func (s *Server) postApprove(w http.ResponseWriter, r *http.Request) {
@@ -549,7 +589,8 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, action string, f
 	if action == "reject" {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, map[string]string{"delivery": push.Delivery})
+	writeJSON(w, status, map[string]any{"delivery": push.Delivery, "deployment": d.Name, "tag": push.Tag, "digest": push.Digest,
+		"outcome": map[string]string{"approve": "queued", "reject": string(deploy.Rejected)}[action]})
 }
 
 // record hands a delivery to OnDelivery.
@@ -588,13 +629,17 @@ type runningView struct {
 }
 
 type lastView struct {
-	ID      int64      `json:"id"`
-	Outcome *string    `json:"outcome"`
-	Tag     string     `json:"tag"`
-	Digest  string     `json:"digest"`
-	Started time.Time  `json:"started"`
-	Ended   *time.Time `json:"ended"`
-	Error   string     `json:"error"`
+	ID       int64      `json:"id"`
+	Delivery string     `json:"delivery"`
+	Trigger  string     `json:"trigger"`
+	Actor    string     `json:"actor"`
+	Step     string     `json:"step,omitempty"`
+	Outcome  *string    `json:"outcome"`
+	Tag      string     `json:"tag"`
+	Digest   string     `json:"digest"`
+	Started  time.Time  `json:"started"`
+	Ended    *time.Time `json:"ended"`
+	Error    string     `json:"error"`
 }
 
 type pendingView struct {
@@ -607,23 +652,27 @@ type pendingView struct {
 }
 
 type deployView struct {
-	ID             int64              `json:"id"`
-	Deployment     string             `json:"deployment"`
-	Environment    string             `json:"environment"`
-	Image          string             `json:"image"`
-	Tag            string             `json:"tag"`
-	Digest         string             `json:"digest"`
-	PreviousDigest string             `json:"previous_digest"`
-	Trigger        string             `json:"trigger"`
-	Actor          string             `json:"actor"`
-	Pusher         string             `json:"pusher"`
-	Delivery       string             `json:"delivery"`
-	Outcome        *string            `json:"outcome"`
-	Step           string             `json:"step,omitempty"`
-	Error          string             `json:"error"`
-	Started        time.Time          `json:"started"`
-	Ended          *time.Time         `json:"ended"`
-	Phases         map[string]float64 `json:"phases"`
+	ID             int64   `json:"id"`
+	Deployment     string  `json:"deployment"`
+	Environment    string  `json:"environment"`
+	Image          string  `json:"image"`
+	Tag            string  `json:"tag"`
+	Digest         string  `json:"digest"`
+	PreviousDigest string  `json:"previous_digest"`
+	Trigger        string  `json:"trigger"`
+	Actor          string  `json:"actor"`
+	Pusher         string  `json:"pusher"`
+	Delivery       string  `json:"delivery"`
+	Outcome        *string `json:"outcome"`
+	// Settled: the push this deploy served reached its end; false while
+	// the deploy runs, and for one interrupted that a resumed deploy of
+	// the same delivery follows.
+	Settled bool               `json:"settled"`
+	Step    string             `json:"step,omitempty"`
+	Error   string             `json:"error"`
+	Started time.Time          `json:"started"`
+	Ended   *time.Time         `json:"ended"`
+	Phases  map[string]float64 `json:"phases"`
 }
 
 type deliveryView struct {
@@ -643,8 +692,8 @@ func deployViews(recs []deploy.Record) []deployView {
 	for _, r := range recs {
 		v := deployView{ID: r.ID, Deployment: r.Deployment, Environment: r.Environment, Image: r.Image, Tag: r.Tag,
 			Digest: r.Digest, PreviousDigest: r.Previous, Trigger: r.Trigger, Actor: r.Actor, Pusher: r.Pusher,
-			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Error: r.Error, Started: r.Started.UTC(),
-			Ended: timePtr(r.Ended), Phases: map[string]float64{}}
+			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Settled: r.Outcome != "" && !r.Open,
+			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{}}
 		if r.Outcome == "" {
 			v.Step = r.Step // under way: how far it got
 		}

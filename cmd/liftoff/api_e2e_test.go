@@ -131,7 +131,18 @@ func TestAPIDeployRollbackPause(t *testing.T) {
 	}
 	d.next()
 	d.serving(app, "v1")
+	// A token without read follows the deploys it asked for, and no more.
+	if ds := d.apiOK(200, tokStaging, "GET", "/api/v1/deploys?delivery="+ans["delivery"].(string), "")["deploys"].([]any); len(ds) != 1 ||
+		ds[0].(map[string]any)["settled"] != true {
+		t.Errorf("deploy:staging following its deploy: %v", ds)
+	}
+	if status, _ := d.api(tokStaging, "GET", "/api/v1/deploys", ""); status != http.StatusForbidden {
+		t.Errorf("deploy:staging listing every deploy: %d, want 403", status)
+	}
 	ans = d.apiOK(202, tokStaging, "POST", "/api/v1/deployments/"+app+"/deploy", fmt.Sprintf(`{"digest": %q}`, v2))
+	if ans["digest"] != v2 || ans["deployment"] != app {
+		t.Errorf("deploy answer: %v", ans)
+	}
 	r = d.follow(ans["delivery"].(string))
 	d.next()
 	d.serving(app, "v2")
@@ -139,6 +150,9 @@ func TestAPIDeployRollbackPause(t *testing.T) {
 
 	// Roll back: to the newest earlier success with another digest.
 	ans = d.apiOK(202, tokStaging, "POST", "/api/v1/deployments/"+app+"/rollback", `{}`)
+	if ans["digest"] != v1 || ans["tag"] != "v1" || ans["rollback_to"] == nil {
+		t.Errorf("rollback answer: %v", ans)
+	}
 	if r := d.follow(ans["delivery"].(string)); r["outcome"] != "succeeded" || r["digest"] != v1 {
 		t.Fatalf("rollback: %v", r)
 	}
@@ -186,7 +200,7 @@ func TestAPIDeployRollbackPause(t *testing.T) {
 		t.Errorf("while paused: paused %v by %v, held %v", got["paused"], got["paused_by"], got["held"])
 	}
 	got = d.apiOK(200, tokStaging, "POST", "/api/v1/deployments/"+app+"/resume", "")
-	if got["paused"] != false {
+	if resumed, _ := got["resumed"].(map[string]any); got["paused"] != false || resumed == nil || resumed["tag"] != "v3" || resumed["state"] != "queued" {
 		t.Errorf("after resume: %v", got)
 	}
 	if res := d.next(); res.Outcome != deploy.Succeeded || res.Request.Tag != "v3" {
@@ -252,12 +266,15 @@ func TestAPIApprovals(t *testing.T) {
 		t.Errorf("approve with deploy:production: %d, want 403", status)
 	}
 	ans := d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", "")
-	if ans["delivery"] != hook2.Delivery {
+	if ans["delivery"] != hook2.Delivery || ans["tag"] != "release-2" {
 		t.Errorf("approve answers delivery %v, want the push's %s", ans["delivery"], hook2.Delivery)
 	}
 	r := d.follow(hook2.Delivery)
 	if r["outcome"] != "succeeded" || r["actor"] != "lead" || r["trigger"] != "dockerhub" {
 		t.Fatalf("approved deploy: %v", r)
+	}
+	if status, _ := d.api(tokStaging, "GET", "/api/v1/deploys?delivery="+hook2.Delivery, ""); status != http.StatusForbidden {
+		t.Errorf("deploy:staging following a production deploy: %d, want 403", status)
 	}
 	d.next()
 	d.serving(app, "v2")

@@ -284,6 +284,7 @@ type deployJSON struct {
 	Pusher         string             `json:"pusher"`
 	Delivery       string             `json:"delivery"`
 	Outcome        *string            `json:"outcome"`
+	Settled        *bool              `json:"settled"` // nil from a daemon that does not say
 	Step           string             `json:"step"`
 	Error          string             `json:"error"`
 	Started        time.Time          `json:"started"`

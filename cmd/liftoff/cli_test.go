@@ -591,6 +591,35 @@ func TestCLIDeployWaitRolledBack(t *testing.T) {
 	}
 }
 
+// TestCLIWaitThroughARestart: the deploy is interrupted (liftoff died):
+// its record ends unsettled, and a resumed deploy of the same delivery
+// follows; --wait goes on to the end of that one.
+func TestCLIWaitThroughARestart(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	f := newFakeDaemon(t)
+	f.on("POST /api/v1/deployments/web-staging/deploy", 202, `{"delivery":"d-50"}`)
+	interrupted := strings.Replace(ended(now, "rolled_back", "interrupted at step gate; the previous container was restored at start-up"),
+		`"outcome":"rolled_back"`, `"outcome":"rolled_back","settled":false`, 1)
+	resumed := strings.Replace(ended(now, "succeeded", ""), `"id":50`, `"id":51`, 1)
+	script := &deploysScript{answers: []string{
+		deploysPage(running(now, "gate")),
+		deploysPage(interrupted), deploysPage(interrupted),
+		deploysPage(resumed),
+	}}
+	f.mux.HandleFunc("GET /api/v1/deploys", script.serve)
+	r := runClientTest(t, f.srv.URL, nil, "deploy", "web-staging", "v1.4.2", "--wait")
+	if r.code != exitOK {
+		t.Fatalf("deploy --wait through an interruption: %s", r)
+	}
+	for _, want := range []string{"interrupted (interrupted at step gate; the previous container was restored at start-up): liftoff deploys it again",
+		"succeeded: web-staging runs v1.4.2 (3f9a0c1d2e4b); deploy #51"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
 // TestCLIWaitOutcomes: --wait exits 0 only for succeeded and unchanged.
 func TestCLIWaitOutcomes(t *testing.T) {
 	t.Parallel()

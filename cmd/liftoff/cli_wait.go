@@ -56,11 +56,12 @@ func (s *cliSession) follow(f followed, timeout time.Duration) error {
 	defer cancel()
 	out := s.progress()
 	var (
-		step     string
-		queued   bool
-		lost     bool
-		baseline int64 = -1 // the deployment's newest deploy while ours had not begun
-		last     *deployJSON
+		step        string
+		queued      bool
+		lost        bool
+		interrupted bool
+		baseline    int64 = -1 // the deployment's newest deploy while ours had not begun
+		last        *deployJSON
 	)
 	for {
 		rec, body, err := s.deployOf(ctx, f)
@@ -115,6 +116,14 @@ func (s *cliSession) follow(f followed, timeout time.Duration) error {
 			if rec.Step != step {
 				step = rec.Step
 				fmt.Fprintf(out, "  %-8s  %s\n", step, stepText[step])
+			}
+		case rec.Settled != nil && !*rec.Settled:
+			// Interrupted (liftoff stopped or died): the daemon repaired
+			// it and deploys the same push again, under this delivery.
+			lost, last = false, rec
+			if !interrupted {
+				fmt.Fprintf(out, "  interrupted (%s): liftoff deploys it again\n", orDash(rec.Error))
+				interrupted, step = true, ""
 			}
 		default:
 			return s.ended(*rec, body)

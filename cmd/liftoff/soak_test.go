@@ -564,13 +564,18 @@ func TestCrashQueuedPushIsDeployed(t *testing.T) {
 
 	s.child = startLiftoff(t, bin, s.config)
 	s.check(t, time.Now(), 4)
+	// Newest first: v4 resumed; v3's push superseded by it (v3 is not
+	// tried again); v3's deploy, interrupted in its gate and undone.
 	recs := list(t, s.db, s.name)
-	if len(recs) < 2 {
+	if len(recs) < 3 {
 		t.Fatalf("journal: %+v", recs)
 	}
-	v4, v3 := recs[0], recs[1]
+	v4, v3push, v3 := recs[0], recs[1], recs[2]
 	if v4.Tag != "v4" || v4.Trigger != deploy.TriggerResume || v4.Outcome != deploy.Succeeded {
 		t.Errorf("newest deploy: %s %s %s, want v4 resumed, succeeded", v4.Tag, v4.Trigger, v4.Outcome)
+	}
+	if v3push.Tag != "v3" || v3push.Outcome != deploy.Superseded || v3push.Delivery != v3.Delivery {
+		t.Errorf("v3's push: %s %s %s, want superseded by v4", v3push.Tag, v3push.Outcome, v3push.Delivery)
 	}
 	if v3.Tag != "v3" || v3.Outcome != deploy.RolledBack || !strings.Contains(v3.Error, "interrupted at step gate") {
 		t.Errorf("v3's deploy: %s %s %q, want rolled back, interrupted in its gate", v3.Tag, v3.Outcome, v3.Error)
