@@ -188,7 +188,18 @@ func (e *Eng) sweep(t testing.TB) {
 				e.cli.NetworkDisconnect(ctx, id, client.NetworkDisconnectOptions{Container: cid, Force: true})
 			}
 		}
-		if _, err := e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		_, err := e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		switch {
+		case err == nil || cerrdefs.IsNotFound(err):
+		case staleEndpoints(ctx, e.cli, id, err):
+			// Docker 20.10 sometimes loses count of a network's endpoints
+			// when a container is removed while the engine still connects
+			// or starts it (a crash test's late calls do that): it refuses
+			// to remove a network no container is attached to, until the
+			// engine restarts. Nothing of the test is left; say so.
+			t.Logf("testenv: cleanup: network %s has no container attached, but Docker counts endpoints on it "+
+				"(its stale endpoint count, fixed by restarting dockerd): left behind: %v", id, err)
+		default:
 			t.Errorf("testenv: cleanup: remove network %s: %v", id, err)
 		}
 	}
@@ -364,4 +375,14 @@ func (e *Eng) AppGet(t testing.TB, container string) (version string, env map[st
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// staleEndpoints tells whether err, from removing network id, is Docker's
+// "has active endpoints" for a network that no container is attached to.
+func staleEndpoints(ctx context.Context, cli *client.Client, id string, err error) bool {
+	if !strings.Contains(err.Error(), "has active endpoints") {
+		return false
+	}
+	nw, ierr := cli.NetworkInspect(ctx, id, client.NetworkInspectOptions{})
+	return ierr == nil && len(nw.Network.Containers) == 0
 }
