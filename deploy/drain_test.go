@@ -37,8 +37,8 @@ func (s *swapCalls) reset() {
 }
 
 // On networks with subnets of their own, start-first drains the old
-// container, renames both, and leaves the old one drainTime after its
-// drain before its stop signal.
+// container after renaming both, and leaves the old one drainTime after
+// its drain before its stop signal.
 func TestStartFirstDrainsBeforeTheStop(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.subnets = true
@@ -52,9 +52,9 @@ func TestStartFirstDrainsBeforeTheStop(t *testing.T) {
 		t.Fatalf("start-first: %s %v", r.Outcome, r.Err)
 	}
 	want := []string{
-		"drain " + old.ContainerID,
-		"rename " + old.ContainerID + " api" + PrevSuffix,
+		"rename " + old.ContainerID + " api" + PrevSuffix, // while both hold the aliases
 		"rename " + r.ContainerID + " api",
+		"drain " + old.ContainerID,
 		"stop " + old.ContainerID,
 		"remove " + old.ContainerID,
 	}

@@ -52,21 +52,17 @@ func (a *attempt) stopFirst() (Outcome, error) {
 //
 //  1. publish: the new one gets the aliases; Docker's DNS answers them
 //     with both containers.
-//  2. cleanup: the old one is drained (Runtime.Drain), out of Docker's
-//     DNS while keeping its address; it becomes <name>.liftoff-prev and
-//     the new one <name>; it is left running until drainTime after the
-//     drain, so that no client connects to it any more and those that
-//     resolved it before have connected; then it gets its stop signal
-//     (requests in flight finish within stop_timeout) and is removed.
-//
-// Renaming the containers while both hold the aliases would be better:
-// Docker 20.10 drops a container's DNS records and adds them again when
-// it is renamed, and with a single holder a lookup in between fails ("no
-// such host" 3 times in 200 renames under a tight lookup loop, none with
-// a second holder). The crash tests
-// still expect the old names when cleanup begins, so the renames follow
-// the drain, as the new one's rename used to follow the old one's removal;
-// TestStartFirstZeroDowntime excuses that loss only with its evidence.
+//  2. cleanup: the old one becomes <name>.liftoff-prev and the new one
+//     <name>, while both hold the aliases (Docker 20.10 drops a
+//     container's DNS records and adds them again when it renames it:
+//     with a single holder a lookup in between fails, "no such host" 3
+//     times in 200 renames under a tight lookup loop, none with a second
+//     holder); then the old one is drained (Runtime.Drain), out of
+//     Docker's DNS while keeping its address, and left running until
+//     drainTime after the drain, so that no client connects to it any
+//     more and those that resolved it before have connected; then it gets
+//     its stop signal (requests in flight finish within stop_timeout) and
+//     is removed.
 //
 // Why drain: most servers, Go's net/http among them, close their listening
 // socket on SIGTERM, and a connection the kernel had completed but the app
@@ -131,18 +127,20 @@ func (a *attempt) startFirst() (Outcome, error) {
 	drained := false
 	var drainEnd time.Time // when the drained old one may get its stop signal
 	err := a.step(StepCleanup, drainTime+a.stopTimeout()+a.e.opts.OpTimeout, func(ctx context.Context) error {
+		// Renamed while both hold the aliases: Docker drops and adds
+		// again a container's DNS records when it renames it.
+		if err := a.e.rename(ctx, cur.ID, a.name+PrevSuffix); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := a.e.rename(ctx, a.newID, a.name); err != nil {
+			return err
+		}
 		if !drained {
 			end, err := a.drain(ctx, cur)
 			if err != nil {
 				return err
 			}
 			drained, drainEnd = true, end
-		}
-		if err := a.e.rename(ctx, cur.ID, a.name+PrevSuffix); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if err := a.e.rename(ctx, a.newID, a.name); err != nil {
-			return err
 		}
 		select {
 		case <-time.After(time.Until(drainEnd)):

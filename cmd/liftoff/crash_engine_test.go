@@ -311,7 +311,7 @@ func TestEngineAwayDuringDeploy(t *testing.T) {
 		{false, deploy.StepGate, "inspect"},
 		{false, deploy.StepCleanup, "remove"},
 		{true, deploy.StepStart, "start"},
-		{true, deploy.StepCleanup, "stop"},
+		{true, deploy.StepCleanup, "rename"},
 	} {
 		name := "stop-first/" + tc.step
 		if tc.startFirst {
@@ -365,7 +365,7 @@ func TestEngineAwayLongerThanRetries(t *testing.T) {
 		// the push, never deployed, is resumed.
 		{"stop-first/rename", false, deploy.StepRename, "rename", "v2", deploy.RolledBack, "interrupted at step rollback"},
 		// The new container had passed its gate: the swap is finished.
-		{"start-first/cleanup", true, deploy.StepCleanup, "stop", "v2", deploy.Succeeded, "interrupted at step cleanup"},
+		{"start-first/cleanup", true, deploy.StepCleanup, "rename", "v2", deploy.Succeeded, "interrupted at step cleanup"},
 	}
 	var wg sync.WaitGroup
 	for _, tc := range cases {
