@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +113,63 @@ func TestCLIAgainstTheDaemon(t *testing.T) {
 	}
 	d.next()
 	d.serving(prod, "p1")
+}
+
+// TestBinaryServesTheAPIAndTheCLI runs the liftoff binary twice over, as a
+// user would: `liftoff serve` with API tokens, and its client commands
+// against it — deploy --wait, status, history --json — with the token in
+// LIFTOFF_TOKEN and in --token-file.
+func TestBinaryServesTheAPIAndTheCLI(t *testing.T) {
+	t.Parallel()
+	bin := liftoffBinary(t)
+	eng := testenv.Engine(t)
+	d := &daemon{t: t, eng: eng, reg: eng.Registry(t)}
+	d.prefix = eng.UniqueName(t, "bin")
+	d.repo = "acme/" + d.prefix
+	path := filepath.Join(t.TempDir(), "liftoff.yaml")
+	writeDaemonConfig(t, d, path, apiConfig)
+	p := startLiftoff(t, bin, path)
+	staging := d.prefix + "-staging"
+	d.push("v1", "v1")
+
+	cli := func(env []string, args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append([]string{"LIFTOFF_SERVER=" + p.base, "PATH=" + os.Getenv("PATH")}, env...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("liftoff %v: %v", args, err)
+		}
+		for _, tok := range []string{tokStaging, tokRead} {
+			if strings.Contains(string(out), tok) {
+				t.Errorf("liftoff %v printed a token:\n%s", args, out)
+			}
+		}
+		return code, string(out)
+	}
+	code, out := cli([]string{"LIFTOFF_TOKEN=" + tokStaging}, "deploy", staging, "v1", "--wait")
+	if code != exitOK || !strings.Contains(out, "succeeded: "+staging+" runs v1") {
+		t.Fatalf("liftoff deploy --wait: exit %d\n%s\n%s", code, out, p.logs.String())
+	}
+	d.serving(staging, "v1")
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(tokRead+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out = cli(nil, "status", "--token-file", file); code != exitOK || !strings.Contains(out, staging) || !strings.Contains(out, "v1") {
+		t.Errorf("liftoff status: exit %d\n%s", code, out)
+	}
+	if code, out = cli(nil, "history", staging, "--json", "--token-file", file); code != exitOK || !strings.Contains(out, `"outcome": "succeeded"`) && !strings.Contains(out, `"outcome":"succeeded"`) {
+		t.Errorf("liftoff history --json: exit %d\n%s", code, out)
+	}
+	if code, out = cli(nil, "status"); code != exitUsage {
+		t.Errorf("liftoff status without a token: exit %d, want %d\n%s", code, exitUsage, out)
+	}
+	if strings.Contains(p.logs.String(), tokStaging) || strings.Contains(p.logs.String(), tokRead) {
+		t.Error("the daemon logged a token")
+	}
 }
