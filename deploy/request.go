@@ -8,7 +8,7 @@ type Request struct {
 	Image      string    // normalized repository, e.g. docker.io/acme/web
 	Tag        string    // the pushed tag
 	Digest     string    // optional: the digest the sender reported
-	Trigger    string    // who asked: the webhook source ("dockerhub"), or "resume"
+	Trigger    string    // who asked: the webhook source ("dockerhub"), "api", or "resume"
 	Delivery   string    // id of the webhook delivery, for logs
 	Pusher     string    // who pushed, as the sender says
 	Received   time.Time // when the request arrived

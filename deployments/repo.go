@@ -46,8 +46,8 @@ func parseRepo(s string) (reference.Named, error) {
 	}
 	if d := reference.Domain(named); !isHost(d) {
 		// The reference library takes an upper-case first component for a
-		// host; liftoff's grammar (WEBHOOKS.md) wants a '.', a ':' or
-		// localhost, so this is an upper-case namespace.
+		// host; liftoff wants a '.', a ':' or localhost in a host, as
+		// Docker does, so this is an upper-case namespace.
 		return nil, fmt.Errorf("invalid repository %q: %s is not a registry host and a namespace must be lowercase", s, d)
 	}
 	if n := len(named.Name()); n > maxName {

@@ -585,6 +585,13 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, action string, f
 	}
 	s.log.Info().Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).
 		Str("delivery", push.Delivery).Str("tag", push.Tag).Msg("api: " + action)
+	rec := Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Tag: tagOr(push.Tag, push.Digest), Actor: p.Name, Received: s.now()}
+	if action == "approve" {
+		rec.Accepted = []string{d.Name}
+	} else {
+		rec.Ignored = []deployments.Ignored{{Deployment: d.Name, Reason: "rejected push of delivery " + push.Delivery}}
+	}
+	s.record(rec)
 	status := http.StatusAccepted
 	if action == "reject" {
 		status = http.StatusOK

@@ -101,10 +101,6 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) (e
 	}
 	d.push = p
 
-	if deployments.IsSignatureTag(p.Tag) {
-		d.ignored = []deployments.Ignored{{Tag: p.Tag, Reason: "signature or attestation tag"}}
-		return nil
-	}
 	received := s.now()
 	if s.onDelivery != nil {
 		// Recorded in the background once answered 202, whatever it
@@ -115,6 +111,10 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) (e
 					Pusher: p.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
 			}
 		}()
+	}
+	if deployments.IsSignatureTag(p.Tag) {
+		d.ignored = []deployments.Ignored{{Tag: p.Tag, Reason: "signature or attestation tag"}}
+		return nil
 	}
 	m := cat.Match(p.Repo, p.Tag)
 	d.ignored = append(d.ignored, m.Ignored...)

@@ -1,5 +1,6 @@
 // Package server is liftoff's HTTP side: the chi router and its middleware,
-// one file per webhook source, /healthz, /readyz and /metrics.
+// one file per webhook source, the management API under /api/v1 (api.go),
+// /healthz, /readyz and /metrics.
 //
 // A webhook is authenticated by the secret token in its URL before its body is
 // read, parsed, matched against the catalogue and turned into deploy requests;
@@ -135,8 +136,9 @@ type Options struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 
-	// OnDelivery, if set, is told of every delivery that queued a deploy
-	// (the history records it). It must not block.
+	// OnDelivery, if set, is told of every webhook delivery answered 202
+	// and of every API request that acted (the history records them). It
+	// must not block.
 	OnDelivery func(Delivery)
 	// Reload, if set, is POST /-/reload: it reloads the configuration.
 	// Only loopback clients may call it.

@@ -437,11 +437,13 @@ Fails (409) if not paused. Needs the scope deploy:<environment>.`
 }
 
 func (c *resumeCmd) Run(s *cliSession) error {
-	// What is held: the answer to resume no longer shows it. Best
-	// effort: a token without the read scope may still resume.
-	var before deploymentJSON
-	_, berr := s.api.get(s.ctx, deploymentPath(c.Deployment, ""), nil, &before)
-	var d deploymentJSON
+	var d struct {
+		deploymentJSON
+		// The push held meanwhile, sent on: queued, or pending approval.
+		Resumed *struct {
+			Delivery, Tag, Digest, State string
+		} `json:"resumed"`
+	}
 	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "resume"), struct{}{}, &d)
 	if err != nil {
 		return s.explainFor(err, c.Deployment)
@@ -450,9 +452,13 @@ func (c *resumeCmd) Run(s *cliSession) error {
 		return s.printJSON(a.body)
 	}
 	fmt.Fprintf(s.stdout, "Resumed %s: pushes deploy again.\n", c.Deployment)
-	if h := before.Held; berr == nil && h != nil {
-		fmt.Fprintf(s.stdout, "The push held meanwhile, %s (delivery %s), deploys now: liftoff history --delivery %s\n",
-			refOf(h.Tag, h.Digest), h.Delivery, h.Delivery)
+	if h := d.Resumed; h != nil {
+		what := "deploys now"
+		if h.State == "pending" {
+			what = "awaits approval"
+		}
+		fmt.Fprintf(s.stdout, "The push held meanwhile, %s (delivery %s), %s: liftoff history --delivery %s\n",
+			refOf(h.Tag, h.Digest), h.Delivery, what, h.Delivery)
 	}
 	return nil
 }

@@ -769,15 +769,15 @@ func TestCLIDeployWithoutWait(t *testing.T) {
 
 func TestCLIActions(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
 	f := newFakeDaemon(t)
 	view := `{"name":"web","environment":"production","paused":%t,"running":null,"down":null,"last":null,"pending":null,"held":%s}`
 	f.on("POST /api/v1/deployments/web/rollback", 202, `{"delivery":"d-8"}`)
 	f.on("POST /api/v1/deployments/web/approve", 202, `{"delivery":"d-9"}`)
 	f.on("POST /api/v1/deployments/web/reject", 200, `{"delivery":"d-9"}`)
 	f.on("POST /api/v1/deployments/web/pause", 200, fmt.Sprintf(view, true, "null"))
-	f.on("POST /api/v1/deployments/web/resume", 200, fmt.Sprintf(view, false, "null"))
-	f.on("GET /api/v1/deployments/web", 200, fmt.Sprintf(view, true, `{"delivery":"d-held","tag":"v3","pusher":"bob","received":"`+ts(now)+`"}`))
+	// The answer to resume says what it sent on.
+	f.on("POST /api/v1/deployments/web/resume", 200, strings.Replace(fmt.Sprintf(view, false, "null"), `"held":null}`,
+		`"held":null,"resumed":{"delivery":"d-held","tag":"v3","state":"queued"}}`, 1))
 	for _, tc := range []struct {
 		args []string
 		body string
