@@ -36,6 +36,11 @@ func (e *Engine) gate(ctx context.Context, id, url string, minUptime, timeout ti
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
+		// The state Inspect reports may be as old as the moment it was
+		// asked: the uptime counts to then, not to its answer, which a
+		// busy engine may give late (a container that exited meanwhile
+		// must not pass for having run until the answer came).
+		asked := time.Now()
 		c, err := rt.Inspect(ctx, id)
 		if err != nil {
 			return fmt.Errorf("inspect new container: %w", err)
@@ -57,8 +62,8 @@ func (e *Engine) gate(ctx context.Context, id, url string, minUptime, timeout ti
 			nextProbe = now.Add(500 * time.Millisecond)
 		}
 		healthy := c.Health == "" || c.Health == "healthy"
-		up := c.StartedAt.IsZero() || now.Sub(c.StartedAt) >= minUptime
-		if now.Sub(start) >= minUptime && up && healthy && probed {
+		up := c.StartedAt.IsZero() || asked.Sub(c.StartedAt) >= minUptime
+		if asked.Sub(start) >= minUptime && up && healthy && probed {
 			return nil
 		}
 		if now.After(deadline) {
