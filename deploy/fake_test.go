@@ -36,6 +36,10 @@ type fakeRuntime struct {
 	// container's aliases away; without, it leaves them (as Docker does on
 	// a network created plainly).
 	subnets bool
+	// oneOffs are the one-off containers run, in order; runOnce, if set,
+	// says how each ends (default: exit 0, no output).
+	oneOffs []OneOff
+	runOnce func(OneOff) OneOffResult
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -286,6 +290,20 @@ func (f *fakeRuntime) Drain(ctx context.Context, id string) (drained, kept []str
 	}
 	f.aliases[c.ID] = nil
 	return append([]string(nil), f.networks[c.ID]...), nil, nil
+}
+
+func (f *fakeRuntime) RunOnce(ctx context.Context, spec OneOff) (OneOffResult, error) {
+	if err := f.call("run", spec.Name); err != nil {
+		return OneOffResult{}, err
+	}
+	f.mu.Lock()
+	f.oneOffs = append(f.oneOffs, spec)
+	run := f.runOnce
+	f.mu.Unlock()
+	if run == nil {
+		return OneOffResult{}, nil
+	}
+	return run(spec), nil
 }
 
 var _ Runtime = (*fakeRuntime)(nil)

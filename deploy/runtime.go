@@ -67,6 +67,40 @@ type Runtime interface {
 	// Remove removes a container (forcefully, with its anonymous volumes).
 	// Removing a container that is gone is not an error.
 	Remove(ctx context.Context, id string) error
+	// RunOnce runs a one-off container as `docker run --rm` would: it
+	// creates spec.Name from spec.Image (a container of that name left
+	// behind is removed first, if liftoff's; one that is not liftoff's is
+	// an error, and left alone), starts it, waits for it to exit, bounded
+	// by spec.Timeout (then kills it: TimedOut), and removes it, whatever
+	// happened, before it returns. An error means the engine failed (the
+	// command may not have run); a command that ran and failed is a
+	// result with its ExitCode. If ctx ends first, the container is
+	// killed and removed, and the error is ctx's.
+	RunOnce(ctx context.Context, spec OneOff) (OneOffResult, error)
+}
+
+// OneOff is a one-off container: a backup or release command.
+type OneOff struct {
+	Name     string
+	Image    string   // a reference that is pulled already
+	Cmd      []string // run after the image's entrypoint, as docker run IMAGE CMD...
+	Env      []string // KEY=VALUE
+	Labels   map[string]string
+	Volumes  []string // docker run -v syntax
+	Networks []string // joined without aliases; no ports are published
+	// Timeout bounds the run from its start; the container is killed when
+	// it runs out. It must be positive.
+	Timeout time.Duration
+	// OutputLimit is how many bytes of its output (stdout and stderr
+	// interleaved) to keep: the last ones.
+	OutputLimit int
+}
+
+// OneOffResult is how a one-off container ended.
+type OneOffResult struct {
+	ExitCode int
+	TimedOut bool   // killed at its Timeout
+	Output   []byte // the last OutputLimit bytes of stdout and stderr
 }
 
 // Auth holds registry credentials for Resolve and Pull; the zero value is

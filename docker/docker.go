@@ -34,7 +34,7 @@ type Client struct {
 }
 
 // ops are the values of the op label of liftoff_docker_errors_total.
-var ops = []string{"ping", "resolve", "pull", "inspect", "create", "start", "stop", "rename", "remove", "connect", "image_inspect", "list"}
+var ops = []string{"ping", "resolve", "pull", "inspect", "create", "start", "stop", "rename", "remove", "connect", "image_inspect", "list", "run", "logs"}
 
 // New connects to the engine at host ("unix:///var/run/docker.sock",
 // "tcp://10.0.0.2:2376", ...), or to DOCKER_HOST or the local socket when

@@ -28,6 +28,12 @@ var appSource []byte
 // AppPort is the port the test app listens on unless PORT says otherwise.
 const AppPort = 8000
 
+// ReleaseCmd is the Cmd of a container that runs the test app as a release
+// (or backup) command rather than a server: the images' ENTRYPOINT is the
+// app. Its environment drives it (TESTAPP_RELEASE_*, TESTAPP_MARKER_FILE,
+// TESTAPP_PRINT_VAR; see testapp/).
+func ReleaseCmd() []string { return []string{"release"} }
+
 // app caches what is expensive to make once per test binary: the compiled
 // test app and one image layer per version. It is the only package-level
 // state, and it is never reset.

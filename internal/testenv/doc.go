@@ -18,5 +18,9 @@
 // TESTAPP_EXIT_AFTER, and stops at once on SIGTERM (unless
 // TESTAPP_IGNORE_TERM=1: then a stop waits out its grace period and
 // kills). As "/app client" it is a load client (StartClient) that records
-// which version answered each request, for zero-downtime tests.
+// which version answered each request, for zero-downtime tests. As
+// "/app release" (Cmd ReleaseCmd()) it is a release or backup command that
+// appends to TESTAPP_MARKER_FILE, prints, may hang, and exits with
+// TESTAPP_RELEASE_EXIT; a server given the same TESTAPP_MARKER_FILE
+// answers what the file held when it started (App.MarkerAtStart).
 package testenv

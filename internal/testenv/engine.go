@@ -299,6 +299,9 @@ type App struct {
 	Version  string            `json:"version"`
 	Env      map[string]string `json:"env"`
 	Hostname string            `json:"hostname"`
+	// MarkerAtStart is what the file TESTAPP_MARKER_FILE held when the
+	// app started: the lines release commands appended before.
+	MarkerAtStart string `json:"marker_at_start"`
 }
 
 // AppInfo asks the test app in the named container once, at its IP address

@@ -1,10 +1,18 @@
 package testenv_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,6 +145,12 @@ func TestEngineSweep(t *testing.T) {
 // run pulls ref and starts a container from it on a fresh network.
 func run(t *testing.T, e *testenv.Eng, ref, name string, env []string) string {
 	t.Helper()
+	return runWith(t, e, ref, name, container.Config{Env: env}, nil)
+}
+
+// runWith is run with a config (its Image is ref) and bind mounts.
+func runWith(t *testing.T, e *testenv.Eng, ref, name string, cfg container.Config, binds []string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cli := e.Client()
@@ -149,10 +163,11 @@ func run(t *testing.T, e *testenv.Eng, ref, name string, env []string) string {
 	}
 	nw := e.UniqueName(t, "net")
 	e.Network(t, nw)
+	cfg.Image = ref
 	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       name,
-		Config:     &container.Config{Image: ref, Env: env},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(nw)},
+		Config:     &cfg,
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(nw), Binds: binds},
 	})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
@@ -278,5 +293,191 @@ func TestAppHealthcheck(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// The release mode, run on the host (the app is a static linux/amd64
+// binary): no engine needed.
+func TestAppRelease(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the test app is built for linux/amd64")
+	}
+	bin := filepath.Join(t.TempDir(), "app")
+	if err := os.WriteFile(bin, testenv.AppBinary(t), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	release := func(t *testing.T, env ...string) *exec.Cmd {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		t.Cleanup(cancel)
+		cmd := exec.CommandContext(ctx, bin, testenv.ReleaseCmd()...)
+		cmd.Env = env
+		return cmd
+	}
+	outputs := func(t *testing.T, cmd *exec.Cmd) (stdout, stderr []string, code int) {
+		t.Helper()
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return strings.Fields(strings.ReplaceAll(out.String(), " ", "_")), strings.Fields(strings.ReplaceAll(errOut.String(), " ", "_")), cmd.ProcessState.ExitCode()
+	}
+	// Lines are compared without the version: there is no /version on
+	// the host.
+	line := regexp.MustCompile(`^release_.*_line_(\d+)_(stdout|stderr)$`)
+	numbers := func(lines []string, stream string) (n []string) {
+		for _, l := range lines {
+			if m := line.FindStringSubmatch(l); m != nil && m[2] == stream {
+				n = append(n, m[1])
+			}
+		}
+		return n
+	}
+
+	t.Run("default", func(t *testing.T) {
+		t.Parallel()
+		marker := filepath.Join(t.TempDir(), "marker")
+		for range 2 {
+			stdout, stderr, code := outputs(t, release(t, "TESTAPP_MARKER_FILE="+marker))
+			if code != 0 || len(stdout) != 1 || !slices.Equal(numbers(stdout, "stdout"), []string{"0"}) || len(stderr) != 0 {
+				t.Errorf("release = exit %d, stdout %q, stderr %q; want 0, one line on stdout", code, stdout, stderr)
+			}
+		}
+		b, err := os.ReadFile(marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if len(lines) != 2 || !regexp.MustCompile(`^release .* \d{19}$`).MatchString(lines[1]) {
+			t.Errorf("marker file = %q, want two lines release VERSION UNIXNANOS", b)
+		}
+	})
+	t.Run("lines-var-exit", func(t *testing.T) {
+		t.Parallel()
+		stdout, stderr, code := outputs(t, release(t, "TESTAPP_RELEASE_LINES=5", "TESTAPP_RELEASE_EXIT=3",
+			"TESTAPP_PRINT_VAR=SECRET_KEY,EMPTY,NONE", "SECRET_KEY=s3cr3t", "EMPTY="))
+		if code != 3 {
+			t.Errorf("exit code = %d, want 3", code)
+		}
+		if got := numbers(stdout, "stdout"); !slices.Equal(got, []string{"0", "2", "4"}) {
+			t.Errorf("stdout lines %v (%q), want 0 2 4", got, stdout)
+		}
+		if got := numbers(stderr, "stderr"); !slices.Equal(got, []string{"1", "3"}) || len(stderr) != 2 {
+			t.Errorf("stderr lines %v (%q), want 1 3", got, stderr)
+		}
+		for _, want := range []string{"SECRET_KEY=s3cr3t", "EMPTY=", "NONE_unset"} {
+			if !slices.Contains(stdout, want) {
+				t.Errorf("stdout = %q, want %s", stdout, want)
+			}
+		}
+	})
+	t.Run("bad-env", func(t *testing.T) {
+		t.Parallel()
+		if _, _, code := outputs(t, release(t, "TESTAPP_RELEASE_EXIT=three")); code != 2 {
+			t.Errorf("exit code = %d, want 2", code)
+		}
+	})
+	t.Run("hang-until-term", func(t *testing.T) {
+		t.Parallel()
+		cmd := release(t, "TESTAPP_RELEASE_SLEEP=1h")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// It prints once it handles SIGTERM.
+		if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 143 {
+			t.Errorf("exit code after SIGTERM = %d, want 143 (-1: killed at the test's deadline)", code)
+		}
+	})
+}
+
+// A release run in a container appends to the marker file, and a server
+// started after it answers what the file held when it started, not what was
+// added later.
+func TestAppReleaseMarker(t *testing.T) {
+	t.Parallel()
+	e := testenv.Engine(t)
+	reg := e.Registry(t)
+	ref := reg.Host() + "/acme/web@" + reg.Push(t, "acme/web", "v1", testenv.AppImage{Version: "2.1"})
+	dir := t.TempDir()
+	env := []string{"TESTAPP_MARKER_FILE=/m/marker"}
+	binds := []string{dir + ":/m"}
+
+	id := runWith(t, e, ref, e.UniqueName(t, "release"), container.Config{Cmd: testenv.ReleaseCmd(), Env: env}, binds)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	w := e.Client().ContainerWait(ctx, id, client.ContainerWaitOptions{})
+	select {
+	case res := <-w.Result:
+		if res.StatusCode != 0 {
+			t.Fatalf("release exit code = %d, want 0", res.StatusCode)
+		}
+	case err := <-w.Error:
+		t.Fatalf("wait: %v", err)
+	}
+	marker := filepath.Join(dir, "marker")
+	released, err := os.ReadFile(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^release 2\.1 \d{19}\n$`).Match(released) {
+		t.Fatalf("marker file after the release = %q, want one line release 2.1 UNIXNANOS", released)
+	}
+
+	name := e.UniqueName(t, "server")
+	runWith(t, e, ref, name, container.Config{Env: env}, binds)
+	info := appInfo(t, e, name)
+	if info.MarkerAtStart != string(released) {
+		t.Errorf("marker_at_start = %q, want %q", info.MarkerAtStart, released)
+	}
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("later\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if again := appInfo(t, e, name); again.MarkerAtStart != string(released) {
+		t.Errorf("marker_at_start after the file changed = %q, want what it held at start, %q", again.MarkerAtStart, released)
+	}
+
+	// Without the file: empty; without the variable: absent.
+	none := e.UniqueName(t, "nomarker")
+	runWith(t, e, ref, none, container.Config{Env: []string{"TESTAPP_MARKER_FILE=/m/none"}}, binds)
+	if got := appInfo(t, e, none).MarkerAtStart; got != "" {
+		t.Errorf("marker_at_start without the file = %q, want empty", got)
+	}
+}
+
+// appInfo asks the test app in the named container, retrying while it
+// starts.
+func appInfo(t *testing.T, e *testenv.Eng, name string) testenv.App {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		a, err := e.AppInfo(ctx, name)
+		cancel()
+		if err == nil {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("test app in %s does not answer: %v", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -11,8 +11,11 @@
 //	TESTAPP_EXIT_AFTER=D exit after duration D with code TESTAPP_EXIT_CODE (default 1)
 //	TESTAPP_START_DELAY=D wait D before listening (a slow start)
 //	TESTAPP_IGNORE_TERM=1 ignore SIGTERM (a stop waits its whole grace period, then kills)
+//	TESTAPP_MARKER_FILE=F read file F before listening (see GET /); "testapp release" appends to it
 //
-// GET / answers {"version": <contents of /version>, "env": {...}, "hostname": ...}.
+// GET / answers {"version": <contents of /version>, "env": {...}, "hostname": ...},
+// and, with TESTAPP_MARKER_FILE, "marker_at_start": what F held when the app
+// started ("" if there was no F).
 // GET /stream?n=N&every=D answers N lines, one every D, each sent at once:
 // a request that stays in flight for a while.
 // SIGTERM and SIGINT make it exit 0 promptly, so that stopping a container
@@ -20,6 +23,19 @@
 //
 // "testapp healthcheck" exits 0 iff GET http://127.0.0.1:$PORT/healthz
 // answers 200; images use it as a Docker HEALTHCHECK without a shell.
+//
+// "testapp release" is a release command (migrations, say), and stands in
+// for a backup command too, as the image has no shell. Images have /app as
+// their ENTRYPOINT, so a container's Cmd ["release"] runs it (see
+// testenv.ReleaseCmd). In that order it:
+//
+//	appends "release <version> <unix nanoseconds>\n" to TESTAPP_MARKER_FILE, if set
+//	prints TESTAPP_RELEASE_LINES lines (default 1), "release <version> line <i> stdout"
+//	  or "... stderr", to stdout and stderr in turn, starting with stdout
+//	prints "NAME=<its value>", or "NAME unset", to stdout for each NAME of
+//	  TESTAPP_PRINT_VAR=NAME[,NAME...] (a secret to redact, say)
+//	sleeps TESTAPP_RELEASE_SLEEP, if set (a hang: SIGTERM ends it, exit code 143)
+//	exits with TESTAPP_RELEASE_EXIT (default 0)
 //
 // "testapp client" is a load client for zero-downtime tests instead: it
 // GETs TESTAPP_CLIENT_URL every TESTAPP_CLIENT_INTERVAL (default 10ms), each
@@ -62,6 +78,9 @@ func run(args []string) int {
 	}
 	if len(args) > 0 && args[0] == "client" {
 		return clientMain(port)
+	}
+	if len(args) > 0 && args[0] == "release" {
+		return release()
 	}
 	if v, ok := os.LookupEnv("TESTAPP_EXIT"); ok {
 		code, err := strconv.Atoi(v)
@@ -116,6 +135,17 @@ func run(args []string) int {
 
 	version, _ := os.ReadFile("/version")
 	hostname, _ := os.Hostname()
+	// The marker file is read before listening, so that the answer says
+	// what a release command wrote before this container started.
+	markerFile := os.Getenv("TESTAPP_MARKER_FILE")
+	var markerAtStart []byte
+	if markerFile != "" {
+		var err error
+		if markerAtStart, err = os.ReadFile(markerFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "testapp: TESTAPP_MARKER_FILE: %v\n", err)
+			return 2
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		env := make(map[string]string)
@@ -123,12 +153,16 @@ func run(args []string) int {
 			k, v, _ := strings.Cut(kv, "=")
 			env[k] = v
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
+		answer := map[string]any{
 			"version":  strings.TrimSpace(string(version)),
 			"env":      env,
 			"hostname": hostname,
-		})
+		}
+		if markerFile != "" {
+			answer["marker_at_start"] = string(markerAtStart)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(answer)
 	})
 	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
@@ -179,6 +213,72 @@ func finish(ctx context.Context, exitCode int) int {
 	}
 	fmt.Fprintln(os.Stderr, "testapp: signalled, exiting")
 	return 0
+}
+
+// release is "testapp release": a release (or backup) command, which the
+// image, having no shell, has no other way to run.
+func release() int {
+	version, _ := os.ReadFile("/version")
+	v := strings.TrimSpace(string(version))
+	if path := os.Getenv("TESTAPP_MARKER_FILE"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err == nil {
+			_, err = fmt.Fprintf(f, "release %s %d\n", v, time.Now().UnixNano())
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testapp release: TESTAPP_MARKER_FILE: %v\n", err)
+			return 2
+		}
+	}
+	lines, code := 1, 0
+	for k, n := range map[string]*int{"TESTAPP_RELEASE_LINES": &lines, "TESTAPP_RELEASE_EXIT": &code} {
+		if s := os.Getenv(k); s != "" {
+			var err error
+			if *n, err = strconv.Atoi(s); err != nil {
+				fmt.Fprintf(os.Stderr, "testapp release: %s=%q: %v\n", k, s, err)
+				return 2
+			}
+		}
+	}
+	var sleep time.Duration
+	if s := os.Getenv("TESTAPP_RELEASE_SLEEP"); s != "" {
+		var err error
+		if sleep, err = time.ParseDuration(s); err != nil {
+			fmt.Fprintf(os.Stderr, "testapp release: TESTAPP_RELEASE_SLEEP=%q: %v\n", s, err)
+			return 2
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	for i := range lines {
+		if i%2 == 0 {
+			fmt.Fprintf(os.Stdout, "release %s line %d stdout\n", v, i)
+		} else {
+			fmt.Fprintf(os.Stderr, "release %s line %d stderr\n", v, i)
+		}
+	}
+	if names := os.Getenv("TESTAPP_PRINT_VAR"); names != "" {
+		for _, name := range strings.Split(names, ",") {
+			if v, ok := os.LookupEnv(name); ok {
+				fmt.Printf("%s=%s\n", name, v)
+			} else {
+				fmt.Printf("%s unset\n", name)
+			}
+		}
+	}
+	if sleep > 0 {
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+			fmt.Fprintln(os.Stderr, "testapp release: signalled, exiting")
+			return 143 // as a shell reports a SIGTERM
+		}
+	}
+	return code
 }
 
 func healthcheck(port string) int {
