@@ -9,7 +9,8 @@
 // Secrets: hook and API tokens, values written as ${VAR}, the contents of
 // env_files, secret_files and password_file never appear in an error of
 // this package.
-// SecretKeys tells callers which variables to redact.
+// SecretKeys, SecretValues and BackupEnv tell callers which variables and
+// values to redact.
 package deployments
 
 import (
@@ -60,6 +61,9 @@ type Config struct {
 	// secretPaths are the field paths whose value came from ${VAR}, recorded
 	// while loading so that errors and SecretKeys can hide them.
 	secretPaths map[string]bool
+	// nullPaths are the field paths given with no value (key:, ~, null),
+	// which the decoder leaves as if they were absent.
+	nullPaths map[string]bool
 
 	// Set by Validate.
 	hookSums        []hookSum        // sha256 of each hook token, never the token
@@ -114,6 +118,11 @@ type Environment struct {
 	// environment until a caller with approve:<environment> approves it.
 	Approval Approval `yaml:"approval"`
 
+	// Backup, if set, runs before each deploy of a deployment of the
+	// environment (before its release, or its swap), in a one-off
+	// container with its own environment (see Backup, BackupFor).
+	Backup *Backup `yaml:"backup"`
+
 	patterns  map[string][]*regexp.Regexp // compiled ForbidPatterns, set by Validate
 	secretEnv map[string]bool             // keys of Env written with ${VAR}
 }
@@ -142,6 +151,18 @@ type Deployment struct {
 	// Health is the gate a new container must pass before the previous one
 	// is removed.
 	Health Health `yaml:"health"`
+
+	// Release is the command run once from the new image before anything
+	// is stopped or started (migrations, say); none when its Command is
+	// empty.
+	Release Release `yaml:"release"`
+	// PromoteFrom names another deployment: a digest deploys here only if
+	// a deploy of it has succeeded there (production runs only what
+	// staging proved); otherwise the deploy is refused. Only digests are
+	// compared, so the other deployment may be of any environment, this
+	// one's too (a canary), and of another repository holding the same
+	// images (a copy between registries keeps the digest).
+	PromoteFrom string `yaml:"promote_from"`
 
 	// Set by Validate.
 	rules     []tagRule       // parsed Tags

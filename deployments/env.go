@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // envValue is one variable of a layered environment.
@@ -20,64 +21,89 @@ type envValue struct {
 // d.secret_files. It goes on past an unreadable file, so that SecretKeys
 // still sees the rest; the error names every file that failed.
 func (c *Config) layers(d *Deployment, imageEnv []string) (map[string]envValue, error) {
-	m := make(map[string]envValue, len(imageEnv)+len(d.Env)+8)
-	set := func(k, v string, secret bool, from string) {
-		old := m[k]
-		m[k] = envValue{value: v, secret: secret || old.secret, from: from}
-	}
-	var errs []error
-	setLines := func(lines []string, from string) {
-		for _, kv := range lines {
-			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-				set(k, v, true, from)
-			}
-		}
-	}
-
+	l := newLayers(len(imageEnv) + len(d.Env) + 8)
 	for _, kv := range imageEnv {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			set(k, v, false, "image")
+			l.set(k, v, false, "image")
 		}
 	}
 	if e, ok := c.Environments[d.Environment]; ok && d.Environment != "" {
-		ep := "environments." + d.Environment
-		for k, v := range e.Env {
-			set(k, v, e.secretEnv[k], ep+".env")
-		}
-		for i, f := range e.EnvFiles {
-			from := fmt.Sprintf("%s.env_files[%d]", ep, i)
-			lines, err := c.readEnvFile(c.resolve(f))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", from, err))
-			}
-			setLines(lines, from)
-		}
+		c.addLayers(l, "environments."+d.Environment, e.Env, e.secretEnv, e.EnvFiles, nil)
 	}
 	dp := d.path
 	if dp == "" {
 		dp = "deployment " + d.Name
 	}
-	for k, v := range d.Env {
-		set(k, v, d.secretEnv[k], dp+".env")
+	c.addLayers(l, dp, d.Env, d.secretEnv, d.EnvFiles, d.SecretFiles)
+	return l.m, l.err()
+}
+
+// envLayers is an environment being built, layer upon layer.
+type envLayers struct {
+	m    map[string]envValue
+	errs []error
+}
+
+func newLayers(n int) *envLayers { return &envLayers{m: make(map[string]envValue, n)} }
+
+func (l *envLayers) set(k, v string, secret bool, from string) {
+	old := l.m[k]
+	l.m[k] = envValue{value: v, secret: secret || old.secret, from: from}
+}
+
+func (l *envLayers) err() error { return errors.Join(l.errs...) }
+
+// lines returns the environment as sorted KEY=VALUE lines.
+func (l *envLayers) lines() []string {
+	out := make([]string, 0, len(l.m))
+	for k, v := range l.m {
+		out = append(out, k+"="+v.value)
 	}
-	for i, f := range d.EnvFiles {
-		from := fmt.Sprintf("%s.env_files[%d]", dp, i)
+	slices.Sort(out)
+	return out
+}
+
+// secretKeys returns the keys whose value came, in any layer, from a file
+// or from ${VAR}.
+func (l *envLayers) secretKeys() map[string]bool {
+	out := map[string]bool{}
+	for k, v := range l.m {
+		if v.secret {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+// addLayers adds the variables of one owner (an environment, a deployment,
+// a backup), whose field path is at, in the order env < env_files <
+// secret_files. Values from files and from ${VAR} (secretEnv) are secret.
+// It goes on past a file that cannot be read, recording the error.
+func (c *Config) addLayers(l *envLayers, at string, env map[string]string, secretEnv map[string]bool, envFiles []string, secretFiles map[string]string) {
+	for k, v := range env {
+		l.set(k, v, secretEnv[k], at+".env")
+	}
+	for i, f := range envFiles {
+		from := fmt.Sprintf("%s.env_files[%d]", at, i)
 		lines, err := c.readEnvFile(c.resolve(f))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", from, err))
+			l.errs = append(l.errs, fmt.Errorf("%s: %w", from, err))
 		}
-		setLines(lines, from)
+		for _, kv := range lines {
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+				l.set(k, v, true, from)
+			}
+		}
 	}
-	for k, f := range d.SecretFiles {
-		from := dp + ".secret_files." + k
-		v, err := readSecretFile(c.resolve(f))
+	for _, k := range sortedKeys(secretFiles) {
+		from := at + ".secret_files." + k
+		v, err := readSecretFile(c.resolve(secretFiles[k]))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", from, err))
+			l.errs = append(l.errs, fmt.Errorf("%s: %w", from, err))
 			continue
 		}
-		set(k, v, true, from)
+		l.set(k, v, true, from)
 	}
-	return m, errors.Join(errs...)
 }
 
 // Env returns the final environment of d's container as sorted KEY=VALUE
@@ -89,12 +115,7 @@ func (c *Config) Env(d *Deployment, imageEnv []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v.value)
-	}
-	slices.Sort(out)
-	return out, nil
+	return (&envLayers{m: m}).lines(), nil
 }
 
 // SecretKeys returns the keys of d's environment whose value came, in any
@@ -103,12 +124,36 @@ func (c *Config) Env(d *Deployment, imageEnv []string) ([]string, error) {
 // that cannot be read contributes no keys.
 func (c *Config) SecretKeys(d *Deployment) map[string]bool {
 	m, _ := c.layers(d, nil)
-	out := map[string]bool{}
-	for k, v := range m {
-		if v.secret {
-			out[k] = true
+	return (&envLayers{m: m}).secretKeys()
+}
+
+// MinSecretLen is the length, in characters, below which a secret value is
+// not redacted from output: replacing every "1" or "on" would mangle the
+// text and say which characters the secret is made of.
+const MinSecretLen = 4
+
+// SecretValues returns the distinct values of d's secret variables (those
+// SecretKeys names: from env_files, secret_files or ${VAR}) that are at
+// least MinSecretLen characters long, longest first (so that a secret
+// containing another is redacted whole), for redacting output that d's
+// containers print. Files are read now; one that cannot be read
+// contributes nothing. Never log what it returns.
+func (c *Config) SecretValues(d *Deployment) []string {
+	m, _ := c.layers(d, nil)
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range m {
+		if v.secret && utf8.RuneCountInString(v.value) >= MinSecretLen && !seen[v.value] {
+			seen[v.value] = true
+			out = append(out, v.value)
 		}
 	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
 	return out
 }
 

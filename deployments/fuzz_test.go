@@ -38,6 +38,10 @@ func FuzzParse(f *testing.F) {
 		apiConfig,
 		"api_listen: ${L:-127.0.0.1:8081}\napi_tokens: [{name: a, token: \"${X}${X}\", scopes: [read, \"deploy:*\"]}, {name: b, token: \"${X}${X}\", scopes: [\"${X}\"]}]\n",
 		"environments: {p: {approval: {required: ${R}, timeout: ${T:-0s}}}}\napi_tokens: [{name: a, token: ${X}${X}, scopes: [\"approve:p\"]}]\n",
+		backupConfig,
+		"environments: {p: {backup: {command: [\"${C}\"], image: \"${I:-postgres:16@sha256:0123456789012345678901234567890123456789012345678901234567890123}\", timeout: ${T}}}}\n",
+		"environments: {p: {backup: }}\ndeployments: [{name: ab, image: a/b, tags: [x], release: {}}]\n",
+		"deployments: [{name: ab, image: a/b, tags: [x], promote_from: cd, release: {command: [m], timeout: ${T:-1m}}}, {name: cd, image: a/b, tags: [y], promote_from: ab}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -71,6 +75,20 @@ func FuzzParse(f *testing.F) {
 			}
 			_, _ = c.Env(d, []string{"A=1"})
 			_ = c.SecretKeys(d)
+			_ = c.SecretValues(d)
+			if len(d.Release.Command) > 0 && d.Release.Timeout <= 0 {
+				t.Fatalf("deployment %q: release without a timeout", d.Name)
+			}
+			if d.PromoteFrom != "" && (d.PromoteFrom == d.Name || c.Deployment(d.PromoteFrom) == nil) {
+				t.Fatalf("deployment %q: promote_from %q", d.Name, d.PromoteFrom)
+			}
+			if b := c.BackupFor(d); b != nil {
+				if b.Timeout <= 0 {
+					t.Fatalf("deployment %q: backup without a timeout", d.Name)
+				}
+				e := c.Environments[d.Environment]
+				_, _, _ = c.BackupEnv(&e)
+			}
 			_, _, _ = c.PullRepo(d.Image)
 		}
 		_ = c.ValidatePolicies()

@@ -30,6 +30,11 @@ const (
 	// DefaultApprovalTimeout is how long a push waits for its approval
 	// when environments.<name>.approval.timeout is not given.
 	DefaultApprovalTimeout = 24 * time.Hour
+
+	// DefaultReleaseTimeout bounds deployments[].release when its timeout
+	// is not given; DefaultBackupTimeout bounds environments.<name>.backup.
+	DefaultReleaseTimeout = 10 * time.Minute
+	DefaultBackupTimeout  = 30 * time.Minute
 )
 
 // maxWalk bounds the nodes the loader visits, alias expansions included, so
@@ -77,6 +82,7 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 		lookup:  lookup,
 		lines:   map[int]string{},
 		secret:  map[string]bool{},
+		nulls:   map[string]bool{},
 		secLine: map[int]bool{},
 		hasExp:  map[*yaml.Node]bool{},
 		active:  map[*yaml.Node]bool{},
@@ -108,6 +114,7 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 	}
 
 	c.secretPaths = l.secret
+	c.nullPaths = l.nulls
 	c.markSecretEnv()
 	c.validate(l.probs)
 	if err := l.probs.err(); err != nil {
@@ -130,6 +137,7 @@ type loader struct {
 
 	lines   map[int]string      // line → field path of what is on it
 	secret  map[string]bool     // field paths whose value came from ${VAR}
+	nulls   map[string]bool     // field paths given with no value (key:, ~, null)
 	secLine map[int]bool        // lines holding such values
 	hasExp  map[*yaml.Node]bool // nodes at or under which ${VAR} was expanded
 	active  map[*yaml.Node]bool // alias targets being walked
@@ -176,25 +184,13 @@ func (l *loader) walk(n *yaml.Node, path string, inAlias bool) (bool, error) {
 			break
 		}
 		l.line(n.Line, path)
-		if !strings.Contains(n.Value, "$") {
-			break
+		if strings.Contains(n.Value, "$") {
+			exp = l.expandScalar(n, path)
 		}
-		v, used, err := expand(n.Value, l.lookup)
-		if used {
-			exp = true
-		}
-		if err != nil {
-			l.probs.add(path, err)
-			l.probs.done[path] = true
-			v = ""
-		}
-		if v != n.Value {
-			n.Value = v
-			if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-				// A plain scalar is resolved again from its new text, as if
-				// written so: ${FLAG} may become a bool, ${T} a duration.
-				n.Tag = ""
-			}
+		if n.ShortTag() == "!!null" {
+			// Decoded as if the key were absent: Validate refuses it where
+			// an empty value is a mistake (release:, backup:).
+			l.nulls[path] = true
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -258,6 +254,26 @@ func (l *loader) walk(n *yaml.Node, path string, inAlias bool) (bool, error) {
 		}
 	}
 	return exp, nil
+}
+
+// expandScalar expands ${VAR} in n, at path, in place, and tells whether
+// it referred to any variable.
+func (l *loader) expandScalar(n *yaml.Node, path string) bool {
+	v, used, err := expand(n.Value, l.lookup)
+	if err != nil {
+		l.probs.add(path, err)
+		l.probs.done[path] = true
+		v = ""
+	}
+	if v != n.Value {
+		n.Value = v
+		if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			// A plain scalar is resolved again from its new text, as if
+			// written so: ${FLAG} may become a bool, ${T} a duration.
+			n.Tag = ""
+		}
+	}
+	return used
 }
 
 func join(path, key string) string {
@@ -382,6 +398,9 @@ func expand(s string, lookup func(string) (string, bool)) (out string, used bool
 func (c *Config) markSecretEnv() {
 	for name, e := range c.Environments {
 		e.secretEnv = secretKeysAt(c.secretPaths, "environments."+name+".env", e.Env)
+		if e.Backup != nil {
+			e.Backup.secretEnv = secretKeysAt(c.secretPaths, "environments."+name+".backup.env", e.Backup.Env)
+		}
 		c.Environments[name] = e
 	}
 	for i := range c.Deployments {

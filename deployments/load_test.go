@@ -185,6 +185,21 @@ func TestValidFixture(t *testing.T) {
 	if got := c.Deployment("web-staging").ContainerName(); got != "web-stage" {
 		t.Errorf("ContainerName = %q", got)
 	}
+	if r := d.Release; !reflect.DeepEqual(r.Command, []string{"python", "manage.py", "migrate", "--noinput"}) || r.Timeout != 5*time.Minute || d.PromoteFrom != "web-staging" {
+		t.Errorf("web-prod: release %+v, promote_from %q", r, d.PromoteFrom)
+	}
+	if r := c.Deployment("web-staging").Release; len(r.Command) != 4 || r.Timeout != DefaultReleaseTimeout {
+		t.Errorf("web-staging: release %+v", r)
+	}
+	b := c.BackupFor(d)
+	if b == nil || b.Image != "docker.io/library/postgres:16" || b.Timeout != 45*time.Minute || b.Command[2] != `pg_dump "$DATABASE_URL" > /backups/dump-$(date +%s).sql` {
+		t.Fatalf("backup = %+v", b)
+	}
+	prod := c.Environments["production"]
+	benv, secret, err := c.BackupEnv(&prod)
+	if err != nil || !contains(benv, "PGUSER=dblood") || !contains(benv, "L=backup.secret_files") || !secret["PGUSER"] || !secret["DATABASE_URL"] {
+		t.Errorf("BackupEnv = %q, %v, %v", benv, secret, err)
+	}
 	if c.Deployment("nope") != nil {
 		t.Error("Deployment(nope) != nil")
 	}
@@ -222,6 +237,37 @@ func TestExampleLoads(t *testing.T) {
 	if len(stg.Accepted) != 1 || stg.Accepted[0].Name != "dblood-staging" {
 		t.Errorf("staging → %+v", stg)
 	}
+	// Both deployments migrate; production backs up first, and takes only
+	// what staging proved.
+	migrate := []string{"python", "manage.py", "migrate", "--noinput"}
+	for _, name := range []string{"dblood-staging", "dblood-production"} {
+		if r := c.Deployment(name).Release; !reflect.DeepEqual(r.Command, migrate) || r.Timeout <= 0 {
+			t.Errorf("%s: release %+v", name, r)
+		}
+	}
+	if p := c.Deployment("dblood-production").PromoteFrom; p != "dblood-staging" {
+		t.Errorf("production promote_from %q", p)
+	}
+	if c.Deployment("dblood-staging").PromoteFrom != "" || c.BackupFor(c.Deployment("dblood-staging")) != nil {
+		t.Error("staging promotes from something, or has a backup")
+	}
+	b := c.BackupFor(c.Deployment("dblood-production"))
+	if b == nil || b.Image != "docker.io/library/postgres:16" || !reflect.DeepEqual(b.Volumes, []string{"dblood-backups:/backups"}) ||
+		b.Timeout <= 0 || len(b.Command) != 3 || !strings.Contains(b.Command[2], `pg_dump`) ||
+		!strings.Contains(b.Command[2], `"$DATABASE_URL"`) || !strings.Contains(b.Command[2], "$(date") {
+		t.Errorf("production backup = %+v", b)
+	}
+	prodEnv := c.Environments["production"]
+	benv, secret, err := c.BackupEnv(&prodEnv)
+	if err != nil || len(benv) != 1 || !strings.HasPrefix(benv[0], "DATABASE_URL=postgres://") || !secret["DATABASE_URL"] {
+		t.Errorf("production BackupEnv = %q, %v, %v", benv, secret, err)
+	}
+	// The app and its backup read the same database URL.
+	appEnv, _ := c.Env(c.Deployment("dblood-production"), nil)
+	if len(benv) == 1 && !contains(appEnv, benv[0]) {
+		t.Errorf("the backup's %q is not the app's", benv[0])
+	}
+
 	// The API block is commented out: the quick start needs no API token,
 	// and production pushes deploy without an approval nobody could give.
 	if req, _ := c.Approval(c.Deployment("dblood-production")); req || c.APIEnabled() {

@@ -33,6 +33,7 @@ func (c *Config) validate(p *problems) {
 	c.checkApprovers(p)
 	repos := c.validateDeployments(p)
 	c.index(repos)
+	c.checkPromotions(p) // after index: promote_from names deployments
 	c.checkConfigPolicies(p)
 }
 

@@ -16,7 +16,7 @@ func checkContainerName(p *problems, at, name string) {
 	case !validName(name, 2):
 		p.addf(at, "invalid container name %s: want [a-zA-Z0-9][a-zA-Z0-9_.-]+", p.quote(at, name))
 	case reservedSuffix(name):
-		p.addf(at, "%s ends like the containers liftoff keeps during a deploy (.liftoff-prev, .liftoff-next)", p.quote(at, name))
+		p.addf(at, "%s ends like the containers liftoff keeps or runs during a deploy (%s)", p.quote(at, name), strings.Join(reservedSuffixes(), ", "))
 	}
 }
 
@@ -35,10 +35,24 @@ func validName(s string, min int) bool {
 	return true
 }
 
-// reservedSuffix tells whether a container name could be taken for the
-// previous or next container of another deployment during a swap.
+// reservedSuffixes end the names of the containers liftoff keeps or runs
+// beside a deployment's own during a deploy: the previous and next ones of
+// a swap, and the one-off backup and release containers (the deploy
+// package's PrevSuffix, NextSuffix, BackupSuffix, ReleaseSuffix).
+func reservedSuffixes() []string {
+	return []string{".liftoff-prev", ".liftoff-next", ".liftoff-backup", ".liftoff-release"}
+}
+
+// reservedSuffix tells whether a container name could be taken for one
+// that liftoff keeps or runs beside another deployment's during a deploy,
+// and removes once done or when an interrupted deploy left it.
 func reservedSuffix(s string) bool {
-	return strings.HasSuffix(s, ".liftoff-prev") || strings.HasSuffix(s, ".liftoff-next")
+	for _, suffix := range reservedSuffixes() {
+		if strings.HasSuffix(s, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkContainer checks the spec the docker adapter will build a container
@@ -47,17 +61,7 @@ func reservedSuffix(s string) bool {
 func checkContainer(p *problems, at string, ct *Container, published []hostPort) []hostPort {
 	published = checkPorts(p, at, ct.Ports, published)
 	checkVolumes(p, at, ct.Volumes)
-	nets := map[string]bool{}
-	for j, n := range ct.Networks {
-		np := fmt.Sprintf("%s.networks[%d]", at, j)
-		switch {
-		case n == "":
-			p.addf(np, "empty network name")
-		case nets[n]:
-			p.addf(np, "listed twice")
-		}
-		nets[n] = true
-	}
+	checkNetworks(p, at, ct.Networks)
 	if len(ct.Aliases) > 0 && len(ct.Networks) == 0 {
 		p.addf(at+".aliases", "aliases need networks: they are the container's names on its networks")
 	}
@@ -132,6 +136,21 @@ func checkPorts(p *problems, at string, ports []string, published []hostPort) []
 		}
 	}
 	return published
+}
+
+// checkNetworks checks the networks a container joins (at.networks).
+func checkNetworks(p *problems, at string, networks []string) {
+	nets := map[string]bool{}
+	for j, n := range networks {
+		np := fmt.Sprintf("%s.networks[%d]", at, j)
+		switch {
+		case n == "":
+			p.addf(np, "empty network name")
+		case nets[n]:
+			p.addf(np, "listed twice")
+		}
+		nets[n] = true
+	}
 }
 
 // checkVolumes checks the container's volumes and that no two mount on the

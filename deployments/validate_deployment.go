@@ -66,6 +66,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 		if d.StopTimeout < 0 {
 			p.addf(dp+".stop_timeout", "must be positive, e.g. 10s")
 		}
+		checkRelease(p, dp+".release", &d.Release, c.nullPaths[dp+".release"])
 	}
 	return repos
 }
@@ -77,7 +78,7 @@ func checkDeploymentName(p *problems, at, name string) {
 	case !validName(name, 2):
 		p.addf(at, "invalid name %s: want [a-zA-Z0-9][a-zA-Z0-9_.-]+, as it names the container too", p.quote(at, name))
 	case reservedSuffix(name):
-		p.addf(at, "%s ends like the containers liftoff keeps during a deploy (.liftoff-prev, .liftoff-next)", p.quote(at, name))
+		p.addf(at, "%s ends like the containers liftoff keeps or runs during a deploy (%s)", p.quote(at, name), strings.Join(reservedSuffixes(), ", "))
 	}
 }
 

@@ -40,6 +40,14 @@ func (c *Config) validateEnvironment(p *problems, name string, e *Environment) {
 	}
 	e.patterns = compilePatterns(p, ep+".forbid_patterns", e.ForbidPatterns)
 	checkApproval(p, ep+".approval", &e.Approval)
+	switch {
+	case e.Backup != nil:
+		c.checkBackup(p, ep+".backup", e.Backup)
+	case c.nullPaths[ep+".backup"]:
+		// Decoded as if absent; a backup believed configured must not
+		// silently not run.
+		p.addf(ep+".backup", "empty: give at least its command, or leave backup out")
+	}
 }
 
 // compilePatterns checks and compiles forbid_patterns. It returns nil when
