@@ -11,6 +11,8 @@ const (
 	StepResolve  = "resolve"  // looking up the tag's digest
 	StepPull     = "pull"     // pulling image@digest
 	StepPrepare  = "prepare"  // building the container's config, checking policy
+	StepBackup   = "backup"   // running the environment's backup in a one-off container
+	StepRelease  = "release"  // running the release command in a one-off container
 	StepStop     = "stop"     // stopping the previous container
 	StepRename   = "rename"   // renaming the previous container to <name>.liftoff-prev
 	StepCreate   = "create"   // creating the new container
@@ -52,6 +54,10 @@ type Record struct {
 	Started time.Time
 	Ended   time.Time // zero while unfinished
 	Phases  map[string]time.Duration
+
+	// ReleaseOutput is the end of the release command's output, secrets
+	// redacted.
+	ReleaseOutput string
 
 	// Open is set by reading the journal: the accepted request the deploy
 	// serves is still open, so another deploy of it may follow (it was
@@ -100,4 +106,7 @@ type Journal interface {
 	Finish(ctx context.Context, id int64, r Record, settle bool) error
 	// Unfinished returns the deploys begun and not finished, oldest first.
 	Unfinished(ctx context.Context) ([]Record, error)
+	// Succeeded tells whether a deploy of digest to deployment succeeded
+	// (promote_from).
+	Succeeded(ctx context.Context, deployment, digest string) (bool, error)
 }

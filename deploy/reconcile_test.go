@@ -138,6 +138,17 @@ func (j *rcJournal) Move(ctx context.Context, id int64, state Disposition, actor
 	return nil
 }
 
+func (j *rcJournal) Succeeded(ctx context.Context, deployment, digest string) (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, r := range j.recs {
+		if r.Deployment == deployment && r.Digest == digest && r.Outcome == Succeeded {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (j *rcJournal) Paused(ctx context.Context) ([]Pause, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -208,12 +219,13 @@ func (j *rcJournal) Finish(ctx context.Context, id int64, r Record, settle bool)
 	case r.Outcome == "":
 		return fmt.Errorf("deploy %d: no outcome", id)
 	}
-	old.Outcome, old.Error, old.Ended = r.Outcome, r.Error, r.Ended
+	old.Outcome, old.Error, old.Ended, old.Phases = r.Outcome, r.Error, r.Ended, r.Phases
 	for _, kv := range []struct {
 		dst *string
 		v   string
 	}{
 		{&old.Digest, r.Digest}, {&old.Previous, r.Previous}, {&old.PrevID, r.PrevID}, {&old.NewID, r.NewID},
+		{&old.ReleaseOutput, r.ReleaseOutput},
 	} {
 		if kv.v != "" {
 			*kv.dst = kv.v

@@ -75,6 +75,11 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 	if err != nil {
 		return false, err
 	}
+	// A backup or release an interrupted deploy ran touched no container
+	// of the service; what is left of it goes.
+	if err := e.removeOneOffs(ctx, d); err != nil {
+		return false, err
+	}
 	s, err := e.look(ctx, d, recs)
 	if err != nil {
 		return false, err
@@ -275,7 +280,7 @@ func (s scene) plan(d *deployments.Deployment) plan {
 		}
 	}
 	untouched := s.last != nil && s.prev == nil && s.next == nil && fresh == nil &&
-		slices.Contains([]string{"", StepResolve, StepPull, StepPrepare}, s.last.Step)
+		slices.Contains([]string{"", StepResolve, StepPull, StepPrepare, StepBackup, StepRelease}, s.last.Step)
 	switch {
 	case untouched:
 		p.outcome, p.repair = Failed, repairUntouched

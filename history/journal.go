@@ -108,10 +108,11 @@ func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record, settle bo
 			    digest = coalesce(nullif(?, ''), digest),
 			    previous_digest = coalesce(nullif(?, ''), previous_digest),
 			    prev_container = coalesce(nullif(?, ''), prev_container),
-			    new_container = coalesce(nullif(?, ''), new_container)
+			    new_container = coalesce(nullif(?, ''), new_container),
+			    release_output = coalesce(nullif(?, ''), release_output)
 			WHERE id = ? AND outcome IS NULL`,
 			string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases),
-			r.Digest, r.Previous, r.PrevID, r.NewID, id)
+			r.Digest, r.Previous, r.PrevID, r.NewID, r.ReleaseOutput, id)
 		if err == nil {
 			err = changed(ctx, tx, res, id)
 		}
@@ -175,7 +176,7 @@ func nullString(b []byte) any {
 }
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor,
+	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor, release_output,
 	coalesce((SELECT r.outcome IS NULL FROM requests r WHERE r.id = deploys.request), 0)`
 
 // Unfinished returns the deploys begun and not finished, oldest first.
@@ -237,7 +238,7 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases, &r.Request, &r.Actor, &r.Open); err != nil {
+			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.Open); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)
@@ -326,4 +327,16 @@ func (s *Store) LastSucceeded(ctx context.Context, deployment, except string) (d
 		return deploy.Record{}, false, nil
 	}
 	return rs[0], true, nil
+}
+
+// Succeeded tells whether a deploy of digest to deployment succeeded.
+func (s *Store) Succeeded(ctx context.Context, deployment, digest string) (bool, error) {
+	// The literal outcome lets SQLite use the partial index deploys_succeeded.
+	var ok bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deploys
+		WHERE deployment = ? AND digest = ? AND outcome = 'succeeded')`, deployment, digest).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("history: did %s succeed in %s: %w", digest, deployment, err)
+	}
+	return ok, nil
 }

@@ -77,6 +77,7 @@ func TestDeployRoundTrip(t *testing.T) {
 	want.Error = "new container did not stay running: exit code 3"
 	want.Ended = t0.Add(90*time.Second + 17)
 	want.Phases = map[string]time.Duration{"pull": 12 * time.Second, "gate": 3*time.Second + 1}
+	want.ReleaseOutput = "Operations to perform:\n  Apply all migrations: app\n"
 	finish := want
 	finish.NewID = "" // Finish keeps what Step stored when it does not know better
 	if err := s.Finish(ctx, id, finish, false); err != nil {

@@ -106,6 +106,10 @@ CREATE TABLE paused (
 ALTER TABLE deliveries ADD COLUMN actor TEXT NOT NULL DEFAULT '';
 ALTER TABLE deliveries ADD COLUMN ignored TEXT NOT NULL DEFAULT '[]'; -- JSON [{deployment|tag, reason}]
 `,
+		// 3: the end of a deploy's release command's output (64 KiB at
+		// most, secrets redacted).
+		`ALTER TABLE deploys ADD COLUMN release_output TEXT NOT NULL DEFAULT '';
+CREATE INDEX deploys_succeeded ON deploys (deployment, digest) WHERE outcome = 'succeeded';`,
 	}
 }
 

@@ -209,6 +209,19 @@ func TestDeploysQuery(t *testing.T) {
 	if _, ok, _ := s.LastSucceeded(ctx, "api", "sha256:p"); ok {
 		t.Error("LastSucceeded(api, not p) found one")
 	}
+	for _, tc := range []struct {
+		deployment, digest string
+		want               bool
+	}{
+		{"web", "sha256:a", true}, {"web", "sha256:c", true}, {"api", "sha256:p", true},
+		{"web", "sha256:b", false}, // rolled back
+		{"api", "sha256:a", false}, // succeeded elsewhere
+		{"web", "sha256:z", false},
+	} {
+		if ok, err := s.Succeeded(ctx, tc.deployment, tc.digest); err != nil || ok != tc.want {
+			t.Errorf("Succeeded(%s, %s) = %v %v, want %v", tc.deployment, tc.digest, ok, err, tc.want)
+		}
+	}
 	if r, ok, err := s.Deploy(ctx, a3); err != nil || !ok || r.Digest != "sha256:c" {
 		t.Errorf("Deploy(%d) = %+v %v %v", a3, r, ok, err)
 	}

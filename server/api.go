@@ -674,12 +674,13 @@ type deployView struct {
 	// Settled: the push this deploy served reached its end; false while
 	// the deploy runs, and for one interrupted that a resumed deploy of
 	// the same delivery follows.
-	Settled bool               `json:"settled"`
-	Step    string             `json:"step,omitempty"`
-	Error   string             `json:"error"`
-	Started time.Time          `json:"started"`
-	Ended   *time.Time         `json:"ended"`
-	Phases  map[string]float64 `json:"phases"`
+	Settled       bool               `json:"settled"`
+	Step          string             `json:"step,omitempty"`
+	Error         string             `json:"error"`
+	Started       time.Time          `json:"started"`
+	Ended         *time.Time         `json:"ended"`
+	Phases        map[string]float64 `json:"phases"`
+	ReleaseOutput string             `json:"release_output"`
 }
 
 type deliveryView struct {
@@ -700,7 +701,8 @@ func deployViews(recs []deploy.Record) []deployView {
 		v := deployView{ID: r.ID, Deployment: r.Deployment, Environment: r.Environment, Image: r.Image, Tag: r.Tag,
 			Digest: r.Digest, PreviousDigest: r.Previous, Trigger: r.Trigger, Actor: r.Actor, Pusher: r.Pusher,
 			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Settled: r.Outcome != "" && !r.Open,
-			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{}}
+			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{},
+			ReleaseOutput: r.ReleaseOutput}
 		if r.Outcome == "" {
 			v.Step = r.Step // under way: how far it got
 		}
