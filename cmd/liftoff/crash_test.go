@@ -124,6 +124,9 @@ type crashCase struct {
 	step       string
 	during     bool
 	broken     bool // deploy an image that fails its gate: the deploy rolls back
+	// oneOffs: the environment has a backup and the deployment a release,
+	// each running 2s in a one-off container.
+	oneOffs bool
 	// left is what the crash leaves, by name suffix ("" is the name
 	// itself) → Docker state.
 	left map[string]string
@@ -158,6 +161,10 @@ func TestCrashDuringDeploy(t *testing.T) {
 		{step: deploy.StepGate, during: true, left: map[string]string{"": up, prev: exited}, want: deploy.RolledBack},
 		{step: deploy.StepCleanup, left: map[string]string{"": up, prev: exited}, want: deploy.Succeeded},
 		{step: deploy.StepRollback, broken: true, left: map[string]string{"": exited, prev: exited}, want: deploy.RolledBack},
+		// killed while a backup or a release runs (or is being created)
+		{step: deploy.StepBackup, during: true, oneOffs: true, left: map[string]string{"": up}, want: deploy.Failed},
+		{step: deploy.StepRelease, during: true, oneOffs: true, left: map[string]string{"": up}, want: deploy.Failed},
+		{step: deploy.StepRelease, oneOffs: true, left: map[string]string{"": up}, want: deploy.Failed},
 		// start-first
 		{startFirst: true, step: deploy.StepCreate, left: map[string]string{"": up}, want: deploy.RolledBack},
 		{startFirst: true, step: deploy.StepStart, left: map[string]string{"": up, next: "created"}, want: deploy.RolledBack},
@@ -192,7 +199,14 @@ func TestCrashDuringDeploy(t *testing.T) {
 			dir := t.TempDir()
 			db := filepath.Join(dir, "liftoff.db")
 			path := filepath.Join(dir, "liftoff.yaml")
+			if tc.oneOffs {
+				strategy += "    env: {TESTAPP_RELEASE_SLEEP: 2s}\n    release: {command: [release], timeout: 1m}\n"
+			}
 			text := fmt.Sprintf(crashConfig, name, reg.Host(), repo, db, strategy)
+			if tc.oneOffs {
+				text = strings.Replace(text, `env: {DEBUG: "False"}`,
+					`env: {DEBUG: "False"}`+"\n    backup: {command: [release], env: {TESTAPP_RELEASE_SLEEP: 2s}, timeout: 1m}", 1)
+			}
 			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +227,14 @@ func TestCrashDuringDeploy(t *testing.T) {
 			if tc.broken {
 				tag = "v2-broken"
 			}
-			died := runCrashChild(t, path, name, tc.step, tc.during, func(base string) {
+			var env []string
+			if tc.broken {
+				// The broken image exits at once; a gate of 2s cannot
+				// miss that on a busy machine, where starting a process
+				// may take longer than the default 300ms.
+				env = append(env, crashEnvMinUptime+"=2s")
+			}
+			died := runCrashChild(t, path, name, tc.step, tc.during, env, func(base string) {
 				crashHook(t, base, repo, tag, true)
 			})
 			want := "at " + tc.step
@@ -228,6 +249,9 @@ func TestCrashDuringDeploy(t *testing.T) {
 			} else {
 				t.Logf("left by the crash: %v", got)
 			}
+			if tc.oneOffs {
+				t.Logf("one-off containers at the crash: %v", e.Containers(t, name+"."))
+			}
 			un := unfinished(t, db)
 			if len(un) != 1 || un[0].Step != tc.step || un[0].Tag != tag {
 				t.Fatalf("journal after the crash: unfinished %+v, want the %s deploy at step %s", un, tag, tc.step)
@@ -239,6 +263,9 @@ func TestCrashDuringDeploy(t *testing.T) {
 			waitSettled(t, db)
 			if got := containerStates(t, e, name); !slices.Equal(got, []string{name + " running"}) {
 				t.Fatalf("after reconcile and resume: %v, want only %s running", got, name)
+			}
+			for _, c := range e.Containers(t, name+".") {
+				t.Errorf("after reconcile and resume, left: %s", c) // a backup or release container
 			}
 			// The pushed version serves, unless it is broken: then v1,
 			// back after the interrupted deploy and after its resumption.
@@ -323,7 +350,7 @@ func crashHook(t *testing.T, base, repo, tag string, lenient bool) {
 // runCrashChild starts the test binary as a daemon that dies at step of
 // deployment, calls send with its base URL, and waits for it to be
 // SIGKILLed. It returns what the child said as it died ("at gate", ...).
-func runCrashChild(t *testing.T, path, deployment, step string, during bool, send func(base string)) string {
+func runCrashChild(t *testing.T, path, deployment, step string, during bool, env []string, send func(base string)) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(),
@@ -331,6 +358,7 @@ func runCrashChild(t *testing.T, path, deployment, step string, during bool, sen
 	if during {
 		cmd.Env = append(cmd.Env, crashEnvDuring+"=1", crashEnvMinUptime+"=20s")
 	}
+	cmd.Env = append(cmd.Env, env...)
 	// If the parent dies, so does the child.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr := &syncBuffer{}
