@@ -21,7 +21,7 @@ import (
 
 // newClient returns a client of the engine of DOCKER_HOST or the local
 // socket, counting errors on a registry of its own.
-func newClient(t *testing.T) (*docker.Client, *prometheus.Registry) {
+func newClient(t testing.TB) (*docker.Client, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := docker.New("", reg, zerolog.Nop())
@@ -54,7 +54,7 @@ func errorsTotal(t *testing.T, reg *prometheus.Registry, op string) float64 {
 	return 0
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -288,7 +288,7 @@ type fixture struct {
 	name string
 }
 
-func newFixture(t *testing.T, img testenv.AppImage) *fixture {
+func newFixture(t testing.TB, img testenv.AppImage) *fixture {
 	t.Helper()
 	f := &fixture{e: testenv.Engine(t)}
 	f.c, f.m = newClient(t)

@@ -354,3 +354,16 @@ func TestRunOnce(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRunOnce measures what a release phase adds to a deploy when its
+// command does nothing: create, start, wait, read the output, remove.
+func BenchmarkRunOnce(b *testing.B) {
+	f := newFixture(b, testenv.AppImage{Version: "bench"})
+	spec := releaseOf(f, "bench")
+	for b.Loop() {
+		res, err := f.c.RunOnce(context.Background(), spec)
+		if err != nil || res.ExitCode != 0 || len(res.Output) == 0 {
+			b.Fatalf("RunOnce: %+v, %v", res, err)
+		}
+	}
+}
