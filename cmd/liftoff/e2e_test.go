@@ -393,7 +393,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 func TestGracefulStop(t *testing.T) {
 	t.Parallel()
 	// A gate of a few seconds keeps the deploy in flight while liftoff stops.
-	d := startDaemon(t, strings.ReplaceAll(e2eConfig, "min_uptime: 500ms", "min_uptime: 4s"))
+	// The stop comes once the deploy has begun: a push still waiting in
+	// its queue is left in the journal for the next start instead.
+	begun := make(chan struct{})
+	var once sync.Once
+	d := startDaemonWith(t, strings.ReplaceAll(e2eConfig, "min_uptime: 500ms", "min_uptime: 4s"), daemonOptions{
+		BeforeStep: func(string, string) { once.Do(func() { close(begun) }) },
+	})
 	if body := d.get("/healthz"); !strings.Contains(body, "ok") {
 		t.Errorf("/healthz: %q", body)
 	}
@@ -401,6 +407,11 @@ func TestGracefulStop(t *testing.T) {
 	d.push("staging", "v1")
 	if status, _ := d.hook("staging"); status != http.StatusAccepted {
 		t.Fatalf("hook: %d", status)
+	}
+	select {
+	case <-begun:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the deploy did not begin within 90s")
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- d.stop() }()
