@@ -34,6 +34,15 @@ type Options struct {
 	// OnDone, if set, is called after each deploy with its result; tests
 	// use it to learn when a deploy ended.
 	OnDone func(Result)
+	// OnPending, if set, is called when a push starts to await approval
+	// (from Enqueue, or Unpause routing the held push), with its Expires;
+	// not for the pending pushes Load puts back at start-up. OnDropped, if
+	// set, is called when an accepted push is dropped without a deploy:
+	// Outcome Superseded, Rejected or Expired, Err saying why, Started the
+	// push's arrival. Both run while the engine orders its actions
+	// (Engine.accept): they must not block.
+	OnPending func(Request)
+	OnDropped func(Result)
 
 	// Journal, if set, records every deploy step before it is taken, so
 	// that Reconcile can finish or undo a deploy interrupted by a crash.

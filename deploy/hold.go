@@ -152,7 +152,13 @@ func (e *Engine) Unpause(ctx context.Context, deployment, actor string) (*Reques
 		held.Expires = e.opts.Now().Add(timeout)
 	}
 	held.State = state
-	return &held, e.move(ctx, held, state, "")
+	if err := e.move(ctx, held, state, ""); err != nil {
+		return &held, err
+	}
+	if state == Pending && e.opts.OnPending != nil {
+		e.opts.OnPending(held)
+	}
+	return &held, nil
 }
 
 // Approve deploys the push awaiting approval; actor is recorded as who
@@ -253,6 +259,14 @@ func (e *Engine) close(ctx context.Context, r Request, o Outcome, actor, why str
 	e.metrics.deploys.WithLabelValues(r.Deployment, env, string(o)).Inc()
 	e.log.Info().Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
 		Str("outcome", string(o)).Str("reason", why).Msg("push dropped: it will not deploy")
+	if e.opts.OnDropped != nil {
+		res := Result{Request: r, Environment: env, Outcome: o, Digest: r.Digest, Err: errors.New(why),
+			Started: r.Received, Ended: e.opts.Now()}
+		if actor != "" {
+			res.Request.Actor = actor
+		}
+		defer e.opts.OnDropped(res) // once journaled, as OnDone
+	}
 	j := e.opts.Journal
 	if j == nil || r.ID == 0 {
 		return

@@ -125,6 +125,11 @@ func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, err
 	}
 	e.mu.Unlock()
 	e.settleSuperseded(ctx, superseded)
+	for _, r := range fresh {
+		if r.State == Pending && e.opts.OnPending != nil {
+			e.opts.OnPending(r)
+		}
+	}
 	return dispositions, nil
 }
 

@@ -50,6 +50,12 @@ type Config struct {
 	// off. Their tokens are forgotten once hashed (see APIAuth).
 	APITokens []APIToken `yaml:"api_tokens"`
 
+	// Notifications are the receivers told of deploy outcomes (see
+	// Notification). PublicURL is the status page's address as seen from
+	// outside (https://liftoff.example.com), for links in them; "" for none.
+	Notifications []Notification `yaml:"notifications"`
+	PublicURL     string         `yaml:"public_url"`
+
 	// path is the file the config came from ("" when parsed from bytes);
 	// dir is the directory relative env_files, secret_files and
 	// password_file are resolved against.

@@ -31,6 +31,8 @@ func (c *Config) validate(p *problems) {
 	c.validateEnvironments(p)
 	c.validateAPITokens(p) // after hooks and environments: tokens differ from hooks', scopes name environments
 	c.checkApprovers(p)
+	c.checkPublicURL(p)
+	c.validateNotifications(p) // after environments: receivers name them
 	repos := c.validateDeployments(p)
 	c.index(repos)
 	c.checkPromotions(p) // after index: promote_from names deployments

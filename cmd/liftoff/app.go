@@ -20,12 +20,17 @@ import (
 	"github.com/liftoff-deploy/liftoff/deployments"
 	"github.com/liftoff-deploy/liftoff/docker"
 	"github.com/liftoff-deploy/liftoff/history"
+	"github.com/liftoff-deploy/liftoff/notify"
 	"github.com/liftoff-deploy/liftoff/server"
 )
 
 // defaultDrainTimeout bounds how long a stopping daemon waits for the deploy
 // in flight; past it the deploy is cancelled and rolls back.
 const defaultDrainTimeout = 2 * time.Minute
+
+// notifyDrainTimeout bounds how long a stopping daemon keeps sending the
+// notifications still queued once the deploys have ended.
+const notifyDrainTimeout = 10 * time.Second
 
 type appOptions struct {
 	Logger     zerolog.Logger
@@ -56,6 +61,7 @@ type app struct {
 	docker    *docker.Client
 	history   *history.Store
 	engine    *deploy.Engine
+	notifier  *notify.Notifier
 	server    *server.Server
 	ln        net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
 	metricsLn net.Listener
@@ -104,17 +110,33 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		return nil, fmt.Errorf("docker: %w", err)
 	}
 	a.docker, a.history = dc, store
+	// Notifications read the config in force at each event: a reload
+	// applies to the next one.
+	a.notifier = notify.New(notify.Options{
+		Config:     a.cfg.Load,
+		Logger:     a.log.With().Str("component", "notify").Logger(),
+		Registerer: a.registry,
+		UserAgent:  "liftoff/" + buildVersion(),
+	})
 	a.engine = deploy.New(deploy.Options{
 		Runtime:    dc,
 		Config:     a.cfg.Load,
 		Journal:    store,
 		Logger:     a.log.With().Str("component", "deploy").Logger(),
 		Registerer: a.registry,
-		OnDone:     opts.OnDeploy,
+		OnDone: func(r deploy.Result) {
+			a.notifier.Deployed(r) // never blocks
+			if opts.OnDeploy != nil {
+				opts.OnDeploy(r)
+			}
+		},
+		OnPending:  a.notifier.Pending,
+		OnDropped:  a.notifier.Dropped,
 		BeforeStep: opts.BeforeStep,
 	})
 	// Paused deployments and pushes awaiting approval, before any hook.
 	if err := a.engine.Load(ctx); err != nil {
+		a.notifier.Close(ctx)
 		dc.Close()
 		store.Close()
 		return nil, err
@@ -182,8 +204,12 @@ func (a *app) listen(cfg *deployments.Config) error {
 	return nil
 }
 
-// close releases what newApp opened.
+// close releases what newApp opened. The notifications are drained by
+// Run before; here they are only stopped.
 func (a *app) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), notifyDrainTimeout)
+	a.notifier.Close(ctx)
+	cancel()
 	for _, ln := range []net.Listener{a.ln, a.metricsLn, a.apiLn} {
 		if ln != nil {
 			ln.Close()
@@ -246,7 +272,8 @@ func (a *app) Addr() string { return a.ln.Addr().String() }
 // Run serves until ctx is done (or a listener fails), then stops in this
 // order: hooks answer 503 and readiness fails; the watch (reconcile,
 // resume, repairs) stops; the deploys in flight finish, bounded by
-// DrainTimeout (past it they are cancelled and roll back); HTTP shuts down;
+// DrainTimeout (past it they are cancelled and roll back); the queued
+// notifications are sent, for 10s at most (notifyDrainTimeout); HTTP shuts down;
 // the deliveries still queued are recorded; files and clients are closed.
 // A push accepted but not yet deployed stays in the journal, and the next
 // start deploys it.
@@ -308,6 +335,12 @@ func (a *app) Run(ctx context.Context) error {
 	if closeErr != nil {
 		closeErr = fmt.Errorf("deploys in flight did not finish within %s and were rolled back: %w", a.opts.DrainTimeout, closeErr)
 	}
+	// No deploy ends now: send what the last ones queued, for a while.
+	nctx, cancelNotify := context.WithTimeout(context.WithoutCancel(ctx), notifyDrainTimeout)
+	if err := a.notifier.Close(nctx); err != nil {
+		a.log.Warn().Dur("waited", notifyDrainTimeout).Msg("stopping: notifications still queued were given up (see liftoff_notifications_total)")
+	}
+	cancelNotify()
 	stopServing()
 	a.closeDeliveries()
 	err := errors.Join(g.Wait(), closeErr)

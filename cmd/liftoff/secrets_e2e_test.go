@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,10 +29,12 @@ const (
 	secretsBadLine     = "badlinemarker-9e1b5c7d"          // a bad line of an env file
 	secretsBadVarValue = "Bad Name badvarmarker-2d8f4b6c"  // an invalid value from ${VAR}
 	secretsAPIToken    = "apimarker-5e2a9c7d1b3f4e6a8c0d"  // an API token, from ${VAR}
+	secretsNotifyURL   = "notifymarker-7a3e9c1b"           // in the path of the notification receivers' URLs, from ${VAR}
+	secretsNotifyKey   = "notifykeymarker-4d8b2f6e0a1c"    // the json receiver's secret_file
 )
 
 var allSecrets = []string{secretsToken, secretsVar, secretsEnvFile, secretsSecretFile, secretsPassword,
-	secretsWrongPass, secretsBadLine, "badvarmarker-2d8f4b6c", secretsAPIToken}
+	secretsWrongPass, secretsBadLine, "badvarmarker-2d8f4b6c", secretsAPIToken, secretsNotifyURL, secretsNotifyKey}
 
 // secretsLookup is liftoff's own environment in this test.
 func secretsLookup(k string) (string, bool) {
@@ -56,6 +59,9 @@ hooks:
     token: ${LIFTOFF_E2E_HOOK_TOKEN}
 api_tokens:
   - {name: ops, token: "${LIFTOFF_E2E_API_TOKEN}", scopes: [admin]}
+notifications:
+  - {name: audit, url: "${LIFTOFF_E2E_NOTIFY_URL}", format: json, events: [succeeded, failed, rolled_back, refused], secret_file: %[3]s/notify-key}
+  - {name: team, url: "${LIFTOFF_E2E_SLACK_URL}", format: slack, events: [refused]}
 registries:
   docker.io:
     mirror: %[2]s
@@ -92,14 +98,32 @@ func startSecretsDaemon(t *testing.T) (*daemon, string) {
 		"registry-password": secretsPassword + "\n",
 		"secret_key":        secretsSecretFile + "\n",
 		"production.env":    "# production\nENVFILE_SECRET=" + secretsEnvFile + "\n",
+		"notify-key":        secretsNotifyKey + "\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Notification receivers whose URLs are secrets: audit answers, team
+	// (a Slack URL) fails every try, so that its errors are logged.
+	notified := func(status int) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		t.Cleanup(srv.Close)
+		return srv.URL + "/services/" + secretsNotifyURL + "?token=" + secretsNotifyURL
+	}
+	audit, team := notified(http.StatusOK), notified(http.StatusInternalServerError)
+	lookup := func(k string) (string, bool) {
+		switch k {
+		case "LIFTOFF_E2E_NOTIFY_URL":
+			return audit, true
+		case "LIFTOFF_E2E_SLACK_URL":
+			return team, true
+		}
+		return secretsLookup(k)
+	}
 	path := filepath.Join(dir, "liftoff.yaml")
 	secretsWriteConfig(t, d, dir, "")
-	d.launch(path, secretsLookup, appOptions{})
+	d.launch(path, lookup, appOptions{})
 	return d, dir
 }
 
@@ -260,7 +284,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	// `liftoff validate` of the broken file says what is wrong, not what
 	// the values are.
 	var vout, verr bytes.Buffer
-	code := run(context.Background(), []string{"validate", "--config", filepath.Join(dir, "liftoff.yaml")}, &vout, &verr, secretsLookup)
+	code := run(context.Background(), []string{"validate", "--config", filepath.Join(dir, "liftoff.yaml")}, &vout, &verr, d.app.opts.Lookup)
 	out["validate broken: stdout"], out["validate broken: stderr"] = vout.String(), verr.String()
 	if code != exitUsage || !strings.Contains(verr.String(), "line 2") || !strings.Contains(verr.String(), "line 3") {
 		t.Errorf("validate of a broken file: exit %d\n%s%s", code, vout.String(), verr.String())
@@ -275,7 +299,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	}
 	vout.Reset()
 	verr.Reset()
-	code = run(context.Background(), []string{"validate", "--config", filepath.Join(dir, "liftoff.yaml")}, &vout, &verr, secretsLookup)
+	code = run(context.Background(), []string{"validate", "--config", filepath.Join(dir, "liftoff.yaml")}, &vout, &verr, d.app.opts.Lookup)
 	out["validate: stdout"], out["validate: stderr"] = vout.String(), verr.String()
 	if code != exitOK {
 		t.Errorf("validate: exit %d\n%s%s", code, vout.String(), verr.String())
@@ -306,6 +330,11 @@ func TestSecretsNeverLeave(t *testing.T) {
 		t.Error("the history file does not hold the deploys: the search below would prove nothing")
 	}
 	out["log"] = d.logs.String()
+	// The notifications were sent, and failed, with their URLs in hand.
+	d.logEntry("notification failed", map[string]string{"receiver": "team", "error": "answered 500"})
+	if !strings.Contains(out["log"], `"receiver":"audit","event":"succeeded"`) {
+		t.Error("no notification to audit in the log")
+	}
 	if !strings.Contains(out["log"], `"level":"debug"`) {
 		t.Error("no debug lines in the log")
 	}
