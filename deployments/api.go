@@ -120,16 +120,25 @@ func (c *Config) APIEnabled() bool { return len(c.apiKeys) > 0 }
 // stopping at a match, so neither a near miss nor the position of the
 // matching token answers faster. An empty token never matches.
 func (c *Config) APIAuth(token string) (Principal, bool) {
-	sum := sha256.Sum256([]byte(token))
+	if token == "" {
+		return Principal{}, false
+	}
+	return c.APIAuthSum(sha256.Sum256([]byte(token)))
+}
+
+// APIAuthSum is APIAuth for a token known by its SHA-256 sum, which is what
+// a session of the status page keeps instead of the token: each request
+// finds the principal in the config in force, so a reload that drops or
+// changes the token takes effect at once.
+func (c *Config) APIAuthSum(sum [sha256.Size]byte) (Principal, bool) {
 	found, at := 0, 0
 	for i := range c.apiKeys {
 		eq := subtle.ConstantTimeCompare(c.apiKeys[i].sum[:], sum[:])
 		found |= eq
 		at = subtle.ConstantTimeSelect(eq, i, at)
 	}
-	// Tokens are unique, so at most one matched. Saying no to an empty
-	// token after the loop tells a caller nothing it did not know.
-	if found == 0 || token == "" {
+	// Tokens are unique, so at most one matched.
+	if found == 0 {
 		return Principal{}, false
 	}
 	return c.apiKeys[at].principal, true

@@ -101,6 +101,11 @@ func TestAPIAuth(t *testing.T) {
 		if !ok && !reflect.DeepEqual(p, Principal{}) {
 			t.Errorf("APIAuth(%.20q) failed but returned %+v", tt.token, p)
 		}
+		// The sum of a token (what a status page session keeps) finds
+		// the same principal, but for the empty token.
+		if ps, ok := c.APIAuthSum(sha256.Sum256([]byte(tt.token))); tt.token != "" && (ok != (tt.want != "") || !reflect.DeepEqual(ps, p)) {
+			t.Errorf("APIAuthSum(sum of %.20q) = %q, %v; want %q", tt.token, ps.Name, ok, tt.want)
+		}
 	}
 	// An API token is no hook token either.
 	if c.HookAuth(SourceDockerHub, ciToken) {

@@ -267,12 +267,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	out := make([]deliveryView, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, deliveryView{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
-			Actor: d.Actor, Received: d.Received.UTC(), Accepted: nonNil(d.Accepted), Ignored: nonNilIgnored(d.Ignored)})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out, "next": cursor(next)})
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": deliveryViews(ds), "next": cursor(next)})
 }
 
 // page reads limit and before: positive integers, if given.
@@ -309,6 +304,13 @@ func cursor(next int64) *string {
 
 // view is what the API shows of a deployment now.
 func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymentView, error) {
+	v, _, err := s.viewLast(ctx, d)
+	return v, err
+}
+
+// viewLast is view, and the deployment's newest deploy (nil: none) from
+// which its last is made: the status page shows its phases too.
+func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deploymentView, *deploy.Record, error) {
 	st := s.engine.Status(d.Name)
 	v := deploymentView{Name: d.Name, Environment: d.Environment, Image: d.Image, Tags: nonNil(d.Tags),
 		Strategy: d.Strategy, Paused: st.Paused != nil}
@@ -317,7 +319,7 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 	}
 	c, err := s.engine.Running(ctx, d.Name)
 	if err != nil {
-		return v, fmt.Errorf("%w: container engine: %v", errUnavailable, err)
+		return v, nil, fmt.Errorf("%w: container engine: %v", errUnavailable, err)
 	}
 	if c != nil {
 		v.Running = &runningView{Container: c.Name, ID: c.ID, Tag: c.Labels[deploy.LabelTag], Digest: c.Labels[deploy.LabelDigest],
@@ -329,10 +331,12 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 	}
 	recs, _, err := s.history.Deploys(ctx, DeployQuery{Deployment: d.Name, Limit: 1})
 	if err != nil {
-		return v, err
+		return v, nil, err
 	}
+	var last *deploy.Record
 	if len(recs) > 0 {
 		r := recs[0]
+		last = &r
 		v.Last = &lastView{ID: r.ID, Delivery: r.Delivery, Trigger: r.Trigger, Actor: r.Actor, Outcome: outcome(r.Outcome),
 			Tag: r.Tag, Digest: r.Digest, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Error: r.Error}
 		if r.Outcome == "" {
@@ -346,7 +350,7 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 	if h := st.Held; h != nil {
 		v.Held = &pendingView{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
-	return v, nil
+	return v, last, nil
 }
 
 // --- acting ---
@@ -496,12 +500,9 @@ func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
 		err = decode(w, r, &struct{}{})
 	}
 	if err == nil {
-		err = s.engine.Pause(r.Context(), d.Name, principal(r).Name)
+		err = s.pause(r.Context(), d, principal(r))
 	}
-	if errors.Is(err, deploy.ErrPaused) {
-		err = fmt.Errorf("%w: %s is paused already", errConflict, d.Name)
-	}
-	s.afterAction(w, r, d, "pause", err, nil)
+	s.afterAction(w, r, d, err, nil)
 }
 
 func (s *Server) postResume(w http.ResponseWriter, r *http.Request) {
@@ -511,25 +512,54 @@ func (s *Server) postResume(w http.ResponseWriter, r *http.Request) {
 	}
 	var held *deploy.Request
 	if err == nil {
-		held, err = s.engine.Unpause(r.Context(), d.Name, principal(r).Name)
+		held, err = s.resume(r.Context(), d, principal(r))
 	}
+	s.afterAction(w, r, d, err, held)
+}
+
+// The actions on a deployment, shared by the API's handlers and the status
+// page's forms. The caller has checked the scope (target); each acts
+// through the engine, logs, and records a Delivery.
+
+// pause pauses d as p.
+func (s *Server) pause(ctx context.Context, d *deployments.Deployment, p deployments.Principal) error {
+	err := s.engine.Pause(ctx, d.Name, p.Name)
+	if errors.Is(err, deploy.ErrPaused) {
+		return fmt.Errorf("%w: %s is paused already", errConflict, d.Name)
+	}
+	if err == nil {
+		s.recordPause(d, p, "pause")
+	}
+	return err
+}
+
+// resume resumes d as p, and returns the push it sent on (held meanwhile),
+// if any.
+func (s *Server) resume(ctx context.Context, d *deployments.Deployment, p deployments.Principal) (*deploy.Request, error) {
+	held, err := s.engine.Unpause(ctx, d.Name, p.Name)
 	if errors.Is(err, deploy.ErrNotPaused) {
-		err = fmt.Errorf("%w: %s is not paused", errConflict, d.Name)
+		return nil, fmt.Errorf("%w: %s is not paused", errConflict, d.Name)
 	}
-	s.afterAction(w, r, d, "resume", err, held)
+	if err == nil {
+		s.recordPause(d, p, "resume")
+	}
+	return held, err
+}
+
+// recordPause logs and records a pause or a resume.
+func (s *Server) recordPause(d *deployments.Deployment, p deployments.Principal, action string) {
+	s.log.Info().Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).Msg("api: " + action)
+	s.record(Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Actor: p.Name, Received: s.now(),
+		Ignored: []deployments.Ignored{{Deployment: d.Name, Reason: action}}})
 }
 
 // afterAction answers a pause or resume: 200 with the deployment, and for a
 // resume the push it sent on (held meanwhile): where it went.
-func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, d *deployments.Deployment, action string, err error, held *deploy.Request) {
+func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, d *deployments.Deployment, err error, held *deploy.Request) {
 	if err != nil {
 		s.apiError(w, r, err)
 		return
 	}
-	p := principal(r)
-	s.log.Info().Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).Msg("api: " + action)
-	s.record(Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Actor: p.Name, Received: s.now(),
-		Ignored: []deployments.Ignored{{Deployment: d.Name, Reason: action}}})
 	v, err := s.view(r.Context(), d)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -555,16 +585,16 @@ type resumedView struct {
 }
 
 func (s *Server) postApprove(w http.ResponseWriter, r *http.Request) {
-	s.decide(w, r, "approve", s.engine.Approve)
+	s.postDecide(w, r, "approve")
 }
 
 func (s *Server) postReject(w http.ResponseWriter, r *http.Request) {
-	s.decide(w, r, "reject", s.engine.Reject)
+	s.postDecide(w, r, "reject")
 }
 
-// decide approves or rejects the deployment's pending push: 202 (approved:
-// it deploys) or 200 (rejected) with the push's delivery.
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, action string, f func(context.Context, string, string) (deploy.Request, error)) {
+// postDecide approves or rejects the deployment's pending push: 202
+// (approved: it deploys) or 200 (rejected) with the push's delivery.
+func (s *Server) postDecide(w http.ResponseWriter, r *http.Request, action string) {
 	d, err := s.target(r, deployments.VerbApprove)
 	if err != nil {
 		s.apiError(w, r, err)
@@ -574,14 +604,32 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, action string, f
 		s.apiError(w, r, err)
 		return
 	}
-	p := principal(r)
-	push, err := f(r.Context(), d.Name, p.Name)
-	if errors.Is(err, deploy.ErrNothingPending) {
-		err = fmt.Errorf("%w: no push of %s awaits approval", errConflict, d.Name)
-	}
+	push, err := s.decide(r.Context(), d, principal(r), action)
 	if err != nil {
 		s.apiError(w, r, err)
 		return
+	}
+	status := http.StatusAccepted
+	if action == "reject" {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, map[string]any{"delivery": push.Delivery, "deployment": d.Name, "tag": push.Tag, "digest": push.Digest,
+		"outcome": map[string]string{"approve": "queued", "reject": string(deploy.Rejected)}[action]})
+}
+
+// decide approves ("approve") or rejects ("reject") d's pending push as p,
+// and returns the push.
+func (s *Server) decide(ctx context.Context, d *deployments.Deployment, p deployments.Principal, action string) (deploy.Request, error) {
+	f := s.engine.Approve
+	if action == "reject" {
+		f = s.engine.Reject
+	}
+	push, err := f(ctx, d.Name, p.Name)
+	if errors.Is(err, deploy.ErrNothingPending) {
+		return push, fmt.Errorf("%w: no push of %s awaits approval", errConflict, d.Name)
+	}
+	if err != nil {
+		return push, err
 	}
 	s.log.Info().Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).
 		Str("delivery", push.Delivery).Str("tag", push.Tag).Msg("api: " + action)
@@ -592,12 +640,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, action string, f
 		rec.Ignored = []deployments.Ignored{{Deployment: d.Name, Reason: "rejected push of delivery " + push.Delivery}}
 	}
 	s.record(rec)
-	status := http.StatusAccepted
-	if action == "reject" {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, map[string]any{"delivery": push.Delivery, "deployment": d.Name, "tag": push.Tag, "digest": push.Digest,
-		"outcome": map[string]string{"approve": "queued", "reject": string(deploy.Rejected)}[action]})
+	return push, nil
 }
 
 // record hands a delivery to OnDelivery.
@@ -693,6 +736,15 @@ type deliveryView struct {
 	Received time.Time             `json:"received"`
 	Accepted []string              `json:"accepted"`
 	Ignored  []deployments.Ignored `json:"ignored"`
+}
+
+func deliveryViews(ds []Delivery) []deliveryView {
+	out := make([]deliveryView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deliveryView{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
+			Actor: d.Actor, Received: d.Received.UTC(), Accepted: nonNil(d.Accepted), Ignored: nonNilIgnored(d.Ignored)})
+	}
+	return out
 }
 
 func deployViews(recs []deploy.Record) []deployView {

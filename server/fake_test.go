@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"io"
 	"net/http"
@@ -55,6 +56,10 @@ func (c *fakeCatalogue) APIAuth(token string) (deployments.Principal, bool) {
 		return deployments.Principal{}, false
 	}
 	return c.APIAuthFn(token)
+}
+
+func (c *fakeCatalogue) APIAuthSum(sum [sha256.Size]byte) (deployments.Principal, bool) {
+	return deployments.Principal{}, false
 }
 
 func (c *fakeCatalogue) APIEnabled() bool { return c.APIAuthFn != nil }

@@ -31,6 +31,7 @@ func (s *Server) routes() chi.Router {
 	}
 	if s.engine != nil && s.history != nil && s.apiOnMain {
 		s.apiRoutes(r)
+		s.uiRoutes(r) // the status page goes where the API goes
 	}
 	hooks := r.With(s.hookLimits()...)
 	hooks.Post("/hooks/{source}/{token}", s.hook)

@@ -1,6 +1,7 @@
 // Package server is liftoff's HTTP side: the chi router and its middleware,
 // one file per webhook source, the management API under /api/v1 (api.go),
-// /healthz, /readyz and /metrics.
+// the status page over the same tokens (ui.go), /healthz, /readyz and
+// /metrics.
 //
 // A webhook is authenticated by the secret token in its URL before its body is
 // read, parsed, matched against the catalogue and turned into deploy requests;
@@ -13,6 +14,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +43,9 @@ type Catalogue interface {
 	// For the management API: who an API token acts as (in constant
 	// time), whether any is configured, and the deployments.
 	APIAuth(token string) (deployments.Principal, bool)
+	// APIAuthSum is APIAuth for the SHA-256 sum of a token: what a
+	// session of the status page keeps.
+	APIAuthSum(sum [sha256.Size]byte) (deployments.Principal, bool)
 	APIEnabled() bool
 	Deployment(name string) *deployments.Deployment
 	All() []*deployments.Deployment
@@ -103,13 +108,14 @@ type Options struct {
 	Pinger Pinger
 	// Health is asked by /readyz; nil leaves the deployments out of it.
 	Health Health
-	// Engine and History serve the management API under /api/v1; without
-	// both there is no API. The API also needs API tokens in the
-	// configuration: without one every /api route is 404.
+	// Engine and History serve the management API under /api/v1 and the
+	// status page (/, /login, /deployments/...); without both there is
+	// neither. Both also need API tokens in the configuration: without
+	// one their routes are 404.
 	Engine  Engine
 	History History
-	// APIElsewhere leaves /api off Handler, for a config that serves it on
-	// its own listener (ServeAPI).
+	// APIElsewhere leaves /api and the status page off Handler, for a
+	// config that serves them on their own listener (ServeAPI).
 	APIElsewhere bool
 
 	Logger zerolog.Logger
@@ -170,6 +176,7 @@ type Server struct {
 	onDelivery      func(Delivery)
 	reload          func() error
 	metricsOnMain   bool
+	sessions        *sessions // of the status page
 	router          chi.Router
 }
 
@@ -197,6 +204,7 @@ func New(opts Options) *Server {
 		onDelivery:      opts.OnDelivery,
 		reload:          opts.Reload,
 		metricsOnMain:   !opts.MetricsElsewhere,
+		sessions:        newSessions(),
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
@@ -253,8 +261,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return s.serve(ctx, ln, s.router, true)
 }
 
-// ServeAPI serves only the management API (and /healthz) on ln, for a
-// separate API listener, with the lifecycle of Serve.
+// ServeAPI serves only the management API, the status page and /healthz
+// on ln, for a separate API listener, with the lifecycle of Serve.
 func (s *Server) ServeAPI(ctx context.Context, ln net.Listener) error {
 	r := chi.NewRouter()
 	r.Use(s.logRequests, s.recoverer)
@@ -262,6 +270,7 @@ func (s *Server) ServeAPI(ctx context.Context, ln net.Listener) error {
 	r.Get("/healthz", s.healthz)
 	if s.engine != nil && s.history != nil {
 		s.apiRoutes(r)
+		s.uiRoutes(r)
 	}
 	return s.serve(ctx, ln, r, false)
 }

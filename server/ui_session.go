@@ -1,0 +1,134 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Sessions of the status page. The cookie holds a random id and nothing
+// else; the server maps it to the SHA-256 sum of the token that logged in
+// (never the token), the form token that guards against CSRF, and a flash
+// message. They live in memory only: a restart logs everyone out.
+const (
+	sessionCookie   = "liftoff_session"
+	sessionLifetime = 12 * time.Hour
+	// maxSessions bounds the memory sessions take. Only a valid token
+	// makes one; past the bound the oldest goes.
+	maxSessions = 1000
+)
+
+type session struct {
+	sum     [sha256.Size]byte // of the token that logged in
+	csrf    string            // the hidden field every form of the session sends
+	expires time.Time
+	flash   flash // shown once, on the next page
+}
+
+// flash is the message a page shows once after a POST redirected to it.
+type flash struct {
+	Text  string
+	Error bool
+}
+
+type sessions struct {
+	mu   sync.Mutex
+	byID map[string]*session
+}
+
+func newSessions() *sessions { return &sessions{byID: map[string]*session{}} }
+
+// randomID returns 32 random bytes in hex.
+func randomID() string {
+	var b [32]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// create starts a session for the token whose sum is given, and returns its
+// id.
+func (ss *sessions) create(sum [sha256.Size]byte, now time.Time) string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var oldest string
+	for id, s := range ss.byID {
+		switch {
+		case !now.Before(s.expires):
+			delete(ss.byID, id)
+		case oldest == "" || s.expires.Before(ss.byID[oldest].expires):
+			oldest = id
+		}
+	}
+	if len(ss.byID) >= maxSessions {
+		delete(ss.byID, oldest)
+	}
+	id := randomID()
+	s := &session{sum: sum, csrf: randomID(), expires: now.Add(sessionLifetime)}
+	ss.byID[id] = s
+	return id
+}
+
+// get returns a copy of the session of id, if it exists and has not
+// expired.
+func (ss *sessions) get(id string, now time.Time) (session, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byID[id]
+	if !ok {
+		return session{}, false
+	}
+	if !now.Before(s.expires) {
+		delete(ss.byID, id)
+		return session{}, false
+	}
+	return *s, true
+}
+
+// takeFlash returns the session's flash message and forgets it.
+func (ss *sessions) takeFlash(id string) flash {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byID[id]
+	if !ok {
+		return flash{}
+	}
+	f := s.flash
+	s.flash = flash{}
+	return f
+}
+
+func (ss *sessions) setFlash(id string, f flash) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s, ok := ss.byID[id]; ok {
+		s.flash = f
+	}
+}
+
+func (ss *sessions) remove(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.byID, id)
+}
+
+// sameToken compares two form tokens in constant time.
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// setSessionCookie gives the browser the session's id: HttpOnly (no
+// script reads it), SameSite=Strict (no other site's page sends it),
+// Secure when liftoff serves HTTPS itself, for the session's lifetime.
+func setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+}
+
+func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+}
