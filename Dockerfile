@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # liftoff's own image: a static binary on an empty base. It talks to the
 # Docker engine through the socket mounted at /var/run/docker.sock.
+# TestShippedImageDeploys (cmd/liftoff/image_e2e_test.go) builds the binary
+# as the build stage does and assembles the final stage in liftoffImage,
+# without docker build (no base image can be pulled where the tests run),
+# then deploys through it: change that function with this file.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
