@@ -93,6 +93,11 @@ func (n *Notification) Key() ([]byte, error) {
 	return []byte(k), nil
 }
 
+// PublicHTTPS tells whether the status page is reached over HTTPS from
+// outside (public_url is https://): its session cookie is then Secure even
+// when a proxy in front terminates TLS.
+func (c *Config) PublicHTTPS() bool { return strings.HasPrefix(c.PublicURL, "https://") }
+
 // DeploymentURL returns the status page's address of a deployment under
 // public_url, or "" without public_url.
 func (c *Config) DeploymentURL(deployment string) string {
@@ -102,8 +107,8 @@ func (c *Config) DeploymentURL(deployment string) string {
 	return c.PublicURL + "/deployments/" + url.PathEscape(deployment)
 }
 
-// checkPublicURL checks public_url: an absolute http(s) URL, without a
-// query or fragment, kept without its trailing slash.
+// checkPublicURL checks public_url: an absolute http(s) URL of a host's
+// root (no path, query or fragment), kept without its trailing slash.
 func (c *Config) checkPublicURL(p *problems) {
 	if c.PublicURL == "" {
 		return
@@ -114,7 +119,10 @@ func (c *Config) checkPublicURL(p *problems) {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		p.addf(at, "want the status page's address as seen from outside, e.g. https://liftoff.example.com (got %s)", p.quote(at, c.PublicURL))
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		p.addf(at, "want scheme://host[:port][/path], without user, query or fragment")
+		p.addf(at, "want scheme://host[:port], without user, query or fragment")
+	case u.Path != "" && u.Path != "/":
+		// Its pages link to /static/..., /login: under a prefix they break.
+		p.addf(at, "the status page is served at the root of its host: give scheme://host[:port] without a path (a proxy that maps a path to liftoff would break the page's links)")
 	default:
 		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}

@@ -27,7 +27,7 @@ func parseNotify(t *testing.T, yaml string) (*Config, error) {
 }
 
 func TestNotificationsValid(t *testing.T) {
-	c, err := parseNotify(t, `public_url: https://liftoff.example.com/ops/
+	c, err := parseNotify(t, `public_url: https://liftoff.example.com/
 notifications:
   - {name: team, url: "${SLACK_URL}", format: slack}
   - name: audit
@@ -40,10 +40,10 @@ notifications:
 	if err != nil {
 		t.Fatalf("Parse:\n%v", err)
 	}
-	if c.PublicURL != "https://liftoff.example.com/ops" {
+	if c.PublicURL != "https://liftoff.example.com" {
 		t.Errorf("public_url %q, want it without the trailing slash", c.PublicURL)
 	}
-	if got := c.DeploymentURL("web 1"); got != "https://liftoff.example.com/ops/deployments/web%201" {
+	if got := c.DeploymentURL("web 1"); got != "https://liftoff.example.com/deployments/web%201" {
 		t.Errorf("DeploymentURL = %q", got)
 	}
 	team, audit := &c.Notifications[0], &c.Notifications[1]
@@ -82,7 +82,7 @@ notifications:
 	if k, err := c.Notifications[1].Key(); err != nil || string(k) != "FILESECRET-secret-key" {
 		t.Errorf("Key after a second Validate = %q, %v", k, err)
 	}
-	if c.DeploymentURL("x") != "https://liftoff.example.com/ops/deployments/x" {
+	if c.DeploymentURL("x") != "https://liftoff.example.com/deployments/x" {
 		t.Errorf("public_url after a second Validate: %q", c.PublicURL)
 	}
 
@@ -152,7 +152,8 @@ func TestNotificationsErrors(t *testing.T) {
 			"notifications[4].secret_file: the key it holds is too short",
 		}},
 		{"public_url", "public_url: liftoff.example.com\n", []string{`public_url: want the status page's address`}},
-		{"public_url with a query", "public_url: https://x.example/?a=b\n", []string{`public_url: want scheme://host[:port][/path]`}},
+		{"public_url with a query", "public_url: https://x.example/?a=b\n", []string{`public_url: want scheme://host[:port]`}},
+		{"public_url with a path", "public_url: https://x.example/ops/\n", []string{`public_url: the status page is served at the root of its host`}},
 		{"unknown key", "notifications: [{name: a, url: \"${SLACK_URL}\", format: slack, channel: x}]\n", []string{`notifications: unknown key "channel" (line 3)`}},
 	}
 	for _, tc := range tests {

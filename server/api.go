@@ -309,7 +309,10 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 }
 
 // viewLast is view, and the deployment's newest deploy (nil: none) from
-// which its last is made: the status page shows its phases too.
+// which its last is made: the status page shows its phases too. When the
+// container engine does not answer, it still fills in all the rest and
+// returns an error wrapping errUnavailable (the status page shows what it
+// has; the API answers 503).
 func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deploymentView, *deploy.Record, error) {
 	st := s.engine.Status(d.Name)
 	v := deploymentView{Name: d.Name, Environment: d.Environment, Image: d.Image, Tags: nonNil(d.Tags),
@@ -318,8 +321,9 @@ func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deplo
 		v.PausedBy, v.PausedSince = p.Actor, timePtr(p.Since)
 	}
 	c, err := s.engine.Running(ctx, d.Name)
+	var engineErr error
 	if err != nil {
-		return v, nil, fmt.Errorf("%w: container engine: %v", errUnavailable, err)
+		engineErr = fmt.Errorf("%w: container engine: %v", errUnavailable, err)
 	}
 	if c != nil {
 		v.Running = &runningView{Container: c.Name, ID: c.ID, Tag: c.Labels[deploy.LabelTag], Digest: c.Labels[deploy.LabelDigest],
@@ -350,7 +354,7 @@ func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deplo
 	if h := st.Held; h != nil {
 		v.Held = &pendingView{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
-	return v, last, nil
+	return v, last, engineErr
 }
 
 // --- acting ---

@@ -64,6 +64,8 @@ func (c *fakeCatalogue) APIAuthSum(sum [sha256.Size]byte) (deployments.Principal
 
 func (c *fakeCatalogue) APIEnabled() bool { return c.APIAuthFn != nil }
 
+func (c *fakeCatalogue) PublicHTTPS() bool { return false }
+
 func (c *fakeCatalogue) Deployment(name string) *deployments.Deployment { return nil }
 
 func (c *fakeCatalogue) All() []*deployments.Deployment { return nil }

@@ -47,6 +47,9 @@ type Catalogue interface {
 	// session of the status page keeps.
 	APIAuthSum(sum [sha256.Size]byte) (deployments.Principal, bool)
 	APIEnabled() bool
+	// PublicHTTPS: the status page is reached over HTTPS (public_url),
+	// maybe through a proxy that terminates TLS.
+	PublicHTTPS() bool
 	Deployment(name string) *deployments.Deployment
 	All() []*deployments.Deployment
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -161,10 +162,11 @@ func sessionOf(r *http.Request) *uiSession {
 func (s *Server) uiAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cat := s.catalogue()
-		if h := r.Header.Get("Authorization"); h != "" {
-			token, ok := strings.CutPrefix(h, "Bearer ")
-			p, known := cat.APIAuth(strings.TrimSpace(token))
-			if !ok || !known {
+		// Another scheme (Basic, from a proxy that guards the page) is
+		// not liftoff's: the session decides.
+		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+			p, known := cat.APIAuth(strings.TrimSpace(h[7:]))
+			if !known {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="liftoff"`)
 				s.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config.")
 				return
@@ -182,7 +184,7 @@ func (s *Server) uiAuth(next http.Handler) http.Handler {
 				}
 				s.sessions.remove(c.Value) // its token is no longer in the config
 			}
-			clearSessionCookie(w, r)
+			s.clearSessionCookie(w, r)
 		}
 		if r.Method == http.MethodGet {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -217,7 +219,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.sessions.remove(c.Value) // a new login replaces the session it came with
 	}
 	id := s.sessions.create(sha256.Sum256([]byte(token)), s.now())
-	setSessionCookie(w, r, id)
+	s.setSessionCookie(w, r, id)
 	s.log.Info().Str("actor", p.Name).Str("remote", r.RemoteAddr).Msg("ui: logged in")
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -229,7 +231,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess := sessionOf(r); sess != nil {
 		s.sessions.remove(sess.id)
-		clearSessionCookie(w, r)
+		s.clearSessionCookie(w, r)
 		s.log.Info().Str("actor", principal(r).Name).Msg("ui: logged out")
 	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -288,9 +290,18 @@ func (s *Server) uiAction(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("from") == "deployment" {
 		back = "/deployments/" + url.PathEscape(d.Name)
 	}
-	if sess := sessionOf(r); sess != nil {
-		s.sessions.setFlash(sess.id, f)
+	sess := sessionOf(r)
+	if sess == nil {
+		// Bearer, no session: no page to come back to with a message, so
+		// the answer is the message, with the API's status.
+		if err != nil {
+			s.uiError(w, r, err)
+			return
+		}
+		writeText(w, http.StatusOK, text)
+		return
 	}
+	s.sessions.setFlash(sess.id, f)
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
@@ -362,6 +373,9 @@ type uiDeployment struct {
 	deploymentView
 	LastDeploy            *uiDeploy
 	CanDeploy, CanApprove bool
+	// Unreachable: the container engine did not answer (why); what runs
+	// is unknown.
+	Unreachable string
 }
 
 // uiDeploy is the API's view of a deploy, with its bar.
@@ -457,12 +471,17 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 // phases and the caller's buttons.
 func (s *Server) uiDeployment(ctx context.Context, r *http.Request, d *deployments.Deployment) (uiDeployment, error) {
 	v, last, err := s.viewLast(ctx, d)
-	if err != nil {
+	var unreachable string
+	switch {
+	case errors.Is(err, errUnavailable):
+		// What runs is unknown; the rest is worth showing all the more.
+		unreachable = err.Error()
+	case err != nil:
 		return uiDeployment{}, err
 	}
 	p := principal(r)
 	ud := uiDeployment{deploymentView: v, CanDeploy: p.Can(deployments.VerbDeploy, d.Environment),
-		CanApprove: p.Can(deployments.VerbApprove, d.Environment)}
+		CanApprove: p.Can(deployments.VerbApprove, d.Environment), Unreachable: unreachable}
 	if last != nil {
 		ud.LastDeploy = &s.uiDeploys([]deploy.Record{*last})[0]
 	}

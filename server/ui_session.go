@@ -122,13 +122,22 @@ func sameToken(a, b string) bool {
 
 // setSessionCookie gives the browser the session's id: HttpOnly (no
 // script reads it), SameSite=Strict (no other site's page sends it),
-// Secure when liftoff serves HTTPS itself, for the session's lifetime.
-func setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+// Secure when liftoff serves HTTPS itself or public_url is https:// (a
+// proxy in front terminates TLS), for the session's lifetime.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime / time.Second),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
 }
 
-func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+func (s *Server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
+}
+
+func (s *Server) secureCookie(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	c := s.catalogue()
+	return c != nil && c.PublicHTTPS()
 }

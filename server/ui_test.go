@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -58,6 +59,8 @@ type fakeEngine struct {
 	status  map[string]deploy.Status
 	running map[string]*deploy.Container
 	calls   []string // "approve web-prod lead"
+	// engineDown, if set, is what Running answers: the engine is gone.
+	engineDown error
 }
 
 var _ Engine = (*fakeEngine)(nil)
@@ -75,6 +78,9 @@ func (e *fakeEngine) Status(d string) deploy.Status {
 func (e *fakeEngine) Running(_ context.Context, d string) (*deploy.Container, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.engineDown != nil {
+		return nil, e.engineDown
+	}
 	return e.running[d], nil
 }
 
@@ -426,6 +432,22 @@ func TestUISecureCookieUnderTLS(t *testing.T) {
 	}
 }
 
+// Behind a proxy that terminates TLS, public_url says the page is HTTPS.
+func TestUISecureCookieBehindAProxy(t *testing.T) {
+	u := newUIHarness(t)
+	b := u.browser(t)
+	b.login(uiRead)
+	if b.cookie.Secure {
+		t.Fatalf("cookie over plain HTTP without public_url: Secure")
+	}
+	u.cfg.Store(parseUIConfig(t, "public_url: https://liftoff.example.com\n"+uiConfig))
+	b.cookie = nil
+	b.login(uiRead)
+	if !b.cookie.Secure {
+		t.Errorf("cookie with an https public_url: %+v, want Secure", b.cookie)
+	}
+}
+
 func TestUIBearer(t *testing.T) {
 	u := newUIHarness(t)
 	b := u.browser(t)
@@ -438,12 +460,27 @@ func TestUIBearer(t *testing.T) {
 	if w := b.get("/deployments/nope"); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "nope") {
 		t.Errorf("GET /deployments/nope: %d %s, want 404 that does not echo the name", w.Code, w.Body)
 	}
-	for _, h := range []string{"Bearer " + uiUnknown, "Basic " + uiRead, "Bearer"} {
+	for _, h := range []string{"Bearer " + uiUnknown, "bearer " + uiUnknown} {
 		b.header.Set("Authorization", h)
 		if w := b.get("/"); w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `action="/login"`) {
 			t.Errorf("GET / with %.12q...: %d, want 401 and the login form", h, w.Code)
 		}
 	}
+	// Another scheme is not liftoff's (a proxy's Basic auth, say): the
+	// session decides — none here: the login form; with one: the page.
+	for _, h := range []string{"Basic " + uiRead, "Bearer"} {
+		b.header.Set("Authorization", h)
+		if w := b.get("/"); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login" {
+			t.Errorf("GET / with %.12q... and no session: %d %q, want 303 to /login", h, w.Code, w.Header().Get("Location"))
+		}
+	}
+	b.header.Del("Authorization")
+	b.login(uiRead)
+	b.header.Set("Authorization", "Basic dXNlcjpwYXNz")
+	if w := b.get("/"); w.Code != http.StatusOK {
+		t.Errorf("GET / with a session and a proxy's Basic auth: %d, want 200", w.Code)
+	}
+	b.cookie = nil
 	// A token without read sees no page.
 	b.header.Set("Authorization", "Bearer "+uiCI)
 	if w := b.get("/"); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "lacks scope read") {
@@ -455,9 +492,14 @@ func TestUIBearer(t *testing.T) {
 	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusForbidden {
 		t.Errorf("approve with read: %d, want 403", w.Code)
 	}
+	// Without a session there is no page to come back to: the answer
+	// says what happened.
 	b.header.Set("Authorization", "Bearer "+uiLead)
-	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusSeeOther {
-		t.Errorf("approve with approve:production: %d %s, want 303", w.Code, w.Body)
+	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "pprov") {
+		t.Errorf("approve with approve:production: %d %s, want 200 saying what it did", w.Code, w.Body)
+	}
+	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusConflict {
+		t.Errorf("approve again, nothing pending: %d %s, want the API's 409", w.Code, w.Body)
 	}
 	if c := u.eng.called(); !slices.Equal(c, []string{"approve web-prod lead"}) {
 		t.Errorf("engine calls: %v", c)
@@ -743,5 +785,22 @@ func TestUISessionsAreBounded(t *testing.T) {
 	ss.create([32]byte{3}, testNow.Add(sessionLifetime+time.Hour))
 	if len(ss.byID) != 1 {
 		t.Errorf("%d sessions after all the others expired, want 1", len(ss.byID))
+	}
+}
+
+// TestUIEngineDown: when the container engine does not answer, the page
+// still shows everything else, says what runs is unknown, and keeps
+// refreshing.
+func TestUIEngineDown(t *testing.T) {
+	u := newUIHarness(t)
+	u.eng.engineDown = fmt.Errorf("dial unix /nope: connect: no such file: %w", deploy.ErrUnavailable)
+	b := u.browser(t)
+	b.login(uiRead)
+	for _, path := range []string{"/", "/deployments/web-prod"} {
+		w := b.get(path)
+		body := w.Body.String()
+		if w.Code != http.StatusOK || !strings.Contains(body, "web-prod") || !strings.Contains(body, "the container engine does not answer") {
+			t.Errorf("GET %s with the engine down: %d, want 200 with the deployments and the engine's state:\n%s", path, w.Code, body)
+		}
 	}
 }
