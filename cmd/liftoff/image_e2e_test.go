@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +54,7 @@ func TestShippedImageDeploys(t *testing.T) {
 	bin := buildStatic(t)
 	certs, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
 	if err != nil {
-		t.Skipf("no CA bundle on the host to copy into the image, as the Dockerfile copies its build stage's: %v", err)
+		skipOrFail(t, "no CA bundle on the host to copy into the image, as the Dockerfile copies its build stage's: %v", err)
 	}
 	img, size := liftoffImage(t, bin, certs)
 	t.Logf("liftoff image: %.1f MB compressed (its layers as pushed), %.1f MB uncompressed (binary %.1f MB, CA bundle %.2f MB)",
@@ -191,7 +193,7 @@ func buildStatic(t *testing.T) []byte {
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags", "-s -w -X main.version=test", "-o", out, ".")
 	// -buildvcs=false: the build must not depend on the state of a git
 	// checkout (the Dockerfile's build stage has none to rely on).
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-buildvcs=false")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOFLAGS=-buildvcs=false")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmd, err, msg)
 	}
@@ -260,7 +262,7 @@ func liftoffImage(t *testing.T, bin, certs []byte) (v1.Image, imageSize) {
 	}
 	cf = cf.DeepCopy()
 	// Without os and architecture the engine refuses to run the image.
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Config.WorkingDir = "/data"
 	cf.Config.ExposedPorts = map[string]struct{}{"8080/tcp": {}}
 	cf.Config.Entrypoint = []string{"/liftoff"}
@@ -352,7 +354,7 @@ func dockerSocket(t *testing.T) string {
 	}
 	path, ok := strings.CutPrefix(host, "unix://")
 	if !ok {
-		t.Skipf("DOCKER_HOST=%s is not a unix socket: a container cannot mount it", host)
+		skipOrFail(t, "DOCKER_HOST=%s is not a unix socket: a container cannot mount it", host)
 	}
 	return path
 }
@@ -402,4 +404,46 @@ func containerLogs(cli *client.Client, id string) string {
 	// The stream is multiplexed: 8-byte frame headers; liftoff logs JSON
 	// lines, readable enough with the headers left in.
 	return string(raw)
+}
+
+// skipOrFail skips the test, or fails it under LIFTOFF_REQUIRE_DOCKER=1
+// (CI), where nothing may skip.
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("LIFTOFF_REQUIRE_DOCKER") == "1" {
+		t.Fatalf(format+" (LIFTOFF_REQUIRE_DOCKER=1)", args...)
+	}
+	t.Skipf("SKIPPED: "+format, args...)
+}
+
+// TestImageMirrorsDockerfile keeps liftoffImage and the Dockerfile's final
+// stage together: each line of the stage that liftoffImage reproduces must
+// be in the Dockerfile as it is here, and the stage must have no other.
+func TestImageMirrorsDockerfile(t *testing.T) {
+	raw, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, final, ok := strings.Cut(string(raw), "\nFROM scratch\n")
+	if !ok {
+		t.Fatal("the Dockerfile has no final stage FROM scratch")
+	}
+	var got []string
+	for _, l := range strings.Split(final, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			got = append(got, l)
+		}
+	}
+	want := []string{
+		"COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/",
+		"COPY --from=build /out/liftoff /liftoff",
+		"COPY --from=build /out/data /data",
+		"WORKDIR /data",
+		"EXPOSE 8080",
+		`ENTRYPOINT ["/liftoff"]`,
+		`CMD ["serve", "--config", "/etc/liftoff/liftoff.yaml"]`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the Dockerfile's final stage:\n%s\nliftoffImage reproduces:\n%s\nchange both together", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
