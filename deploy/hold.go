@@ -45,9 +45,10 @@ func (e *Engine) Status(deployment string) Status {
 
 // Load reads from the journal what outlives a restart besides the
 // requests Recover deploys: the paused deployments, their held pushes and
-// the pushes awaiting approval (whose timeouts run on). Call it once,
-// before taking requests.
+// the pushes awaiting approval (whose timeouts run on); and it starts the
+// metrics (seedMetrics). Call it once, before taking requests.
 func (e *Engine) Load(ctx context.Context) error {
+	e.seedMetrics(ctx)
 	j := e.opts.Journal
 	if j == nil {
 		return nil

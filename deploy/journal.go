@@ -109,4 +109,7 @@ type Journal interface {
 	// Succeeded tells whether a deploy of digest to deployment succeeded
 	// (promote_from).
 	Succeeded(ctx context.Context, deployment, digest string) (bool, error)
+	// LastSuccess returns when the deployment's newest successful deploy
+	// ended; zero if none did. The metrics start from it.
+	LastSuccess(ctx context.Context, deployment string) (time.Time, error)
 }

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"deployment", "environment"}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "liftoff_deploy_phase_duration_seconds",
-			Help:    "Duration of each deploy step (resolve, pull, prepare, stop, rename, create, start, gate, publish, cleanup, rollback).",
+			Help:    "Duration of each deploy step (resolve, pull, prepare, backup, release, stop, rename, create, start, gate, publish, cleanup, rollback).",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"phase"}),
 		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -65,6 +66,37 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.deploys, m.duration, m.phase, m.inProgress, m.queueDepth, m.deployed, m.lastSuccess, m.repairs, m.down)
 	return m
+}
+
+// outcomes are the values of liftoff_deploys_total's outcome label.
+var outcomes = []Outcome{Succeeded, Failed, RolledBack, Unchanged, Superseded, Refused, Expired, Rejected}
+
+// seed makes a liftoff_deploys_total series at 0 for each outcome of each
+// deployment, so that increase() sees a deployment's first failure (a
+// series born at 1 would not count), and sets each deployment's last
+// success from the journal, so that it survives a restart. A journal that
+// cannot say leaves it unset.
+func (e *Engine) seedMetrics(ctx context.Context) {
+	cfg := e.opts.Config()
+	if cfg == nil {
+		return
+	}
+	for _, d := range cfg.All() {
+		for _, o := range outcomes {
+			e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(o))
+		}
+		j := e.opts.Journal
+		if j == nil {
+			continue
+		}
+		t, err := j.LastSuccess(ctx, d.Name)
+		switch {
+		case err != nil:
+			e.log.Warn().Err(err).Str("deployment", d.Name).Msg("metrics: the last successful deploy could not be read from the journal")
+		case !t.IsZero():
+			e.metrics.lastSuccess.WithLabelValues(d.Name).Set(float64(t.Unix()))
+		}
+	}
 }
 
 // setDeployed makes l the only deployed_info series of its deployment.

@@ -149,6 +149,18 @@ func (j *rcJournal) Succeeded(ctx context.Context, deployment, digest string) (b
 	return false, nil
 }
 
+func (j *rcJournal) LastSuccess(ctx context.Context, deployment string) (time.Time, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var last time.Time
+	for _, r := range j.recs {
+		if r.Deployment == deployment && r.Outcome == Succeeded && r.Ended.After(last) {
+			last = r.Ended
+		}
+	}
+	return last, nil
+}
+
 func (j *rcJournal) Paused(ctx context.Context) ([]Pause, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()

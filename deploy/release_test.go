@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/liftoff-deploy/liftoff/deployments"
@@ -447,5 +448,35 @@ func TestRedact(t *testing.T) {
 				t.Errorf("redact(%q) = %q, want %q", tc.out, got, tc.want)
 			}
 		})
+	}
+}
+
+// After a restart, the metrics start from the journal: a series of each
+// outcome at 0 for each deployment (a first failure then shows in
+// increase()), and the last success's time.
+func TestLoadSeedsMetrics(t *testing.T) {
+	r := newReleaseRig(t)
+	r.deploy("web-staging", "sha256:aaa")
+	rec := r.record(Result{Request: Request{Deployment: "web-staging"}})
+
+	e := newRCEngine(t, r.cfg, r.rt, r.j, nil)
+	if err := e.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.metrics.lastSuccess.WithLabelValues("web-staging")); got != float64(rec.Ended.Unix()) {
+		t.Errorf("last success of web-staging = %v, want %d (from the journal)", got, rec.Ended.Unix())
+	}
+	for _, o := range outcomes {
+		for _, d := range []struct{ name, env string }{{"web", "production"}, {"web-staging", "staging"}} {
+			if n := testutil.CollectAndCount(e.metrics.deploys); n != 2*len(outcomes) {
+				t.Fatalf("%d deploys_total series, want %d", n, 2*len(outcomes))
+			}
+			if v := testutil.ToFloat64(e.metrics.deploys.WithLabelValues(d.name, d.env, string(o))); v != 0 {
+				t.Errorf("deploys_total{%s,%s} = %v, want 0", d.name, o, v)
+			}
+		}
+	}
+	if n := testutil.CollectAndCount(e.metrics.lastSuccess); n != 1 {
+		t.Errorf("%d last-success series, want 1: web never succeeded", n)
 	}
 }

@@ -329,6 +329,16 @@ func (s *Store) LastSucceeded(ctx context.Context, deployment, except string) (d
 	return rs[0], true, nil
 }
 
+// LastSuccess returns when the deployment's newest successful deploy
+// ended; zero if none did.
+func (s *Store) LastSuccess(ctx context.Context, deployment string) (time.Time, error) {
+	r, ok, err := s.LastSucceeded(ctx, deployment, "")
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	return r.Ended, nil
+}
+
 // Succeeded tells whether a deploy of digest to deployment succeeded.
 func (s *Store) Succeeded(ctx context.Context, deployment, digest string) (bool, error) {
 	// The literal outcome lets SQLite use the partial index deploys_succeeded.
