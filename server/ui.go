@@ -187,7 +187,13 @@ func (s *Server) uiAuth(next http.Handler) http.Handler {
 			s.clearSessionCookie(w, r)
 		}
 		if r.Method == http.MethodGet {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			// Back to the page asked for once logged in (a link from
+			// a notification, say).
+			to := "/login"
+			if next := r.URL.RequestURI(); localPath(next) && next != "/" {
+				to += "?next=" + url.QueryEscape(next)
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		s.loginPage(w, r, http.StatusUnauthorized, "Your session has ended: log in again.")
@@ -221,7 +227,26 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	id := s.sessions.create(sha256.Sum256([]byte(token)), s.now())
 	s.setSessionCookie(w, r, id)
 	s.log.Info().Str("actor", p.Name).Str("remote", r.RemoteAddr).Msg("ui: logged in")
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	to := "/"
+	if next := r.PostForm.Get("next"); localPath(next) {
+		to = next
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// localPath tells whether p is a path of this site to send a browser back
+// to: it starts with one "/" (not "//" or "/\", which browsers take for
+// another host) and holds no control character.
+func localPath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return false
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // logout ends the session.
@@ -348,6 +373,7 @@ type uiPage struct {
 	Session bool
 	Flash   flash
 	Message string // the login or error page's message
+	Next    string // the login form: the local page to go to once logged in
 	Refresh int    // seconds between refreshes; 0: none
 	Now     time.Time
 
@@ -554,6 +580,13 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, m
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	pg := uiPage{Title: "Log in · liftoff", Message: msg, Now: s.now().UTC()}
+	next := r.URL.Query().Get("next")
+	if v := r.PostForm.Get("next"); v != "" {
+		next = v // the form again, after a wrong token
+	}
+	if localPath(next) {
+		pg.Next = next
+	}
 	s.render(w, r, status, "login.html", pg)
 }
 

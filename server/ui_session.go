@@ -18,8 +18,11 @@ const (
 	sessionCookie   = "liftoff_session"
 	sessionLifetime = 12 * time.Hour
 	// maxSessions bounds the memory sessions take. Only a valid token
-	// makes one; past the bound the oldest goes.
-	maxSessions = 1000
+	// makes one; past the bound the oldest goes. maxTokenSessions bounds
+	// those of one token, whose oldest goes first: one token logging in
+	// again and again cannot push out everyone else's.
+	maxSessions      = 1000
+	maxTokenSessions = 20
 )
 
 type session struct {
@@ -54,16 +57,27 @@ func randomID() string {
 func (ss *sessions) create(sum [sha256.Size]byte, now time.Time) string {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	var oldest string
+	var oldest, oldestMine string
+	mine := 0
 	for id, s := range ss.byID {
-		switch {
-		case !now.Before(s.expires):
+		if !now.Before(s.expires) {
 			delete(ss.byID, id)
-		case oldest == "" || s.expires.Before(ss.byID[oldest].expires):
+			continue
+		}
+		if oldest == "" || s.expires.Before(ss.byID[oldest].expires) {
 			oldest = id
 		}
+		if s.sum == sum {
+			mine++
+			if oldestMine == "" || s.expires.Before(ss.byID[oldestMine].expires) {
+				oldestMine = id
+			}
+		}
 	}
-	if len(ss.byID) >= maxSessions {
+	switch {
+	case mine >= maxTokenSessions:
+		delete(ss.byID, oldestMine)
+	case len(ss.byID) >= maxSessions:
 		delete(ss.byID, oldest)
 	}
 	id := randomID()

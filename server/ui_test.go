@@ -318,9 +318,9 @@ func (b *browser) csrf() string {
 func TestUIRedirectsToLogin(t *testing.T) {
 	u := newUIHarness(t)
 	b := u.browser(t)
-	for _, path := range []string{"/", "/deployments/web-prod"} {
-		if w := b.get(path); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login" {
-			t.Errorf("GET %s without a session: %d %q, want 303 to /login", path, w.Code, w.Header().Get("Location"))
+	for path, want := range map[string]string{"/": "/login", "/deployments/web-prod": "/login?next=%2Fdeployments%2Fweb-prod"} {
+		if w := b.get(path); w.Code != http.StatusSeeOther || w.Header().Get("Location") != want {
+			t.Errorf("GET %s without a session: %d %q, want 303 to %s", path, w.Code, w.Header().Get("Location"), want)
 		}
 	}
 	// A cookie that is no session's is the same.
@@ -774,13 +774,31 @@ func TestUISessionsAreBounded(t *testing.T) {
 	ss := newSessions()
 	first := ss.create([32]byte{1}, testNow)
 	for i := range maxSessions {
-		ss.create([32]byte{2}, testNow.Add(time.Duration(i+1)*time.Second))
+		ss.create([32]byte{2, byte(i), byte(i >> 8)}, testNow.Add(time.Duration(i+1)*time.Second))
 	}
 	if len(ss.byID) != maxSessions {
 		t.Errorf("%d sessions, want %d", len(ss.byID), maxSessions)
 	}
 	if _, ok := ss.get(first, testNow); ok {
 		t.Error("the oldest session is still there")
+	}
+
+	// One token logging in again and again pushes out its own sessions
+	// only.
+	ss = newSessions()
+	other := ss.create([32]byte{1}, testNow)
+	var mine []string
+	for i := range 5 * maxTokenSessions {
+		mine = append(mine, ss.create([32]byte{2}, testNow.Add(time.Duration(i+1)*time.Second)))
+	}
+	if _, ok := ss.get(other, testNow); !ok {
+		t.Error("another token's session was pushed out")
+	}
+	if len(ss.byID) != maxTokenSessions+1 {
+		t.Errorf("%d sessions, want %d of the token and 1 other", len(ss.byID), maxTokenSessions)
+	}
+	if _, ok := ss.get(mine[len(mine)-1], testNow); !ok {
+		t.Error("the token's newest session is gone")
 	}
 	ss.create([32]byte{3}, testNow.Add(sessionLifetime+time.Hour))
 	if len(ss.byID) != 1 {
@@ -802,5 +820,35 @@ func TestUIEngineDown(t *testing.T) {
 		if w.Code != http.StatusOK || !strings.Contains(body, "web-prod") || !strings.Contains(body, "the container engine does not answer") {
 			t.Errorf("GET %s with the engine down: %d, want 200 with the deployments and the engine's state:\n%s", path, w.Code, body)
 		}
+	}
+}
+
+// A link into the page (from a notification, say) survives the login; a
+// next that leads elsewhere is ignored.
+func TestUILoginGoesBackToThePageAskedFor(t *testing.T) {
+	u := newUIHarness(t)
+	b := u.browser(t)
+	w := b.get("/deployments/web-prod")
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/login?next=%2Fdeployments%2Fweb-prod" {
+		t.Fatalf("GET a page without a session: %d %q", w.Code, w.Header().Get("Location"))
+	}
+	if body := b.get("/login?next=%2Fdeployments%2Fweb-prod").Body.String(); !strings.Contains(body, `name="next" value="/deployments/web-prod"`) {
+		t.Errorf("the login form does not carry next:\n%s", body)
+	}
+	for next, want := range map[string]string{
+		"/deployments/web-prod": "/deployments/web-prod",
+		"//evil.example/":       "/",
+		"/\\evil.example/":      "/",
+		"https://evil.example/": "/",
+		"/x\r\nSet-Cookie: a=b": "/",
+		"":                      "/",
+	} {
+		w := b.post("/login", url.Values{"token": {uiRead}, "next": {next}})
+		if w.Code != http.StatusSeeOther || w.Header().Get("Location") != want {
+			t.Errorf("login with next %q: %d %q, want 303 to %s", next, w.Code, w.Header().Get("Location"), want)
+		}
+	}
+	if body := b.post("/login", url.Values{"token": {uiUnknown}, "next": {"//evil.example/"}}).Body.String(); strings.Contains(body, "evil") {
+		t.Errorf("a wrong token's form carries a foreign next:\n%s", body)
 	}
 }
