@@ -498,8 +498,15 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.
 	writeJSON(w, http.StatusAccepted, ans)
 }
 
+// actionVerbs is the scope verb each action on a deployment takes, for
+// the API's routes and the status page's buttons alike.
+var actionVerbs = map[string]deployments.Verb{
+	"pause": deployments.VerbDeploy, "resume": deployments.VerbDeploy,
+	"approve": deployments.VerbApprove, "reject": deployments.VerbApprove,
+}
+
 func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
-	d, err := s.target(r, deployments.VerbDeploy)
+	d, err := s.target(r, actionVerbs["pause"])
 	if err == nil {
 		err = decode(w, r, &struct{}{})
 	}
@@ -510,7 +517,7 @@ func (s *Server) postPause(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) postResume(w http.ResponseWriter, r *http.Request) {
-	d, err := s.target(r, deployments.VerbDeploy)
+	d, err := s.target(r, actionVerbs["resume"])
 	if err == nil {
 		err = decode(w, r, &struct{}{})
 	}
@@ -599,7 +606,7 @@ func (s *Server) postReject(w http.ResponseWriter, r *http.Request) {
 // postDecide approves or rejects the deployment's pending push: 202
 // (approved: it deploys) or 200 (rejected) with the push's delivery.
 func (s *Server) postDecide(w http.ResponseWriter, r *http.Request, action string) {
-	d, err := s.target(r, deployments.VerbApprove)
+	d, err := s.target(r, actionVerbs[action])
 	if err != nil {
 		s.apiError(w, r, err)
 		return

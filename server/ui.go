@@ -295,8 +295,7 @@ func (s *Server) uiAction(w http.ResponseWriter, r *http.Request) {
 	if !s.checkForm(w, r) {
 		return
 	}
-	verb, ok := map[string]deployments.Verb{"approve": deployments.VerbApprove, "reject": deployments.VerbApprove,
-		"pause": deployments.VerbDeploy, "resume": deployments.VerbDeploy}[chi.URLParam(r, "action")]
+	verb, ok := actionVerbs[chi.URLParam(r, "action")]
 	if !ok {
 		s.errorPage(w, r, http.StatusNotFound, "There is no such button.")
 		return
