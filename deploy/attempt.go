@@ -42,9 +42,10 @@ type attempt struct {
 	newName    string // the new container's name while it proves itself
 	published  bool   // start-first: the new container got its aliases
 	// unrepaired: the swap was left half done (the engine stopped
-	// answering during the rollback or start-first's last step). The
-	// deploy stays unfinished in the journal, so that reconcile finishes
-	// or undoes it as it would after a crash.
+	// answering during the rollback or start-first's last step), or
+	// liftoff stopped during a backup or release. The deploy stays
+	// unfinished in the journal, so that reconcile finishes or undoes it
+	// (and the push is deployed again) as it would after a crash.
 	unrepaired bool
 }
 

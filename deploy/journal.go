@@ -106,8 +106,8 @@ type Journal interface {
 	Finish(ctx context.Context, id int64, r Record, settle bool) error
 	// Unfinished returns the deploys begun and not finished, oldest first.
 	Unfinished(ctx context.Context) ([]Record, error)
-	// Succeeded tells whether a deploy of digest to deployment succeeded
-	// (promote_from).
+	// Succeeded tells whether a deploy of digest to deployment succeeded,
+	// or found it running already (unchanged): promote_from.
 	Succeeded(ctx context.Context, deployment, digest string) (bool, error)
 	// LastSuccess returns when the deployment's newest successful deploy
 	// ended; zero if none did. The metrics start from it.

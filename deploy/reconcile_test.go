@@ -142,7 +142,7 @@ func (j *rcJournal) Succeeded(ctx context.Context, deployment, digest string) (b
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, r := range j.recs {
-		if r.Deployment == deployment && r.Digest == digest && r.Outcome == Succeeded {
+		if r.Deployment == deployment && r.Digest == digest && (r.Outcome == Succeeded || r.Outcome == Unchanged) {
 			return true, nil
 		}
 	}

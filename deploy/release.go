@@ -66,23 +66,18 @@ func (a *attempt) backup() (Outcome, error) {
 	}
 	image := b.Image
 	if image == "" {
-		if a.cur == nil || !a.cur.Running {
-			a.log.Info().Msg("backup skipped: nothing runs yet, and the backup names no image")
+		if a.cur == nil {
+			a.log.Warn().Msg("backup skipped: no container of the deployment exists yet, and the backup names no image")
 			return "", nil
 		}
-		image = a.cur.Image
+		image = a.cur.Image // stopped or not: its data is still there
 	}
 	env := a.cfg.Environments[a.d.Environment]
 	vars, secret, err := a.cfg.BackupEnv(&env)
 	if err != nil {
 		return Failed, fmt.Errorf("%s: %w", StepBackup, err)
 	}
-	var secrets []string
-	for _, kv := range vars {
-		if k, v, _ := strings.Cut(kv, "="); secret[k] && utf8.RuneCountInString(v) >= deployments.MinSecretLen {
-			secrets = append(secrets, v)
-		}
-	}
+	secrets := secretValues(vars, secret)
 	spec := OneOff{Name: a.name + BackupSuffix, Cmd: b.Command, Env: vars, Volumes: b.Volumes, Networks: b.Networks,
 		Labels: a.oneOffLabels("backup"), Timeout: b.Timeout, OutputLimit: outputLimit}
 	out, err := a.oneOff(StepBackup, image, b.Image != "", spec, secrets)
@@ -92,7 +87,9 @@ func (a *attempt) backup() (Outcome, error) {
 		}
 		return Failed, err
 	}
-	a.log.Info().Str("image", image).Str("output", out).Msg("backup done")
+	// A backup may print data (pg_dump to stdout): on success, only its
+	// last lines are logged.
+	a.log.Info().Str("image", image).Str("output", lastLines(out, 5)).Msg("backup done")
 	return "", nil
 }
 
@@ -107,7 +104,7 @@ func (a *attempt) release() (Outcome, error) {
 	}
 	spec := OneOff{Name: a.name + ReleaseSuffix, Cmd: r.Command, Env: a.spec.Env, Volumes: a.spec.Volumes,
 		Networks: a.spec.Networks, Labels: a.oneOffLabels("release"), Timeout: r.Timeout, OutputLimit: outputLimit}
-	out, err := a.oneOff(StepRelease, a.ref, false, spec, a.cfg.SecretValues(a.d))
+	out, err := a.oneOff(StepRelease, a.ref, false, spec, secretValues(a.spec.Env, a.cfg.SecretKeys(a.d)))
 	a.rec.ReleaseOutput = out
 	if out != "" {
 		a.log.Info().Str("output", out).Msg("release output")
@@ -143,6 +140,13 @@ func (a *attempt) oneOff(step, image string, pull bool, spec OneOff, secrets []s
 	})
 	out := redact(res.Output, spec.OutputLimit, secrets)
 	switch {
+	case err != nil && a.ctx.Err() != nil:
+		// liftoff is stopping: the one-off was killed and removed, and
+		// nothing else was touched. The deploy stays unfinished, so that
+		// the next start closes it and deploys the push again, as after
+		// a crash.
+		a.unrepaired = true
+		return out, fmt.Errorf("%s: liftoff stopped while it ran: %w", step, err)
 	case err != nil:
 		return out, err
 	case res.TimedOut:
@@ -207,10 +211,29 @@ func lastLine(out string) string {
 	if l == "" {
 		return ""
 	}
-	if len(l) > 200 {
-		l = l[:200] + "..."
+	if r := []rune(l); len(r) > 200 {
+		l = string(r[:200]) + "..."
 	}
 	return ": " + l
+}
+
+// lastLines returns the last n lines of out.
+func lastLines(out string, n int) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+// secretValues returns the values in env (KEY=VALUE lines) of the secret
+// keys, long enough to be redacted: those the container was given, even
+// if a secret file changed since.
+func secretValues(env []string, secret map[string]bool) []string {
+	var out []string
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); secret[k] && utf8.RuneCountInString(v) >= deployments.MinSecretLen {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // splitRef splits an image reference into its repository and its ":tag"

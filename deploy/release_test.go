@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -478,5 +479,67 @@ func TestLoadSeedsMetrics(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(e.metrics.lastSuccess); n != 1 {
 		t.Errorf("%d last-success series, want 1: web never succeeded", n)
+	}
+}
+
+// liftoff stopping during a release (Close past its deadline): the release
+// is cancelled, the old container serves on, and the deploy stays
+// unfinished with its push open, so that the next start deploys it again,
+// as after a crash, instead of recording it failed for good.
+func TestCloseDuringAReleaseLeavesThePushOpen(t *testing.T) {
+	r := newReleaseRig(t)
+	old := r.proven("sha256:aaa")
+	r.deploy("web-staging", "sha256:bbb")
+	running := make(chan struct{})
+	r.rt.runOnce = func(o OneOff) OneOffResult { return OneOffResult{} }
+	r.rt.mu.Lock()
+	r.rt.fail = func(op, arg string) error {
+		if op == "run" && strings.HasSuffix(arg, ReleaseSuffix) {
+			close(running)
+			<-r.e.Engine.ctx.Done() // a long migration, until liftoff gives up on it
+			return r.e.Engine.ctx.Err()
+		}
+		return nil
+	}
+	r.rt.mu.Unlock()
+	r.rt.push("docker.io/acme/web:latest", "sha256:bbb")
+	if _, err := r.e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: "latest", Trigger: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	<-running
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	r.e.Close(ctx)
+	res := r.e.next(t)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "liftoff stopped while it ran") {
+		t.Errorf("the cancelled deploy: %s %v", res.Outcome, res.Err)
+	}
+	if c := r.e.running(t, r.rt, "web"); c.ID != old.ID {
+		t.Errorf("web runs %s, want the old container", c.ID)
+	}
+	un, _ := r.j.Unfinished(context.Background())
+	if len(un) != 1 || un[0].Step != StepRelease {
+		t.Fatalf("unfinished deploys %+v, want the one stopped at its release", un)
+	}
+	if req := r.j.request(un[0].Request); req.outcome != "" {
+		t.Errorf("its push was settled %s: the next start would not deploy it", req.outcome)
+	}
+}
+
+// A production container that stopped (crashed, say) still has data worth
+// a backup before the fix with migrations goes out.
+func TestBackupRunsWhenTheContainerIsStopped(t *testing.T) {
+	r := newReleaseRig(t)
+	old := r.proven("sha256:aaa")
+	r.rt.mu.Lock()
+	r.rt.containers[old.ID].Running, r.rt.containers[old.ID].Status = false, "exited"
+	r.rt.mu.Unlock()
+	r.deploy("web-staging", "sha256:bbb")
+	r.reset()
+	if res := r.deploy("web", "sha256:bbb"); res.Outcome != Succeeded {
+		t.Fatalf("deploy: %s %v", res.Outcome, res.Err)
+	}
+	if ones := r.oneOffs(); len(ones) != 2 || ones[0].Name != "web.liftoff-backup" || ones[0].Image != old.Image {
+		t.Errorf("one-offs = %+v, want the backup from the stopped container's image, then the release", ones)
 	}
 }

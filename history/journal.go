@@ -339,12 +339,15 @@ func (s *Store) LastSuccess(ctx context.Context, deployment string) (time.Time, 
 	return r.Ended, nil
 }
 
-// Succeeded tells whether a deploy of digest to deployment succeeded.
+// Succeeded tells whether a deploy of digest to deployment succeeded, or
+// found it running already (unchanged).
 func (s *Store) Succeeded(ctx context.Context, deployment, digest string) (bool, error) {
-	// The literal outcome lets SQLite use the partial index deploys_succeeded.
+	// A deploy found the digest running already (unchanged): it passed its
+	// gate once, maybe before the history began. The literal outcomes let
+	// SQLite use the partial index deploys_succeeded.
 	var ok bool
 	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deploys
-		WHERE deployment = ? AND digest = ? AND outcome = 'succeeded')`, deployment, digest).Scan(&ok)
+		WHERE deployment = ? AND digest = ? AND outcome IN ('succeeded', 'unchanged'))`, deployment, digest).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("history: did %s succeed in %s: %w", digest, deployment, err)
 	}

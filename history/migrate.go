@@ -109,7 +109,7 @@ ALTER TABLE deliveries ADD COLUMN ignored TEXT NOT NULL DEFAULT '[]'; -- JSON [{
 		// 3: the end of a deploy's release command's output (64 KiB at
 		// most, secrets redacted).
 		`ALTER TABLE deploys ADD COLUMN release_output TEXT NOT NULL DEFAULT '';
-CREATE INDEX deploys_succeeded ON deploys (deployment, digest) WHERE outcome = 'succeeded';`,
+CREATE INDEX deploys_succeeded ON deploys (deployment, digest) WHERE outcome IN ('succeeded', 'unchanged');`,
 	}
 }
 

@@ -209,12 +209,14 @@ func TestDeploysQuery(t *testing.T) {
 	if _, ok, _ := s.LastSucceeded(ctx, "api", "sha256:p"); ok {
 		t.Error("LastSucceeded(api, not p) found one")
 	}
+	add("web", "staging", "sha256:u", deploy.Unchanged, "d4")
 	for _, tc := range []struct {
 		deployment, digest string
 		want               bool
 	}{
 		{"web", "sha256:a", true}, {"web", "sha256:c", true}, {"api", "sha256:p", true},
 		{"web", "sha256:b", false}, // rolled back
+		{"web", "sha256:u", true},  // found running: unchanged
 		{"api", "sha256:a", false}, // succeeded elsewhere
 		{"web", "sha256:z", false},
 	} {

@@ -96,6 +96,10 @@ func TestCrashChild(t *testing.T) {
 		BeforeStep: func(d, s string) {
 			switch {
 			case d != deployment || s != step:
+			case during && (s == deploy.StepBackup || s == deploy.StepRelease):
+				// Die while the one-off container runs, not before it
+				// exists (a busy machine may take longer than 300ms).
+				go func() { waitOneOff(deployment + ".liftoff-" + s); die("during " + s) }()
 			case during:
 				go func() { time.Sleep(300 * time.Millisecond); die("during " + s) }()
 			default:
@@ -115,6 +119,25 @@ func TestCrashChild(t *testing.T) {
 	fmt.Printf("addr %s\n", a.Addr())
 	err = a.Run(context.Background())
 	fmt.Printf("exit: run returned: %v\n", err)
+	os.Exit(7)
+}
+
+// waitOneOff waits, a minute at most, until the container name runs.
+func waitOneOff(name string) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		fmt.Printf("exit: docker client: %v\n", err)
+		os.Exit(7)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		res, err := cli.ContainerInspect(context.Background(), name, client.ContainerInspectOptions{})
+		if err == nil && res.Container.State != nil && res.Container.State.Running {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Printf("exit: %s did not run within a minute\n", name)
 	os.Exit(7)
 }
 
@@ -249,8 +272,13 @@ func TestCrashDuringDeploy(t *testing.T) {
 			} else {
 				t.Logf("left by the crash: %v", got)
 			}
-			if tc.oneOffs {
-				t.Logf("one-off containers at the crash: %v", e.Containers(t, name+"."))
+			if tc.oneOffs && tc.during {
+				// The child died while it ran: it is there (running, or
+				// done by now), left to the restart to remove.
+				want := name + ".liftoff-" + tc.step + " "
+				if got := e.Containers(t, name+"."); !slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, want) }) {
+					t.Errorf("one-off containers at the crash: %v, want %s", got, want)
+				}
 			}
 			un := unfinished(t, db)
 			if len(un) != 1 || un[0].Step != tc.step || un[0].Tag != tag {
