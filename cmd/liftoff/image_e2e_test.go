@@ -148,7 +148,8 @@ deployments:
 		t.Fatalf("hook: %d %s", resp.StatusCode, body)
 	}
 
-	// The deploy's outcome, from the metrics liftoff serves.
+	// The deploy's outcome, from the metrics liftoff serves: the series
+	// of each outcome exists from the start, at 0; the one counted is it.
 	series := fmt.Sprintf(`liftoff_deploys_total{deployment="%s-web",environment="staging",outcome=`, prefix)
 	var outcome string
 	waitFor(t, cli, res.ID, "a deploy outcome in /metrics", func() bool {
@@ -160,8 +161,11 @@ deployments:
 		text, _ := io.ReadAll(resp.Body)
 		for line := range strings.SplitSeq(string(text), "\n") {
 			if rest, ok := strings.CutPrefix(line, series); ok {
-				outcome, _, _ = strings.Cut(rest, "}")
-				return true
+				o, value, _ := strings.Cut(rest, "} ")
+				if value != "0" {
+					outcome = o
+					return true
+				}
 			}
 		}
 		return false
