@@ -543,3 +543,13 @@ func TestBackupRunsWhenTheContainerIsStopped(t *testing.T) {
 		t.Errorf("one-offs = %+v, want the backup from the stopped container's image, then the release", ones)
 	}
 }
+
+// secretValues takes the secret keys' values the container was given, long
+// enough to redact (MinSecretLen characters, not bytes).
+func TestSecretValuesOfTheEnvironment(t *testing.T) {
+	env := []string{"URL=FILESECRET-url", "SHORT=abc", "FOUR=abcd", "RUNES=äöü", "PLAIN=plain-value", "EMPTY="}
+	secret := map[string]bool{"URL": true, "SHORT": true, "FOUR": true, "RUNES": true, "EMPTY": true}
+	if got, want := secretValues(env, secret), []string{"FILESECRET-url", "abcd"}; !slices.Equal(got, want) {
+		t.Errorf("secretValues = %q, want %q", got, want)
+	}
+}

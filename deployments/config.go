@@ -9,8 +9,8 @@
 // Secrets: hook and API tokens, values written as ${VAR}, the contents of
 // env_files, secret_files and password_file never appear in an error of
 // this package.
-// SecretKeys, SecretValues and BackupEnv tell callers which variables and
-// values to redact.
+// SecretKeys and BackupEnv tell callers which variables and values to
+// redact.
 package deployments
 
 import (

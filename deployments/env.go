@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // envValue is one variable of a layered environment.
@@ -131,31 +130,6 @@ func (c *Config) SecretKeys(d *Deployment) map[string]bool {
 // not redacted from output: replacing every "1" or "on" would mangle the
 // text and say which characters the secret is made of.
 const MinSecretLen = 4
-
-// SecretValues returns the distinct values of d's secret variables (those
-// SecretKeys names: from env_files, secret_files or ${VAR}) that are at
-// least MinSecretLen characters long, longest first (so that a secret
-// containing another is redacted whole), for redacting output that d's
-// containers print. Files are read now; one that cannot be read
-// contributes nothing. Never log what it returns.
-func (c *Config) SecretValues(d *Deployment) []string {
-	m, _ := c.layers(d, nil)
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range m {
-		if v.secret && utf8.RuneCountInString(v.value) >= MinSecretLen && !seen[v.value] {
-			seen[v.value] = true
-			out = append(out, v.value)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int {
-		if len(a) != len(b) {
-			return len(b) - len(a)
-		}
-		return strings.Compare(a, b)
-	})
-	return out
-}
 
 // resolve makes a path of the config absolute against the config's
 // directory, as a user reading the file expects.

@@ -75,7 +75,6 @@ func FuzzParse(f *testing.F) {
 			}
 			_, _ = c.Env(d, []string{"A=1"})
 			_ = c.SecretKeys(d)
-			_ = c.SecretValues(d)
 			if len(d.Release.Command) > 0 && d.Release.Timeout <= 0 {
 				t.Fatalf("deployment %q: release without a timeout", d.Name)
 			}

@@ -416,66 +416,6 @@ func TestBackupFor(t *testing.T) {
 	}
 }
 
-func TestSecretValues(t *testing.T) {
-	dir := t.TempDir()
-	write(t, dir, "app.env", "URL=FILESECRET-url-longer\nSHORT=abc\nFOUR=abcd\nSAME=FILESECRET-same\n")
-	write(t, dir, "key", "FILESECRET-k\n")
-	write(t, dir, "runes", "äöü\n") // 3 characters, 6 bytes
-	write(t, dir, "liftoff.yaml", `hooks: [{source: dockerhub, token: "${HOOK_TOKEN}"}]
-environments:
-  production:
-    env: {ENV_VAR: "${SECRET}", ENV_LITERAL: literal-not-secret}
-    backup: {command: [true], env: {BACKUP_ONLY: "${SECRET}-backup"}}
-deployments:
-  - name: web
-    image: acme/web
-    tags: [latest]
-    environment: production
-    env: {LITERAL: plain-value, SHORT_VAR: "${TWO}", DUP: "${SAME}"}
-    env_files: [app.env]
-    secret_files: {KEY: key, RUNES: runes, AGAIN: key}
-`)
-	env := testEnv()
-	env["TWO"], env["SAME"] = "on", "FILESECRET-same"
-	c, err := Load(dir+"/liftoff.yaml", lookupMap(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := c.SecretValues(c.Deployment("web"))
-	want := []string{
-		envSecret,               // 22 characters: longest first
-		"FILESECRET-url-longer", // 21
-		"FILESECRET-same",       // from a file and from ${VAR}: once
-		"FILESECRET-k",          // from two secret_files: once
-		"abcd",                  // MinSecretLen characters
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("SecretValues =\n%q\nwant\n%q", got, want)
-	}
-	for _, v := range got {
-		if v == "abc" || v == "on" || v == "äöü" || strings.Contains(v, "literal") || v == "plain-value" || strings.HasSuffix(v, "-backup") {
-			t.Errorf("%q should not be redacted (too short, not secret, or the backup's)", v)
-		}
-	}
-
-	// Equal lengths: in order, so that the result is stable.
-	write(t, dir, "app.env", "B=FILESECRET-bb\nA=FILESECRET-aa\n")
-	write(t, dir, "key", "FILESECRET-cc\n")
-	got = c.SecretValues(c.Deployment("web"))
-	want = []string{envSecret, "FILESECRET-same", "FILESECRET-aa", "FILESECRET-bb", "FILESECRET-cc"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("SecretValues after editing the files =\n%q\nwant\n%q", got, want)
-	}
-
-	// A file that cannot be read adds nothing, and is no error here.
-	remove(t, dir, "key")
-	got = c.SecretValues(c.Deployment("web"))
-	want = []string{envSecret, "FILESECRET-same", "FILESECRET-aa", "FILESECRET-bb"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("SecretValues without the key file =\n%q\nwant\n%q", got, want)
-	}
-}
-
 // The README and ARCHITECTURE promise release and backup keep errors free
 // of secrets: a config full of them, all broken, says where, not what.
 func TestOneOffErrorsHideSecrets(t *testing.T) {
