@@ -24,7 +24,8 @@ type attempt struct {
 	rec Record // what the journal knows
 	id  int64  // journal id; 0 without a journal
 
-	name string // the deployment's container name
+	name string  // the deployment's container name
+	rt   Runtime // the deployment's engine
 
 	// Filled in by the steps, in order.
 	pullRepo string     // where the image comes from (a mirror, maybe)
@@ -72,6 +73,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 	a.rec.Environment = a.d.Environment
 	a.rec.Image = a.d.Image
 	a.name = a.d.ContainerName()
+	a.rt = e.runtime(a.d)
 	if j := e.opts.Journal; j != nil {
 		id, err := j.Begin(a.ctx, a.rec)
 		if err != nil {

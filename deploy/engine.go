@@ -19,7 +19,11 @@ var ErrClosed = errors.New("deploy engine is shutting down")
 
 // Options configure an Engine. Runtime and Config are required.
 type Options struct {
+	// Runtime is the engine of deployments.LocalEngine, Engines those of
+	// the config's engines, by name: each deployment runs on the one its
+	// Engine names.
 	Runtime Runtime
+	Engines map[string]Runtime
 	// Config returns the current configuration; it is called once per
 	// deploy, so a reload applies to the next deploy.
 	Config     func() *deployments.Config
@@ -174,6 +178,19 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 }
 
+// runtime returns the engine d runs on. An engine that the config names
+// but liftoff was not started with (a reload added it) answers every call
+// with an error saying so.
+func (e *Engine) runtime(d *deployments.Deployment) Runtime {
+	if d.Engine == "" || d.Engine == deployments.LocalEngine {
+		return e.opts.Runtime
+	}
+	if rt, ok := e.opts.Engines[d.Engine]; ok {
+		return rt
+	}
+	return unknownEngine(d.Engine)
+}
+
 // Running returns the container that runs as the deployment (in whatever
 // state it is), or nil when there is none.
 func (e *Engine) Running(ctx context.Context, deployment string) (*Container, error) {
@@ -181,7 +198,7 @@ func (e *Engine) Running(ctx context.Context, deployment string) (*Container, er
 	if d == nil {
 		return nil, nil
 	}
-	c, err := e.opts.Runtime.Inspect(ctx, d.ContainerName())
+	c, err := e.runtime(d).Inspect(ctx, d.ContainerName())
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, nil

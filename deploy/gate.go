@@ -22,12 +22,11 @@ func (a *attempt) gate() error {
 	h := a.d.Health
 	timeout := h.Timeout
 	return a.step(StepGate, timeout+a.e.opts.OpTimeout, func(ctx context.Context) error {
-		return a.e.gate(ctx, a.newID, h.URL, h.MinUptime, timeout)
+		return a.e.gate(ctx, a.rt, a.newID, h.URL, h.MinUptime, timeout)
 	})
 }
 
-func (e *Engine) gate(ctx context.Context, id, url string, minUptime, timeout time.Duration) error {
-	rt := e.opts.Runtime
+func (e *Engine) gate(ctx context.Context, rt Runtime, id, url string, minUptime, timeout time.Duration) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	probed := url == ""

@@ -90,7 +90,7 @@ func (e *Engine) runRepair(deployment string) error {
 		return err
 	}
 	if !repaired && e.isDown(d.Name) {
-		c, err := e.opts.Runtime.Inspect(e.ctx, d.ContainerName())
+		c, err := e.runtime(d).Inspect(e.ctx, d.ContainerName())
 		if err == nil {
 			err = e.prove(e.ctx, d, &c)
 		}
@@ -109,7 +109,7 @@ func (e *Engine) runRepair(deployment string) error {
 // container, so that the metric is right from start-up, not only after the
 // next deploy.
 func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
-	c, err := e.opts.Runtime.Inspect(ctx, d.ContainerName())
+	c, err := e.runtime(d).Inspect(ctx, d.ContainerName())
 	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name {
 		return
 	}

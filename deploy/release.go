@@ -118,7 +118,7 @@ func (a *attempt) release() (Outcome, error) {
 // oneOff runs spec from image as step (pulling the image first if pull),
 // and returns its output with the secrets redacted.
 func (a *attempt) oneOff(step, image string, pull bool, spec OneOff, secrets []string) (string, error) {
-	rt := a.e.opts.Runtime
+	rt := a.rt
 	var res OneOffResult
 	err := a.step(step, spec.Timeout+a.e.opts.PullTimeout+a.e.opts.OpTimeout, func(ctx context.Context) error {
 		ref := image
@@ -253,7 +253,7 @@ func splitRef(image string) (repo, suffix string) {
 func (e *Engine) removeOneOffs(ctx context.Context, d *deployments.Deployment) error {
 	for _, suffix := range []string{BackupSuffix, ReleaseSuffix} {
 		name := d.ContainerName() + suffix
-		c, err := e.opts.Runtime.Inspect(ctx, name)
+		c, err := e.runtime(d).Inspect(ctx, name)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue
@@ -262,7 +262,7 @@ func (e *Engine) removeOneOffs(ctx context.Context, d *deployments.Deployment) e
 		case !c.Managed() || c.Labels[LabelDeployment] != d.Name:
 			continue // not ours
 		}
-		if err := e.opts.Runtime.Remove(ctx, c.ID); err != nil {
+		if err := e.runtime(d).Remove(ctx, c.ID); err != nil {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 		e.log.Warn().Str("deployment", d.Name).Str("container", name).Msg("removed a one-off container an interrupted deploy left")

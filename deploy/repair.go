@@ -199,7 +199,7 @@ func (e *Engine) look(ctx context.Context, d *deployments.Deployment, recs []Rec
 		name string
 		c    **Container
 	}{{s.name, &s.cur}, {s.name + PrevSuffix, &s.prev}, {s.name + NextSuffix, &s.next}} {
-		c, err := e.opts.Runtime.Inspect(ctx, slot.name)
+		c, err := e.runtime(d).Inspect(ctx, slot.name)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
@@ -311,7 +311,7 @@ func (s scene) plan(d *deployments.Deployment) plan {
 // deployment's name. It looks again after acting, for as long as the
 // containers keep changing under it (bounded).
 func (e *Engine) converge(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, p plan) error {
-	rt, name := e.opts.Runtime, d.ContainerName()
+	rt, name := e.runtime(d), d.ContainerName()
 	if p.keep != nil && p.stopping {
 		if err := e.waitStopped(ctx, log, d, p.keep.ID); err != nil {
 			return err
@@ -381,7 +381,7 @@ func (e *Engine) converge(ctx context.Context, log zerolog.Logger, d *deployment
 // may be serving beside keep (start-first) gets its stop signal first, so
 // that its requests in flight finish; the others are removed at once.
 func (e *Engine) act(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, keep *Container, drop []string) error {
-	rt, name := e.opts.Runtime, d.ContainerName()
+	rt, name := e.runtime(d), d.ContainerName()
 	do := func(f func(ctx context.Context) error) error {
 		return e.retry(ctx, log, "reconcile", func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, d.StopTimeout+e.opts.OpTimeout)
@@ -405,7 +405,7 @@ func (e *Engine) act(ctx context.Context, log zerolog.Logger, d *deployments.Dep
 		return nil
 	}
 	if keep.Name != name {
-		if err := do(func(ctx context.Context) error { return e.rename(ctx, keep.ID, name) }); err != nil {
+		if err := do(func(ctx context.Context) error { return e.rename(ctx, rt, keep.ID, name) }); err != nil {
 			return fmt.Errorf("rename %.12s to %s: %w", keep.ID, name, err)
 		}
 	}
@@ -421,7 +421,7 @@ func (e *Engine) act(ctx context.Context, log zerolog.Logger, d *deployments.Dep
 // stop the dead process asked for may take; a container still running then
 // never got that stop, and is left running.
 func (e *Engine) waitStopped(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, id string) error {
-	rt := e.opts.Runtime
+	rt := e.runtime(d)
 	deadline := time.Now().Add(d.StopTimeout + stopMargin)
 	waited := false
 	for {
@@ -458,7 +458,7 @@ func (e *Engine) waitStopped(ctx context.Context, log zerolog.Logger, d *deploym
 // keeps or a rollback put back, starting it first if it does not run: it
 // must prove itself like a new one.
 func (e *Engine) prove(ctx context.Context, d *deployments.Deployment, c *Container) error {
-	rt := e.opts.Runtime
+	rt := e.runtime(d)
 	cur, err := rt.Inspect(ctx, c.ID)
 	if err != nil {
 		return fmt.Errorf("container %.12s: %w", c.ID, err)
@@ -471,7 +471,7 @@ func (e *Engine) prove(ctx context.Context, d *deployments.Deployment, c *Contai
 	h := d.Health
 	gctx, cancel := context.WithTimeout(ctx, h.Timeout+e.opts.OpTimeout)
 	defer cancel()
-	if err := e.gate(gctx, c.ID, h.URL, h.MinUptime, h.Timeout); err != nil {
+	if err := e.gate(gctx, rt, c.ID, h.URL, h.MinUptime, h.Timeout); err != nil {
 		return fmt.Errorf("container %.12s: %w", c.ID, err)
 	}
 	return nil

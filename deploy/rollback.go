@@ -16,7 +16,7 @@ const rollbackTimeout = 2 * time.Minute
 // it was. It runs on a context of its own: it must finish even when the
 // deploy was cancelled.
 func (a *attempt) rollback(cause error) (Outcome, error) {
-	rt := a.e.opts.Runtime
+	rt := a.rt
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), rollbackTimeout)
 	defer cancel()
@@ -62,7 +62,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 	if a.stopped {
 		// By what the engine says, not by what this deploy believes it
 		// did: a rename may have landed that the deploy never saw succeed.
-		try("rename previous container back", func(ctx context.Context) error { return a.e.rename(ctx, a.prev.ID, a.name) })
+		try("rename previous container back", func(ctx context.Context) error { return a.e.rename(ctx, rt, a.prev.ID, a.name) })
 	}
 	if a.stopped && a.wasRunning {
 		try("restart previous container", func(ctx context.Context) error { return rt.Start(ctx, a.prev.ID) })
@@ -89,8 +89,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 
 // rename gives a container a name, and is content when it has it already
 // (a retried or late rename got there first).
-func (e *Engine) rename(ctx context.Context, id, name string) error {
-	rt := e.opts.Runtime
+func (e *Engine) rename(ctx context.Context, rt Runtime, id, name string) error {
 	err := rt.Rename(ctx, id, name)
 	if err == nil {
 		return nil

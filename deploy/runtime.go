@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -151,4 +152,38 @@ type Healthcheck struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	Retries  int
+}
+
+// unknownEngine is an engine the config names that liftoff was not started
+// with: engines apply at start-up only.
+type unknownEngine string
+
+func (u unknownEngine) err() error {
+	return fmt.Errorf("engine %q was added to the configuration after liftoff started: restart liftoff to use it", string(u))
+}
+
+func (u unknownEngine) Ping(context.Context) error { return u.err() }
+func (u unknownEngine) Resolve(context.Context, string, Auth) (string, error) {
+	return "", u.err()
+}
+func (u unknownEngine) Pull(context.Context, string, Auth) error { return u.err() }
+func (u unknownEngine) ImageEnv(context.Context, string) ([]string, error) {
+	return nil, u.err()
+}
+func (u unknownEngine) Inspect(context.Context, string) (Container, error) {
+	return Container{}, u.err()
+}
+func (u unknownEngine) Create(context.Context, Spec) (string, error)      { return "", u.err() }
+func (u unknownEngine) Start(context.Context, string) error               { return u.err() }
+func (u unknownEngine) Stop(context.Context, string, time.Duration) error { return u.err() }
+func (u unknownEngine) Rename(context.Context, string, string) error      { return u.err() }
+func (u unknownEngine) SetAliases(context.Context, string, []string, []string) error {
+	return u.err()
+}
+func (u unknownEngine) Drain(context.Context, string) ([]string, []string, error) {
+	return nil, nil, u.err()
+}
+func (u unknownEngine) Remove(context.Context, string) error { return u.err() }
+func (u unknownEngine) RunOnce(context.Context, OneOff) (OneOffResult, error) {
+	return OneOffResult{}, u.err()
 }

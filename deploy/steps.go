@@ -44,7 +44,7 @@ func (a *attempt) deploy() (Outcome, error) {
 // so that what runs is known. Unchanged when the digest already runs.
 func (a *attempt) resolve() (Outcome, error) {
 	defer a.e.markResolved(a.q)
-	rt, r, d := a.e.opts.Runtime, a.res.Request, a.d
+	rt, r, d := a.rt, a.res.Request, a.d
 	pullRepo, cred, err := a.cfg.PullRepo(d.Image)
 	if err != nil {
 		return Failed, fmt.Errorf("registry settings for %s: %w", d.Image, err)
@@ -88,7 +88,7 @@ func (a *attempt) resolve() (Outcome, error) {
 
 // current finds the deployment's container, if any.
 func (a *attempt) current(ctx context.Context) (*Container, error) {
-	c, err := a.e.opts.Runtime.Inspect(ctx, a.name)
+	c, err := a.rt.Inspect(ctx, a.name)
 	switch {
 	case err == nil:
 		return &c, nil
@@ -102,7 +102,7 @@ func (a *attempt) current(ctx context.Context) (*Container, error) {
 // pull fetches the image by digest, while the old container keeps serving.
 func (a *attempt) pull() (Outcome, error) {
 	err := a.step(StepPull, a.e.opts.PullTimeout, func(ctx context.Context) error {
-		return a.e.opts.Runtime.Pull(ctx, a.ref, a.auth)
+		return a.rt.Pull(ctx, a.ref, a.auth)
 	})
 	if err != nil {
 		return Failed, err
@@ -114,7 +114,7 @@ func (a *attempt) pull() (Outcome, error) {
 // (image ENV included) and checks the environment's policy on it.
 func (a *attempt) prepare() (Outcome, error) {
 	err := a.step(StepPrepare, a.e.opts.OpTimeout, func(ctx context.Context) error {
-		imageEnv, err := a.e.opts.Runtime.ImageEnv(ctx, a.ref)
+		imageEnv, err := a.rt.ImageEnv(ctx, a.ref)
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 // create and start the new one under the name, gate it, then remove the
 // old one. Any failure after the stop rolls back.
 func (a *attempt) stopFirst() (Outcome, error) {
-	rt, d, cur := a.e.opts.Runtime, a.d, a.cur
+	rt, d, cur := a.rt, a.d, a.cur
 	if cur != nil {
 		a.prev, a.wasRunning, a.stopped = cur, cur.Running, true
 		if err := a.step(StepStop, a.stopTimeout(), func(ctx context.Context) error {
@@ -20,7 +20,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 			return a.rollback(err)
 		}
 		if err := a.step(StepRename, a.e.opts.OpTimeout, func(ctx context.Context) error {
-			return a.e.rename(ctx, cur.ID, a.name+PrevSuffix)
+			return a.e.rename(ctx, rt, cur.ID, a.name+PrevSuffix)
 		}); err != nil {
 			return a.rollback(err)
 		}
@@ -97,7 +97,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 // the old one keeps its aliases there and gets its stop signal holding
 // them, as before, and the log says so.
 func (a *attempt) startFirst() (Outcome, error) {
-	rt, d, cur := a.e.opts.Runtime, a.d, a.cur
+	rt, d, cur := a.rt, a.d, a.cur
 	spec := a.spec
 	a.newName = a.name + NextSuffix
 	spec.Name = a.newName
@@ -129,10 +129,10 @@ func (a *attempt) startFirst() (Outcome, error) {
 	err := a.step(StepCleanup, drainTime+a.stopTimeout()+a.e.opts.OpTimeout, func(ctx context.Context) error {
 		// Renamed while both hold the aliases: Docker drops and adds
 		// again a container's DNS records when it renames it.
-		if err := a.e.rename(ctx, cur.ID, a.name+PrevSuffix); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := a.e.rename(ctx, rt, cur.ID, a.name+PrevSuffix); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if err := a.e.rename(ctx, a.newID, a.name); err != nil {
+		if err := a.e.rename(ctx, rt, a.newID, a.name); err != nil {
 			return err
 		}
 		if !drained {
@@ -181,7 +181,7 @@ func (a *attempt) drain(ctx context.Context, old *Container) (time.Time, error) 
 	if !old.Running {
 		return time.Time{}, nil
 	}
-	drained, kept, err := a.e.opts.Runtime.Drain(ctx, old.ID)
+	drained, kept, err := a.rt.Drain(ctx, old.ID)
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		return time.Time{}, err
@@ -202,7 +202,7 @@ func (a *attempt) drain(ctx context.Context, old *Container) (time.Time, error) 
 }
 
 func (a *attempt) createAndStart(spec Spec) error {
-	rt := a.e.opts.Runtime
+	rt := a.rt
 	if err := a.step(StepCreate, a.e.opts.OpTimeout, func(ctx context.Context) error {
 		if a.newID != "" {
 			return nil // created by an earlier try of this step
@@ -230,7 +230,7 @@ func (a *attempt) createAndStart(spec Spec) error {
 // engine only after the repair had looked. It reports whether it removed
 // one.
 func (a *attempt) removeLeftover(ctx context.Context, name string) bool {
-	rt := a.e.opts.Runtime
+	rt := a.rt
 	c, err := rt.Inspect(ctx, name)
 	if err != nil || !c.Managed() || c.Labels[LabelDeployment] != a.d.Name ||
 		a.cur != nil && c.ID == a.cur.ID || a.prev != nil && c.ID == a.prev.ID {

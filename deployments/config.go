@@ -24,6 +24,9 @@ import (
 type Config struct {
 	Listen       string                 `yaml:"listen"`
 	DockerHost   string                 `yaml:"docker_host"`
+	// Engines are more Docker engines, by name; docker_host is the one
+	// named LocalEngine ("local"). A deployment runs on one (its Engine).
+	Engines      map[string]Engine      `yaml:"engines"`
 	Hooks        []Hook                 `yaml:"hooks"`
 	Registries   map[string]Registry    `yaml:"registries"`
 	Environments map[string]Environment `yaml:"environments"`
@@ -169,6 +172,15 @@ type Deployment struct {
 	// one's too (a canary), and of another repository holding the same
 	// images (a copy between registries keeps the digest).
 	PromoteFrom string `yaml:"promote_from"`
+
+	// Engine names the engine the deployment runs on: LocalEngine
+	// ("local", the default) or one of Config.Engines.
+	Engine string `yaml:"engine"`
+	// Proxy, if set, makes liftoff the deployment's front door (see Proxy).
+	Proxy *Proxy `yaml:"proxy"`
+	// Service, if set, makes the deployment a Docker Swarm service on its
+	// engine instead of a container (see Service).
+	Service *Service `yaml:"service"`
 
 	// Set by Validate.
 	rules     []tagRule       // parsed Tags

@@ -24,6 +24,9 @@ func (d *Deployment) fillDefaults() {
 	if d.Container.Name == "" {
 		d.Container.Name = d.Name
 	}
+	if d.Engine == "" {
+		d.Engine = LocalEngine
+	}
 	if d.Strategy == "" {
 		d.Strategy = StopFirst
 	}

@@ -28,6 +28,7 @@ func (c *Config) validate(p *problems) {
 	c.validateHooks(p)
 	c.hashTokens()
 	c.validateRegistries(p)
+	c.validateEngines(p)
 	c.validateEnvironments(p)
 	c.validateAPITokens(p) // after hooks and environments: tokens differ from hooks', scopes name environments
 	c.checkApprovers(p)
@@ -45,13 +46,7 @@ func (c *Config) checkTopLevel(p *problems) {
 		p.addf("listen", "want [host]:port, e.g. \":8080\" or \"127.0.0.1:8080\"")
 	}
 	if c.DockerHost != "" {
-		scheme, _, ok := strings.Cut(c.DockerHost, "://")
-		switch {
-		case !ok:
-			p.addf("docker_host", "want scheme://address, e.g. unix:///var/run/docker.sock or tcp://host:2376")
-		case scheme != "unix" && scheme != "tcp" && scheme != "ssh" && scheme != "npipe" && scheme != "http" && scheme != "https":
-			p.addf("docker_host", "unknown scheme: want unix, tcp, ssh, npipe, http or https")
-		}
+		checkDockerHost(p, "docker_host", c.DockerHost)
 	}
 	if c.HookRateLimit < -1 {
 		p.addf("hook_rate_limit", "want requests a minute per client (default %d), or -1 for no limit", DefaultHookRate)

@@ -13,8 +13,9 @@ import (
 func (c *Config) validateDeployments(p *problems) []string {
 	repos := make([]string, len(c.Deployments))
 	names := map[string]int{}
-	containers := map[string]int{}
-	var published []hostPort
+	containers := map[string]int{}        // engine/container name → index
+	published := map[string][]hostPort{} // by engine
+	listens := c.listenAddrs()
 	for i := range c.Deployments {
 		d := &c.Deployments[i]
 		dp := fmt.Sprintf("deployments[%d]", i)
@@ -41,17 +42,44 @@ func (c *Config) validateDeployments(p *problems) []string {
 		if d.Container.Name != "" {
 			checkContainerName(p, cp+".name", d.Container.Name)
 		}
+		strategyGiven := d.Strategy != ""
 		// Only now: the container's name defaults to the deployment's,
 		// which is checked above as such.
 		d.fillDefaults()
+		c.checkEngineRef(p, dp+".engine", d.Engine)
+		// Names and host ports are the engine's: two hosts may each run
+		// a "web" published on :80.
 		if n := d.Container.Name; n != "" {
-			if j, dup := containers[n]; dup {
-				p.addf(cp+".name", "%s is also the container of deployments[%d]", p.quote(cp+".name", n), j)
+			if j, dup := containers[d.Engine+"/"+n]; dup {
+				what := "container"
+				if c.Deployments[j].Service != nil {
+					what = "service"
+				}
+				on := ""
+				if len(c.Engines) > 0 {
+					on = fmt.Sprintf(" on engine %q", d.Engine)
+				}
+				p.addf(cp+".name", "%s is also the %s of deployments[%d]%s", p.quote(cp+".name", n), what, j, on)
 			} else {
-				containers[n] = i
+				containers[d.Engine+"/"+n] = i
 			}
 		}
-		published = checkContainer(p, cp, &d.Container, published)
+		published[d.Engine] = checkContainer(p, cp, &d.Container, published[d.Engine])
+
+		for _, null := range []string{"proxy", "service"} {
+			if c.nullPaths[dp+"."+null] {
+				p.addf(dp+"."+null, "given with no value: remove it, or give its settings")
+			}
+		}
+		if d.Proxy != nil {
+			c.checkProxy(p, dp+".proxy", d, listens)
+			if strategyGiven && d.Service == nil {
+				p.addf(dp+".strategy", "a proxied deployment always starts the new container beside the old one and switches when it passed its gate: drop strategy")
+			}
+		}
+		if d.Service != nil {
+			c.checkService(p, dp+".service", d, strategyGiven)
+		}
 
 		switch d.Strategy {
 		case StopFirst:

@@ -1,0 +1,113 @@
+package deployments
+
+import (
+	"fmt"
+	"strings"
+)
+
+// LocalEngine is the name of the engine docker_host (or DOCKER_HOST, or the
+// local socket) reaches: the engine of every deployment that names none.
+const LocalEngine = "local"
+
+// Engine is one more Docker engine liftoff drives (engines.<name>): another
+// host, reached over TCP with TLS or over SSH.
+type Engine struct {
+	// Host is the engine's address, as DOCKER_HOST: unix:///path,
+	// tcp://host:2376, ssh://user@host.
+	Host string `yaml:"host"`
+	// TLSCA, TLSCert and TLSKey are PEM files (relative to the config's
+	// directory) for a tcp:// engine that requires TLS: the CA that signed
+	// the engine's certificate, and liftoff's client certificate and key.
+	// TLSCA alone verifies the engine without a client certificate.
+	TLSCA   string `yaml:"tls_ca"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// EngineNames returns the names of every engine, LocalEngine first, then
+// those of engines in order.
+func (c *Config) EngineNames() []string {
+	return append([]string{LocalEngine}, sortedKeys(c.Engines)...)
+}
+
+// EngineHost returns the address of the named engine: DockerHost for
+// LocalEngine ("" meaning DOCKER_HOST or the local socket).
+func (c *Config) EngineHost(name string) (Engine, bool) {
+	if name == LocalEngine {
+		return Engine{Host: c.DockerHost}, true
+	}
+	e, ok := c.Engines[name]
+	return e, ok
+}
+
+// validateEngines checks engines and resolves their TLS files against the
+// config's directory.
+func (c *Config) validateEngines(p *problems) {
+	for _, name := range sortedKeys(c.Engines) {
+		e := c.Engines[name]
+		ep := "engines." + name
+		switch {
+		case name == LocalEngine:
+			p.addf(ep, "%q is the engine of docker_host: set docker_host instead", LocalEngine)
+			continue
+		case !validName(name, 1):
+			p.addf(ep, "invalid engine name: want [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+		}
+		if e.Host == "" {
+			p.addf(ep+".host", "missing: want unix:///path, tcp://host:2376 or ssh://user@host")
+		} else {
+			checkDockerHost(p, ep+".host", e.Host)
+		}
+		tls := e.TLSCA != "" || e.TLSCert != "" || e.TLSKey != ""
+		switch {
+		case (e.TLSCert == "") != (e.TLSKey == ""):
+			p.addf(ep+".tls_cert", "tls_cert and tls_key go together")
+		case tls && !strings.HasPrefix(e.Host, "tcp://") && !strings.HasPrefix(e.Host, "https://"):
+			p.addf(ep+".tls_ca", "TLS applies to tcp:// engines only")
+		}
+		for _, f := range []struct {
+			key  string
+			path *string
+		}{{"tls_ca", &e.TLSCA}, {"tls_cert", &e.TLSCert}, {"tls_key", &e.TLSKey}} {
+			if *f.path == "" {
+				continue
+			}
+			*f.path = c.resolve(*f.path)
+			if _, err := readSecretFile(*f.path); err != nil {
+				p.addFile(ep+"."+f.key, err)
+			}
+		}
+		c.Engines[name] = e
+	}
+}
+
+// checkDockerHost checks a DOCKER_HOST-style address.
+func checkDockerHost(p *problems, at, host string) {
+	scheme, rest, ok := strings.Cut(host, "://")
+	switch {
+	case !ok:
+		p.addf(at, "want scheme://address, e.g. unix:///var/run/docker.sock or tcp://host:2376")
+	case scheme != "unix" && scheme != "tcp" && scheme != "ssh" && scheme != "npipe" && scheme != "http" && scheme != "https":
+		p.addf(at, "unknown scheme: want unix, tcp, ssh, npipe, http or https")
+	case rest == "":
+		p.addf(at, "no address after %s://", scheme)
+	}
+}
+
+// checkEngineRef checks a deployment's engine.
+func (c *Config) checkEngineRef(p *problems, at, name string) {
+	if name == LocalEngine {
+		return
+	}
+	if _, ok := c.Engines[name]; !ok {
+		p.addf(at, "unknown engine %s: want %s", p.quote(at, name), strings.Join(quoteAll(c.EngineNames()), ", "))
+	}
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
