@@ -1,0 +1,561 @@
+// Package proxy is liftoff's front door for each deployment: it listens on
+// the address the deployment's route names and forwards HTTP (WebSockets
+// included) to the deployment's current container, its upstream. A deploy
+// starts the new container beside the old one, gates it, calls Switch to send
+// new requests to it, calls Drain to wait (bounded) for the requests still on
+// the old one, and only then stops the old container: a deploy refuses no
+// request, and cuts only those that outlast the drain (long-lived WebSockets).
+//
+// The request path is net/http/httputil.ReverseProxy with Rewrite, not
+// Director: with Rewrite the proxy strips the client's Forwarded and
+// X-Forwarded-* before our function sees the request, so a client cannot
+// smuggle its own X-Forwarded-For past us, and the hop-by-hop headers of the
+// client cannot remove the ones we set. Only with Route.TrustForwarded does
+// the proxy carry the incoming ones over (a proxy in front of us set them).
+// The Host header stays the client's, so that the app (Django's
+// ALLOWED_HOSTS) sees the public host.
+//
+// Each upstream a deployment has had since it last had nothing in flight is
+// a backend: its own http.Transport, its own ReverseProxy and its own count
+// of requests in flight. A request reads the current backend once (an atomic
+// pointer), counts itself there and then checks that the backend is still
+// current, so that once Switch has returned, every request either is counted
+// on the old backend (and Drain waits for it) or goes to the new one. It
+// stays counted until its response body has been copied, or its upgraded
+// connection has closed. Separate transports let Drain close the idle
+// keep-alive connections to the old container, which is about to stop,
+// without touching the pool of the new one.
+//
+// Routes (listeners) and backends are separate: Configure can move a
+// deployment to another address, or hand an address over from a removed
+// deployment to a new one, while its upstream and the requests in flight
+// stay where they are.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Route.
+const (
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultWaitTimeout  = 30 * time.Second
+)
+
+// Settings of the listeners and of the transports to upstreams.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	dialTimeout       = 5 * time.Second
+	// upstreamIdleTimeout is shorter than the keep-alive of common app
+	// servers (gunicorn closes an idle connection after 2s, uvicorn and
+	// Node after 5s): a connection the app closes as a request is sent on
+	// it fails that request, and Go's transport retries only idempotent
+	// ones, so a POST would get a 502. On loopback a new connection costs
+	// far less than that risk.
+	upstreamIdleTimeout   = 1 * time.Second
+	maxIdlePerUpstream    = 128
+	responseHeaderTimeout = 5 * time.Minute
+	expectContinueTimeout = time.Second
+)
+
+// ErrClosed is returned by Configure after Close.
+var ErrClosed = errors.New("proxy: closed")
+
+// Options configure a Proxy.
+type Options struct {
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer // nil: metrics not registered
+}
+
+// Route is one deployment's front door (from config deployments[].proxy).
+type Route struct {
+	Deployment string
+	Listen     string // "127.0.0.1:8001", ":8001"
+	// DrainTimeout is how long Drain should wait at most (the caller's
+	// deadline) and how long a removed route lets its requests finish
+	// (default 30s).
+	DrainTimeout time.Duration
+	// WaitTimeout is how long a request waits while the deployment has no
+	// upstream, before a 503 (default 30s).
+	WaitTimeout time.Duration
+	// MaxBody limits request bodies, in bytes; 0 is no limit. A larger
+	// body is answered 413.
+	MaxBody int64
+	// TrustForwarded keeps the incoming X-Forwarded-For (appending the
+	// client's address to it), X-Forwarded-Host and X-Forwarded-Proto
+	// (as they are: one host, one scheme, the first proxy's). False, the
+	// default, replaces them with the client's address, the Host and
+	// "http": only set it when every client comes through a proxy of yours
+	// that sets them. Forwarded (RFC 7239) is always removed.
+	TrustForwarded bool
+}
+
+// Proxy serves every route. Its methods are safe for concurrent use.
+type Proxy struct {
+	log     zerolog.Logger
+	met     *metrics
+	bufs    bufferPool
+	errLog  *stdlog.Logger // ReverseProxy's own messages: none
+	srvLog  *stdlog.Logger // http.Server's
+	base    context.Context
+	cut     context.CancelFunc // ends the grace of routes being removed
+	retired sync.WaitGroup     // routes being removed
+
+	// Tests shorten the transports' ResponseHeaderTimeout, learn when a
+	// request starts waiting for an upstream, and pause one between
+	// reading the current upstream and counting itself there.
+	headerTimeout time.Duration
+	onWait        func(deployment string)
+	onAcquire     func()
+
+	mu     sync.Mutex // guards what follows
+	closed bool
+	sites  map[string]*site   // by deployment: routed, or named by Switch
+	doors  map[*listener]bool // open, by route
+}
+
+// New returns a Proxy without routes; Configure opens them.
+func New(opts Options) *Proxy {
+	base, cut := context.WithCancel(context.Background())
+	p := &Proxy{
+		log:           opts.Logger,
+		met:           newMetrics(opts.Registerer),
+		base:          base,
+		cut:           cut,
+		headerTimeout: responseHeaderTimeout,
+		sites:         map[string]*site{},
+		doors:         map[*listener]bool{},
+	}
+	// ReverseProxy's one message (a body copy that failed) would repeat
+	// what backend.watch logs.
+	p.errLog = stdlog.New(io.Discard, "", 0)
+	p.srvLog = stdlog.New(logWriter{opts.Logger, zerolog.WarnLevel}, "", 0)
+	return p
+}
+
+// Configure makes the set of routes exactly routes: it opens listeners for
+// new routes, closes those no longer named (gracefully: their requests in
+// flight have up to the route's DrainTimeout to finish), moves a route whose
+// Listen changed, and updates the settings of the others in place. Upstreams
+// survive for the deployments still routed, including one set by Switch
+// before its route existed.
+//
+// It is all or nothing: if a listener cannot be opened, the error names the
+// deployment and the address, and nothing changes. An address (as written,
+// with a port other than 0) that a removed or moved route leaves is handed
+// over to the route that now names it, open all along, so that two routes
+// can swap addresses and a renamed deployment keeps its own. Moving a route
+// to another spelling of its own address (":8001" to "0.0.0.0:8001") fails,
+// as the old listener still holds it.
+func (p *Proxy) Configure(routes []Route) error {
+	want, err := normalize(routes)
+	if err != nil {
+		return err
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+
+	// Which listener each route gets: its own if its address is the same;
+	// else the one of that address that a removed or moved route leaves
+	// (not for port 0: each of those is an address of its own); else a
+	// new one. Open the new ones first: until all are open, nothing
+	// changes.
+	doors := make([]*listener, len(want))
+	taken := make(map[*listener]bool, len(want))
+	for i, r := range want {
+		if s := p.sites[r.Deployment]; s != nil && s.door != nil && s.door.addr == r.Listen {
+			doors[i] = s.door
+			taken[s.door] = true
+		}
+	}
+	for i, r := range want {
+		if doors[i] != nil || ephemeral(r.Listen) {
+			continue
+		}
+		for l := range p.doors {
+			if l.addr == r.Listen && !taken[l] {
+				doors[i] = l
+				taken[l] = true
+				break
+			}
+		}
+	}
+	var opened []*listener
+	for i, r := range want {
+		if doors[i] != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", r.Listen)
+		if err != nil {
+			for _, l := range opened {
+				l.ln.Close()
+			}
+			return fmt.Errorf("proxy for %s: listen on %s: %w", r.Deployment, r.Listen, err)
+		}
+		doors[i] = p.newListener(r.Listen, ln)
+		opened = append(opened, doors[i])
+	}
+
+	routed := make(map[string]bool, len(want))
+	for i := range want {
+		r := &want[i]
+		s := p.sites[r.Deployment]
+		if s == nil {
+			s = newSite(p, r.Deployment)
+			p.sites[r.Deployment] = s
+		}
+		if s.met == nil {
+			s.met = p.met.site(r.Deployment)
+		}
+		s.route.Store(r)
+		s.door = doors[i]
+		doors[i].site.Store(s)
+		routed[r.Deployment] = true
+	}
+	for l := range p.doors {
+		if !taken[l] {
+			p.retire(l)
+		}
+	}
+	for name, s := range p.sites {
+		if !routed[name] {
+			s.drop()
+			delete(p.sites, name)
+			p.met.forget(name)
+		}
+	}
+	p.doors = make(map[*listener]bool, len(doors))
+	for _, l := range doors {
+		p.doors[l] = true
+	}
+	for _, l := range opened {
+		l.start(p)
+	}
+	return nil
+}
+
+// ephemeral tells whether addr asks for a port of the system's choosing.
+func ephemeral(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err != nil || port == "" || port == "0"
+}
+
+// normalize checks routes and fills in their defaults.
+func normalize(routes []Route) ([]Route, error) {
+	want := make([]Route, len(routes))
+	names := make(map[string]bool, len(routes))
+	addrs := make(map[string]string, len(routes))
+	for i, r := range routes {
+		switch {
+		case r.Deployment == "":
+			return nil, fmt.Errorf("proxy route %d: no deployment", i)
+		case names[r.Deployment]:
+			return nil, fmt.Errorf("proxy for %s: the deployment has two routes", r.Deployment)
+		case r.Listen == "":
+			return nil, fmt.Errorf("proxy for %s: no listen address", r.Deployment)
+		case addrs[r.Listen] != "" && !ephemeral(r.Listen):
+			return nil, fmt.Errorf("proxy for %s: listen on %s: already the address of %s", r.Deployment, r.Listen, addrs[r.Listen])
+		case r.MaxBody < 0:
+			return nil, fmt.Errorf("proxy for %s: max body %d is negative", r.Deployment, r.MaxBody)
+		}
+		names[r.Deployment] = true
+		addrs[r.Listen] = r.Deployment
+		if r.DrainTimeout <= 0 {
+			r.DrainTimeout = DefaultDrainTimeout
+		}
+		if r.WaitTimeout <= 0 {
+			r.WaitTimeout = DefaultWaitTimeout
+		}
+		want[i] = r
+	}
+	return want, nil
+}
+
+// Switch makes upstream ("host:port"; "" is none) the target of new requests
+// for deployment, at once, and returns the previous one. Requests waiting for
+// an upstream proceed. A deployment without a route keeps it for when
+// Configure routes it.
+func (p *Proxy) Switch(deployment, upstream string) (previous string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sites[deployment]
+	if s == nil {
+		s = newSite(p, deployment)
+		p.sites[deployment] = s
+	}
+	return s.set(upstream)
+}
+
+// Upstream returns the deployment's upstream, "" if none.
+func (p *Proxy) Upstream(deployment string) string {
+	p.mu.Lock()
+	s := p.sites[deployment]
+	p.mu.Unlock()
+	if s == nil {
+		return ""
+	}
+	if b := s.cur.Load(); b != nil {
+		return b.addr
+	}
+	return ""
+}
+
+// Drain waits until no request proxied to upstream for deployment is in
+// flight — a request counts until its response body has been copied, an
+// upgraded connection (WebSocket) until it closes — or ctx ends; then it
+// closes the idle keep-alive connections to upstream unless it is current
+// again. When ctx ends first, its error says how many requests are still in
+// flight and wraps ctx.Err(); the caller stopping the old container cuts
+// them, long-lived WebSockets included. Draining the current upstream waits
+// for a moment with nothing in flight.
+func (p *Proxy) Drain(ctx context.Context, deployment, upstream string) error {
+	p.mu.Lock()
+	s := p.sites[deployment]
+	p.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	b := s.backends[upstream]
+	s.mu.Unlock()
+	if b == nil {
+		return nil // never set, or nothing in flight since
+	}
+	err := b.idle(ctx)
+	s.mu.Lock()
+	if s.cur.Load() != b && s.backends[upstream] == b && b.inflight.Load() == 0 {
+		delete(s.backends, upstream)
+	}
+	s.mu.Unlock()
+	if s.cur.Load() != b {
+		b.tr.CloseIdleConnections()
+	}
+	if err != nil {
+		n := b.inflight.Load()
+		return fmt.Errorf("drain %s of %s: %d %s still in flight: %w", upstream, deployment, n, plural(n, "request"), err)
+	}
+	return nil
+}
+
+// Addr returns the address the deployment's route is bound to, nil if it has
+// none.
+func (p *Proxy) Addr(deployment string) net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sites[deployment]
+	if s == nil || s.door == nil {
+		return nil
+	}
+	return s.door.ln.Addr()
+}
+
+// Close shuts every listener down: it stops accepting, answers 503 to the
+// requests waiting for an upstream, and waits for the others (upgraded
+// connections included) until ctx ends, when it cuts those left and returns
+// ctx.Err().
+func (p *Proxy) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	doors := p.doors
+	p.doors = map[*listener]bool{}
+	sites := make([]*site, 0, len(p.sites))
+	for _, s := range p.sites {
+		s.drop()
+		sites = append(sites, s)
+	}
+	p.mu.Unlock()
+
+	errs := make(chan error, len(doors))
+	for l := range doors {
+		l.closing.Store(true)
+		go func() { errs <- l.shutdown(ctx) }()
+	}
+	var err error
+	for range doors {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+
+	done := make(chan struct{})
+	go func() {
+		p.retired.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.cut()
+		<-done
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	p.cut()
+	for _, s := range sites {
+		s.closeIdle()
+	}
+	return err
+}
+
+// retire stops l accepting now and lets its requests finish in the
+// background, for the DrainTimeout of its last route at most.
+func (p *Proxy) retire(l *listener) {
+	l.closing.Store(true)
+	l.ln.Close()
+	grace := DefaultDrainTimeout
+	if s := l.site.Load(); s != nil {
+		grace = s.route.Load().DrainTimeout
+	}
+	p.retired.Add(1)
+	go func() {
+		defer p.retired.Done()
+		ctx, cancel := context.WithTimeout(p.base, grace)
+		defer cancel()
+		if err := l.shutdown(ctx); err != nil {
+			p.log.Warn().Str("listen", l.addr).Err(err).Msg("proxy: removed route cut its requests in flight")
+		}
+	}()
+}
+
+// listener is an open address and its server; which site it serves can
+// change (Configure hands it over).
+type listener struct {
+	addr    string // as configured
+	ln      net.Listener
+	srv     *http.Server
+	site    atomic.Pointer[site]
+	closing atomic.Bool
+	served  chan struct{} // closed when Serve has returned
+
+	mu       sync.Mutex // guards what follows
+	upgraded map[net.Conn]struct{}
+	quiet    chan struct{} // closed when upgraded empties, if someone waits
+}
+
+func (p *Proxy) newListener(addr string, ln net.Listener) *listener {
+	l := &listener{addr: addr, ln: ln, served: make(chan struct{}), upgraded: map[net.Conn]struct{}{}}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	l.srv = &http.Server{
+		Handler:           l,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          p.srvLog,
+		Protocols:         &protos,
+	}
+	return l
+}
+
+func (l *listener) start(p *Proxy) {
+	go func() {
+		defer close(l.served)
+		err := l.srv.Serve(l.ln)
+		if !errors.Is(err, http.ErrServerClosed) && !l.closing.Load() {
+			p.log.Error().Err(err).Str("listen", l.addr).Msg("proxy: listener failed")
+		}
+	}()
+}
+
+// shutdown closes l gracefully: it waits for the requests in flight, then
+// for the upgraded connections, until ctx ends, when it cuts them all.
+func (l *listener) shutdown(ctx context.Context) error {
+	l.ln.Close() // Shutdown does not, when Serve has not begun yet
+	var err error
+	if l.srv.Shutdown(ctx) != nil { // ctx ended, or the listener was closed above
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = l.waitUpgraded(ctx)
+	}
+	if err != nil {
+		l.srv.Close()
+		l.cutUpgraded()
+	}
+	<-l.served
+	return err
+}
+
+func (l *listener) track(c net.Conn) {
+	l.mu.Lock()
+	l.upgraded[c] = struct{}{}
+	l.mu.Unlock()
+}
+
+func (l *listener) untrack(c net.Conn) {
+	l.mu.Lock()
+	delete(l.upgraded, c)
+	if len(l.upgraded) == 0 && l.quiet != nil {
+		close(l.quiet)
+		l.quiet = nil
+	}
+	l.mu.Unlock()
+}
+
+func (l *listener) waitUpgraded(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if len(l.upgraded) == 0 {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.quiet == nil {
+			l.quiet = make(chan struct{})
+		}
+		quiet := l.quiet
+		l.mu.Unlock()
+		select {
+		case <-quiet:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *listener) cutUpgraded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.upgraded {
+		c.Close()
+	}
+}
+
+// logWriter turns the lines of a standard logger into zerolog events.
+type logWriter struct {
+	log   zerolog.Logger
+	level zerolog.Level
+}
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.log.WithLevel(w.level).Msg(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func plural(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
