@@ -40,6 +40,8 @@ func TestEnginesProxyServiceErrors(t *testing.T) {
 		{"proxy network without networks", "deployments:\n  - {name: web, image: acme/web, tags: [x], proxy: {listen: \":8001\", port: 8000, upstream: network}}\n", "deployments[0].proxy.upstream: network needs container.networks"},
 		{"proxy unknown upstream", "deployments:\n  - {name: web, image: acme/web, tags: [x], proxy: {listen: \":8001\", port: 8000, upstream: dns}}\n", `deployments[0].proxy.upstream: unknown upstream "dns"`},
 		{"proxy negative drain", "deployments:\n  - {name: web, image: acme/web, tags: [x], proxy: {listen: \":8001\", port: 8000, drain_timeout: -1s}}\n", "deployments[0].proxy.drain_timeout: must be positive"},
+		{"proxy health url is the proxy", "deployments:\n  - {name: web, image: acme/web, tags: [x], proxy: {listen: \":8001\", port: 8000}, health: {url: \"http://localhost:8001/healthz\"}}\n", "deployments[0].health.url: is the proxy's own address"},
+		{"upstream without proxy", "deployments:\n  - {name: web, image: acme/web, tags: [x], health: {url: \"http://{upstream}/healthz\"}}\n", "deployments[0].health.url: {upstream} is the address liftoff's proxy"},
 		{"proxy null", "deployments:\n  - name: web\n    image: acme/web\n    tags: [x]\n    proxy:\n", "deployments[0].proxy: given with no value"},
 		{"service null", "deployments:\n  - name: web\n    image: acme/web\n    tags: [x]\n    service:\n", "deployments[0].service: given with no value"},
 		{"service order", "deployments:\n  - {name: web, image: acme/web, tags: [x], service: {update: {order: random}}}\n", `deployments[0].service.update.order: unknown order "random"`},

@@ -2,7 +2,9 @@ package deployments
 
 import (
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -80,11 +82,12 @@ func (c *Config) checkProxy(p *problems, at string, d *Deployment, listens map[s
 	case err != nil || port == "":
 		p.addf(at+".listen", "%s: want [host]:port, e.g. \"127.0.0.1:8001\" or \":80\"", p.quote(at+".listen", x.Listen))
 	default:
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		// Port 0 is a free port of the system's choosing: never the same.
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			p.addf(at+".listen", "port %s: want 1 to 65535", port)
-		} else if other, dup := listens[net.JoinHostPort(host, port)]; dup {
+		} else if other, dup := listens[net.JoinHostPort(host, port)]; dup && n != 0 {
 			p.addf(at+".listen", "%s is also %s", x.Listen, other)
-		} else {
+		} else if n != 0 {
 			listens[net.JoinHostPort(host, port)] = at + ".listen"
 		}
 	}
@@ -108,6 +111,16 @@ func (c *Config) checkProxy(p *problems, at string, d *Deployment, listens map[s
 		}
 	default:
 		p.addf(at+".upstream", "unknown upstream %s: want loopback or network", p.quote(at+".upstream", x.Upstream))
+	}
+	if u, err := url.Parse(d.Health.URL); err == nil && d.Health.URL != "" && port != "" {
+		uhost, uport := u.Hostname(), u.Port()
+		if uport == "" && u.Scheme == "http" {
+			uport = "80"
+		}
+		loop := uhost == "localhost" || uhost == "::1" || strings.HasPrefix(uhost, "127.")
+		if uport == port && (uhost == host || loop && (host == "" || host == "0.0.0.0" || host == "::" || strings.HasPrefix(host, "127."))) {
+			p.addf(d.path+".health.url", "is the proxy's own address: the gate would probe the container that serves now, not the new one; use http://{upstream}/... (the new container, as the proxy reaches it)")
+		}
 	}
 	if len(d.Container.Ports) > 0 {
 		p.addf(at, "a proxied deployment runs two containers at once during a deploy, so container.ports must be empty: liftoff reaches port %d itself", x.Port)

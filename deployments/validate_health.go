@@ -39,7 +39,9 @@ func checkHealth(p *problems, at string, h *Health) {
 	}
 	if h.URL != "" {
 		// {container} is replaced by the container's address at probe time.
-		u, err := url.Parse(strings.ReplaceAll(h.URL, "{container}", "container"))
+		// {upstream}, for a proxied deployment, by the address liftoff's
+		// proxy reaches it at.
+		u, err := url.Parse(strings.NewReplacer("{container}", "container", "{upstream}", "upstream").Replace(h.URL))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.addf(at+".url", "%s: want an http(s) URL, e.g. http://127.0.0.1:8001/healthz or http://{container}:8000/healthz", p.quote(at+".url", h.URL))
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ func fromInspect(in container.InspectResponse) deploy.Container {
 		out.Labels = in.Config.Labels
 	}
 	out.IP = firstIP(in)
+	out.Published = published(in)
 	if s := in.State; s != nil {
 		out.Running = s.Running
 		out.Status = string(s.Status)
@@ -48,6 +50,29 @@ func fromInspect(in container.InspectResponse) deploy.Container {
 		}
 		if s.Health != nil {
 			out.Health = string(s.Health.Status)
+		}
+	}
+	return out
+}
+
+// published returns the host address of each published port's first
+// binding: what liftoff's proxy connects to.
+func published(in container.InspectResponse) map[string]string {
+	if in.NetworkSettings == nil || len(in.NetworkSettings.Ports) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for port, bindings := range in.NetworkSettings.Ports {
+		for _, b := range bindings {
+			if b.HostPort == "" {
+				continue
+			}
+			ip := "127.0.0.1"
+			if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
+				ip = b.HostIP.String()
+			}
+			out[port.String()] = net.JoinHostPort(ip, b.HostPort)
+			break
 		}
 	}
 	return out
