@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -35,6 +36,35 @@ type Ignored struct {
 // delivery id again keeps the first record: a sender retrying a delivery
 // is the same delivery.
 func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
+	return s.RecordDeliveries(ctx, []Delivery{d})
+}
+
+// RecordDeliveries records several deliveries in one transaction: a burst
+// of webhooks costs one disk sync, not one each.
+func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("history: record deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (id, source, image, tag, pusher, actor, received_at, accepted, ignored)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("history: record deliveries: %w", err)
+	}
+	defer stmt.Close()
+	for _, d := range ds {
+		if err := s.insertDelivery(ctx, stmt, d); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("history: record deliveries: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) error {
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
@@ -52,9 +82,7 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
 	if err != nil {
 		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO deliveries (id, source, image, tag, pusher, actor, received_at, accepted, ignored)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Actor, d.Received.UnixNano(), string(accepted), string(ignored))
+	_, err = stmt.ExecContext(ctx, d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Actor, d.Received.UnixNano(), string(accepted), string(ignored))
 	if err != nil {
 		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
 	}

@@ -231,10 +231,13 @@ func TestDeliveries(t *testing.T) {
 		{ID: "c", Source: "api", Image: "docker.io/pmpl/dblood", Tag: "v3", Actor: "lead", Received: t0.Add(-time.Hour),
 			Accepted: []string{"dblood-prod"}},
 	}
-	for _, d := range recorded {
-		if err := s.RecordDelivery(ctx, d); err != nil {
-			t.Fatal(err)
-		}
+	// One alone, then two in one batch (as the daemon's recorder writes
+	// those that wait together).
+	if err := s.RecordDelivery(ctx, recorded[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDeliveries(ctx, recorded[1:]); err != nil {
+		t.Fatal(err)
 	}
 	// A retried delivery is the same delivery: the first record stays.
 	again := recorded[0]

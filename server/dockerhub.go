@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -38,6 +40,12 @@ const maxPusher = 255
 
 // parseDockerHub reads a DockerHub push payload.
 func parseDockerHub(body []byte) (push, error) {
+	return parseDockerHubWith(body, deployments.NormalizeRepo)
+}
+
+// parseDockerHubWith is parseDockerHub with normalize for
+// deployments.NormalizeRepo (a repoCache's, in a Server).
+func parseDockerHubWith(body []byte, normalize func(string) (string, error)) (push, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return push{}, fmt.Errorf("%w: body: want a JSON object", errInvalid)
 	}
@@ -59,7 +67,7 @@ func parseDockerHub(body []byte) (push, error) {
 	if name == "" {
 		return push{}, fmt.Errorf("%w: repository.repo_name: missing", errInvalid)
 	}
-	repo, err := deployments.NormalizeRepo(name)
+	repo, err := normalize(name)
 	if err != nil {
 		return push{}, fmt.Errorf("%w: repository.repo_name: %v", errInvalid, err)
 	}
@@ -85,10 +93,40 @@ func parseDockerHub(body []byte) (push, error) {
 	}, nil
 }
 
+// repoCache remembers the repositories of recent deliveries as
+// deployments.NormalizeRepo normalizes them: the same few come again and
+// again, and NormalizeRepo (a regular expression, nine allocations) costs
+// more than the rest of the payload's checks. It holds at most
+// len(slots) names, so that deliveries of ever new names cannot grow it;
+// each slot is one atomic pointer, so it takes no lock.
+type repoCache struct {
+	seed  maphash.Seed
+	slots [64]atomic.Pointer[repoEntry]
+}
+
+type repoEntry struct{ name, repo string }
+
+func newRepoCache() *repoCache { return &repoCache{seed: maphash.MakeSeed()} }
+
+// normalize is deployments.NormalizeRepo, remembered. Errors are not
+// remembered: they are rare, and cost what they cost.
+func (c *repoCache) normalize(name string) (string, error) {
+	slot := &c.slots[maphash.String(c.seed, name)%uint64(len(c.slots))]
+	if e := slot.Load(); e != nil && e.name == name {
+		return e.repo, nil
+	}
+	repo, err := deployments.NormalizeRepo(name)
+	if err == nil {
+		slot.Store(&repoEntry{name: name, repo: repo})
+	}
+	return repo, err
+}
+
 // duplicateKey finds the first key that appears twice in the top-level
-// object of obj (valid JSON), or in its push_data or repository, and
-// returns where (body, push_data or repository) and the key, quoted; it
-// returns "", "" if there is none.
+// object of obj, or in its push_data or repository, and returns where
+// (body, push_data or repository) and the key, quoted; it returns "", ""
+// if there is none. obj must be valid JSON (json.Unmarshal took it); on
+// anything else it returns "", "" too.
 //
 // encoding/json keeps the last of duplicate keys and matches keys without
 // regard to case ("TAG" is tag, and "pu\u017Fh_data", with a long s, is
@@ -96,34 +134,187 @@ func parseDockerHub(body []byte) (push, error) {
 // the first, or only the exact spelling. Two keys that encoding/json takes for
 // the same are refused, so that no one can show them one tag and make
 // liftoff deploy another.
+//
+// It scans the bytes itself rather than through json.Decoder's tokens,
+// which cost more than the rest of a delivery together; in the common case
+// (keys in lower-case ASCII, a few dozen of them) it allocates nothing.
 func duplicateKey(obj []byte, where string) (string, string) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
 		return "", ""
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
+	var seen keySet
+	for i = skipSpace(obj, i+1); i < len(obj) && obj[i] == '"'; {
+		end := stringEnd(obj, i)
+		if end < 0 {
 			return "", ""
 		}
-		key, _ := t.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
+		raw := obj[i:end]
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
 			return "", ""
 		}
-		folded := foldKey(key)
-		if seen[folded] {
+		start := skipSpace(obj, i+1)
+		i = valueEnd(obj, start)
+		if i < 0 {
+			return "", ""
+		}
+		folded := foldedKey(raw)
+		if seen.add(folded) {
+			var key string
+			json.Unmarshal(raw, &key) // as encoding/json reads it
 			return where, truncate(strconv.Quote(key), 64)
 		}
-		seen[folded] = true
-		if where == "body" && (folded == "push_data" || folded == "repository") {
-			if w, k := duplicateKey(v, folded); k != "" {
-				return w, k
+		if where == "body" {
+			sub := ""
+			switch {
+			case string(folded) == "push_data":
+				sub = "push_data"
+			case string(folded) == "repository":
+				sub = "repository"
 			}
+			if sub != "" {
+				if w, k := duplicateKey(obj[start:i], sub); k != "" {
+					return w, k
+				}
+			}
+		}
+		if i = skipSpace(obj, i); i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
 		}
 	}
 	return "", ""
+}
+
+// keySet is the folded keys of one object seen so far: a few in an array,
+// more in a map.
+type keySet struct {
+	small [32][]byte
+	n     int
+	big   map[string]struct{}
+}
+
+// add adds k and tells whether it was there already.
+func (s *keySet) add(k []byte) bool {
+	if s.big == nil {
+		for _, o := range s.small[:s.n] {
+			if bytes.Equal(o, k) {
+				return true
+			}
+		}
+		if s.n < len(s.small) {
+			s.small[s.n] = k
+			s.n++
+			return false
+		}
+		s.big = make(map[string]struct{}, 2*len(s.small))
+		for _, o := range s.small {
+			s.big[string(o)] = struct{}{}
+		}
+	}
+	if _, ok := s.big[string(k)]; ok {
+		return true
+	}
+	s.big[string(k)] = struct{}{}
+	return false
+}
+
+// foldedKey is foldKey of the JSON string raw (quotes included), decoded
+// as encoding/json decodes it. A key of lower-case ASCII without escapes,
+// the common case, is its own fold: that is returned without a copy.
+func foldedKey(raw []byte) []byte {
+	in := raw[1 : len(raw)-1]
+	plain := true
+	for _, c := range in {
+		if c >= utf8.RuneSelf || c == '\\' || 'A' <= c && c <= 'Z' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return in
+	}
+	var key string
+	if bytes.IndexByte(in, '\\') < 0 {
+		key = string(in)
+	} else if err := json.Unmarshal(raw, &key); err != nil {
+		key = string(in)
+	}
+	return []byte(foldKey(key))
+}
+
+// skipSpace returns the index of the first byte of b at or after i that is
+// not JSON whitespace, or len(b).
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string that begins at
+// b[i] (a quote), or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; ; {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		q := j + k
+		escapes := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			escapes++
+		}
+		if escapes%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
+}
+
+// valueEnd returns the index just past the JSON value that begins at b[i],
+// or -1.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				if i = stringEnd(b, i); i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	default: // a number, true, false or null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+			i++
+		}
+		return i
+	}
 }
 
 // foldKey maps keys that encoding/json matches to one another (it compares

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -45,7 +47,8 @@ type delivery struct {
 	ignored  []deployments.Ignored
 }
 
-// answer is the body of a 202.
+// answer is the body of a 202, as appendAnswer writes it (tests decode
+// it).
 type answer struct {
 	Delivery string                `json:"delivery"`
 	Accepted []string              `json:"accepted"`
@@ -55,21 +58,23 @@ type answer struct {
 // hook serves POST /hooks/{source}/{token}.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	d := s.newDelivery(r)
-	err := s.receive(w, r, d)
-	s.finish(w, r, d, err)
+	err := s.receive(w, r, &d)
+	s.finish(w, r, &d, err)
 }
 
 // reject answers a hook request turned away before it was read.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, err error) {
-	s.finish(w, r, s.newDelivery(r), err)
+	d := s.newDelivery(r)
+	s.finish(w, r, &d, err)
 }
 
-func (s *Server) newDelivery(r *http.Request) *delivery {
+// newDelivery is a value, so that it stays on the stack.
+func (s *Server) newDelivery(r *http.Request) delivery {
 	source := chi.URLParam(r, "source")
 	if _, ok := s.sources[source]; !ok {
 		source = sourceUnknown
 	}
-	return &delivery{id: newDeliveryID(), source: source}
+	return delivery{id: newDeliveryID(), source: source}
 }
 
 // receive authenticates, reads and matches a delivery and queues its
@@ -117,7 +122,8 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) (e
 		return nil
 	}
 	m := cat.Match(p.Repo, p.Tag)
-	d.ignored = append(d.ignored, m.Ignored...)
+	// Clipped: the appends below must not write into the catalogue's array.
+	d.ignored = slices.Clip(m.Ignored)
 	if len(m.Accepted) == 0 {
 		return nil
 	}
@@ -143,6 +149,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) (e
 		s.log.Error().Err(err).Str("delivery", d.id).Msg("webhook: the push could not be recorded; answered 503 so that the sender retries")
 		return errNotRecorded
 	}
+	d.accepted = make([]string, 0, len(m.Accepted))
 	for i, dep := range m.Accepted {
 		switch dispositions[i] {
 		case deploy.Held:
@@ -168,19 +175,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	}
 	// Room for the whole body and the read that sees EOF: one allocation.
 	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, limit)
-	case err != nil:
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		// Declared here: errors.As makes it escape, which costs an
+		// allocation.
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, limit)
+		}
 		return nil, fmt.Errorf("%w: reading body: %v", errInvalid, err)
 	}
 	return buf.Bytes(), nil
 }
 
 // finish answers d, counts it and logs it: one line per delivery, with the
-// route pattern and never the token.
+// route pattern and never the token. It is the delivery's only line: the
+// access log leaves hooks out (markLogged).
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, d *delivery, err error) {
 	status, outcome := http.StatusAccepted, outcomeAccepted
 	if err != nil {
@@ -190,14 +199,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, d *delivery, err
 		if len(d.accepted) == 0 {
 			outcome = outcomeIgnored
 		}
-		a := answer{Delivery: d.id, Accepted: d.accepted, Ignored: d.ignored}
-		if a.Accepted == nil {
-			a.Accepted = []string{}
-		}
-		if a.Ignored == nil {
-			a.Ignored = []deployments.Ignored{}
-		}
-		writeJSON(w, status, a)
+		writeAnswer(w, d)
 	}
 	s.metrics.webhook(d.source, outcome)
 
@@ -205,13 +207,17 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, d *delivery, err
 	switch outcome {
 	case outcomeRateLimited:
 		level = zerolog.DebugLevel // a flood should not flood the log too
-	case outcomeUnauthorized, outcomeInvalid, outcomeTooLarge:
+	case outcomeUnauthorized, outcomeInvalid, outcomeTooLarge, outcomeUnavailable:
 		level = zerolog.WarnLevel
 	case outcomeError:
 		level = zerolog.ErrorLevel
 	}
-	ev := s.log.WithLevel(level).
-		Str("source", d.source).
+	start := markLogged(w)
+	ev := s.log.WithLevel(level)
+	if ev == nil {
+		return // below the logger's level
+	}
+	ev = ev.Str("source", d.source).
 		Str("delivery", d.id).
 		Str("route", routePattern(r)).
 		Str("remote", r.RemoteAddr)
@@ -227,9 +233,119 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, d *delivery, err
 	if err != nil && status == http.StatusInternalServerError {
 		ev = ev.AnErr("error", err)
 	}
+	if !start.IsZero() {
+		ev = ev.Dur("duration", time.Since(start))
+	}
 	ev.Strs("accepted", d.accepted).
 		Int("ignored", len(d.ignored)).
 		Int("status", status).
 		Str("outcome", outcome).
 		Msg("webhook")
+}
+
+// The header values of a 202, shared by every answer: net/http only reads
+// them, and Header.Set or Add would replace them rather than write into
+// them.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNosniff = []string{"nosniff"}
+)
+
+// writeAnswer answers 202 {"delivery", "accepted", "ignored"}, as
+// writeJSON would (TestAnswerJSON), without its reflection.
+func writeAnswer(w http.ResponseWriter, d *delivery) {
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["X-Content-Type-Options"] = headerNosniff
+	w.WriteHeader(http.StatusAccepted)
+	w.Write(appendAnswer(make([]byte, 0, 256), d.id, d.accepted, d.ignored))
+}
+
+// appendAnswer appends the body of a 202, newline included, to b: what
+// json.Marshal makes of answer{id, accepted, ignored}, with [] for nil.
+func appendAnswer(b []byte, id string, accepted []string, ignored []deployments.Ignored) []byte {
+	b = append(b, `{"delivery":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"accepted":[`...)
+	for i, a := range accepted {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, a)
+	}
+	b = append(b, `],"ignored":[`...)
+	for i, ig := range ignored {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if ig.Deployment != "" {
+			b = append(b, `"deployment":`...)
+			b = appendJSONString(b, ig.Deployment)
+			b = append(b, ',')
+		}
+		if ig.Tag != "" {
+			b = append(b, `"tag":`...)
+			b = appendJSONString(b, ig.Tag)
+			b = append(b, ',')
+		}
+		b = append(b, `"reason":`...)
+		b = appendJSONString(b, ig.Reason)
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it by default: control characters, quotes, backslashes, <, >
+// and &, U+2028 and U+2029; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -25,6 +25,10 @@ const sourceUnknown = "unknown"
 
 type metrics struct {
 	webhooks *prometheus.CounterVec
+	// byLabels holds the counter of each source and outcome a delivery
+	// can have, looked up once: a delivery then counts without hashing
+	// its labels or taking the vector's lock.
+	byLabels map[string]map[string]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, sources map[string]parser) *metrics {
@@ -33,19 +37,29 @@ func newMetrics(reg prometheus.Registerer, sources map[string]parser) *metrics {
 		Help: "Webhook deliveries received, by source and outcome.",
 	}, []string{"source", "outcome"})
 	webhooks = register(reg, webhooks)
+	m := &metrics{webhooks: webhooks, byLabels: map[string]map[string]prometheus.Counter{}}
 
 	// Every series a known source can have exists from the start, at 0, so
 	// that rate() and alerts see the first delivery.
 	for src := range sources {
-		for _, o := range []string{outcomeAccepted, outcomeIgnored, outcomeUnauthorized,
-			outcomeInvalid, outcomeTooLarge, outcomeUnavailable, outcomeRateLimited} {
-			webhooks.WithLabelValues(src, o)
-		}
+		m.curry(src, outcomeAccepted, outcomeIgnored, outcomeUnauthorized,
+			outcomeInvalid, outcomeTooLarge, outcomeUnavailable, outcomeRateLimited)
 	}
-	for _, o := range []string{outcomeUnauthorized, outcomeUnavailable, outcomeRateLimited} {
-		webhooks.WithLabelValues(sourceUnknown, o)
+	m.curry(sourceUnknown, outcomeUnauthorized, outcomeUnavailable, outcomeRateLimited)
+	return m
+}
+
+// curry creates the series of source and outcomes, and keeps their
+// counters.
+func (m *metrics) curry(source string, outcomes ...string) {
+	byOutcome := m.byLabels[source]
+	if byOutcome == nil {
+		byOutcome = map[string]prometheus.Counter{}
+		m.byLabels[source] = byOutcome
 	}
-	return &metrics{webhooks: webhooks}
+	for _, o := range outcomes {
+		byOutcome[o] = m.webhooks.WithLabelValues(source, o)
+	}
 }
 
 // register registers c on reg, or returns the identical collector already
@@ -65,5 +79,10 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) webhook(source, outcome string) {
+	if c, ok := m.byLabels[source][outcome]; ok {
+		c.Inc()
+		return
+	}
+	// A series not made at the start (outcome error: a bug).
 	m.webhooks.WithLabelValues(source, outcome).Inc()
 }
