@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
 type metrics struct {
@@ -18,12 +20,17 @@ type metrics struct {
 	repairs     *prometheus.CounterVec
 	down        *prometheus.GaugeVec
 
+	// engineOf names the engine a deployment runs on, in the config in
+	// force: the engine label of deployed_info, which callers leave out.
+	engineOf func(deployment string) string
+
 	mu             sync.Mutex
 	deployedLabels map[string]prometheus.Labels // deployment → labels of its deployed_info series
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, engineOf func(deployment string) string) *metrics {
 	m := &metrics{
+		engineOf: engineOf,
 		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "liftoff_deploys_total",
 			Help: "Deploys by deployment, environment and outcome (succeeded, failed, rolled_back, unchanged, superseded, refused, expired, rejected).",
@@ -35,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"deployment", "environment"}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "liftoff_deploy_phase_duration_seconds",
-			Help:    "Duration of each deploy step (resolve, pull, prepare, backup, release, stop, rename, create, start, gate, publish, cleanup, rollback).",
+			Help:    "Duration of each deploy step (resolve, pull, prepare, backup, release, service, stop, rename, create, start, gate, publish, cleanup, rollback).",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
 		}, []string{"phase"}),
 		inProgress: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -48,8 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		deployed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "liftoff_deployed_info",
-			Help: "What each deployment runs now (value 1).",
-		}, []string{"deployment", "environment", "image", "tag", "digest"}),
+			Help: "What each deployment runs now, and on which engine (value 1).",
+		}, []string{"deployment", "environment", "engine", "image", "tag", "digest"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "liftoff_last_deploy_success_timestamp_seconds",
 			Help: "Unix time of each deployment's last successful deploy.",
@@ -99,8 +106,15 @@ func (e *Engine) seedMetrics(ctx context.Context) {
 	}
 }
 
-// setDeployed makes l the only deployed_info series of its deployment.
+// setDeployed makes l the only deployed_info series of its deployment;
+// its engine label is the deployment's engine now, unless l has one.
 func (m *metrics) setDeployed(l prometheus.Labels) {
+	if _, ok := l["engine"]; !ok {
+		l["engine"] = deployments.LocalEngine
+		if m.engineOf != nil {
+			l["engine"] = m.engineOf(l["deployment"])
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old, ok := m.deployedLabels[l["deployment"]]; ok {

@@ -20,8 +20,12 @@ const maxAttempts = 2
 // and not retried. Requests already in a queue are left to it.
 //
 // Call it after Reconcile, so that the deploys start from a repaired
-// state. Without a journal it does nothing.
-func (e *Engine) Recover(ctx context.Context) error {
+// state. Without a journal it does nothing. With engines, only the
+// requests of deployments that run on one of them are resumed (Watch
+// resumes those of each engine once it answers); the others stay open.
+// Those of deployments no longer configured are settled whatever engines
+// says.
+func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 	j := e.opts.Journal
 	if j == nil {
 		return nil
@@ -57,8 +61,11 @@ func (e *Engine) Recover(ctx context.Context) error {
 			settle(older, Superseded, "a later push replaced it")
 			continue
 		}
-		log := e.log.With().Str("deployment", name).Str("tag", newest.Tag).Str("delivery", newest.Delivery).Logger()
 		d := cfg.Deployment(name)
+		if d != nil && len(engines) > 0 && !slices.Contains(engines, engineName(d)) {
+			continue // its engine's Recover resumes it
+		}
+		log := e.log.With().Str("deployment", name).Str("tag", newest.Tag).Str("delivery", newest.Delivery).Logger()
 		switch {
 		case d == nil:
 			log.Warn().Msg("resume: the deployment is no longer configured; its accepted push is dropped")

@@ -182,14 +182,31 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
+	// A deployment whose engine does not answer is listed with why
+	// (engine_error), beside those whose engine does: with several
+	// engines, one away must not hide the others. Only when no engine
+	// answered at all is the whole list a 503.
 	out := []deploymentView{}
+	answered := false
+	var engineErr error
 	for _, d := range s.catalogue().All() {
-		v, err := s.view(r.Context(), d)
-		if err != nil {
+		v, _, err := s.viewLast(r.Context(), d)
+		switch {
+		case err == nil:
+			answered = true
+		case errors.Is(err, errUnavailable):
+			engineErr = err
+			msg := err.Error()
+			v.EngineError = &msg
+		default:
 			s.apiError(w, r, err)
 			return
 		}
 		out = append(out, v)
+	}
+	if engineErr != nil && !answered {
+		s.apiError(w, r, engineErr)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deployments": out})
 }
@@ -315,8 +332,11 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 // has; the API answers 503).
 func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deploymentView, *deploy.Record, error) {
 	st := s.engine.Status(d.Name)
-	v := deploymentView{Name: d.Name, Environment: d.Environment, Image: d.Image, Tags: nonNil(d.Tags),
+	v := deploymentView{Name: d.Name, Environment: d.Environment, Engine: d.Engine, Image: d.Image, Tags: nonNil(d.Tags),
 		Strategy: d.Strategy, Paused: st.Paused != nil}
+	if v.Engine == "" {
+		v.Engine = deployments.LocalEngine
+	}
 	if p := st.Paused; p != nil {
 		v.PausedBy, v.PausedSince = p.Actor, timePtr(p.Since)
 	}
@@ -666,6 +686,7 @@ func (s *Server) record(d Delivery) {
 type deploymentView struct {
 	Name        string       `json:"name"`
 	Environment string       `json:"environment"`
+	Engine      string       `json:"engine"` // the Docker engine it runs on
 	Image       string       `json:"image"`
 	Tags        []string     `json:"tags"`
 	Strategy    string       `json:"strategy"`
@@ -673,6 +694,10 @@ type deploymentView struct {
 	PausedBy    string       `json:"paused_by,omitempty"`
 	PausedSince *time.Time   `json:"paused_since,omitempty"`
 	Running     *runningView `json:"running"`
+	// EngineError says why what runs is not known: the deployment's
+	// engine does not answer (in the list only; GET of the one
+	// deployment answers 503 then).
+	EngineError *string      `json:"engine_error,omitempty"`
 	Down        *string      `json:"down"`
 	Last        *lastView    `json:"last"`
 	Pending     *pendingView `json:"pending"`

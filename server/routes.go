@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,8 +51,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz tells whether deliveries can be acted on and everything runs: a
-// configuration is loaded, the server is not draining, the container engine
-// answers, and no deployment is down (each is named, with why).
+// configuration is loaded, the server is not draining, every container
+// engine answers (each that does not is named), and no deployment is down
+// (each is named, with why).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.draining.Load():
@@ -61,26 +63,70 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "not ready: no configuration loaded")
 		return
 	}
-	if s.pinger != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		defer cancel()
-		if err := s.pinger.Ping(ctx); err != nil {
-			writeText(w, http.StatusServiceUnavailable, "not ready: container engine: "+err.Error())
-			return
-		}
+	var problems []string
+	if p := s.pingEngines(r.Context()); p != "" {
+		problems = append(problems, p)
 	}
 	if s.health != nil {
 		if down := s.health.Down(); len(down) > 0 {
 			var b strings.Builder
-			b.WriteString("not ready: deployments down (no container passes its health gate):")
+			b.WriteString("deployments down (no container passes its health gate):")
 			for _, name := range slices.Sorted(maps.Keys(down)) {
 				fmt.Fprintf(&b, "\n%s: %v", name, down[name])
 			}
-			writeText(w, http.StatusServiceUnavailable, b.String())
-			return
+			problems = append(problems, b.String())
 		}
 	}
+	if len(problems) > 0 {
+		writeText(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(problems, "\n"))
+		return
+	}
 	writeText(w, http.StatusOK, "ok")
+}
+
+// pingEngines pings Pinger and every engine at once, each bounded by
+// readyTimeout, and says which do not answer ("" when all do).
+func (s *Server) pingEngines(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		single error
+		failed = map[string]error{}
+	)
+	if s.pinger != nil {
+		wg.Go(func() {
+			err := s.pinger.Ping(ctx)
+			mu.Lock()
+			single = err
+			mu.Unlock()
+		})
+	}
+	for name, p := range s.engines {
+		wg.Go(func() {
+			if err := p.Ping(ctx); err != nil {
+				mu.Lock()
+				failed[name] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	var b strings.Builder
+	if single != nil {
+		b.WriteString("container engine: " + single.Error())
+	}
+	if len(failed) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("container engines not answering:")
+		for _, name := range slices.Sorted(maps.Keys(failed)) {
+			fmt.Fprintf(&b, "\nengine %q: not answering (%v)", name, failed[name])
+		}
+	}
+	return b.String()
 }
 
 // handleReload reloads the configuration. It is open to loopback clients

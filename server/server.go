@@ -109,6 +109,10 @@ type Options struct {
 	Deployer  Deployer
 	// Pinger is asked by /readyz; nil leaves the engine out of readiness.
 	Pinger Pinger
+	// Engines are the container engines by name, for liftoff driving
+	// several: /readyz asks each (and Pinger, if set, too) at once, and
+	// names each one that does not answer.
+	Engines map[string]Pinger
 	// Health is asked by /readyz; nil leaves the deployments out of it.
 	Health Health
 	// Engine and History serve the management API under /api/v1 and the
@@ -162,6 +166,7 @@ type Server struct {
 	catalogue       func() Catalogue
 	deployer        Deployer
 	pinger          Pinger
+	engines         map[string]Pinger
 	health          Health
 	engine          Engine
 	history         History
@@ -194,6 +199,7 @@ func New(opts Options) *Server {
 		catalogue:       opts.Catalogue,
 		deployer:        opts.Deployer,
 		pinger:          opts.Pinger,
+		engines:         opts.Engines,
 		health:          opts.Health,
 		engine:          opts.Engine,
 		history:         opts.History,
@@ -241,8 +247,9 @@ func New(opts Options) *Server {
 		s.gatherer, _ = reg.(prometheus.Gatherer)
 	}
 	// One parser per source of deployments.HookSources, and no other.
+	normalize := newRepoCache().normalize
 	s.sources = map[string]parser{
-		deployments.SourceDockerHub: parseDockerHub,
+		deployments.SourceDockerHub: func(body []byte) (push, error) { return parseDockerHubWith(body, normalize) },
 	}
 	s.metrics = newMetrics(reg, s.sources)
 	s.router = s.routes()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -61,6 +62,9 @@ type fakeEngine struct {
 	calls   []string // "approve web-prod lead"
 	// engineDown, if set, is what Running answers: the engine is gone.
 	engineDown error
+	// away is what Running answers for some deployments only: their
+	// engine is gone, others' answer.
+	away map[string]error
 }
 
 var _ Engine = (*fakeEngine)(nil)
@@ -80,6 +84,9 @@ func (e *fakeEngine) Running(_ context.Context, d string) (*deploy.Container, er
 	defer e.mu.Unlock()
 	if e.engineDown != nil {
 		return nil, e.engineDown
+	}
+	if err := e.away[d]; err != nil {
+		return nil, err
 	}
 	return e.running[d], nil
 }
@@ -850,5 +857,55 @@ func TestUILoginGoesBackToThePageAskedFor(t *testing.T) {
 	}
 	if body := b.post("/login", url.Values{"token": {uiUnknown}, "next": {"//evil.example/"}}).Body.String(); strings.Contains(body, "evil") {
 		t.Errorf("a wrong token's form carries a foreign next:\n%s", body)
+	}
+}
+
+// With several engines, one away does not hide the deployments of the
+// others: the list names the one whose engine does not answer, and only
+// when none answers is it a 503.
+func TestAPIListWithAnEngineAway(t *testing.T) {
+	u := newUIHarness(t)
+	b := u.browser(t)
+	b.header.Set("Authorization", "Bearer "+uiRead)
+	u.eng.mu.Lock()
+	u.eng.away = map[string]error{"web-staging": fmt.Errorf("inspect web-staging on engine \"far\": %w", deploy.ErrUnavailable)}
+	u.eng.mu.Unlock()
+	w := b.get("/api/v1/deployments")
+	var list struct {
+		Deployments []struct {
+			Name        string
+			Running     *struct{ ID string }
+			EngineError *string `json:"engine_error"`
+		}
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &list); w.Code != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/v1/deployments with one engine away: %d %v\n%s", w.Code, err, w.Body)
+	}
+	seen := 0
+	for _, d := range list.Deployments {
+		switch d.Name {
+		case "web-staging":
+			seen++
+			if d.EngineError == nil || !strings.Contains(*d.EngineError, `engine "far"`) || d.Running != nil {
+				t.Errorf("web-staging: engine_error %v, running %v", d.EngineError, d.Running)
+			}
+		case "web-prod":
+			seen++
+			if d.EngineError != nil || d.Running == nil || d.Running.ID != "c1" {
+				t.Errorf("web-prod: engine_error %v, running %v", d.EngineError, d.Running)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("listed %+v", list.Deployments)
+	}
+	if w := b.get("/api/v1/deployments/web-staging"); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET of the deployment whose engine is away: %d, want 503", w.Code)
+	}
+	u.eng.mu.Lock()
+	u.eng.engineDown = fmt.Errorf("dial unix /nope: %w", deploy.ErrUnavailable)
+	u.eng.mu.Unlock()
+	if w := b.get("/api/v1/deployments"); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET /api/v1/deployments with no engine answering: %d, want 503", w.Code)
 	}
 }

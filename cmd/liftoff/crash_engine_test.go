@@ -264,7 +264,8 @@ func (d *crashDaemon) status(t *testing.T, path string) int {
 	return resp.StatusCode
 }
 
-// dockerErrors reads liftoff_docker_errors_total{op} from /metrics.
+// dockerErrors reads liftoff_docker_errors_total{engine="local",op} from
+// /metrics.
 func (d *crashDaemon) dockerErrors(t *testing.T, op string) float64 {
 	t.Helper()
 	resp, err := http.Get(d.base + "/metrics")
@@ -273,7 +274,7 @@ func (d *crashDaemon) dockerErrors(t *testing.T, op string) float64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	prefix := fmt.Sprintf("liftoff_docker_errors_total{op=%q} ", op)
+	prefix := fmt.Sprintf("liftoff_docker_errors_total{engine=\"local\",op=%q} ", op)
 	for _, l := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(l, prefix); ok {
 			n, err := strconv.ParseFloat(v, 64)
@@ -306,8 +307,9 @@ func TestEngineAwayDuringDeploy(t *testing.T) {
 		startFirst bool
 		step, op   string // op: what fails, as liftoff_docker_errors_total names it
 	}{
-		{false, deploy.StepStop, "stop"},
+		{false, deploy.StepRename, "rename"},
 		{false, deploy.StepCreate, "create"},
+		{false, deploy.StepStop, "stop"},
 		{false, deploy.StepGate, "inspect"},
 		{false, deploy.StepCleanup, "remove"},
 		{true, deploy.StepStart, "start"},
@@ -360,10 +362,11 @@ func TestEngineAwayLongerThanRetries(t *testing.T) {
 		want       deploy.Outcome
 		repaired   string // the journal's word on the repair
 	}{
-		// The old container was stopped and the engine vanished: without
-		// a repair nothing would run at all. The repair puts v1 back, then
-		// the push, never deployed, is resumed.
-		{"stop-first/rename", false, deploy.StepRename, "rename", "v2", deploy.RolledBack, "interrupted at step rollback"},
+		// The old container was stopped and the engine vanished before
+		// the new one started: without a repair nothing would run at
+		// all. The repair puts v1 back, then the push, never deployed,
+		// is resumed.
+		{"stop-first/start", false, deploy.StepStart, "start", "v2", deploy.RolledBack, "interrupted at step rollback"},
 		// The new container had passed its gate: the swap is finished.
 		{"start-first/cleanup", true, deploy.StepCleanup, "rename", "v2", deploy.Succeeded, "interrupted at step cleanup"},
 	}
