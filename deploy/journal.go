@@ -13,6 +13,7 @@ const (
 	StepPrepare  = "prepare"  // building the container's config, checking policy
 	StepBackup   = "backup"   // running the environment's backup in a one-off container
 	StepRelease  = "release"  // running the release command in a one-off container
+	StepService  = "service"  // a service: creating it, or updating it to the new spec
 	StepStop     = "stop"     // stopping the previous container
 	StepRename   = "rename"   // renaming the previous container to <name>.liftoff-prev
 	StepCreate   = "create"   // creating the new container

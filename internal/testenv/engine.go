@@ -32,6 +32,7 @@ type Eng struct {
 	prefixes []string
 	networks []string
 	images   []string // references pulled from its registries, noted as each closed
+	swarm    bool     // it holds the swarm (see Swarm)
 }
 
 // Engine connects to the Docker engine of DOCKER_HOST or the local socket.
@@ -57,6 +58,7 @@ func Engine(t testing.TB) *Eng {
 	e := &Eng{cli: cli}
 	t.Cleanup(func() {
 		e.sweep(t)
+		e.leaveSwarm(t)
 		cli.Close()
 	})
 	return e
@@ -160,6 +162,9 @@ func (e *Eng) sweep(t testing.TB) {
 	prefixes, networks, images := e.prefixes, e.networks, e.images
 	e.mu.Unlock()
 
+	if len(prefixes) > 0 && swarmHeld() {
+		e.removeServices(ctx, t, prefixes)
+	}
 	if len(prefixes) > 0 {
 		list, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true})
 		if err != nil {
@@ -189,6 +194,12 @@ func (e *Eng) sweep(t testing.TB) {
 			}
 		}
 		_, err := e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		// An overlay network keeps the endpoints of a removed service's
+		// tasks for a moment after their containers are gone.
+		for try := 0; err != nil && try < 50 && strings.Contains(err.Error(), "active endpoints") && swarmHeld(); try++ {
+			time.Sleep(200 * time.Millisecond)
+			_, err = e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		}
 		switch {
 		case err == nil || cerrdefs.IsNotFound(err):
 		case staleEndpoints(ctx, e.cli, id, err):
