@@ -31,13 +31,14 @@ type attempt struct {
 	pullRepo string     // where the image comes from (a mirror, maybe)
 	auth     Auth       // for pullRepo
 	cur      *Container // what runs under name before the deploy, if anything
+	curSvc   *Service   // a service: the service cur stands for
 	ref      string     // pullRepo@digest
 	spec     Spec       // the new container
 
 	// What the swap has done, for the rollback.
-	prev       *Container // the container being replaced, once its stop began
+	prev       *Container // the container being replaced, once the swap touches it
 	stopped    bool       // prev's stop began: a rollback starts it again
-	renamed    bool       // prev now carries the PrevSuffix name
+	renamed    bool       // stop-first: prev's rename to the PrevSuffix name began: a rollback renames it back
 	wasRunning bool
 	newID      string
 	newName    string // the new container's name while it proves itself
@@ -84,7 +85,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 		a.id, a.rec.ID = id, id
 	}
 	a.log.Info().Str("image", a.d.Image).Str("trigger", r.Trigger).Str("pusher", r.Pusher).Str("actor", r.Actor).
-		Str("strategy", a.d.Strategy).Msg("deploy started")
+		Str("strategy", strategyOf(a.d)).Msg("deploy started")
 
 	a.finish(a.deploy())
 	return a.res

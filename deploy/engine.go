@@ -21,9 +21,14 @@ var ErrClosed = errors.New("deploy engine is shutting down")
 type Options struct {
 	// Runtime is the engine of deployments.LocalEngine, Engines those of
 	// the config's engines, by name: each deployment runs on the one its
-	// Engine names.
+	// Engine names. Watch pings each and reconciles its deployments when
+	// it answers again. An engine a reload adds to the config is not
+	// here: its deployments fail, saying to restart liftoff.
 	Runtime Runtime
 	Engines map[string]Runtime
+	// FrontDoor, if set, is liftoff's proxy: deployments with a proxy are
+	// swapped through it (see proxySwap).
+	FrontDoor FrontDoor
 	// Config returns the current configuration; it is called once per
 	// deploy, so a reload applies to the next deploy.
 	Config     func() *deployments.Config
@@ -57,7 +62,7 @@ type Options struct {
 	Retries      int
 	RetryBackoff time.Duration
 	// DownRetry is how often Watch repairs again a deployment left without
-	// a healthy container (default 1m).
+	// a healthy container (default 1m), while its engine answers.
 	DownRetry time.Duration
 	// BeforeStep, if set, is called before each journaled step is taken
 	// (crash tests kill the process there).
@@ -84,6 +89,7 @@ type Engine struct {
 	log     zerolog.Logger
 	metrics *metrics
 	http    *http.Client // health.url probes
+	front   *frontDoor   // nil without Options.FrontDoor
 
 	ctx     context.Context // cancelled by Close when its deadline passes
 	cancel  context.CancelFunc
@@ -97,6 +103,9 @@ type Engine struct {
 	closed bool
 	queues map[string]*queue
 	down   map[string]error // deployments left without a healthy container, and why
+	// strayed: containers (engine/id) of deployments moved to another
+	// engine, already warned of.
+	strayed map[string]bool
 
 	paused  map[string]Pause       // deployments whose pushes are held
 	held    map[string]Request     // the newest push of a paused deployment
@@ -129,14 +138,20 @@ func New(opts Options) *Engine {
 		reg = prometheus.NewRegistry()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var front *frontDoor
+	if opts.FrontDoor != nil {
+		front = &frontDoor{fd: opts.FrontDoor, served: map[string]served{}}
+	}
 	return &Engine{
+		front:   front,
 		opts:    opts,
 		log:     opts.Logger,
-		metrics: newMetrics(reg),
+		metrics: newMetrics(reg, func(name string) string { return deploymentEngine(opts.Config, name) }),
 		ctx:     ctx,
 		cancel:  cancel,
 		queues:  map[string]*queue{},
 		down:    map[string]error{},
+		strayed: map[string]bool{},
 		paused:  map[string]Pause{},
 		held:    map[string]Request{},
 		pending: map[string]Request{},
@@ -191,12 +206,31 @@ func (e *Engine) runtime(d *deployments.Deployment) Runtime {
 	return unknownEngine(d.Engine)
 }
 
+// deploymentEngine names the engine the deployment runs on in the config
+// in force; LocalEngine for a deployment the config lacks.
+func deploymentEngine(config func() *deployments.Config, name string) string {
+	var cfg *deployments.Config
+	if config != nil {
+		cfg = config()
+	}
+	if cfg == nil {
+		return deployments.LocalEngine
+	}
+	if d := cfg.Deployment(name); d != nil {
+		return engineName(d)
+	}
+	return deployments.LocalEngine
+}
+
 // Running returns the container that runs as the deployment (in whatever
 // state it is), or nil when there is none.
 func (e *Engine) Running(ctx context.Context, deployment string) (*Container, error) {
 	d := e.opts.Config().Deployment(deployment)
 	if d == nil {
 		return nil, nil
+	}
+	if d.Service != nil {
+		return e.runningService(ctx, d)
 	}
 	c, err := e.runtime(d).Inspect(ctx, d.ContainerName())
 	switch {

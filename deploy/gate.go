@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
 )
 
 // ErrGate marks a new container that did not pass its health gate.
@@ -19,14 +21,14 @@ const pollInterval = 100 * time.Millisecond
 // (the image's HEALTHCHECK or health.cmd) becomes healthy, and health.url
 // answers 2xx/3xx — all within health.timeout.
 func (a *attempt) gate() error {
-	h := a.d.Health
-	timeout := h.Timeout
-	return a.step(StepGate, timeout+a.e.opts.OpTimeout, func(ctx context.Context) error {
-		return a.e.gate(ctx, a.rt, a.newID, h.URL, h.MinUptime, timeout)
+	return a.step(StepGate, a.d.Health.Timeout+a.e.opts.OpTimeout, func(ctx context.Context) error {
+		return a.e.gate(ctx, a.rt, a.d, a.newID)
 	})
 }
 
-func (e *Engine) gate(ctx context.Context, rt Runtime, id, url string, minUptime, timeout time.Duration) error {
+// gate waits until container id of d passes d's health gate.
+func (e *Engine) gate(ctx context.Context, rt Runtime, d *deployments.Deployment, id string) error {
+	url, minUptime, timeout := d.Health.URL, d.Health.MinUptime, d.Health.Timeout
 	start := time.Now()
 	deadline := start.Add(timeout)
 	probed := url == ""
@@ -55,6 +57,10 @@ func (e *Engine) gate(ctx context.Context, rt Runtime, id, url string, minUptime
 		now := time.Now()
 		if !probed && !now.Before(nextProbe) {
 			target := strings.ReplaceAll(url, "{container}", c.IP)
+			if d.Proxy != nil && strings.Contains(target, "{upstream}") {
+				up, _ := upstreamOf(d, &c) // "" until it publishes: the probe fails
+				target = strings.ReplaceAll(target, "{upstream}", up)
+			}
 			if lastProbe = e.probe(ctx, target); lastProbe == nil {
 				probed = true
 			}

@@ -124,6 +124,11 @@ type Container struct {
 	StartedAt    time.Time
 	Health       string // "", "starting", "healthy", "unhealthy"
 	IP           string // address on its first network, "" if none
+	// Published maps each published container port ("8000/tcp") to the
+	// host address of its first binding ("127.0.0.1:49153"; an unspecified
+	// host IP is given as 127.0.0.1). A container that does not run
+	// publishes nothing.
+	Published map[string]string
 }
 
 // Managed tells whether liftoff created the container.

@@ -71,6 +71,9 @@ func (a *attempt) resolve() (Outcome, error) {
 	}
 	a.res.Digest = digest
 	a.ref = pullRepo + "@" + digest
+	if d.Service != nil {
+		return a.resolvedService(digest)
+	}
 	if cur := a.cur; cur != nil {
 		a.res.Previous = cur.Labels[LabelDigest]
 		if !cur.Managed() && !d.Container.ReplaceUnmanaged {
@@ -86,8 +89,11 @@ func (a *attempt) resolve() (Outcome, error) {
 	return "", nil
 }
 
-// current finds the deployment's container, if any.
+// current finds the deployment's container (or service), if any.
 func (a *attempt) current(ctx context.Context) (*Container, error) {
+	if a.d.Service != nil {
+		return a.currentService(ctx)
+	}
 	c, err := a.rt.Inspect(ctx, a.name)
 	switch {
 	case err == nil:
@@ -136,6 +142,12 @@ func (a *attempt) prepare() (Outcome, error) {
 
 // swap replaces the old container by the new one, per the strategy.
 func (a *attempt) swap() (Outcome, error) {
+	if a.d.Service != nil {
+		return a.serviceSwap()
+	}
+	if a.d.Proxy != nil {
+		return a.proxySwap()
+	}
 	if a.d.Strategy == deployments.StartFirst && a.cur != nil {
 		return a.startFirst()
 	}
@@ -167,6 +179,9 @@ func (a *attempt) newSpec(env []string) Spec {
 		Networks: d.Container.Networks,
 		Aliases:  d.Container.Aliases,
 		Restart:  d.Container.Restart,
+	}
+	if d.Proxy != nil {
+		s.Ports = proxyPort(d)
 	}
 	if h := d.Health; len(h.Cmd) > 0 {
 		// Each check may take as long as Docker's default allows, up to the

@@ -22,8 +22,8 @@ import (
 // and validation. Treat a loaded *Config as immutable: a reload builds a new
 // one and swaps it.
 type Config struct {
-	Listen       string                 `yaml:"listen"`
-	DockerHost   string                 `yaml:"docker_host"`
+	Listen     string `yaml:"listen"`
+	DockerHost string `yaml:"docker_host"`
 	// Engines are more Docker engines, by name; docker_host is the one
 	// named LocalEngine ("local"). A deployment runs on one (its Engine).
 	Engines      map[string]Engine      `yaml:"engines"`

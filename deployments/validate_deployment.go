@@ -13,7 +13,7 @@ import (
 func (c *Config) validateDeployments(p *problems) []string {
 	repos := make([]string, len(c.Deployments))
 	names := map[string]int{}
-	containers := map[string]int{}        // engine/container name → index
+	containers := map[string]int{}       // engine/container name → index
 	published := map[string][]hostPort{} // by engine
 	listens := c.listenAddrs()
 	for i := range c.Deployments {
@@ -91,6 +91,9 @@ func (c *Config) validateDeployments(p *problems) []string {
 			p.addf(dp+".strategy", "unknown strategy %s: want stop-first or start-first", p.quote(dp+".strategy", d.Strategy))
 		}
 		checkHealth(p, dp+".health", &d.Health)
+		if d.Proxy == nil && strings.Contains(d.Health.URL, "{upstream}") {
+			p.addf(dp+".health.url", "{upstream} is the address liftoff's proxy reaches the container at: the deployment has no proxy (use {container})")
+		}
 		if d.StopTimeout < 0 {
 			p.addf(dp+".stop_timeout", "must be positive, e.g. 10s")
 		}

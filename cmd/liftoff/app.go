@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/docker"
 	"github.com/liftoff-deploy/liftoff/history"
 	"github.com/liftoff-deploy/liftoff/notify"
+	"github.com/liftoff-deploy/liftoff/proxy"
 	"github.com/liftoff-deploy/liftoff/server"
 )
 
@@ -43,9 +46,12 @@ type appOptions struct {
 	// BeforeStep, if set, runs before each journaled deploy step (crash
 	// tests kill the process there).
 	BeforeStep func(deployment, step string)
-	// WatchInterval is how often the engine is pinged to notice that it
+	// WatchInterval is how often each engine is pinged to notice that it
 	// came back (default 5s).
 	WatchInterval time.Duration
+	// RetryBackoff is the first wait before a deploy step retries an
+	// engine that does not answer (0: deploy's default, 1s).
+	RetryBackoff time.Duration
 }
 
 // app is the liftoff daemon: config, Docker adapter, deploy engine and HTTP
@@ -58,10 +64,12 @@ type app struct {
 	reloadOK  prometheus.Gauge
 	reloadTS  prometheus.Gauge
 	registry  *prometheus.Registry
-	docker    *docker.Client
+	docker    *docker.Client            // the local engine (docker_host)
+	engines   map[string]*docker.Client // the config's other engines, by name
 	history   *history.Store
 	engine    *deploy.Engine
 	notifier  *notify.Notifier
+	proxy     *proxy.Proxy // the front doors of the deployments with a proxy
 	server    *server.Server
 	ln        net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
 	metricsLn net.Listener
@@ -70,6 +78,9 @@ type app struct {
 	deliveries       chan history.Delivery
 	deliveriesMu     sync.RWMutex
 	deliveriesClosed bool
+	// deliveriesDropped counts the deliveries not recorded since the
+	// recorder last said so (the queue was full).
+	deliveriesDropped atomic.Int64
 }
 
 func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
@@ -79,7 +90,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	if opts.WatchInterval == 0 {
 		opts.WatchInterval = 5 * time.Second
 	}
-	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), deliveries: make(chan history.Delivery, 256)}
+	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), deliveries: make(chan history.Delivery, 1024)}
 	a.cfg.Store(cfg)
 	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "liftoff_config_last_reload_successful",
@@ -104,12 +115,12 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc, err := docker.New(cfg.DockerHost, a.registry, a.log.With().Str("component", "docker").Logger())
+	dc, others, err := openEngines(cfg, a.registry, a.log.With().Str("component", "docker").Logger())
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("docker: %w", err)
+		return nil, err
 	}
-	a.docker, a.history = dc, store
+	a.docker, a.engines, a.history = dc, others, store
 	// Notifications read the config in force at each event: a reload
 	// applies to the next one.
 	a.notifier = notify.New(notify.Options{
@@ -118,8 +129,14 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		Registerer: a.registry,
 		UserAgent:  "liftoff/" + buildVersion(),
 	})
+	a.proxy = proxy.New(proxy.Options{
+		Logger:     a.log.With().Str("component", "proxy").Logger(),
+		Registerer: a.registry,
+	})
 	a.engine = deploy.New(deploy.Options{
+		FrontDoor:  a.proxy,
 		Runtime:    dc,
+		Engines:    runtimes(others),
 		Config:     a.cfg.Load,
 		Journal:    store,
 		Logger:     a.log.With().Str("component", "deploy").Logger(),
@@ -130,21 +147,38 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 				opts.OnDeploy(r)
 			}
 		},
-		OnPending:  a.notifier.Pending,
-		OnDropped:  a.notifier.Dropped,
-		BeforeStep: opts.BeforeStep,
+		OnPending:    a.notifier.Pending,
+		OnDropped:    a.notifier.Dropped,
+		BeforeStep:   opts.BeforeStep,
+		RetryBackoff: opts.RetryBackoff,
 	})
-	// Paused deployments and pushes awaiting approval, before any hook.
-	if err := a.engine.Load(ctx); err != nil {
+	// A deployment that is a Swarm service needs a swarm manager. Then
+	// paused deployments and pushes awaiting approval, before any hook.
+	err = a.engine.CheckServices(ctx)
+	if err == nil {
+		err = a.engine.Load(ctx)
+	}
+	if err != nil {
 		a.notifier.Close(ctx)
-		dc.Close()
+		a.closeEngines()
 		store.Close()
 		return nil, err
+	}
+	// One engine: /readyz says "container engine: ..." when it does not
+	// answer; several: it names each one that does not.
+	var pinger server.Pinger = dc
+	var pingers map[string]server.Pinger
+	if len(others) > 0 {
+		pinger, pingers = nil, map[string]server.Pinger{deployments.LocalEngine: dc}
+		for name, c := range others {
+			pingers[name] = c
+		}
 	}
 	a.server = server.New(server.Options{
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
 		Deployer:         a.engine,
-		Pinger:           dc,
+		Pinger:           pinger,
+		Engines:          pingers,
 		Health:           a.engine,
 		Logger:           a.log.With().Str("component", "http").Logger(),
 		Registerer:       a.registry,
@@ -160,6 +194,12 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	if err := a.listen(cfg); err != nil {
 		a.close()
 		return nil, err
+	}
+	// The front doors listen at once; their requests wait until the
+	// reconcile has found each deployment's container (Run).
+	if err := a.proxy.Configure(proxyRoutes(cfg)); err != nil {
+		a.close()
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	return a, nil
 }
@@ -215,10 +255,81 @@ func (a *app) close() {
 			ln.Close()
 		}
 	}
-	a.docker.Close()
+	if a.proxy != nil {
+		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.proxy.Close(pctx) // at once if Run closed it already
+		cancel()
+	}
+	a.closeEngines()
 	if err := a.history.Close(); err != nil {
 		a.log.Error().Err(err).Msg("closing the history")
 	}
+}
+
+// openEngines opens a client of each engine of cfg: docker_host (the
+// local engine) and each of engines. Nothing is dialled yet: an engine
+// that does not answer makes only its deployments wait (see
+// deploy.Engine.Watch). Engines apply at start-up only (see restartOnly).
+func openEngines(cfg *deployments.Config, reg prometheus.Registerer, log zerolog.Logger) (*docker.Client, map[string]*docker.Client, error) {
+	local, err := docker.Open(docker.Engine{Name: deployments.LocalEngine, Host: cfg.DockerHost}, reg,
+		log.With().Str("engine", deployments.LocalEngine).Logger())
+	if err != nil {
+		return nil, nil, fmt.Errorf("docker_host: %w", err)
+	}
+	others := map[string]*docker.Client{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Engines)) {
+		e := cfg.Engines[name]
+		c, err := docker.Open(docker.Engine{Name: name, Host: e.Host, TLSCA: e.TLSCA, TLSCert: e.TLSCert, TLSKey: e.TLSKey}, reg,
+			log.With().Str("engine", name).Logger())
+		if err != nil {
+			local.Close()
+			for _, c := range others {
+				c.Close()
+			}
+			return nil, nil, fmt.Errorf("engines.%s: %w", name, err)
+		}
+		others[name] = c
+	}
+	return local, others, nil
+}
+
+// runtimes is the deploy engine's view of the other engines.
+func runtimes(cs map[string]*docker.Client) map[string]deploy.Runtime {
+	m := make(map[string]deploy.Runtime, len(cs))
+	for name, c := range cs {
+		m[name] = c
+	}
+	return m
+}
+
+// closeEngines closes the client of every engine.
+func (a *app) closeEngines() {
+	a.docker.Close()
+	for _, c := range a.engines {
+		c.Close()
+	}
+}
+
+// pingEngines logs which engines do not answer at start-up, pinging them
+// all at once.
+func (a *app) pingEngines(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	all := maps.Clone(a.engines)
+	if all == nil {
+		all = map[string]*docker.Client{}
+	}
+	all[deployments.LocalEngine] = a.docker
+	var wg sync.WaitGroup
+	for name, c := range all {
+		wg.Go(func() {
+			if err := c.Ping(pctx); err != nil {
+				a.log.Warn().Err(err).Str("engine", name).
+					Msg("Docker engine does not answer yet; /readyz fails and its deployments wait until it does")
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // recordDelivery hands an accepted delivery to the recorder goroutine,
@@ -240,7 +351,9 @@ func (a *app) recordDelivery(d server.Delivery) {
 	select {
 	case a.deliveries <- rec:
 	default:
-		a.log.Warn().Str("delivery", d.ID).Msg("history: too many deliveries to record at once; this one is not in the deliveries list (its deploys are journaled)")
+		// Counted, and logged by the recorder once per batch: a flood of
+		// deliveries must not also be a flood of log lines.
+		a.deliveriesDropped.Add(1)
 	}
 }
 
@@ -254,15 +367,42 @@ func (a *app) closeDeliveries() {
 	}
 }
 
-// recordDeliveries writes the deliveries recordDelivery queues until the
-// queue is closed and drained.
+// recordBatchWindow is how long the recorder gathers deliveries after the
+// first before it writes them in one transaction: under a flood of
+// webhooks the commit, not the rows, is what costs (measured: a quarter
+// of liftoff's CPU at 9k deliveries a second when each batch was what
+// happened to be queued).
+const recordBatchWindow = 25 * time.Millisecond
+
+// recordDeliveries writes the deliveries recordDelivery queues, those
+// arriving within recordBatchWindow of each other in one transaction,
+// until the queue is closed and drained.
 func (a *app) recordDeliveries() {
+	batch := make([]history.Delivery, 0, cap(a.deliveries))
 	for d := range a.deliveries {
+		batch = append(batch[:0], d)
+		window := time.NewTimer(recordBatchWindow)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case d, ok := <-a.deliveries:
+				if !ok {
+					break more
+				}
+				batch = append(batch, d)
+			case <-window.C:
+				break more
+			}
+		}
+		window.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := a.history.RecordDelivery(ctx, d); err != nil {
-			a.log.Error().Err(err).Str("delivery", d.ID).Msg("history: could not record the delivery")
+		if err := a.history.RecordDeliveries(ctx, batch); err != nil {
+			a.log.Error().Err(err).Int("deliveries", len(batch)).Str("first", batch[0].ID).Msg("history: could not record deliveries")
 		}
 		cancel()
+		if n := a.deliveriesDropped.Swap(0); n > 0 {
+			a.log.Warn().Int64("deliveries", n).Msg("history: too many deliveries to record at once; these are not in the deliveries list (their deploys are journaled)")
+		}
 	}
 }
 
@@ -281,11 +421,7 @@ func (a *app) Run(ctx context.Context) error {
 	cfg := a.cfg.Load()
 	a.log.Info().Str("version", buildVersion()).Str("listen", a.Addr()).
 		Int("deployments", len(cfg.Deployments)).Msg("liftoff started")
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := a.docker.Ping(pctx); err != nil {
-		a.log.Warn().Err(err).Msg("Docker engine does not answer yet; /readyz fails until it does")
-	}
-	cancel()
+	a.pingEngines(ctx)
 
 	var g errgroup.Group
 	// The watch reconciles at the engine's first answer and whenever it
@@ -298,6 +434,11 @@ func (a *app) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { a.recordDeliveries(); return nil })
+	g.Go(func() error {
+		// A proxied container the engine restarted may have a new port.
+		a.engine.WatchFrontDoor(wctx, a.opts.WatchInterval)
+		return nil
+	})
 	// HTTP outlives ctx: while the deploys in flight finish, hooks are
 	// answered 503 (senders retry later) and /metrics still serves.
 	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
@@ -335,6 +476,13 @@ func (a *app) Run(ctx context.Context) error {
 	if closeErr != nil {
 		closeErr = fmt.Errorf("deploys in flight did not finish within %s and were rolled back: %w", a.opts.DrainTimeout, closeErr)
 	}
+	// No deploy runs now: the front doors finish their requests (bounded
+	// like the deploys) and close.
+	pctx2, cancelProxy := context.WithTimeout(context.WithoutCancel(ctx), a.opts.DrainTimeout)
+	if err := a.proxy.Close(pctx2); err != nil {
+		a.log.Warn().Err(err).Msg("stopping: the proxy's requests in flight were cut")
+	}
+	cancelProxy()
 	// No deploy ends now: send what the last ones queued, for a while.
 	nctx, cancelNotify := context.WithTimeout(context.WithoutCancel(ctx), notifyDrainTimeout)
 	if err := a.notifier.Close(nctx); err != nil {
@@ -362,11 +510,19 @@ func (a *app) Reload() error {
 		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
 		return err
 	}
+	// The front doors first: a listen address that cannot be opened
+	// fails the reload, and the running configuration stays.
+	if err := a.proxy.Configure(proxyRoutes(cfg)); err != nil {
+		a.reloadOK.Set(0)
+		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
+		return fmt.Errorf("proxy: %w", err)
+	}
 	old := a.cfg.Load()
 	for _, k := range restartOnly(old, cfg) {
 		a.log.Warn().Str("key", k).Msg("reload: this setting changed but applies only after a restart")
 	}
 	a.cfg.Store(cfg)
+	a.engine.ServeNew(context.Background())
 	a.reloadOK.Set(1)
 	a.reloadTS.SetToCurrentTime()
 	a.log.Info().Str("config", a.opts.ConfigPath).Int("deployments", len(cfg.Deployments)).Msg("configuration reloaded")
@@ -393,6 +549,10 @@ func restartOnly(old, cfg *deployments.Config) []string {
 		if k.old != k.new {
 			keys = append(keys, k.key)
 		}
+	}
+	// A client per engine is opened at start-up (see openEngines).
+	if !maps.Equal(old.Engines, cfg.Engines) {
+		keys = append(keys, "engines")
 	}
 	return keys
 }
