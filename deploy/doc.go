@@ -9,7 +9,10 @@
 //     strategy's swap, health gate and cleanup or rollback), each written to
 //     the Journal before it is taken;
 //   - Reconcile reads the journal after a crash or an engine outage and
-//     finishes or undoes every interrupted deploy.
+//     finishes or undoes every interrupted deploy;
+//   - each deployment runs on one engine (Options.Runtime, the local one,
+//     or one of Options.Engines); Watch follows each engine on its own, so
+//     that one that does not answer holds up only its own deployments.
 //
 // It defines the small interfaces it needs — Runtime (the container engine)
 // and Journal (durable records) — which the docker and history packages

@@ -456,7 +456,7 @@ func TestReconcileReportsWhatRuns(t *testing.T) {
 	if err := h.eng.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	g := h.eng.metrics.deployed.WithLabelValues("web-prod", "production", "docker.io/acme/web", "latest", "sha256:abc")
+	g := h.eng.metrics.deployed.WithLabelValues("web-prod", "production", "local", "docker.io/acme/web", "latest", "sha256:abc")
 	if v := testutil.ToFloat64(g); v != 1 {
 		t.Errorf("deployed_info = %v, want 1 for the running container", v)
 	}

@@ -19,6 +19,8 @@ type fakeRuntime struct {
 	env        map[string][]string // container id → its env
 	aliases    map[string][]string // container id → its network aliases
 	networks   map[string][]string // container id → its networks
+	ports      map[string][]string // container id → its spec's ports
+	nextPort   int                 // the last host port given
 	nextID     int
 	calls      []string
 
@@ -50,6 +52,7 @@ func newFakeRuntime() *fakeRuntime {
 		env:         map[string][]string{},
 		aliases:     map[string][]string{},
 		networks:    map[string][]string{},
+		ports:       map[string][]string{},
 		exitOnStart: map[string]int{},
 		health:      map[string]string{},
 	}
@@ -193,6 +196,7 @@ func (f *fakeRuntime) Create(ctx context.Context, s Spec) (string, error) {
 	f.env[id] = append([]string(nil), s.Env...)
 	f.aliases[id] = append([]string(nil), s.Aliases...)
 	f.networks[id] = append([]string(nil), s.Networks...)
+	f.ports[id] = append([]string(nil), s.Ports...)
 	f.containers[id] = &Container{ID: id, Name: s.Name, Image: s.Image, Labels: s.Labels, Status: "created"}
 	return id, nil
 }
@@ -208,6 +212,14 @@ func (f *fakeRuntime) Start(ctx context.Context, id string) error {
 		return ErrNotFound
 	}
 	c.Running, c.Status, c.StartedAt = true, "running", time.Now()
+	// "127.0.0.1::8000": a free loopback port, a new one at each start.
+	c.Published = nil
+	for _, p := range f.ports[c.ID] {
+		if ip, port, ok := strings.Cut(p, "::"); ok {
+			f.nextPort++
+			c.Published = map[string]string{port + "/tcp": fmt.Sprintf("%s:%d", ip, 40000+f.nextPort)}
+		}
+	}
 	for marker, code := range f.exitOnStart {
 		if strings.Contains(c.Image, marker) {
 			c.Running, c.Status, c.ExitCode = false, "exited", code
@@ -226,7 +238,7 @@ func (f *fakeRuntime) Stop(ctx context.Context, id string, grace time.Duration) 
 	if c == nil {
 		return ErrNotFound
 	}
-	c.Running, c.Status = false, "exited"
+	c.Running, c.Status, c.Published = false, "exited", nil
 	return nil
 }
 

@@ -78,7 +78,8 @@ func TestReconcileStopThatNeverLanded(t *testing.T) {
 // TestReconcileLateCreateAndRename: the dead process's create of the new
 // container lands while reconcile renames the old one back, and its rename
 // of the old one to .liftoff-prev lands after reconcile looked. Reconcile
-// looks again until what it wants holds.
+// looks again until what it wants holds. (stop-first sets the old one
+// aside while it still runs: it is never stopped here.)
 func TestReconcileLateCreateAndRename(t *testing.T) {
 	for _, late := range []string{"create", "rename"} {
 		t.Run(late, func(t *testing.T) {
@@ -86,9 +87,9 @@ func TestReconcileLateCreateAndRename(t *testing.T) {
 			rt, j := newRCJournalRuntime()
 			rt.push("docker.io/acme/web:latest", "sha256:v1")
 			old := newRCEngine(t, cfg, rt, j, nil).deploy(t, "web")
-			step := StepCreate // the old one is stopped and aside
+			step := StepCreate // the old one runs, aside
 			if late == "rename" {
-				step = StepRename // the old one is stopped, still under the name
+				step = StepRename // the old one runs, still under the name
 			}
 			crt, cj, id := rcCrash(t, cfg, rt, j, "web", "sha256:v2", step)
 			var landed atomic.Bool
@@ -101,8 +102,9 @@ func TestReconcileLateCreateAndRename(t *testing.T) {
 					// the new container takes the name first
 					crt.Create(context.Background(), Spec{Name: "web", Image: "docker.io/acme/web@sha256:v2",
 						Labels: map[string]string{LabelManaged: "true", LabelDeployment: "web", LabelDigest: "sha256:v2"}})
-				case late == "rename" && op == "start":
-					// the old one is set aside just as reconcile starts it
+				case late == "rename" && op == "inspect" && arg == "web"+NextSuffix:
+					// the old one is set aside once reconcile has seen it
+					// under the name
 					crt.Rename(context.Background(), old.ContainerID, "web"+PrevSuffix)
 				default:
 					landed.Store(false)
@@ -116,6 +118,9 @@ func TestReconcileLateCreateAndRename(t *testing.T) {
 				t.Fatal("the late call never landed: the test did not test anything")
 			}
 			rcCheck(t, crt, cj, "web", old.ContainerID, id, RolledBack, step)
+			if n := crt.count("stop") + crt.count("start"); n != 0 {
+				t.Errorf("the old container, which never stopped serving, was stopped or started: %v", crt.calls)
+			}
 		})
 	}
 }

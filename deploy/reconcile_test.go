@@ -463,7 +463,7 @@ func rcCheck(t *testing.T, rt *fakeRuntime, j *rcJournal, name, want string, id 
 // runs iff it had passed its gate (step cleanup), else the previous one,
 // and nothing else is left.
 func TestReconcileAfterCrashAtEveryStep(t *testing.T) {
-	stopFirst := []string{StepResolve, StepPull, StepPrepare, StepStop, StepRename, StepCreate, StepStart, StepGate, StepCleanup, StepRollback}
+	stopFirst := []string{StepResolve, StepPull, StepPrepare, StepRename, StepCreate, StepStop, StepStart, StepGate, StepCleanup, StepRollback}
 	startFirst := []string{StepResolve, StepPull, StepPrepare, StepCreate, StepStart, StepGate, StepCleanup, StepRollback}
 	for _, tc := range []struct {
 		deployment string
@@ -597,6 +597,8 @@ func TestReconcileWithoutJournal(t *testing.T) {
 		{"stop-first: new runs, previous aside", []Container{managed("web", "new", true), managed("web"+PrevSuffix, "old", false)}, "new"},
 		{"stop-first: new created, not started", []Container{managed("web", "new", false), managed("web"+PrevSuffix, "old", false)}, "old"},
 		{"stop-first: only the previous, aside", []Container{managed("web"+PrevSuffix, "old", false)}, "old"},
+		{"stop-first: previous runs aside, new created", []Container{managed("web", "new", false), managed("web"+PrevSuffix, "old", true)}, "old"},
+		{"stop-first: only the previous, running aside", []Container{managed("web"+PrevSuffix, "old", true)}, "old"},
 		{"start-first: new beside the old", []Container{managed("api", "old", true), managed("api"+NextSuffix, "new", true)}, "old"},
 		{"start-first: new created beside the old", []Container{managed("api", "old", true), managed("api"+NextSuffix, "new", false)}, "old"},
 		// The old one is gone: only the swap's last rename was missing.
@@ -754,9 +756,10 @@ func TestReconcileAfterLongEngineOutage(t *testing.T) {
 		deployment, step string
 		want             Outcome // of the interrupted deploy once reconciled
 	}{
-		{"web", StepRename, RolledBack}, // old one stopped, not yet renamed
-		{"web", StepCreate, RolledBack}, // old one aside
-		{"web", StepStart, RolledBack},  // new one created
+		{"web", StepRename, RolledBack}, // old one runs, not yet renamed
+		{"web", StepCreate, RolledBack}, // old one runs, aside
+		{"web", StepStop, RolledBack},   // new one created, old one runs aside
+		{"web", StepStart, RolledBack},  // new one created, old one stopped
 		{"web", StepGate, RolledBack},   // new one running
 		{"api", StepStart, RolledBack},  // new one created beside
 		{"api", StepCleanup, Succeeded}, // new one passed its gate

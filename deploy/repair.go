@@ -71,6 +71,9 @@ type plan struct {
 // and a create, start, rename or remove may land late (so the result is
 // looked at again after acting, until it holds).
 func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, self int64) (bool, error) {
+	if d.Service != nil {
+		return e.repairService(ctx, log, d, self) // no container plans: Swarm owns its tasks
+	}
 	recs, err := e.interrupted(ctx, d.Name, self)
 	if err != nil {
 		return false, err
@@ -89,6 +92,8 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 	}
 	p := s.plan(d)
 	log = log.With().Str("step", p.step).Logger()
+	// The proxy serves the container the repair keeps, at once.
+	e.serveKept(log, d, p.keep)
 
 	var errs []error
 	switch {
@@ -107,6 +112,7 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 			p = plan{outcome: RolledBack, repair: repairRestored, step: p.step, keep: p.old,
 				drop: append(drop, p.keep), stopping: s.stopping(p.old),
 				why: fmt.Sprintf("interrupted at step %s after the new container passed its gate, which it failed at start-up (%v); the previous container was restored", p.step, err)}
+			e.serveKept(log, d, p.keep)
 		}
 		fallthrough
 	default:
@@ -225,6 +231,9 @@ func (s scene) journaled(id string) bool {
 
 // stopping tells whether the interrupted process may have asked the engine
 // to stop c, the previous container, and the engine may still be at it.
+// stop-first asks at step stop, once the new container is created beside
+// it (before: rename and create, the old one keeps running; after: start
+// and gate, its stop has returned); start-first and the proxy at cleanup.
 func (s scene) stopping(c *Container) bool {
 	return s.last != nil && c != nil && c.ID == s.last.PrevID &&
 		(s.last.Step == StepStop || s.last.Step == StepCleanup)
@@ -468,10 +477,9 @@ func (e *Engine) prove(ctx context.Context, d *deployments.Deployment, c *Contai
 			return fmt.Errorf("start %.12s: %w", c.ID, err)
 		}
 	}
-	h := d.Health
-	gctx, cancel := context.WithTimeout(ctx, h.Timeout+e.opts.OpTimeout)
+	gctx, cancel := context.WithTimeout(ctx, d.Health.Timeout+e.opts.OpTimeout)
 	defer cancel()
-	if err := e.gate(gctx, rt, c.ID, h.URL, h.MinUptime, h.Timeout); err != nil {
+	if err := e.gate(gctx, rt, d, c.ID); err != nil {
 		return fmt.Errorf("container %.12s: %w", c.ID, err)
 	}
 	return nil

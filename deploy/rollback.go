@@ -31,9 +31,27 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 		a.e.opts.BeforeStep(a.rec.Deployment, StepRollback)
 	}
 	var errs []error
+	// An engine that stayed away through one call's retries (about 30s)
+	// is not asked the next ones: the deploy stays unfinished
+	// (unrepaired) and Watch's reconcile does the rest as soon as the
+	// engine answers again, instead of this rollback waiting out every
+	// call's retries while the deployment's queue waits behind it.
+	away := false
 	try := func(what string, f func(ctx context.Context) error) {
+		if away {
+			errs = append(errs, fmt.Errorf("%s: not tried, the engine is unreachable: %w", what, ErrUnavailable))
+			return
+		}
 		if err := a.e.retry(ctx, a.log, StepRollback, f); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			away = errors.Is(err, ErrUnavailable)
+		}
+	}
+	if a.d.Proxy != nil && a.published {
+		// Back to the previous container (nowhere on a first deploy:
+		// requests wait) before the new one stops.
+		if _, err := a.e.serve(a.d, a.prev); err != nil {
+			a.log.Warn().Err(err).Msg("the proxy cannot reach the previous container")
 		}
 	}
 	if a.newID != "" {
@@ -47,6 +65,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 				return rt.Stop(ctx, a.newID, a.d.StopTimeout)
 			}); err != nil {
 				a.log.Warn().Err(err).Msg("could not stop the new container; removing it by force")
+				away = errors.Is(err, ErrUnavailable)
 			}
 		}
 		try("remove new container", func(ctx context.Context) error { return rt.Remove(ctx, a.newID) })
@@ -59,10 +78,18 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 		// Nothing was stopped: the service (if any) is as it was.
 		return Failed, cause
 	}
-	if a.stopped {
+	if a.renamed || a.stopped {
 		// By what the engine says, not by what this deploy believes it
 		// did: a rename may have landed that the deploy never saw succeed.
-		try("rename previous container back", func(ctx context.Context) error { return a.e.rename(ctx, rt, a.prev.ID, a.name) })
+		// So may a create whose answer was lost: its container, holding
+		// the name, goes.
+		try("rename previous container back", func(ctx context.Context) error {
+			err := a.e.rename(ctx, rt, a.prev.ID, a.name)
+			if err != nil && a.removeLeftover(ctx, a.name) {
+				err = a.e.rename(ctx, rt, a.prev.ID, a.name)
+			}
+			return err
+		})
 	}
 	if a.stopped && a.wasRunning {
 		try("restart previous container", func(ctx context.Context) error { return rt.Start(ctx, a.prev.ID) })

@@ -7,27 +7,65 @@ import (
 	"time"
 )
 
-// stopFirst: stop the old container, set it aside as <name>.liftoff-prev,
-// create and start the new one under the name, gate it, then remove the
-// old one. Any failure after the stop rolls back.
+// stopFirst replaces the old container by the new one under the same
+// name, with nothing serving only while the engine stops the old one and
+// starts the new one:
+//
+//  1. rename: the old one, still running, becomes <name>.liftoff-prev
+//     (a rename leaves a running container's processes, ports and
+//     connections alone);
+//  2. create: the new one is created as <name>, on its networks with its
+//     aliases. A created container holds no published port and is in no
+//     DNS: the engine binds ports and joins networks only at start;
+//  3. stop: the old one gets its stop signal (requests in flight finish
+//     within stop_timeout);
+//  4. start: the new one starts, at once;
+//  5. gate, then cleanup (the old one is removed).
+//
+// Nothing is done between the stop's answer and the start's request but
+// the start's journal entry: whatever can be done earlier (the name, the
+// container, its networks) is done while the old one still serves, and
+// the old one is removed only after the gate. The stop answers once the
+// engine has released the old one's ports (on Docker 20.10 the published
+// port could be bound the moment the stop returned, 16 times of 16), so
+// the start finds them free; a start that did not would roll back. What
+// clients see of the window is longer than the two calls: see "Swap speed
+// and downtime" in bench/README.md.
+//
+// Through a network alias the rename has a cost of its own: Docker drops
+// the renamed container's DNS records and adds them again, and a lookup in
+// between finds no holder (see startFirst). It comes just before the stop,
+// which takes the alias away for the whole window anyway.
+//
+// Any failure from the rename on rolls back: the new container goes, the
+// old one gets its name back and, if its stop began, is started again and
+// gated. A failure before the stop costs no availability: the old one
+// never stopped serving. A crash is repaired the same way (see repair).
 func (a *attempt) stopFirst() (Outcome, error) {
 	rt, d, cur := a.rt, a.d, a.cur
 	if cur != nil {
-		a.prev, a.wasRunning, a.stopped = cur, cur.Running, true
-		if err := a.step(StepStop, a.stopTimeout(), func(ctx context.Context) error {
-			return rt.Stop(ctx, cur.ID, d.StopTimeout)
-		}); err != nil {
-			return a.rollback(err)
-		}
+		// renamed is set before the step: a rename that fails may still
+		// have landed.
+		a.prev, a.wasRunning, a.renamed = cur, cur.Running, true
 		if err := a.step(StepRename, a.e.opts.OpTimeout, func(ctx context.Context) error {
 			return a.e.rename(ctx, rt, cur.ID, a.name+PrevSuffix)
 		}); err != nil {
 			return a.rollback(err)
 		}
-		a.renamed = true
 	}
 	a.newName = a.name
-	if err := a.createAndStart(a.spec); err != nil {
+	if err := a.create(a.spec); err != nil {
+		return a.rollback(err)
+	}
+	if cur != nil {
+		a.stopped = true
+		if err := a.step(StepStop, a.stopTimeout(), func(ctx context.Context) error {
+			return rt.Stop(ctx, cur.ID, d.StopTimeout)
+		}); err != nil {
+			return a.rollback(err)
+		}
+	}
+	if err := a.start(); err != nil {
 		return a.rollback(err)
 	}
 	if err := a.gate(); err != nil {
@@ -202,8 +240,16 @@ func (a *attempt) drain(ctx context.Context, old *Container) (time.Time, error) 
 }
 
 func (a *attempt) createAndStart(spec Spec) error {
+	if err := a.create(spec); err != nil {
+		return err
+	}
+	return a.start()
+}
+
+// create creates the new container from spec (step create).
+func (a *attempt) create(spec Spec) error {
 	rt := a.rt
-	if err := a.step(StepCreate, a.e.opts.OpTimeout, func(ctx context.Context) error {
+	return a.step(StepCreate, a.e.opts.OpTimeout, func(ctx context.Context) error {
 		if a.newID != "" {
 			return nil // created by an earlier try of this step
 		}
@@ -216,9 +262,12 @@ func (a *attempt) createAndStart(spec Spec) error {
 		}
 		a.newID = id
 		return nil
-	}); err != nil {
-		return err
-	}
+	})
+}
+
+// start starts the new container (step start).
+func (a *attempt) start() error {
+	rt := a.rt
 	return a.step(StepStart, a.e.opts.OpTimeout, func(ctx context.Context) error {
 		return rt.Start(ctx, a.newID)
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -144,9 +145,12 @@ func waitOneOff(name string) {
 // crashCase is one place to die in one strategy.
 type crashCase struct {
 	startFirst bool
-	step       string
-	during     bool
-	broken     bool // deploy an image that fails its gate: the deploy rolls back
+	// proxy: the deployment has liftoff's front door; after the restart
+	// it must answer with the version the repair kept.
+	proxy  bool
+	step   string
+	during bool
+	broken bool // deploy an image that fails its gate: the deploy rolls back
 	// oneOffs: the environment has a backup and the deployment a release,
 	// each running 2s in a one-off container.
 	oneOffs bool
@@ -161,6 +165,9 @@ func (c crashCase) name() string {
 	if c.startFirst {
 		s = "start-first/"
 	}
+	if c.proxy {
+		s = "proxy/"
+	}
 	if c.during {
 		return s + "during-" + c.step
 	}
@@ -174,11 +181,14 @@ func TestCrashDuringDeploy(t *testing.T) {
 		up, exited = "running", "exited"
 	)
 	cases := []crashCase{
-		// stop-first: "after pull" is before prepare, "after stop" before rename, ...
+		// stop-first (with a published port): "after pull" is before
+		// prepare, "after prepare" before rename, ... The old container
+		// serves, set aside, until the step stop; the new one is created
+		// beside it, holding the same port only once it starts.
 		{step: deploy.StepPrepare, left: map[string]string{"": up}, want: deploy.Failed},
-		{step: deploy.StepStop, left: map[string]string{"": up}, want: deploy.RolledBack},
-		{step: deploy.StepRename, left: map[string]string{"": exited}, want: deploy.RolledBack},
-		{step: deploy.StepCreate, left: map[string]string{prev: exited}, want: deploy.RolledBack},
+		{step: deploy.StepRename, left: map[string]string{"": up}, want: deploy.RolledBack},
+		{step: deploy.StepCreate, left: map[string]string{prev: up}, want: deploy.RolledBack},
+		{step: deploy.StepStop, left: map[string]string{"": "created", prev: up}, want: deploy.RolledBack},
 		{step: deploy.StepStart, left: map[string]string{"": "created", prev: exited}, want: deploy.RolledBack},
 		{step: deploy.StepGate, left: map[string]string{"": up, prev: exited}, want: deploy.RolledBack},
 		{step: deploy.StepGate, during: true, left: map[string]string{"": up, prev: exited}, want: deploy.RolledBack},
@@ -197,6 +207,13 @@ func TestCrashDuringDeploy(t *testing.T) {
 		{startFirst: true, step: deploy.StepPublish, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
 		{startFirst: true, step: deploy.StepCleanup, left: map[string]string{"": up, next: up}, want: deploy.Succeeded},
 		{startFirst: true, step: deploy.StepRollback, broken: true, left: map[string]string{"": up, next: exited}, want: deploy.RolledBack},
+		// proxy: the new container beside the old one, switched to past
+		// its gate (publish), then the old one drained, stopped, removed
+		{proxy: true, step: deploy.StepStart, left: map[string]string{"": up, next: "created"}, want: deploy.RolledBack},
+		{proxy: true, step: deploy.StepGate, during: true, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
+		{proxy: true, step: deploy.StepPublish, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
+		{proxy: true, step: deploy.StepCleanup, left: map[string]string{"": up, next: up}, want: deploy.Succeeded},
+		{proxy: true, step: deploy.StepRollback, broken: true, left: map[string]string{"": up, next: exited}, want: deploy.RolledBack},
 	}
 
 	eng := testenv.Engine(t)
@@ -213,11 +230,18 @@ func TestCrashDuringDeploy(t *testing.T) {
 			t.Parallel()
 			e := testenv.Engine(t)
 			name := e.UniqueName(t, "crash")
-			strategy := ""
+			// stop-first publishes a port, as most stop-first deployments
+			// do: the new container is created while the old one holds it.
+			strategy := fmt.Sprintf("    container: {ports: [\"127.0.0.1:%d:8000\"]}\n", freeTCPPort(t))
 			if tc.startFirst {
 				network := e.UniqueName(t, "crashnet")
 				e.Network(t, network)
 				strategy = fmt.Sprintf("    strategy: start-first\n    container: {networks: [%s], aliases: [app]}\n", network)
+			}
+			proxyAddr := ""
+			if tc.proxy {
+				proxyAddr = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+				strategy = fmt.Sprintf("    proxy: {listen: %q, port: 8000, drain_timeout: 5s}\n", proxyAddr)
 			}
 			dir := t.TempDir()
 			db := filepath.Join(dir, "liftoff.db")
@@ -303,6 +327,12 @@ func TestCrashDuringDeploy(t *testing.T) {
 			}
 			if version, _ := e.AppGet(t, name); version != want {
 				t.Errorf("after the restart %s serves %q, want %s", name, version, want)
+			}
+			if tc.proxy {
+				// The front door serves the container the repair kept.
+				if version := proxiedVersion(t, proxyAddr); version != want {
+					t.Errorf("after the restart the front door answers with %q, want %s", version, want)
+				}
 			}
 			if id := e.ContainerID(t, name); (want == "v1") != (id == v1) {
 				t.Errorf("%s is container %.12s (v1 was %.12s), want %s's", name, id, v1, want)
@@ -547,4 +577,22 @@ func waitSettled(t *testing.T, path string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// proxiedVersion asks liftoff's front door at addr for / and returns the
+// version that answered (a request waits while no container is served).
+func proxiedVersion(t *testing.T, addr string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 35 * time.Second}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		t.Errorf("the front door: %v", err)
+		return ""
+	}
+	defer resp.Body.Close()
+	var a struct{ Version string }
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the front door: %d %v", resp.StatusCode, err)
+	}
+	return a.Version
 }
