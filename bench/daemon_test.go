@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,11 +43,21 @@ type finished struct {
 
 // target is how the deployment runs.
 type target struct {
-	strategy  string // stop-first or start-first
+	strategy  string // stop-first or start-first; "" for none (the proxy has its own)
 	minUptime string // "" for the default
 	port      int    // published on 127.0.0.1 unless 0
 	network   string // with alias "app" on it, unless ""
+	// health, if set, is the deployment's health map in YAML flow style
+	// ("{url: ..., min_uptime: 1ms}"), instead of minUptime's.
+	health string
+	// proxy, if not 0, puts liftoff's proxy in front, listening on
+	// 127.0.0.1:proxy.
+	proxy int
 }
+
+// proxyMissing begins the skip message of a benchmark of the proxy mode
+// run on a liftoff without it (a build from before it landed).
+const proxyMissing = "SKIPPED, NO PROXY MODE IN THIS LIFTOFF: the proxy benchmark runs once deployments[].proxy has landed"
 
 const hookToken = "bench-token-0123456789abcdef0123456789"
 
@@ -66,19 +77,34 @@ func startDaemon(tb testing.TB, reg *testenv.Reg, name string, t target) *daemon
 	fmt.Fprintf(&c, "registries:\n  docker.io:\n    mirror: %q\n", reg.Host())
 	fmt.Fprintf(&c, "environments:\n  bench:\n    env: {APP_ENV: bench, STATIC_URL: /static/}\n")
 	fmt.Fprintf(&c, "deployments:\n  - name: %s\n    image: %s\n    tags: [staging]\n    environment: bench\n    env: {SENTRY_ENV: bench}\n", name, d.repo)
-	fmt.Fprintf(&c, "    strategy: %s\n    container:\n      restart: \"no\"\n", t.strategy)
+	if t.strategy != "" {
+		fmt.Fprintf(&c, "    strategy: %s\n", t.strategy)
+	}
+	fmt.Fprintf(&c, "    container:\n      restart: \"no\"\n")
 	if t.port != 0 {
 		fmt.Fprintf(&c, "      ports: [\"127.0.0.1:%d:%d\"]\n", t.port, testenv.AppPort)
 	}
 	if t.network != "" {
 		fmt.Fprintf(&c, "      networks: [%s]\n      aliases: [app]\n", t.network)
 	}
-	if t.minUptime != "" {
+	switch {
+	case t.health != "":
+		fmt.Fprintf(&c, "    health: %s\n", t.health)
+	case t.minUptime != "":
 		fmt.Fprintf(&c, "    health: {min_uptime: %s}\n", t.minUptime)
+	}
+	if t.proxy != 0 {
+		fmt.Fprintf(&c, "    proxy: {listen: \"127.0.0.1:%d\", port: %d, drain_timeout: 10s}\n", t.proxy, testenv.AppPort)
 	}
 	path := filepath.Join(dir, "liftoff.yaml")
 	if err := os.WriteFile(path, []byte(c.String()), 0o600); err != nil {
 		tb.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "validate", "--config", path).CombinedOutput(); err != nil {
+		if t.proxy != 0 && strings.Contains(string(out), ".proxy") {
+			tb.Skipf("%s; liftoff validate refuses the config:\n%s", proxyMissing, out)
+		}
+		tb.Fatalf("liftoff validate: %v\n%s\nconfig:\n%s", err, out, c.String())
 	}
 
 	cmd := exec.Command(bin, "serve", "--config", path, "--log-level", "info")
@@ -144,6 +170,21 @@ func startDaemon(tb testing.TB, reg *testenv.Reg, name string, t target) *daemon
 		tb.Fatalf("liftoff exited at start:\n%s", d.logText())
 	case <-time.After(30 * time.Second):
 		tb.Fatalf("liftoff did not start within 30s:\n%s", d.logText())
+	}
+	if t.proxy != 0 {
+		// A liftoff that takes the key but has no proxy yet.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", t.proxy), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Skipf("%s; liftoff takes deployments[].proxy but nothing listens on 127.0.0.1:%d (%v)", proxyMissing, t.proxy, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	// Ready once the engine answers.
 	deadline := time.Now().Add(15 * time.Second)

@@ -185,19 +185,7 @@ func BenchmarkDockerCLI(b *testing.B) {
 	port := freePort(b)
 	ref := reg.Ref(repo, "staging")
 	version := func(i int) string { return fmt.Sprintf("%s.v%d", name[len(name)-12:], i) }
-	run := func(i int, digest string) time.Duration {
-		args := []string{"run", "-d", "--name", name, "-p", fmt.Sprintf("127.0.0.1:%d:%d", port, testenv.AppPort)}
-		for _, e := range benchEnv {
-			args = append(args, "-e", e)
-		}
-		for _, l := range []string{
-			"liftoff.managed=true", "liftoff.deployment=" + name, "liftoff.environment=bench",
-			"liftoff.image=docker.io/" + repo, "liftoff.tag=staging", "liftoff.digest=" + digest,
-		} {
-			args = append(args, "-l", l)
-		}
-		return docker(b, append(args, ref)...)
-	}
+	run := func(i int, digest string) time.Duration { return cliRun(b, name, port, ref, digest) }
 
 	digest := reg.Push(b, repo, "staging", testenv.AppImage{Version: version(0)})
 	docker(b, "pull", "-q", ref)
@@ -247,4 +235,27 @@ func BenchmarkDockerCLI(b *testing.B) {
 	b.Logf("docker CLI, %d deploys: pull %v, stop %v, rm %v, run -d %v, run→serving %v; total → serving %v",
 		len(serving), mean(pull).Round(time.Millisecond), mean(stop).Round(time.Millisecond), mean(rm).Round(time.Millisecond),
 		mean(start).Round(time.Millisecond), mean(listen).Round(time.Millisecond), mean(serving).Round(time.Millisecond))
+}
+
+// cliRun runs ref (pinned to digest) as container name with docker run -d,
+// as liftoff would run it: port published on 127.0.0.1, the same env and
+// labels. It returns how long docker run took.
+func cliRun(tb testing.TB, name string, port int, ref, digest string) time.Duration {
+	tb.Helper()
+	args := []string{"run", "-d", "--name", name, "-p", fmt.Sprintf("127.0.0.1:%d:%d", port, testenv.AppPort)}
+	for _, e := range benchEnv {
+		args = append(args, "-e", e)
+	}
+	for _, l := range cliLabels(name, digest) {
+		args = append(args, "-l", l)
+	}
+	return docker(tb, append(args, ref)...)
+}
+
+// cliLabels are the labels liftoff would give the container.
+func cliLabels(name, digest string) []string {
+	return []string{
+		"liftoff.managed=true", "liftoff.deployment=" + name, "liftoff.environment=bench",
+		"liftoff.image=docker.io/acme/" + name, "liftoff.tag=staging", "liftoff.digest=" + digest,
+	}
 }

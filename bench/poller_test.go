@@ -189,16 +189,18 @@ func (r *recorder) trace(tb testing.TB, name string, from, to time.Time, marks m
 	os.WriteFile(filepath.Join(dir, strings.NewReplacer("/", "_", "=", "_").Replace(name)+".txt"), buf.Bytes(), 0o644)
 }
 
-// hostPoller polls the app on a published port from the host.
-func hostPoller(tb testing.TB, port int) *recorder {
+// hostPoller polls the app on a published port from the host; args go to
+// the pollclient (-rate, -keepalive).
+func hostPoller(tb testing.TB, port int, args ...string) *recorder {
 	tb.Helper()
 	return startPoller(tb, exec.Command(pollclientBinary(tb, false),
-		"-url", fmt.Sprintf("http://127.0.0.1:%d/", port)))
+		append([]string{"-url", fmt.Sprintf("http://127.0.0.1:%d/", port)}, args...)...))
 }
 
 // containerPoller polls url from a container on network: through a network
-// alias, as the other services of a compose project reach the app.
-func containerPoller(tb testing.TB, eng *testenv.Eng, reg *testenv.Reg, network, url string) *recorder {
+// alias, as the other services of a compose project reach the app. args go
+// to the pollclient.
+func containerPoller(tb testing.TB, eng *testenv.Eng, reg *testenv.Reg, network, url string, args ...string) *recorder {
 	tb.Helper()
 	needDockerCLI(tb)
 	ref := pushPollclient(tb, reg)
@@ -207,7 +209,7 @@ func containerPoller(tb testing.TB, eng *testenv.Eng, reg *testenv.Reg, network,
 	// Attached, not -d: its output streams to us. The sweep of testenv
 	// removes the container; the SIGTERM of startPoller's cleanup is
 	// passed on to it by the CLI.
-	return startPoller(tb, exec.Command("docker", "run", "--name", name, "--network", network, ref, "-url", url))
+	return startPoller(tb, exec.Command("docker", append([]string{"run", "--name", name, "--network", network, ref, "-url", url}, args...)...))
 }
 
 // pushPollclient pushes an image holding only the pollclient to reg.

@@ -13,10 +13,13 @@
 //	<unix nanoseconds when the answer came> ok <version> <request's duration, µs>
 //	<unix nanoseconds when the request failed> err <reason> <request's duration, µs>
 //
-// A request starts every interval whether or not the earlier ones have
-// finished. Each opens a new connection (no keep-alive) and, through an
-// alias, resolves the name again: a client that holds a connection to the
-// old container would measure its own connection, not the swap.
+// A request starts every interval (or -rate times a second) whether or
+// not the earlier ones have finished. By default each opens a new
+// connection (no keep-alive) and, through an alias, resolves the name
+// again: a client that holds a connection to the old container would
+// measure its own connection, not the swap. With -keepalive requests reuse
+// idle connections, as a browser or a pooled HTTP client does; what a swap
+// does to those connections is then part of what is measured.
 package main
 
 import (
@@ -39,16 +42,24 @@ import (
 func main() {
 	url := flag.String("url", "http://127.0.0.1:8000/", "URL of the test app")
 	interval := flag.Duration("interval", 10*time.Millisecond, "time between the starts of two requests")
+	rate := flag.Int("rate", 0, "requests started per second (overrides -interval)")
+	keepAlive := flag.Bool("keepalive", false, "reuse connections (default: a new connection per request)")
 	timeout := flag.Duration("timeout", 2*time.Second, "a request without an answer by then failed")
 	flag.Parse()
+	if *rate > 0 {
+		*interval = time.Second / time.Duration(*rate)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	c := &http.Client{
-		Timeout:   *timeout,
-		Transport: &http.Transport{DisableKeepAlives: true},
+	tr := &http.Transport{DisableKeepAlives: true}
+	if *keepAlive {
+		// As many idle connections as requests may be in flight: at a
+		// high rate a smaller pool would open new ones anyway.
+		tr = &http.Transport{MaxIdleConns: 0, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute}
 	}
+	c := &http.Client{Timeout: *timeout, Transport: tr}
 	var mu sync.Mutex // out
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
