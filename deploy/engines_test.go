@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
 // engConfig has a deployment on the local engine and one on the engine far.
@@ -49,7 +49,7 @@ type engHarness struct {
 	local, far *rcOutage
 	j          *rcJournal
 	reg        *prometheus.Registry
-	logs       *lockedBuffer
+	logs       *testenv.SyncBuffer
 }
 
 func newEngHarness(t *testing.T) *engHarness {
@@ -58,7 +58,7 @@ func newEngHarness(t *testing.T) *engHarness {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	h := &engHarness{local: newRCOutage(), far: newRCOutage(), j: newRCJournal(), reg: prometheus.NewRegistry(), logs: &lockedBuffer{}}
+	h := &engHarness{local: newRCOutage(), far: newRCOutage(), j: newRCJournal(), reg: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{}}
 	h.local.push("docker.io/acme/near:latest", "sha256:n1")
 	h.far.push("docker.io/acme/far:latest", "sha256:f1")
 	h.rcEngine = &rcEngine{results: make(chan Result, 16)}
@@ -122,23 +122,6 @@ next:
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestEngineThatHangsHoldsOnlyItsDeployments: the engine far stops
