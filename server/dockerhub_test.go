@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func TestDockerHubAccepted(t *testing.T) {
 			}
 			a := hookAnswer(t, w.Body.String())
 			if !isDeliveryID(a.Delivery) {
-				t.Errorf("delivery %q: want 16 hex digits", a.Delivery)
+				t.Errorf("delivery %q: want 24 hex digits", a.Delivery)
 			}
 			if !reflect.DeepEqual(a.Accepted, tt.accepted) || !reflect.DeepEqual(a.Ignored, tt.ignored) {
 				t.Errorf("accepted %v ignored %v, want %v %v", a.Accepted, a.Ignored, tt.accepted, tt.ignored)
@@ -91,7 +92,7 @@ func TestDockerHubAccepted(t *testing.T) {
 }
 
 func isDeliveryID(s string) bool {
-	if len(s) != 16 {
+	if len(s) != 24 {
 		return false
 	}
 	for _, c := range s {
@@ -110,6 +111,23 @@ func TestDeliveryIDsDiffer(t *testing.T) {
 			t.Fatalf("delivery id %q: malformed or repeated", id)
 		}
 		seen[id] = true
+	}
+}
+
+// Ids sort by the time they were made (to the millisecond), so that the
+// history's index of them grows at its end.
+func TestDeliveryIDsSortByTime(t *testing.T) {
+	before := time.Now().UnixMilli()
+	first := newDeliveryID()
+	time.Sleep(2 * time.Millisecond)
+	second := newDeliveryID()
+	after := time.Now().UnixMilli()
+	if first >= second {
+		t.Errorf("id %s made 2ms before %s sorts after it", first, second)
+	}
+	ms, err := strconv.ParseInt(second[:12], 16, 64)
+	if err != nil || ms < before || ms > after {
+		t.Errorf("id %s: the first 12 digits are not the unix milliseconds between %d and %d", second, before, after)
 	}
 }
 

@@ -334,10 +334,21 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler, dra
 	return nil
 }
 
-// newDeliveryID returns a short random id that names one delivery in the
-// answer and in the logs.
+// newDeliveryID returns the id that names one delivery in the answer, the
+// logs and the history: 24 hex digits, the first 12 the time in unix
+// milliseconds and the rest random. Ids made later sort after, so that the
+// history's index of them grows at its end: with random ids each insert
+// lands on another page of a large index, and recording a delivery cost
+// five times as much at 100k deliveries, and more as they grew
+// (BenchmarkRecordDeliveries in history). 48 random bits make two ids of
+// the same millisecond equal once in 10^13 pairs.
 func newDeliveryID() string {
-	var b [8]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
+	var b [12]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:]) // never fails (crypto/rand)
 	return hex.EncodeToString(b[:])
 }
