@@ -1,18 +1,21 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 	"time"
 )
 
 // Delivery is one webhook delivery or API request: who sent what, which
 // deployments it was accepted for, and why the others ignored it.
 type Delivery struct {
-	Seq      int64 // order of recording; the cursor of Deliveries
+	Seq      int64 // order of arrival (NextDeliverySeq; 0: when recorded); the cursor of Deliveries
 	ID       string
 	Source   string // the webhook source, or "api"
 	Image    string
@@ -32,6 +35,59 @@ type Ignored struct {
 	Reason     string `json:"reason"`
 }
 
+// KeptDeliveries is how many deliveries KeepDelivery keeps.
+const KeptDeliveries = 256
+
+// NextDeliverySeq hands out the place of a delivery in the list, in the
+// order they arrive: RecordDeliveries writes deliveries in batches, after
+// others may have been kept in memory.
+func (s *Store) NextDeliverySeq() int64 { return s.deliverySeq.Add(1) }
+
+// KeepDelivery keeps d in memory only, with the newest KeptDeliveries
+// others: Deliveries lists them with those recorded, and they are gone
+// when the process ends. It is for deliveries that concern no deployment
+// (an image none uses): they show what was pushed to no one, and a flood
+// of them must neither grow the file nor cost a write each.
+func (s *Store) KeepDelivery(d Delivery) {
+	if d.Seq == 0 {
+		d.Seq = s.NextDeliverySeq()
+	}
+	if d.Received.IsZero() {
+		d.Received = s.now()
+	}
+	s.kept.add(d)
+}
+
+// keptDeliveries is a ring of the newest deliveries kept in memory.
+type keptDeliveries struct {
+	mu   sync.Mutex
+	ring [KeptDeliveries]Delivery
+	n    int // how many were ever kept
+}
+
+func (k *keptDeliveries) add(d Delivery) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ring[k.n%len(k.ring)] = d
+	k.n++
+}
+
+// before returns the kept deliveries with a Seq below before, newest
+// first, at most limit.
+func (k *keptDeliveries) before(before int64, limit int) []Delivery {
+	k.mu.Lock()
+	var ds []Delivery
+	for i := range min(k.n, len(k.ring)) {
+		if d := k.ring[i]; d.Seq < before {
+			ds = append(ds, d)
+		}
+	}
+	k.mu.Unlock()
+	// Concurrent deliveries may have been added out of their order.
+	slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
+	return ds[:min(len(ds), limit)]
+}
+
 // RecordDelivery records an accepted webhook delivery. Recording the same
 // delivery id again keeps the first record: a sender retrying a delivery
 // is the same delivery.
@@ -40,15 +96,18 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
 }
 
 // RecordDeliveries records several deliveries in one transaction: a burst
-// of webhooks costs one disk sync, not one each.
+// of webhooks costs one disk sync, not one each. A delivery's Seq is its
+// rowid (one is handed out where it is 0).
 func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("history: record deliveries: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (id, source, image, tag, pusher, actor, received_at, accepted, ignored)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+	// OR IGNORE: a delivery recorded again (its id, or its Seq) keeps its
+	// first record.
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO deliveries (rowid, id, source, image, tag, pusher, actor, received_at, accepted, ignored)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("history: record deliveries: %w", err)
 	}
@@ -65,6 +124,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
 }
 
 func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) error {
+	if d.Seq == 0 {
+		d.Seq = s.NextDeliverySeq()
+	}
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
@@ -82,16 +144,17 @@ func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) 
 	if err != nil {
 		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
 	}
-	_, err = stmt.ExecContext(ctx, d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Actor, d.Received.UnixNano(), string(accepted), string(ignored))
+	_, err = stmt.ExecContext(ctx, d.Seq, d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Actor, d.Received.UnixNano(), string(accepted), string(ignored))
 	if err != nil {
 		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
 	}
 	return nil
 }
 
-// Deliveries returns deliveries newest first, at most limit (clamped as
-// in List), recorded before the cursor before (0: from the newest); next
-// is the cursor of the page after, or 0 when there is none.
+// Deliveries returns deliveries newest first, those recorded and those
+// kept in memory, at most limit (clamped as in List), before the cursor
+// before (0: from the newest); next is the cursor of the page after, or 0
+// when there is none.
 func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []Delivery, next int64, err error) {
 	limit = clampLimit(limit)
 	if before <= 0 {
@@ -123,6 +186,11 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("history: list deliveries: %w", err)
+	}
+	if kept := s.kept.before(before, limit+1); len(kept) > 0 {
+		ds = append(ds, kept...)
+		slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
+		ds = ds[:min(len(ds), limit+1)]
 	}
 	if len(ds) > limit {
 		ds = ds[:limit]

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
@@ -92,6 +93,11 @@ type Store struct {
 	w    *sql.DB // one connection: every write, in order
 	r    *sql.DB // readers; the same as w for an in-memory database
 	now  func() time.Time
+
+	// The order of deliveries (the rowid of those written), and those
+	// kept in memory only (KeepDelivery).
+	deliverySeq atomic.Int64
+	kept        keptDeliveries
 }
 
 const memory = ":memory:"
@@ -139,6 +145,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
+	var last int64
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM deliveries`).Scan(&last); err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("history %s: %w", path, err)
+	}
+	s.deliverySeq.Store(last)
 
 	s.r = s.w
 	if path != memory {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -354,5 +356,91 @@ func TestConcurrentDeploys(t *testing.T) {
 	}
 	if u, err := s.Unfinished(ctx); err != nil || len(u) != 0 {
 		t.Errorf("Unfinished = %d, %v", len(u), err)
+	}
+}
+
+// TestKeptDeliveries: deliveries kept in memory are listed with those
+// recorded, in the order of their Seq, page by page; the newest
+// KeptDeliveries of them stay; and a reopened history, which has lost
+// them, goes on from the last Seq recorded.
+func TestKeptDeliveries(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "liftoff.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string // ids, oldest first
+	for i := range 6 {
+		d := Delivery{Seq: s.NextDeliverySeq(), ID: fmt.Sprintf("d%d", i), Source: "dockerhub", Received: t0}
+		if i%2 == 0 {
+			d.Image = "docker.io/acme/nobody"
+			s.KeepDelivery(d)
+		} else {
+			d.Image = "docker.io/pmpl/dblood"
+			d.Accepted = []string{"dblood-staging"}
+			if err := s.RecordDelivery(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, d.ID)
+	}
+	slices.Reverse(want)
+	ids := func(ds []Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	got, next, err := s.Deliveries(ctx, 0, 0)
+	if err != nil || next != 0 || !slices.Equal(ids(got), want) {
+		t.Fatalf("Deliveries: %v, next %d, %v; want %v", ids(got), next, err, want)
+	}
+	// Pages of four, then two: the cursor passes kept and recorded alike.
+	page, next, err := s.Deliveries(ctx, 4, 0)
+	if err != nil || !slices.Equal(ids(page), want[:4]) || next != page[3].Seq {
+		t.Fatalf("first page: %v, next %d, %v", ids(page), next, err)
+	}
+	page, next, err = s.Deliveries(ctx, 4, next)
+	if err != nil || !slices.Equal(ids(page), want[4:]) || next != 0 {
+		t.Fatalf("second page: %v, next %d, %v", ids(page), next, err)
+	}
+
+	// A flood keeps only the newest KeptDeliveries.
+	for i := range KeptDeliveries + 10 {
+		s.KeepDelivery(Delivery{ID: fmt.Sprintf("flood%d", i), Source: "dockerhub"})
+	}
+	got, _, err = s.Deliveries(ctx, 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != KeptDeliveries+3 || got[0].ID != fmt.Sprintf("flood%d", KeptDeliveries+9) || got[KeptDeliveries-1].ID != "flood10" {
+		t.Errorf("after a flood of %d: %d listed, newest %s, oldest kept %s; want the newest %d and the 3 recorded",
+			KeptDeliveries+10, len(got), got[0].ID, got[KeptDeliveries-1].ID, KeptDeliveries)
+	}
+	if !slices.Equal(ids(got[KeptDeliveries:]), []string{"d5", "d3", "d1"}) {
+		t.Errorf("the recorded ones after the flood: %v", ids(got[KeptDeliveries:]))
+	}
+
+	// Reopened: only the recorded ones, and new ones come after them.
+	last := got[KeptDeliveries].Seq
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if seq := s.NextDeliverySeq(); seq != last+1 {
+		t.Errorf("reopened: next seq %d, want %d (after the last recorded)", seq, last+1)
+	}
+	if err := s.RecordDelivery(ctx, Delivery{ID: "after", Source: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = s.Deliveries(ctx, 0, 0)
+	if err != nil || !slices.Equal(ids(got), []string{"after", "d5", "d3", "d1"}) {
+		t.Errorf("reopened: %v, %v", ids(got), err)
 	}
 }

@@ -335,7 +335,9 @@ func (a *app) pingEngines(ctx context.Context) {
 // recordDelivery hands an accepted delivery to the recorder goroutine,
 // which writes it to the history without holding up the webhook's answer
 // (the deploy requests themselves are journaled before the answer, by the
-// engine). A full queue drops the record, never the answer.
+// engine). A full queue drops the record, never the answer. A delivery
+// that concerns no deployment is kept in memory only (history's
+// KeepDelivery): an image no deployment uses, or a signature tag.
 func (a *app) recordDelivery(d server.Delivery) {
 	a.deliveriesMu.RLock()
 	defer a.deliveriesMu.RUnlock()
@@ -346,8 +348,12 @@ func (a *app) recordDelivery(d server.Delivery) {
 	for i, ig := range d.Ignored {
 		ignored[i] = history.Ignored(ig)
 	}
-	rec := history.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
-		Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
+	rec := history.Delivery{Seq: a.history.NextDeliverySeq(), ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag,
+		Pusher: d.Pusher, Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
+	if !concernsDeployment(d) {
+		a.history.KeepDelivery(rec)
+		return
+	}
 	select {
 	case a.deliveries <- rec:
 	default:
@@ -355,6 +361,22 @@ func (a *app) recordDelivery(d server.Delivery) {
 		// deliveries must not also be a flood of log lines.
 		a.deliveriesDropped.Add(1)
 	}
+}
+
+// concernsDeployment tells whether d queued a deploy or was turned away by
+// a deployment (its tag rules, a pause, an approval): those are written to
+// the history. The others name no deployment: their image is none's, or
+// their tag is a signature's.
+func concernsDeployment(d server.Delivery) bool {
+	if len(d.Accepted) > 0 {
+		return true
+	}
+	for _, ig := range d.Ignored {
+		if ig.Deployment != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // closeDeliveries ends recordDeliveries once it has written what is queued.

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/history"
+	"github.com/liftoff-deploy/liftoff/server"
+)
+
+// A delivery that concerns a deployment goes to the recorder's queue, to be
+// written to the history; one that concerns none is kept in memory at once,
+// and listed in its place among the others.
+func TestRecordDeliveryRoutes(t *testing.T) {
+	ctx := context.Background()
+	store, err := history.Open(ctx, filepath.Join(t.TempDir(), "liftoff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a := &app{history: store, deliveries: make(chan history.Delivery, 8)}
+
+	now := time.Now()
+	for _, tt := range []struct {
+		d        server.Delivery
+		recorded bool
+	}{
+		{server.Delivery{ID: "queued", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "staging", Received: now,
+			Accepted: []string{"web-staging"}}, true},
+		{server.Delivery{ID: "nobody", Source: "dockerhub", Image: "docker.io/acme/typo", Tag: "staging", Received: now,
+			Ignored: []deployments.Ignored{{Tag: "staging", Reason: "no deployment for docker.io/acme/typo"}}}, false},
+		{server.Delivery{ID: "tag-rule", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "pr-7", Received: now,
+			Ignored: []deployments.Ignored{{Deployment: "web-staging", Reason: `tag "pr-7" matches none of [staging]`}}}, true},
+		{server.Delivery{ID: "signature", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "sha256-ab.sig", Received: now,
+			Ignored: []deployments.Ignored{{Tag: "sha256-ab.sig", Reason: "signature or attestation tag"}}}, false},
+		{server.Delivery{ID: "pause", Source: "api", Image: "docker.io/acme/web", Actor: "ops", Received: now,
+			Ignored: []deployments.Ignored{{Deployment: "web-staging", Reason: "pause"}}}, true},
+	} {
+		if got := concernsDeployment(tt.d); got != tt.recorded {
+			t.Errorf("%s: concernsDeployment %v, want %v", tt.d.ID, got, tt.recorded)
+		}
+		a.recordDelivery(tt.d)
+	}
+
+	// The recorder's queue holds the three that concern a deployment, in
+	// order; write them as the recorder does.
+	close(a.deliveries)
+	var queued []history.Delivery
+	for d := range a.deliveries {
+		queued = append(queued, d)
+	}
+	var ids []string
+	for _, d := range queued {
+		ids = append(ids, d.ID)
+	}
+	if !slices.Equal(ids, []string{"queued", "tag-rule", "pause"}) {
+		t.Fatalf("queued for the history: %v, want queued, tag-rule, pause", ids)
+	}
+	if err := store.RecordDeliveries(ctx, queued); err != nil {
+		t.Fatal(err)
+	}
+
+	// All five are listed, newest first, kept and recorded alike.
+	list, _, err := store.Deliveries(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = ids[:0]
+	for _, d := range list {
+		ids = append(ids, d.ID)
+	}
+	if !slices.Equal(ids, []string{"pause", "signature", "tag-rule", "nobody", "queued"}) {
+		t.Errorf("deliveries listed: %v, want the five newest first", ids)
+	}
+}
