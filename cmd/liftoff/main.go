@@ -144,7 +144,11 @@ start-up repair has put the deployment right.`)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	// Lines logged at once share a write: a flood of webhooks, a line
+	// each, is not also a flood of system calls.
+	lw := newLogWriter(stderr)
+	defer lw.Close()
+	log, err := newLogger(lw, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "liftoff serve: %v\n", err)
 		return exitUsage

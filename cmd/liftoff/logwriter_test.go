@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recordingWriter keeps what is written to it, and the number of writes;
+// while gate is not nil, each write says so on entered and waits for gate
+// to be closed.
+type recordingWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	writes  int
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	gate := w.gate
+	w.mu.Unlock()
+	if gate != nil {
+		w.entered <- struct{}{}
+		<-gate
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	return w.buf.Write(p)
+}
+
+func (w *recordingWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// Every line logged, from many goroutines at once, is written whole, once,
+// and each goroutine's in the order it logged them; Close returns once
+// all are written.
+func TestLogWriterWritesEveryLineInOrder(t *testing.T) {
+	out := &recordingWriter{}
+	l := newLogWriter(out)
+	const goroutines, lines = 16, 500
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range lines {
+				fmt.Fprintf(l, "g%d line %d\n", g, i)
+			}
+		})
+	}
+	wg.Wait()
+	l.Close()
+
+	next := make([]int, goroutines)
+	all := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for _, line := range all {
+		var g, i int
+		if _, err := fmt.Sscanf(line, "g%d line %d", &g, &i); err != nil || g < 0 || g >= goroutines {
+			t.Fatalf("line %q: not a line logged", line)
+		}
+		if i != next[g] {
+			t.Fatalf("goroutine %d: line %d written after line %d", g, i, next[g]-1)
+		}
+		next[g]++
+	}
+	if len(all) != goroutines*lines {
+		t.Errorf("%d lines written, want %d", len(all), goroutines*lines)
+	}
+	t.Logf("%d lines in %d writes", len(all), out.writes)
+}
+
+// A line logged while the writer is busy does not wait for it, and goes in
+// its next write with the others logged meanwhile; past maxPending bytes
+// waiting, Write waits.
+func TestLogWriterBatchesWhileBusy(t *testing.T) {
+	gate := make(chan struct{})
+	out := &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
+	l := newLogWriter(out)
+	defer l.Close()
+	fmt.Fprintln(l, "first")
+	<-out.entered // the writer took it, and waits at the gate
+
+	// These return at once, although nothing is written.
+	returned := make(chan struct{})
+	go func() {
+		for i := range 10 {
+			fmt.Fprintf(l, "line %d\n", i)
+		}
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		close(gate)
+		t.Fatal("Write waited for a busy writer with little pending")
+	}
+
+	// Fill pending past maxPending: the next Write waits.
+	big := bytes.Repeat([]byte("x"), maxPending)
+	l.Write(big)
+	blocked := make(chan struct{})
+	go func() {
+		fmt.Fprintln(l, "last")
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Error("Write did not wait with maxPending bytes pending")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	out.mu.Lock()
+	out.gate = nil
+	out.mu.Unlock()
+	close(gate)
+	<-blocked
+	l.Close()
+	if out.writes > 4 {
+		t.Errorf("%d writes for 13 lines logged while busy, want a few", out.writes)
+	}
+	want := "first\n"
+	for i := range 10 {
+		want += fmt.Sprintf("line %d\n", i)
+	}
+	want += string(big) + "last\n"
+	if got := out.String(); got != want {
+		t.Errorf("written: %d bytes, want %d (%.80q...)", len(got), len(want), got)
+	}
+}
+
+// After Close, lines are written at once.
+func TestLogWriterAfterClose(t *testing.T) {
+	out := &recordingWriter{}
+	l := newLogWriter(out)
+	fmt.Fprintln(l, "before")
+	l.Close()
+	l.Close() // twice is harmless
+	fmt.Fprintln(l, "after")
+	if got := out.String(); got != "before\nafter\n" {
+		t.Errorf("written %q", got)
+	}
+}
