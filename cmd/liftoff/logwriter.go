@@ -15,14 +15,18 @@ import (
 //
 // Write does not wait for w, unless maxPending bytes wait already: then it
 // waits, as it would for a slow w. Close writes what is pending and stops
-// the goroutine; a line logged after Close is written at once.
+// the goroutine; a line logged after that is written at once, by Write. A
+// crash that skips Close loses the lines pending at that moment, those
+// logged while the goroutine wrote the previous ones.
 type logWriter struct {
 	w io.Writer
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when there are lines to write, and after each write
 	pending []byte    // lines not written yet
-	closed  bool
+	closed  bool      // Close was called: the goroutine writes what is pending, then stops
+	done    bool      // the goroutine has stopped: Write writes to w itself
+	direct  sync.Mutex
 	stopped chan struct{}
 }
 
@@ -39,12 +43,15 @@ func newLogWriter(w io.Writer) *logWriter {
 // Write queues p, one log line, to be written to w.
 func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return l.w.Write(p)
-	}
-	for len(l.pending) >= maxPending {
+	for len(l.pending) >= maxPending && !l.done {
 		l.cond.Wait()
+	}
+	if l.done {
+		// After Close, everything before this line is written.
+		l.mu.Unlock()
+		l.direct.Lock()
+		defer l.direct.Unlock()
+		return l.w.Write(p)
 	}
 	l.pending = append(l.pending, p...)
 	l.mu.Unlock()
@@ -62,7 +69,11 @@ func (l *logWriter) run() {
 			l.cond.Wait()
 		}
 		if len(l.pending) == 0 {
-			return // closed, and everything written
+			// Closed, and everything written: a Write waiting for room
+			// writes its line itself.
+			l.done = true
+			l.cond.Broadcast()
+			return
 		}
 		// Let the goroutines ready to run go first: under load, they are
 		// handlers about to log, and their lines join this write. Idle,

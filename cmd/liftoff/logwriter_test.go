@@ -147,3 +147,57 @@ func TestLogWriterAfterClose(t *testing.T) {
 		t.Errorf("written %q", got)
 	}
 }
+
+// A Write waiting for room (maxPending bytes pending) while Close runs is
+// written, after everything before it.
+func TestLogWriterCloseWritesAWaitingLine(t *testing.T) {
+	gate := make(chan struct{})
+	out := &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
+	l := newLogWriter(out)
+	fmt.Fprintln(l, "first")
+	<-out.entered // the writer holds "first" at the gate
+	big := bytes.Repeat([]byte("x"), maxPending)
+	l.Write(big)
+	waited := make(chan struct{})
+	go func() { fmt.Fprintln(l, "last"); close(waited) }()
+	time.Sleep(50 * time.Millisecond) // "last" waits for room
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	time.Sleep(50 * time.Millisecond) // Close waits for the writer
+
+	out.mu.Lock()
+	out.gate = nil
+	out.mu.Unlock()
+	close(gate)
+	<-closed
+	<-waited
+	if got, want := out.String(), "first\n"+string(big)+"last\n"; got != want {
+		t.Errorf("written: %d bytes ending %q, want %d ending \"last\\n\"", len(got), got[max(0, len(got)-8):], len(want))
+	}
+}
+
+// A line logged while Close writes what is pending comes after the lines
+// logged before it.
+func TestLogWriterOrderDuringClose(t *testing.T) {
+	gate := make(chan struct{})
+	out := &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
+	l := newLogWriter(out)
+	fmt.Fprintln(l, "first")
+	<-out.entered
+	fmt.Fprintln(l, "A")
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	time.Sleep(50 * time.Millisecond) // Close waits for the writer
+	out.mu.Lock()
+	out.gate = nil
+	out.mu.Unlock()
+	logged := make(chan struct{})
+	go func() { fmt.Fprintln(l, "B"); close(logged) }()
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	<-closed
+	<-logged
+	if got := out.String(); got != "first\nA\nB\n" {
+		t.Errorf("written %q, want first, A, B", got)
+	}
+}
