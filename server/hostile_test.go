@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
@@ -199,26 +201,31 @@ func hostileCases() []hostileCase {
 	bad("900 KB tag", withTag(`"`+strings.Repeat("a", 900<<10)+`"`), "tag is 921600 characters long")
 	bad("900 KB repo_name", withRepo(`"pmpl/`+strings.Repeat("a", 900<<10)+`"`), "repository name is 921605 characters long")
 
-	// Duplicate keys: a proxy may read the first, encoding/json kept the
-	// last. A key twice in any object is refused.
+	// Duplicate keys: encoding/json keeps the last, a proxy may read the
+	// first; and it matches keys without regard to case. A key twice in any
+	// object is refused, and so are two keys for one field.
 	bad("tag twice", hubBody(`{"tag": "staging", "tag": "evil"}`, repository(`"pmpl/dblood"`)), `push_data: duplicate key "tag"`)
+	bad("tag and TAG", hubBody(`{"tag": "staging", "TAG": "evil"}`, repository(`"pmpl/dblood"`)), `push_data: duplicate key "TAG"`)
+	bad("TAG and tag", hubBody(`{"TAG": "evil", "tag": "staging"}`, repository(`"pmpl/dblood"`)), `push_data: duplicate key "tag"`)
 	bad("tag and an escaped tag", hubBody(`{"tag": "staging", "\u0074ag": "evil"}`, repository(`"pmpl/dblood"`)), `push_data: duplicate key "tag"`)
 	bad("push_data twice", `{"push_data": `+pushData(`"staging"`)+`, "repository": `+repository(`"pmpl/dblood"`)+`, "push_data": `+pushData(`"evil"`)+`}`,
 		`body: duplicate key "push_data"`)
+	bad("push_data and push_data with a long s", `{"push_data": `+pushData(`"staging"`)+`, "repository": `+repository(`"pmpl/dblood"`)+`, "pu\u017fh_data": `+pushData(`"evil"`)+`}`,
+		`body: duplicate key "pu`)
 	bad("repository twice", `{"push_data": `+pushData(`"staging"`)+`, "repository": `+repository(`"pmpl/dblood"`)+`, "repository": `+repository(`"acme/evil"`)+`}`,
 		`body: duplicate key "repository"`)
 	bad("repo_name twice", hubBody(pushData(`"staging"`), `{"repo_name": "pmpl/dblood", "repo_name": "acme/evil"}`), `repository: duplicate key "repo_name"`)
-	bad("a key twice, 5000 objects deep", hubBody(pushData(`"staging"`), `{"repo_name": "pmpl/dblood", "x": `+deep(`{"a": `, 5000)+`{"k": 1, "k": 2}`+deep("}", 5000)+`}`),
-		`repository.x.a.a.a.a`)
+	bad("repo_name and Repo_Name", hubBody(pushData(`"staging"`), `{"repo_name": "pmpl/dblood", "Repo_Name": "acme/evil"}`), `repository: duplicate key "Repo_Name"`)
+	bad("a key twice under a name with a newline", hubBody(pushData(`"staging"`), `{"repo_name": "pmpl/dblood", "x\nlevel=error": {"k": 1, "k": 2}}`),
+		`repository."x\nlevel=error": duplicate key "k"`)
+	bad("pushed_at out of range", hubBody(`{"tag": "staging", "pushed_at": 1e400}`, repository(`"pmpl/dblood"`)), "push_data.pushed_at: ")
 	bad("a key liftoff does not read, twice", hubBody(pushData(`"staging"`), `{"repo_name": "pmpl/dblood", "owner": "a", "owner": "b"}`),
 		`repository: duplicate key "owner"`)
-	// Keys match exactly, as JSON names are: encoding/json matched them
-	// without regard to case, so that "TAG" or "pu\u017fh_data" (a long s)
-	// was the tag a proxy did not see.
-	bad("TAG for tag", hubBody(`{"TAG": "evil"}`, repository(`"pmpl/dblood"`)), "push_data.tag: missing")
-	bad("push_data with a long s", `{"pu\u017fh_data": `+pushData(`"staging"`)+`, "repository": `+repository(`"pmpl/dblood"`)+`}`,
-		"push_data.tag: missing")
-	bad("Repo_Name for repo_name", hubBody(pushData(`"staging"`), `{"Repo_Name": "acme/evil"}`), "repository.repo_name: missing")
+	bad("a key twice, 5000 objects deep", hubBody(pushData(`"staging"`), `{"repo_name": "pmpl/dblood", "x": `+deep(`{"a": `, 5000)+`{"k": 1, "k": 2}`+deep("}", 5000)+`}`),
+		`repository.x.a.a.a.a`)
+	// Spellings that encoding/json does not take for a field are other keys.
+	bad("pushdata for push_data", `{"pushdata": `+pushData(`"staging"`)+`, "repository": `+repository(`"pmpl/dblood"`)+`}`, "push_data.tag: missing")
+	bad("repo-name for repo_name", hubBody(pushData(`"staging"`), `{"repo-name": "acme/evil"}`), "repository.repo_name: missing")
 
 	// Tags outside [A-Za-z0-9_][A-Za-z0-9._-]{0,127}.
 	for _, tag := range []string{"-x", ".x", strings.Repeat("a", 129), "a/b", "a:b", "..", "../x", " staging", "staging\n",
@@ -453,6 +460,36 @@ func TestHookLenientInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDuplicateKeyFold: the parser takes two keys for the same field (and
+// refuses them together) exactly when encoding/json takes both for it.
+func TestDuplicateKeyFold(t *testing.T) {
+	for _, tt := range []struct{ field, key string }{
+		{"tag", "TAG"},
+		{"tag", "Tag"},
+		{"push_data", "pu\u017fh_data"}, // long s
+		{"push_data", "pushdata"},
+		{"push_data", "PUSH-DATA"},
+		{"kind", "\u212aind"}, // Kelvin sign
+		{"tag", "tags"},
+		{"repo_name", "repo-name"},
+		{"pusher", "pushér"},
+		{"pusher", "PUSHÉR"},
+		{"é", "É"},
+	} {
+		typ := reflect.StructOf([]reflect.StructField{{Name: "X", Type: reflect.TypeFor[string](), Tag: reflect.StructTag(`json:"` + tt.field + `"`)}})
+		v := reflect.New(typ)
+		if err := json.Unmarshal([]byte(`{`+strconv.Quote(tt.key)+`: "set"}`), v.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		jsonSame := v.Elem().Field(0).String() == "set"
+		both := `{` + strconv.Quote(tt.field) + `: "a", ` + strconv.Quote(tt.key) + `: "b"}`
+		err := jsonv2.Unmarshal([]byte(both), reflect.New(typ).Interface(), hubJSON)
+		if refused := err != nil; refused != jsonSame {
+			t.Errorf("%s: refused %v (%v); encoding/json takes %q for %q: %v", both, refused, err, tt.key, tt.field, jsonSame)
+		}
 	}
 }
 
