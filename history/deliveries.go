@@ -5,17 +5,21 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sync"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Delivery is one webhook delivery or API request: who sent what, which
 // deployments it was accepted for, and why the others ignored it.
 type Delivery struct {
-	Seq      int64 // order of arrival (NextDeliverySeq; 0: when recorded); the cursor of Deliveries
+	Seq      int64 // the place in the list, set when kept or recorded; the cursor of Deliveries
 	ID       string
 	Source   string // the webhook source, or "api"
 	Image    string
@@ -38,20 +42,71 @@ type Ignored struct {
 // KeptDeliveries is how many deliveries KeepDelivery keeps.
 const KeptDeliveries = 256
 
-// NextDeliverySeq hands out the place of a delivery in the list, in the
-// order they arrive: RecordDeliveries writes deliveries in batches, after
-// others may have been kept in memory.
-func (s *Store) NextDeliverySeq() int64 { return s.deliverySeq.Add(1) }
+// deliverySeqs hands out the places of deliveries in the list (Seq): to
+// those kept in memory as they arrive, and to those written to the file
+// as a batch is written (they are the rowids). A batch being written
+// holds back the places after its first: Deliveries lists nothing from
+// there on until the batch is committed, so that a delivery never appears
+// below one that a client has listed already.
+type deliverySeqs struct {
+	mu       sync.Mutex
+	last     int64
+	inflight []int64 // the first place of each batch being written
+}
+
+// next hands out n places and returns the first.
+func (q *deliverySeqs) next(n int) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.last += int64(n)
+	return q.last - int64(n) + 1
+}
+
+// raise makes the places handed out next come after seq.
+func (q *deliverySeqs) raise(seq int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.last = max(q.last, seq)
+}
+
+// hold hands out n places for a batch about to be written and holds the
+// list back from the first until release(first).
+func (q *deliverySeqs) hold(n int) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	first := q.last + 1
+	q.last += int64(n)
+	q.inflight = append(q.inflight, first)
+	return first
+}
+
+func (q *deliverySeqs) release(first int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if i := slices.Index(q.inflight, first); i >= 0 {
+		q.inflight = slices.Delete(q.inflight, i, i+1)
+	}
+}
+
+// visible returns the first place Deliveries may not list yet
+// (math.MaxInt64: none).
+func (q *deliverySeqs) visible() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.inflight) == 0 {
+		return math.MaxInt64
+	}
+	return slices.Min(q.inflight)
+}
 
 // KeepDelivery keeps d in memory only, with the newest KeptDeliveries
 // others: Deliveries lists them with those recorded, and they are gone
 // when the process ends. It is for deliveries that concern no deployment
 // (an image none uses): they show what was pushed to no one, and a flood
-// of them must neither grow the file nor cost a write each.
+// of them must neither grow the file nor cost a write each. d.Seq is set
+// here.
 func (s *Store) KeepDelivery(d Delivery) {
-	if d.Seq == 0 {
-		d.Seq = s.NextDeliverySeq()
-	}
+	d.Seq = s.seqs.next(1)
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
@@ -96,23 +151,25 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
 }
 
 // RecordDeliveries records several deliveries in one transaction: a burst
-// of webhooks costs one disk sync, not one each. A delivery's Seq is its
-// rowid (one is handed out where it is 0).
+// of webhooks costs one disk sync, not one each. Their places in the list
+// (Seq, the rowid) are handed out here, in the order of ds; what ds says
+// of Seq is ignored.
 func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
+	first := s.seqs.hold(len(ds))
+	defer s.seqs.release(first)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("history: record deliveries: %w", err)
 	}
 	defer tx.Rollback()
-	// OR IGNORE: a delivery recorded again (its id, or its Seq) keeps its
-	// first record.
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO deliveries (rowid, id, source, image, tag, pusher, actor, received_at, accepted, ignored)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (rowid, id, source, image, tag, pusher, actor, received_at, accepted, ignored)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	if err != nil {
 		return fmt.Errorf("history: record deliveries: %w", err)
 	}
 	defer stmt.Close()
-	for _, d := range ds {
+	for i, d := range ds {
+		d.Seq = first + int64(i)
 		if err := s.insertDelivery(ctx, stmt, d); err != nil {
 			return err
 		}
@@ -124,9 +181,6 @@ func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
 }
 
 func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) error {
-	if d.Seq == 0 {
-		d.Seq = s.NextDeliverySeq()
-	}
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
@@ -144,7 +198,20 @@ func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) 
 	if err != nil {
 		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
 	}
-	_, err = stmt.ExecContext(ctx, d.Seq, d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Actor, d.Received.UnixNano(), string(accepted), string(ignored))
+	args := []any{d.Seq, d.ID, d.Source, d.Image, d.Tag, d.Pusher, d.Actor, d.Received.UnixNano(), string(accepted), string(ignored)}
+	_, err = stmt.ExecContext(ctx, args...)
+	var serr *sqlite.Error
+	if errors.As(err, &serr) && serr.Code() == sqlite3.SQLITE_CONSTRAINT_ROWID {
+		// Another process wrote that place (two liftoffs on one file):
+		// take the next free one, and hand out places after it.
+		args[0] = nil
+		var res sql.Result
+		if res, err = stmt.ExecContext(ctx, args...); err == nil {
+			if seq, ierr := res.LastInsertId(); ierr == nil {
+				s.seqs.raise(seq)
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("history: record delivery %s: %w", d.ID, err)
 	}
@@ -160,6 +227,11 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	if before <= 0 {
 		before = math.MaxInt64
 	}
+	// Nothing from the first place of a batch being written: what is
+	// listed is all there will ever be below it. The kept deliveries are
+	// read at the same time as that place, before the table.
+	before = min(before, s.seqs.visible())
+	kept := s.kept.before(before, limit+1)
 	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, source, image, tag, pusher, actor, received_at, accepted, ignored
 		FROM deliveries WHERE rowid < ? ORDER BY rowid DESC LIMIT ?`, before, limit+1)
 	if err != nil {
@@ -187,7 +259,7 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("history: list deliveries: %w", err)
 	}
-	if kept := s.kept.before(before, limit+1); len(kept) > 0 {
+	if len(kept) > 0 {
 		ds = append(ds, kept...)
 		slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
 		ds = ds[:min(len(ds), limit+1)]

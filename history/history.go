@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/deploy"
@@ -94,10 +93,10 @@ type Store struct {
 	r    *sql.DB // readers; the same as w for an in-memory database
 	now  func() time.Time
 
-	// The order of deliveries (the rowid of those written), and those
-	// kept in memory only (KeepDelivery).
-	deliverySeq atomic.Int64
-	kept        keptDeliveries
+	// The places of deliveries in the list (the rowid of those written),
+	// and those kept in memory only (KeepDelivery).
+	seqs deliverySeqs
+	kept keptDeliveries
 }
 
 const memory = ":memory:"
@@ -150,7 +149,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.w.Close()
 		return nil, fmt.Errorf("history %s: %w", path, err)
 	}
-	s.deliverySeq.Store(last)
+	s.seqs.raise(last)
 
 	s.r = s.w
 	if path != memory {

@@ -372,7 +372,7 @@ func TestKeptDeliveries(t *testing.T) {
 	}
 	var want []string // ids, oldest first
 	for i := range 6 {
-		d := Delivery{Seq: s.NextDeliverySeq(), ID: fmt.Sprintf("d%d", i), Source: "dockerhub", Received: t0}
+		d := Delivery{ID: fmt.Sprintf("d%d", i), Source: "dockerhub", Received: t0}
 		if i%2 == 0 {
 			d.Image = "docker.io/acme/nobody"
 			s.KeepDelivery(d)
@@ -433,14 +433,70 @@ func TestKeptDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if seq := s.NextDeliverySeq(); seq != last+1 {
-		t.Errorf("reopened: next seq %d, want %d (after the last recorded)", seq, last+1)
-	}
 	if err := s.RecordDelivery(ctx, Delivery{ID: "after", Source: "api"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err = s.Deliveries(ctx, 0, 0)
 	if err != nil || !slices.Equal(ids(got), []string{"after", "d5", "d3", "d1"}) {
-		t.Errorf("reopened: %v, %v", ids(got), err)
+		t.Fatalf("reopened: %v, %v", ids(got), err)
+	}
+	if got[0].Seq != last+1 {
+		t.Errorf("reopened: the next delivery's place is %d, want %d (after the last recorded)", got[0].Seq, last+1)
+	}
+}
+
+// While a batch is being written, nothing from its first place on is
+// listed: a delivery kept meanwhile shows once the batch is committed, so
+// that the batch never appears below what a client has listed already.
+func TestDeliveriesWaitForTheBatchBeingWritten(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	s.KeepDelivery(Delivery{ID: "before"})
+	first := s.seqs.hold(2) // as RecordDeliveries does before its transaction
+	s.KeepDelivery(Delivery{ID: "meanwhile"})
+	got, _, err := s.Deliveries(ctx, 0, 0)
+	if err != nil || len(got) != 1 || got[0].ID != "before" {
+		t.Fatalf("with a batch in flight: %+v, %v; want only the delivery before it", got, err)
+	}
+	s.seqs.release(first)
+	got, _, err = s.Deliveries(ctx, 0, 0)
+	if err != nil || len(got) != 2 || got[0].ID != "meanwhile" {
+		t.Fatalf("once it is written: %+v, %v; want both kept ones", got, err)
+	}
+	if got[0].Seq != first+2 {
+		t.Errorf("kept after the batch's places: %d, want %d", got[0].Seq, first+2)
+	}
+}
+
+// Two liftoffs on one file (an upgrade that overlaps) hand out the same
+// places: the second to write one takes the next free place instead of
+// losing its delivery, and hands out places after it.
+func TestDeliveriesOfTwoProcessesOnOneFile(t *testing.T) {
+	ctx := context.Background()
+	a, path := open(t)
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.RecordDelivery(ctx, Delivery{ID: "from-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RecordDeliveries(ctx, []Delivery{{ID: "from-b"}, {ID: "from-b2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RecordDelivery(ctx, Delivery{ID: "from-b3"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := a.Deliveries(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, d.ID)
+	}
+	if !slices.Equal(ids, []string{"from-b3", "from-b2", "from-b", "from-a"}) {
+		t.Errorf("listed %v, want all four, newest first", ids)
 	}
 }

@@ -348,7 +348,7 @@ func (a *app) recordDelivery(d server.Delivery) {
 	for i, ig := range d.Ignored {
 		ignored[i] = history.Ignored(ig)
 	}
-	rec := history.Delivery{Seq: a.history.NextDeliverySeq(), ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag,
+	rec := history.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag,
 		Pusher: d.Pusher, Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
 	if !concernsDeployment(d) {
 		a.history.KeepDelivery(rec)
