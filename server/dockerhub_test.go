@@ -470,3 +470,23 @@ type nopWriter struct {
 func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *nopWriter) WriteHeader(code int)        { w.code = code }
+
+// The server gives a body's buffer back for the next delivery once it is
+// parsed (putBody): what the parse returns must not point into it.
+func TestParsedPushOutlivesItsBody(t *testing.T) {
+	for _, name := range []string{"dockerhub_push.json", "dockerhub_push_legacy.json", "dockerhub_official_short.json"} {
+		body := []byte(fixture(t, name))
+		p, err := parseDockerHubWith(body, newRepoCache().normalize)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := p
+		want.Repo, want.Tag, want.Pusher = strings.Clone(p.Repo), strings.Clone(p.Tag), strings.Clone(p.Pusher)
+		for i := range body {
+			body[i] = 'x'
+		}
+		if p != want {
+			t.Errorf("%s: the push changed with its body: %+v, want %+v", name, p, want)
+		}
+	}
+}
