@@ -106,11 +106,10 @@ func (q *deliverySeqs) visible() int64 {
 // of them must neither grow the file nor cost a write each. d.Seq is set
 // here.
 func (s *Store) KeepDelivery(d Delivery) {
-	d.Seq = s.seqs.next(1)
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
-	s.kept.add(d)
+	s.kept.add(d, &s.seqs)
 }
 
 // keptDeliveries is a ring of the newest deliveries kept in memory.
@@ -120,16 +119,20 @@ type keptDeliveries struct {
 	n    int // how many were ever kept
 }
 
-func (k *keptDeliveries) add(d Delivery) {
+// add gives d its place and keeps it, under one lock: a place handed out
+// to a kept delivery is in the ring for whoever reads it next.
+func (k *keptDeliveries) add(d Delivery, seqs *deliverySeqs) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	d.Seq = seqs.next(1)
 	k.ring[k.n%len(k.ring)] = d
 	k.n++
 }
 
 // before returns the kept deliveries with a Seq below before, newest
-// first, at most limit.
-func (k *keptDeliveries) before(before int64, limit int) []Delivery {
+// first, at most limit; and the last place handed out when it read them,
+// so that a place up to it is either among them or a written delivery's.
+func (k *keptDeliveries) before(before int64, limit int, seqs *deliverySeqs) ([]Delivery, int64) {
 	k.mu.Lock()
 	var ds []Delivery
 	for i := range min(k.n, len(k.ring)) {
@@ -137,10 +140,13 @@ func (k *keptDeliveries) before(before int64, limit int) []Delivery {
 			ds = append(ds, d)
 		}
 	}
+	seqs.mu.Lock()
+	last := seqs.last
+	seqs.mu.Unlock()
 	k.mu.Unlock()
 	// Concurrent deliveries may have been added out of their order.
 	slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
-	return ds[:min(len(ds), limit)]
+	return ds[:min(len(ds), limit)], last
 }
 
 // RecordDelivery records an accepted webhook delivery. Recording the same
@@ -227,11 +233,22 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	if before <= 0 {
 		before = math.MaxInt64
 	}
-	// Nothing from the first place of a batch being written: what is
-	// listed is all there will ever be below it. The kept deliveries are
-	// read at the same time as that place, before the table.
-	before = min(before, s.seqs.visible())
-	kept := s.kept.before(before, limit+1)
+	// What is listed is all there will ever be below its newest: the cut
+	// is the last place handed out when the kept deliveries are read (the
+	// places up to it are kept ones, all read, or written ones), or the
+	// first place of a batch still being written after that, if lower
+	// (the table, read last, holds every batch below it).
+	// Places another process on the file wrote (two liftoffs, an upgrade
+	// that overlaps) come before the places handed out from now on.
+	var written int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM deliveries`).Scan(&written); err != nil {
+		return nil, 0, fmt.Errorf("history: list deliveries: %w", err)
+	}
+	s.seqs.raise(written)
+	kept, last := s.kept.before(before, KeptDeliveries, &s.seqs)
+	before = min(before, last+1, s.seqs.visible())
+	kept = slices.DeleteFunc(kept, func(d Delivery) bool { return d.Seq >= before })
+	kept = kept[:min(len(kept), limit+1)]
 	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, source, image, tag, pusher, actor, received_at, accepted, ignored
 		FROM deliveries WHERE rowid < ? ORDER BY rowid DESC LIMIT ?`, before, limit+1)
 	if err != nil {

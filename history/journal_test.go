@@ -500,3 +500,60 @@ func TestDeliveriesOfTwoProcessesOnOneFile(t *testing.T) {
 		t.Errorf("listed %v, want all four, newest first", ids)
 	}
 }
+
+// A client that polls the newest deliveries never sees one appear below a
+// delivery it has seen already, while batches are written and deliveries
+// kept at the same time.
+func TestDeliveriesNeverAppearBelowWhatWasListed(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(stop); wg.Wait() }) // before s is closed
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			batch := []Delivery{{ID: fmt.Sprintf("w%d-a", i)}, {ID: fmt.Sprintf("w%d-b", i)}}
+			if err := s.RecordDeliveries(ctx, batch); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.KeepDelivery(Delivery{ID: fmt.Sprintf("k%d", i)})
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	seen := map[string]bool{}
+	var highest int64
+	deadline := time.Now().Add(time.Second)
+	polls := 0
+	for time.Now().Before(deadline) {
+		got, _, err := s.Deliveries(ctx, 1000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := highest
+		for _, d := range got {
+			if !seen[d.ID] && d.Seq < highest && d.Seq > got[len(got)-1].Seq {
+				t.Fatalf("poll %d: %s (place %d) appeared below %d, the highest place listed before", polls, d.ID, d.Seq, highest)
+			}
+			seen[d.ID] = true
+			top = max(top, d.Seq)
+		}
+		highest = top
+		polls++
+	}
+	t.Logf("%d polls, %d deliveries seen", polls, len(seen))
+}
