@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -315,12 +316,16 @@ type App struct {
 	MarkerAtStart string `json:"marker_at_start"`
 }
 
+// ErrInspect is AppInfo's error when the engine did not tell where the
+// container is: nothing is known of the app then.
+var ErrInspect = errors.New("the engine did not answer the container's inspection")
+
 // AppInfo asks the test app in the named container once, at its IP address
 // on its first network (by name), on PORT or 8000.
 func (e *Eng) AppInfo(ctx context.Context, container string) (App, error) {
 	res, err := e.cli.ContainerInspect(ctx, container, client.ContainerInspectOptions{})
 	if err != nil {
-		return App{}, err
+		return App{}, fmt.Errorf("%w: %w", ErrInspect, err)
 	}
 	c := res.Container
 	if c.State == nil || !c.State.Running {
