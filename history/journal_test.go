@@ -510,30 +510,33 @@ func TestDeliveriesNeverAppearBelowWhatWasListed(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	t.Cleanup(func() { close(stop); wg.Wait() }) // before s is closed
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	// until runs step(0), step(1)... until stop is closed or step fails.
+	until := func(step func(i int) bool) {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !step(i) {
+					return
+				}
 			}
-			batch := []Delivery{{ID: fmt.Sprintf("w%d-a", i)}, {ID: fmt.Sprintf("w%d-b", i)}}
-			if err := s.RecordDeliveries(ctx, batch); err != nil {
-				t.Error(err)
-				return
-			}
+		})
+	}
+	until(func(i int) bool {
+		batch := []Delivery{{ID: fmt.Sprintf("w%d-a", i)}, {ID: fmt.Sprintf("w%d-b", i)}}
+		if err := s.RecordDeliveries(ctx, batch); err != nil {
+			t.Error(err)
+			return false
 		}
+		return true
 	})
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s.KeepDelivery(Delivery{ID: fmt.Sprintf("k%d", i)})
-			time.Sleep(50 * time.Microsecond)
-		}
+	until(func(i int) bool {
+		s.KeepDelivery(Delivery{ID: fmt.Sprintf("k%d", i)})
+		time.Sleep(50 * time.Microsecond)
+		return true
 	})
 	seen := map[string]bool{}
 	var highest int64

@@ -34,6 +34,25 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
+// letThrough makes the writes after the one waiting at the gate pass at
+// once.
+func (w *recordingWriter) letThrough() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gate = nil
+}
+
+// newHeldLogWriter returns a logWriter whose goroutine has taken "first\n"
+// and waits, in its write to out, until gate is closed.
+func newHeldLogWriter() (l *logWriter, out *recordingWriter, gate chan struct{}) {
+	gate = make(chan struct{})
+	out = &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
+	l = newLogWriter(out)
+	fmt.Fprintln(l, "first")
+	<-out.entered
+	return l, out, gate
+}
+
 func (w *recordingWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -80,12 +99,8 @@ func TestLogWriterWritesEveryLineInOrder(t *testing.T) {
 // its next write with the others logged meanwhile; past maxPending bytes
 // waiting, Write waits.
 func TestLogWriterBatchesWhileBusy(t *testing.T) {
-	gate := make(chan struct{})
-	out := &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
-	l := newLogWriter(out)
+	l, out, gate := newHeldLogWriter()
 	defer l.Close()
-	fmt.Fprintln(l, "first")
-	<-out.entered // the writer took it, and waits at the gate
 
 	// These return at once, although nothing is written.
 	returned := make(chan struct{})
@@ -116,9 +131,7 @@ func TestLogWriterBatchesWhileBusy(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 
-	out.mu.Lock()
-	out.gate = nil
-	out.mu.Unlock()
+	out.letThrough()
 	close(gate)
 	<-blocked
 	l.Close()
@@ -151,11 +164,7 @@ func TestLogWriterAfterClose(t *testing.T) {
 // A Write waiting for room (maxPending bytes pending) while Close runs is
 // written, after everything before it.
 func TestLogWriterCloseWritesAWaitingLine(t *testing.T) {
-	gate := make(chan struct{})
-	out := &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
-	l := newLogWriter(out)
-	fmt.Fprintln(l, "first")
-	<-out.entered // the writer holds "first" at the gate
+	l, out, gate := newHeldLogWriter()
 	big := bytes.Repeat([]byte("x"), maxPending)
 	l.Write(big)
 	waited := make(chan struct{})
@@ -165,9 +174,7 @@ func TestLogWriterCloseWritesAWaitingLine(t *testing.T) {
 	go func() { l.Close(); close(closed) }()
 	time.Sleep(50 * time.Millisecond) // Close waits for the writer
 
-	out.mu.Lock()
-	out.gate = nil
-	out.mu.Unlock()
+	out.letThrough()
 	close(gate)
 	<-closed
 	<-waited
@@ -179,18 +186,12 @@ func TestLogWriterCloseWritesAWaitingLine(t *testing.T) {
 // A line logged while Close writes what is pending comes after the lines
 // logged before it.
 func TestLogWriterOrderDuringClose(t *testing.T) {
-	gate := make(chan struct{})
-	out := &recordingWriter{gate: gate, entered: make(chan struct{}, 1)}
-	l := newLogWriter(out)
-	fmt.Fprintln(l, "first")
-	<-out.entered
+	l, out, gate := newHeldLogWriter()
 	fmt.Fprintln(l, "A")
 	closed := make(chan struct{})
 	go func() { l.Close(); close(closed) }()
 	time.Sleep(50 * time.Millisecond) // Close waits for the writer
-	out.mu.Lock()
-	out.gate = nil
-	out.mu.Unlock()
+	out.letThrough()
 	logged := make(chan struct{})
 	go func() { fmt.Fprintln(l, "B"); close(logged) }()
 	time.Sleep(50 * time.Millisecond)
