@@ -41,8 +41,8 @@ header="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3
 header+=", Docker $(docker version -f '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null || echo '?')"
 
 run deploy -bench "$BENCH" -benchtime "$BENCHTIME" -timeout 15m ./bench/
-run server -bench BenchmarkDockerHubHook -benchmem ./server/
-run history -bench BenchmarkStep -benchmem ./history/
+run server -bench BenchmarkDockerHubHook -benchmem ./internal/server/
+run history -bench BenchmarkStep -benchmem ./internal/history/
 
 table() { # columns, files...
 	local cols=$1

@@ -18,13 +18,13 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
-	"github.com/liftoff-deploy/liftoff/docker"
-	"github.com/liftoff-deploy/liftoff/history"
-	"github.com/liftoff-deploy/liftoff/notify"
-	"github.com/liftoff-deploy/liftoff/proxy"
-	"github.com/liftoff-deploy/liftoff/server"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/docker"
+	"github.com/liftoff-deploy/liftoff/internal/history"
+	"github.com/liftoff-deploy/liftoff/internal/notify"
+	"github.com/liftoff-deploy/liftoff/internal/proxy"
+	"github.com/liftoff-deploy/liftoff/internal/server"
 )
 
 // defaultDrainTimeout bounds how long a stopping daemon waits for the deploy

@@ -20,9 +20,9 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/rs/zerolog"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
-	"github.com/liftoff-deploy/liftoff/history"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/history"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 

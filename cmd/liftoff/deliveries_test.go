@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liftoff-deploy/liftoff/deployments"
-	"github.com/liftoff-deploy/liftoff/history"
-	"github.com/liftoff-deploy/liftoff/server"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/history"
+	"github.com/liftoff-deploy/liftoff/internal/server"
 )
 
 // A delivery that concerns a deployment goes to the recorder's queue, to be

@@ -14,8 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // TestRestartOnlyEngines: a client per engine is opened at start-up, so a

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/liftoff-deploy/liftoff/deployments"
-	"github.com/liftoff-deploy/liftoff/proxy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/proxy"
 )
 
 // proxyRoutes are the front doors the config asks for: one per deployment

@@ -21,7 +21,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // Exit codes, as the usage text and the README's Command line section state

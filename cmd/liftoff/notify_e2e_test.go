@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 )
 
 // notifyConfig: NAME-staging, NAME-prod and NAME-canary (whose pushes

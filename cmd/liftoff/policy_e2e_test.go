@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // policyConfig is a production environment with every kind of policy

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 

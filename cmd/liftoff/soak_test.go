@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
-	"github.com/liftoff-deploy/liftoff/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 

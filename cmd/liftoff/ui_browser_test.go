@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/liftoff-deploy/liftoff/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 )
 
 // tokLeadReader reads and approves in production: what an operator who

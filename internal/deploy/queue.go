@@ -1,0 +1,289 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
+)
+
+// jobKind is what a job in a deployment's queue does.
+type jobKind int
+
+const (
+	jobDeploy jobKind = iota // bring the deployment to job.request
+	jobRepair                // finish or undo what an interrupted deploy left (Reconcile)
+)
+
+// job is one unit of work in a deployment's queue. The jobs of one
+// deployment run one at a time, in order, so a repair never runs beside a
+// deploy of the same deployment.
+type job struct {
+	kind       jobKind
+	deployment string
+	request    Request    // jobDeploy
+	done       chan error // jobRepair: receives the repair's result
+}
+
+func deployJob(r Request) job { return job{kind: jobDeploy, deployment: r.Deployment, request: r} }
+
+func repairJob(deployment string, done chan error) job {
+	return job{kind: jobRepair, deployment: deployment, done: done}
+}
+
+// redundant tells whether j asks for nothing more than o.
+func (j job) redundant(o job) bool {
+	return j.kind == jobDeploy && o.kind == jobDeploy && j.request.same(o.request)
+}
+
+// queue is one deployment's work: the job running now and at most one
+// deploy waiting behind it (latest wins).
+type queue struct {
+	current job
+	// resolved: current is a deploy that has looked up its tag's digest,
+	// so an identical request arriving now may mean a new digest under the
+	// same tag and is no longer redundant.
+	resolved bool
+	waiting  *job
+}
+
+// Enqueue takes requests, typically all those of one delivery, and says
+// what it did with each:
+//
+//   - Queued: the deploy starts now if the deployment is idle, or waits
+//     behind the running one, replacing (superseding) any deploy already
+//     waiting;
+//   - Held: the deployment is paused; the newest held push deploys when
+//     it is resumed (see Unpause);
+//   - Pending: the deployment's environment requires approval and no
+//     one approved this push yet (a request with an Actor was asked for or
+//     approved by someone, and needs none); it deploys once approved (see
+//     Approve), or expires.
+//
+// It returns once the requests are recorded as accepted in the journal: a
+// request Enqueue took is kept even if liftoff dies first (see Recover). It
+// never waits for a deploy. A request identical to one already waiting,
+// held or pending, or to the running deploy before it has resolved its
+// digest, is redundant: it is not recorded again, the one that stands for
+// it is.
+//
+// It fails with ErrClosed once the engine is closing, and with the
+// journal's error if the requests could not be recorded; either way
+// nothing was taken.
+func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, error) {
+	e.accept.Lock()
+	defer e.accept.Unlock()
+
+	cfg := e.opts.Config()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	dispositions := make([]Disposition, len(rs))
+	var fresh []Request
+	for i, r := range rs {
+		if r.Received.IsZero() {
+			r.Received = e.opts.Now()
+		}
+		r.State = e.routeLocked(cfg, r)
+		if r.State == Pending {
+			_, timeout := cfg.Approval(cfg.Deployment(r.Deployment))
+			r.Expires = r.Received.Add(timeout)
+		}
+		dispositions[i] = r.State
+		if !e.redundantLocked(r) {
+			fresh = append(fresh, r)
+		}
+	}
+	e.mu.Unlock()
+	if len(fresh) == 0 {
+		return dispositions, nil
+	}
+
+	if j := e.opts.Journal; j != nil {
+		ids, err := j.Accept(ctx, fresh)
+		if err != nil {
+			return nil, fmt.Errorf("journal: record the request: %w", err)
+		}
+		for i := range fresh {
+			fresh[i].ID = ids[i]
+		}
+	}
+
+	// Only the workers and timers ran meanwhile (e.accept keeps other
+	// Enqueues, Recover and the API's actions out): a deploy may have
+	// resolved, finished or begun, which queue takes as it finds it. Once
+	// closing, the requests stay open in the journal and the next start
+	// deploys them.
+	var superseded []Request
+	e.mu.Lock()
+	for _, r := range fresh {
+		if old := e.placeLocked(r); old != nil {
+			superseded = append(superseded, *old)
+		}
+	}
+	e.mu.Unlock()
+	e.settleSuperseded(ctx, superseded)
+	for _, r := range fresh {
+		if r.State == Pending && e.opts.OnPending != nil {
+			e.opts.OnPending(r)
+		}
+	}
+	return dispositions, nil
+}
+
+// routeLocked decides where a new request goes. e.mu is held.
+func (e *Engine) routeLocked(cfg *deployments.Config, r Request) Disposition {
+	if _, paused := e.paused[r.Deployment]; paused && r.Actor == "" {
+		return Held
+	}
+	if d := cfg.Deployment(r.Deployment); d != nil && r.Actor == "" {
+		if required, _ := cfg.Approval(d); required {
+			return Pending
+		}
+	}
+	return Queued
+}
+
+// placeLocked puts an accepted request where its State says: in the
+// deployment's queue, or as its held or pending push. It returns the
+// request it replaced, if any. e.mu is held.
+func (e *Engine) placeLocked(r Request) (superseded *Request) {
+	switch r.State {
+	case Held:
+		old, had := e.held[r.Deployment]
+		e.held[r.Deployment] = r
+		if had {
+			return &old
+		}
+		return nil
+	case Pending:
+		old, had := e.pending[r.Deployment]
+		e.pending[r.Deployment] = r
+		e.armExpiryLocked(r)
+		if had {
+			return &old
+		}
+		return nil
+	default:
+		return e.queueLocked(deployJob(r))
+	}
+}
+
+// redundantLocked tells whether r is a duplicate of what its deployment
+// holds already, where r would go. e.mu is held.
+func (e *Engine) redundantLocked(r Request) bool {
+	switch r.State {
+	case Held:
+		old, had := e.held[r.Deployment]
+		return had && r.same(old)
+	case Pending:
+		old, had := e.pending[r.Deployment]
+		return had && r.same(old)
+	}
+	j := deployJob(r)
+	q, busy := e.queues[j.deployment]
+	switch {
+	case !busy:
+		return false
+	case q.waiting != nil:
+		return j.redundant(*q.waiting)
+	default:
+		return !q.resolved && j.redundant(q.current)
+	}
+}
+
+// queueLocked starts j if its deployment is idle, or makes it wait behind
+// the running job, replacing any deploy waiting there, which it returns.
+// Nothing is queued once the engine is closing. e.mu is held.
+func (e *Engine) queueLocked(j job) (superseded *Request) {
+	if e.closed {
+		return nil
+	}
+	q, busy := e.queues[j.deployment]
+	switch {
+	case !busy:
+		e.startLocked(j)
+	case q.waiting != nil:
+		old := q.waiting.request
+		q.waiting = &j
+		return &old
+	default:
+		q.waiting = &j
+		e.metrics.queueDepth.Inc()
+	}
+	return nil
+}
+
+// settleSuperseded counts, logs and closes in the journal requests that
+// later ones replaced before they ran; each shows in the history as a
+// deploy with outcome superseded, under its delivery.
+func (e *Engine) settleSuperseded(ctx context.Context, rs []Request) {
+	for _, r := range rs {
+		e.close(ctx, r, Superseded, "", "a later push replaced it before it started")
+	}
+}
+
+// startLocked gives an idle deployment a queue that runs j now. e.mu is held.
+func (e *Engine) startLocked(j job) {
+	q := &queue{current: j}
+	e.queues[j.deployment] = q
+	e.wg.Add(1)
+	go e.work(q)
+}
+
+// work runs a deployment's jobs until none waits.
+func (e *Engine) work(q *queue) {
+	defer e.wg.Done()
+	for j, ok := q.current, true; ok; j, ok = e.next(q) {
+		switch j.kind {
+		case jobDeploy:
+			res := e.run(q, j.request)
+			if e.opts.OnDone != nil {
+				e.opts.OnDone(res)
+			}
+		case jobRepair:
+			j.done <- e.runRepair(j.deployment)
+		}
+	}
+}
+
+// next makes the waiting job current and returns it; false when none waits
+// (or the engine is closing), and the deployment is idle again.
+func (e *Engine) next(q *queue) (job, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	name := q.current.deployment
+	if q.waiting == nil || e.closed {
+		if q.waiting != nil {
+			e.metrics.queueDepth.Dec()
+			ev := e.log.Warn().Str("deployment", name).Str("tag", q.waiting.request.Tag).Str("delivery", q.waiting.request.Delivery)
+			if e.opts.Journal != nil {
+				ev.Msg("shutting down: the waiting deploy stays in the journal and runs when liftoff starts again")
+			} else {
+				ev.Msg("shutting down: waiting deploy dropped (no journal); push again once liftoff is back")
+			}
+		}
+		delete(e.queues, name)
+		return job{}, false
+	}
+	q.current, q.waiting, q.resolved = *q.waiting, nil, false
+	e.metrics.queueDepth.Dec()
+	return q.current, true
+}
+
+// markResolved records that q's running deploy has looked up its digest.
+func (e *Engine) markResolved(q *queue) {
+	e.mu.Lock()
+	q.resolved = true
+	e.mu.Unlock()
+}
+
+// Busy tells whether a job of that deployment runs or waits now.
+func (e *Engine) Busy(deployment string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.queues[deployment]
+	return ok
+}
