@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+)
+
+type statusCmd struct {
+	Deployment string `arg:"" optional:"" help:"Only this deployment, with its 20 newest deploys."`
+}
+
+func (c *statusCmd) Help() string {
+	return `Without DEPLOYMENT, one line per deployment of the daemon's config:
+environment, deployment, the tag and short digest running, since when, the
+container's state/health, how the last deploy ended, and marks: PAUSED,
+PENDING (a push awaits approval), HELD (a push waits for resume), DOWN (no
+container passes its health gate). Each mark is explained under the table.
+With DEPLOYMENT, that line and its newest deploys. Needs the read scope.`
+}
+
+func (c *statusCmd) Run(s *session) error {
+	if c.Deployment != "" {
+		var d deploymentJSON
+		a, err := s.api.get(s.ctx, deploymentPath(c.Deployment, ""), nil, &d)
+		if err != nil {
+			return s.explainFor(err, c.Deployment)
+		}
+		if s.json {
+			return s.printJSON(a.body)
+		}
+		s.statusTable([]deploymentJSON{d})
+		if len(d.History) > 0 {
+			fmt.Fprintln(s.stdout)
+			s.historyTable(d.History)
+		}
+		return nil
+	}
+	var list struct {
+		Deployments []deploymentJSON `json:"deployments"`
+	}
+	a, err := s.api.get(s.ctx, "/deployments", nil, &list)
+	if err != nil {
+		return s.explain(err)
+	}
+	if s.json {
+		return s.printJSON(a.body)
+	}
+	if len(list.Deployments) == 0 {
+		fmt.Fprintln(s.stdout, "No deployments configured.")
+		return nil
+	}
+	s.statusTable(list.Deployments)
+	return nil
+}
+
+func (s *session) statusTable(ds []deploymentJSON) {
+	now := s.now()
+	tw := newTable(s.stdout)
+	fmt.Fprintln(tw, "ENVIRONMENT\tDEPLOYMENT\tTAG\tDIGEST\tSINCE\tSTATE\tLAST\t")
+	var notes []string
+	for _, d := range ds {
+		tag, digest, since, state := "-", "-", "-", "not running"
+		if r := d.Running; r != nil {
+			tag, digest, state = orDash(r.Tag), orDash(shortDigest(r.Digest)), orDash(r.State)
+			if r.Health != "" && r.Health != "none" {
+				state += "/" + r.Health
+			}
+			if r.Since != nil {
+				since = ago(now, *r.Since)
+			}
+		}
+		last := "-"
+		if l := d.Last; l != nil {
+			last = fmt.Sprintf("%s #%d", outcomeOf(l.Outcome), l.ID)
+			if l.Outcome != nil && !goodOutcome(*l.Outcome) && l.Error != "" {
+				notes = append(notes, fmt.Sprintf("%s: last deploy #%d (%s) %s: %s", d.Name, l.ID, orDash(refOf(l.Tag, l.Digest)),
+					*l.Outcome, trimText(l.Error, 160)))
+			}
+		}
+		var marks []string
+		if d.Paused {
+			marks = append(marks, "PAUSED")
+			n := d.Name + ": PAUSED"
+			if d.PausedBy != "" {
+				n += " by " + d.PausedBy
+			}
+			if d.PausedSince != nil {
+				n += " " + ago(now, *d.PausedSince)
+			}
+			notes = append(notes, n+": pushes are held, not deployed (liftoff resume "+d.Name+")")
+		}
+		if p := d.Pending; p != nil {
+			marks = append(marks, "PENDING")
+			n := fmt.Sprintf("%s: PENDING %s", d.Name, refOf(p.Tag, p.Digest))
+			if p.Pusher != "" {
+				n += " pushed by " + p.Pusher
+			}
+			n += " " + ago(now, p.Received) + " awaits approval"
+			if !p.Expires.IsZero() {
+				n += ", expires " + ago(now, p.Expires)
+			}
+			notes = append(notes, n+" (liftoff approve|reject "+d.Name+")")
+		}
+		if h := d.Held; h != nil {
+			marks = append(marks, "HELD")
+			notes = append(notes, fmt.Sprintf("%s: HELD %s, pushed %s, deploys on resume", d.Name, refOf(h.Tag, h.Digest), ago(now, h.Received)))
+		}
+		if d.Down != nil {
+			marks = append(marks, "DOWN")
+			notes = append(notes, fmt.Sprintf("%s: DOWN: %s", d.Name, trimText(*d.Down, 200)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Environment), d.Name, tag, digest, since, state, last,
+			strings.Join(marks, " "))
+	}
+	tw.Flush()
+	if len(notes) > 0 {
+		fmt.Fprintln(s.stdout)
+		for _, n := range notes {
+			fmt.Fprintln(s.stdout, n)
+		}
+	}
+}
