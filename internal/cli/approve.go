@@ -34,13 +34,7 @@ approve:<environment>.`
 
 func (c *rejectCmd) Run(s *session) error {
 	var d deliveryJSON
-	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "reject"), struct{}{}, &d)
-	if err != nil {
-		return s.explainFor(err, c.Deployment)
-	}
-	if s.json {
-		return s.printJSON(a.body)
-	}
-	fmt.Fprintf(s.stdout, "Rejected the push pending for %s (delivery %s): it will not be deployed.\n", c.Deployment, d.Delivery)
-	return nil
+	return s.act(c.Deployment, "reject", &d, func() {
+		fmt.Fprintf(s.stdout, "Rejected the push pending for %s (delivery %s): it will not be deployed.\n", c.Deployment, d.Delivery)
+	})
 }

@@ -15,15 +15,9 @@ Needs the scope deploy:<environment>.`
 
 func (c *pauseCmd) Run(s *session) error {
 	var d deploymentJSON
-	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "pause"), struct{}{}, &d)
-	if err != nil {
-		return s.explainFor(err, c.Deployment)
-	}
-	if s.json {
-		return s.printJSON(a.body)
-	}
-	fmt.Fprintf(s.stdout, "Paused %s: pushes are held until liftoff resume %s.\n", c.Deployment, c.Deployment)
-	return nil
+	return s.act(c.Deployment, "pause", &d, func() {
+		fmt.Fprintf(s.stdout, "Paused %s: pushes are held until liftoff resume %s.\n", c.Deployment, c.Deployment)
+	})
 }
 
 type resumeCmd struct {
@@ -43,21 +37,30 @@ func (c *resumeCmd) Run(s *session) error {
 			Delivery, Tag, Digest, State string
 		} `json:"resumed"`
 	}
-	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "resume"), struct{}{}, &d)
+	return s.act(c.Deployment, "resume", &d, func() {
+		fmt.Fprintf(s.stdout, "Resumed %s: pushes deploy again.\n", c.Deployment)
+		if h := d.Resumed; h != nil {
+			what := "deploys now"
+			if h.State == "pending" {
+				what = "awaits approval"
+			}
+			fmt.Fprintf(s.stdout, "The push held meanwhile, %s (delivery %s), %s: liftoff history --delivery %s\n",
+				refOf(h.Tag, h.Digest), h.Delivery, what, h.Delivery)
+		}
+	})
+}
+
+// act asks the daemon for action on deployment (reject, pause, resume),
+// decodes its answer into v, and prints it: the JSON with --json, else
+// what done says.
+func (s *session) act(deployment, action string, v any, done func()) error {
+	a, err := s.api.post(s.ctx, deploymentPath(deployment, action), struct{}{}, v)
 	if err != nil {
-		return s.explainFor(err, c.Deployment)
+		return s.explainFor(err, deployment)
 	}
 	if s.json {
 		return s.printJSON(a.body)
 	}
-	fmt.Fprintf(s.stdout, "Resumed %s: pushes deploy again.\n", c.Deployment)
-	if h := d.Resumed; h != nil {
-		what := "deploys now"
-		if h.State == "pending" {
-			what = "awaits approval"
-		}
-		fmt.Fprintf(s.stdout, "The push held meanwhile, %s (delivery %s), %s: liftoff history --delivery %s\n",
-			refOf(h.Tag, h.Digest), h.Delivery, what, h.Delivery)
-	}
+	done()
 	return nil
 }
