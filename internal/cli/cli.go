@@ -44,11 +44,12 @@ type Env struct {
 // every client command, before or after its name.
 type grammar struct {
 	ClientFlags
-	Version kong.VersionFlag `name:"version" hidden:"" help:"Print the version."`
+	// --version is the version command's older spelling.
+	VersionFlag kong.VersionFlag `name:"version" hidden:"" help:"Print the version."`
 
 	Serve    serveCmd    `cmd:"" help:"Run the daemon: webhooks, deploys, metrics, the API."`
 	Validate validateCmd `cmd:"" help:"Check a config file without starting anything."`
-	Versions versionCmd  `cmd:"" name:"version" help:"Print the version."`
+	Version  versionCmd  `cmd:"" help:"Print the version."`
 
 	Status   statusCmd   `cmd:"" help:"What every deployment runs: tag, digest, since when, state, last deploy, and whether it is paused, awaits an approval or is down."`
 	History  historyCmd  `cmd:"" help:"The newest deploys, of one deployment or of all: when, what, who, how they ended, how long they took."`
