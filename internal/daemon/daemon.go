@@ -15,6 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/docker"
@@ -22,9 +26,6 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/notify"
 	"github.com/liftoff-deploy/liftoff/internal/proxy"
 	"github.com/liftoff-deploy/liftoff/internal/server"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/rs/zerolog"
 )
 
 // defaultDrainTimeout bounds how long a stopping daemon waits for the deploy

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/history"
 	"github.com/liftoff-deploy/liftoff/internal/server"
-	"github.com/rs/zerolog"
 )
 
 // A delivery that concerns a deployment goes to the recorder's queue, to be
