@@ -47,6 +47,20 @@ func (s *session) printJSON(body []byte) error {
 	return err
 }
 
+// list prints an answer of n items: its JSON with --json, else none
+// when there are none, else what table prints.
+func (s *session) list(a answer, n int, none string, table func()) error {
+	switch {
+	case s.json:
+		return s.printJSON(a.body)
+	case n == 0:
+		fmt.Fprintln(s.stdout, none)
+		return nil
+	}
+	table()
+	return nil
+}
+
 // progress is where --wait writes its lines: stdout, or stderr when stdout
 // carries JSON.
 func (s *session) progress() io.Writer {

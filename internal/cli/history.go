@@ -53,22 +53,16 @@ func (c *historyCmd) Run(s *session) error {
 			return s.explainFor(err, c.Deployment)
 		}
 	}
-	if s.json {
-		return s.printJSON(a.body)
-	}
-	if len(page.Deploys) == 0 {
-		fmt.Fprintln(s.stdout, "No deploys.")
-		return nil
-	}
-	s.historyTable(page.Deploys)
-	if page.Next != nil {
-		more := "liftoff history"
-		if c.Deployment != "" {
-			more += " " + c.Deployment
+	return s.list(a, len(page.Deploys), "No deploys.", func() {
+		s.historyTable(page.Deploys)
+		if page.Next != nil {
+			more := "liftoff history"
+			if c.Deployment != "" {
+				more += " " + c.Deployment
+			}
+			fmt.Fprintf(s.stdout, "\nOlder: %s --before %s\n", more, *page.Next)
 		}
-		fmt.Fprintf(s.stdout, "\nOlder: %s --before %s\n", more, *page.Next)
-	}
-	return nil
+	})
 }
 
 func (s *session) historyTable(ds []deployJSON) {

@@ -42,15 +42,7 @@ func (c *statusCmd) Run(s *session) error {
 	if err != nil {
 		return s.explain(err)
 	}
-	if s.json {
-		return s.printJSON(a.body)
-	}
-	if len(list.Deployments) == 0 {
-		fmt.Fprintln(s.stdout, "No deployments configured.")
-		return nil
-	}
-	s.statusTable(list.Deployments)
-	return nil
+	return s.list(a, len(list.Deployments), "No deployments configured.", func() { s.statusTable(list.Deployments) })
 }
 
 func (s *session) statusTable(ds []deploymentJSON) {
