@@ -228,6 +228,7 @@ func TestAPIDeployRollbackPause(t *testing.T) {
 }
 
 func TestAPIApprovals(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemon(t, apiConfig)
 	app := d.prefix + "-prod"

@@ -155,6 +155,7 @@ func TestCLIAgainstTheDaemon(t *testing.T) {
 // against it — deploy --wait, status, history --json — with the token in
 // LIFTOFF_TOKEN and in --token-file.
 func TestBinaryServesTheAPIAndTheCLI(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	bin := liftoffBinary(t)
 	eng := testenv.Engine(t)

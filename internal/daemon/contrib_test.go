@@ -32,6 +32,7 @@ var (
 // promlint, and checks that every liftoff_* metric and label that the
 // Grafana dashboard and the alerting rules use is one liftoff exposes.
 func TestContribQueriesUseRealMetrics(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemon(t, webYAML("{min_uptime: 500ms}", "", ""))
 	d.pushImage("staging", testenv.AppImage{Version: "v1"})

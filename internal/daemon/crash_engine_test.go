@@ -299,6 +299,7 @@ func pushVersions(t *testing.T, reg *testenv.Reg, repo string) {
 // comes back within the retries: the step is retried with backoff and the
 // deploy completes.
 func TestEngineAwayDuringDeploy(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	eng := testenv.Engine(t)
 	reg := eng.Registry(t)
@@ -350,6 +351,7 @@ func TestEngineAwayDuringDeploy(t *testing.T) {
 // The cases wait out the default retries (about a minute for stop-first:
 // the step's and then the rollback's), so they run side by side.
 func TestEngineAwayLongerThanRetries(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	eng := testenv.Engine(t)
 	reg := eng.Registry(t)

@@ -176,6 +176,7 @@ func (c crashCase) name() string {
 }
 
 func TestCrashDuringDeploy(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	const (
 		prev, next = deploy.PrevSuffix, deploy.NextSuffix

@@ -313,6 +313,7 @@ func TestDockerHubPushDeploysEndToEnd(t *testing.T) {
 }
 
 func TestBurstOfIdenticalDeliveriesDeploysOnce(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemon(t, e2eConfig)
 	staging := d.prefix + "-staging"
@@ -397,6 +398,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 func TestGracefulStop(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	// A gate of a few seconds keeps the deploy in flight while liftoff stops.
 	// The stop comes once the deploy has begun: a push still waiting in

@@ -57,6 +57,7 @@ deployments:
 // the deploy left (the old container back), resumes the push, and later
 // pushes deploy to both again.
 func TestSeveralEngines(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	eng := testenv.Engine(t)
 	d := &daemon{t: t, eng: eng, reg: eng.Registry(t), results: make(chan deploy.Result, 64), logs: &testenv.SyncBuffer{}}

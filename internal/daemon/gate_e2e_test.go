@@ -177,6 +177,7 @@ func (d *daemon) waitHealth(container, want string) {
 // TestTagDeletedAfterPush: the webhook names a tag that is gone by the time
 // liftoff resolves it. The deploy fails before anything is stopped.
 func TestTagDeletedAfterPush(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemon(t, webYAML("{min_uptime: 500ms}", "", ""))
 	name := d.prefix + "-web"

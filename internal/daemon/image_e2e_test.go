@@ -44,6 +44,7 @@ import (
 // engine pulls from that same address. liftoff listens on a free port of
 // 127.0.0.1 there.
 func TestShippedImageDeploys(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	eng := testenv.Engine(t)
 	sock := dockerSocket(t)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,6 +130,7 @@ func slackText(t *testing.T, c e2eCall) string {
 // messages go in order, so the first it gets after them is the one it
 // asked for); a receiver that never answers holds up no deploy.
 func TestNotifications(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	audit, team := newE2EReceiver(t, nil), newE2EReceiver(t, nil)
 	entered, release := make(chan struct{}, 1), make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"net/http"
 	"strings"
 	"testing"
@@ -87,6 +88,7 @@ func (d *daemon) policyDeliver(tag, deployment string) deploy.Result {
 // container is never touched; the environment's own value wins over the
 // image's.
 func TestPolicyRefusesBeforeStopping(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemon(t, policyConfig)
 	prod, nokey, pinned := d.prefix+"-prod", d.prefix+"-nokey", d.prefix+"-pinned"

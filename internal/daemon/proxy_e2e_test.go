@@ -100,6 +100,7 @@ func (l *proxyLoad) end() {
 // a new one each time, and a long response the old container was giving
 // when the switch came is given in full before the old one stops.
 func TestProxyZeroDowntime(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemonWith(t, webYAML(proxyGate, "", proxyExtra), daemonOptions{})
 	name := d.prefix + "-web"
@@ -209,6 +210,7 @@ func streamBody(n int) string {
 // a deploy; a request made before it finds the container waits rather than
 // fails.
 func TestProxyServesAfterRestart(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	// A fixed port, so that the second liftoff listens where the first did.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -250,6 +252,7 @@ func TestProxyServesAfterRestart(t *testing.T) {
 // published (liftoff in a container on that network; here liftoff is on
 // the host, which reaches a bridge network's addresses too).
 func TestProxyUpstreamNetwork(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	extra := `proxy: {listen: "127.0.0.1:0", port: 8000, upstream: network}`
 	d := startDaemonWith(t, webYAML(`{url: "http://{upstream}/healthz", timeout: 8s, min_uptime: 300ms}`,

@@ -119,6 +119,7 @@ func (d *daemon) deployRecord(deployment string) map[string]any {
 }
 
 func TestReleasePhase(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d, data := startReleaseDaemon(t)
 	staging := d.prefix + "-staging"
@@ -183,6 +184,7 @@ func TestReleasePhase(t *testing.T) {
 }
 
 func TestReleaseBackupAndPromotion(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d, data := startReleaseDaemon(t)
 	staging, prod, canary := d.prefix+"-staging", d.prefix+"-prod", d.prefix+"-canary"

@@ -36,6 +36,7 @@ func (d *daemon) greeting(version string) string {
 }
 
 func TestReload(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d := startDaemon(t, greetingConfig("hello"))
 	name := d.prefix + "-web"
@@ -96,6 +97,7 @@ func TestReload(t *testing.T) {
 // it go on: it finishes with the config it started with; the next deploy
 // uses the new one.
 func TestReloadDuringDeploy(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	var armed atomic.Bool
 	held, release := make(chan struct{}), make(chan struct{})
@@ -154,6 +156,7 @@ const apiDeployment = `  - name: %[1]s-api
 // TestReloadLeavesRemovedDeploymentRunning: a deployment taken out of the
 // config is no longer deployed, but its container keeps running.
 func TestReloadLeavesRemovedDeploymentRunning(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	both := webYAML("{min_uptime: 500ms}", "", "")
 	d := startDaemon(t, both+apiDeployment)

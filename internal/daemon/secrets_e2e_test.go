@@ -176,6 +176,7 @@ func (o secretsOutputs) requestAs(t *testing.T, name, token, method, url, body s
 // deploys' errors, the history file. Only the container's environment may
 // hold them (which this test checks too, to prove it reached them).
 func TestSecretsNeverLeave(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d, dir := startSecretsDaemon(t)
 	app := d.prefix + "-app"

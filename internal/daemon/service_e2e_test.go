@@ -118,6 +118,7 @@ func (d *daemon) serviceRuns(name, digest string) string {
 // that fails its health check is rolled back by Swarm, and liftoff
 // records rolled_back; the API shows the service.
 func TestServiceEndToEnd(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d, _ := startSwarmDaemon(t, func(port int) string { return serviceYAML("start-first", port) })
 	name := d.prefix + "-web"
@@ -214,6 +215,7 @@ func TestServiceEndToEnd(t *testing.T) {
 // (the service's own name would resolve to its virtual IP, served by the
 // same IPVS as the routing mesh).
 func TestServiceStartFirstZeroDowntime(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	d, port := startSwarmDaemon(t, func(port int) string { return serviceYAML("start-first", port) })
 	name, nw := d.prefix+"-web", d.prefix+"-net"

@@ -158,6 +158,7 @@ deployments:
 `
 
 func TestCrashSoak(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	bin := liftoffBinary(t)
 	eng := testenv.Engine(t)
@@ -548,6 +549,7 @@ func freeTCPPort(t testing.TB) int {
 // interrupted deploy is undone, the waiting push resumed with its own
 // delivery, the interrupted one superseded by it.
 func TestCrashQueuedPushIsDeployed(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	bin := liftoffBinary(t)
 	eng := testenv.Engine(t)

@@ -34,6 +34,7 @@ const startFirstContainer = `networks: [%[1]s-net]
 // interface at the address it dialed succeeds when TCP tries again after
 // 1s.
 func TestStartFirstZeroDowntime(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	steps := &stepClock{}
 	d := startDaemonWith(t, webYAML(`{url: "http://{container}:8000/healthz", timeout: 5s, min_uptime: 1s}`,

@@ -96,6 +96,7 @@ func TestResolve(t *testing.T) {
 
 // A registry whose HEAD answers lack the digest header is asked with GET.
 func TestResolveWithoutDigestHeader(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	c, _ := newClient(t)
 	var bare atomic.Bool
@@ -121,6 +122,7 @@ func TestResolveWithoutDigestHeader(t *testing.T) {
 }
 
 func TestResolveAuth(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	c, _ := newClient(t)
 	reg := testenv.Registry(t, testenv.WithBasicAuth("ci", "pa55word"))
@@ -172,6 +174,7 @@ func TestPingFailure(t *testing.T) {
 }
 
 func TestPullAndImageEnv(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	c, metrics := newClient(t)
@@ -223,6 +226,7 @@ func TestPullAndImageEnv(t *testing.T) {
 }
 
 func TestPullAuth(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	c, _ := newClient(t)
@@ -247,6 +251,7 @@ func TestPullAuth(t *testing.T) {
 
 // A pull whose registry stops answering ends at the context's deadline.
 func TestPullHung(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	c, metrics := newClient(t)
@@ -419,6 +424,7 @@ func TestContainerLifecycle(t *testing.T) {
 }
 
 func TestCreateFailures(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "1"})
 	if _, err := f.c.Create(ctx(t), deploy.Spec{Name: f.name, Image: f.ref}); err != nil {
@@ -507,6 +513,7 @@ func TestHealthAndExit(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "1"})
 	labels := map[string]string{deploy.LabelManaged: "true", deploy.LabelDeployment: f.name}
@@ -535,6 +542,7 @@ func TestList(t *testing.T) {
 // SetAliases publishes a running container under aliases on every network
 // it is on, and it keeps running and answering.
 func TestSetAliases(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "2.0.0"})
 	front, back := f.e.UniqueName(t, "front"), f.e.UniqueName(t, "back")
@@ -577,6 +585,7 @@ func TestSetAliases(t *testing.T) {
 // finishes; on a network created plainly, where the engine will not give it
 // its address back, it leaves the container as it is, aliases and all.
 func TestDrain(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "3.0.0"})
 	sub, plain := f.e.UniqueName(t, "sub"), f.e.UniqueName(t, "plain")

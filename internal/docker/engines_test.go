@@ -96,6 +96,7 @@ func fileLines(t *testing.T, path string) []string {
 // fake ssh that runs "docker system dial-stdio" here, as the real one runs
 // it on the remote host.
 func TestSSHEngine(t *testing.T) {
+	testenv.Slow(t)
 	e := testenv.Engine(t)
 	if _, err := exec.LookPath("docker"); err != nil {
 		if os.Getenv("LIFTOFF_REQUIRE_DOCKER") == "1" {

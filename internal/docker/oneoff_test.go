@@ -89,6 +89,7 @@ func (b *background) waitFile(t *testing.T, path string) {
 }
 
 func TestRunOnce(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newFixture(t, testenv.AppImage{Version: "1.5", Healthcheck: true})
 

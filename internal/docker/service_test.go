@@ -96,6 +96,7 @@ func (f *swarmFixture) task(t *testing.T, image string) container.InspectRespons
 }
 
 func TestServiceCreateUpdateRemove(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newSwarmFixture(t)
 	if err := f.c.SwarmManager(ctx(t)); err != nil {
@@ -187,6 +188,7 @@ func TestServiceCreateUpdateRemove(t *testing.T) {
 }
 
 func TestServiceRollsBack(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newSwarmFixture(t)
 	v1 := f.reg.Push(t, "acme/svc", "v1", testenv.AppImage{Version: "v1", Healthcheck: true})
@@ -210,6 +212,7 @@ func TestServiceRollsBack(t *testing.T) {
 }
 
 func TestServiceFreshTaskFails(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newSwarmFixture(t)
 	bad := f.reg.Push(t, "acme/svc", "v1", testenv.AppImage{Version: "v1", Env: []string{"TESTAPP_EXIT=3"}})
@@ -225,6 +228,7 @@ func TestServiceFreshTaskFails(t *testing.T) {
 }
 
 func TestServiceRegistryAuth(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newSwarmFixture(t, testenv.WithBasicAuth("ci", "hunter2-registry"))
 	digest := f.reg.Push(t, "acme/svc", "v1", testenv.AppImage{Version: "v1"})
@@ -265,6 +269,7 @@ func TestServiceRegistryAuth(t *testing.T) {
 }
 
 func TestServiceSpecRefused(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	f := newSwarmFixture(t)
 	digest := f.reg.Push(t, "acme/svc", "v1", testenv.AppImage{Version: "v1"})

@@ -10,6 +10,7 @@ import (
 )
 
 func TestAppIgnoresTerm(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	reg := e.Registry(t)
@@ -28,6 +29,7 @@ func TestAppIgnoresTerm(t *testing.T) {
 }
 
 func TestClientRecordsEveryRequest(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	reg := e.Registry(t)

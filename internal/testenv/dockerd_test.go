@@ -20,6 +20,7 @@ import (
 // runs a container, keeps it over a stop and a start, and leaves the
 // machine's engine and network alone.
 func TestDockerd(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t) // the machine's engine must answer, as before
 	reg := testenv.Registry(t)

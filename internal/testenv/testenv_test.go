@@ -49,6 +49,7 @@ func statusOf(err error) int {
 }
 
 func TestRegistryPushAndDelete(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	reg := testenv.Registry(t)
 	d1 := reg.Push(t, "acme/web", "v1", testenv.AppImage{Version: "1"})
@@ -110,6 +111,7 @@ func TestUniqueName(t *testing.T) {
 // test had closed, as one pulled from another test's registry that got the
 // same port would be.
 func TestEngineSweep(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	var name, pulled, reused string
@@ -230,6 +232,7 @@ func exitCode(t *testing.T, e *testenv.Eng, id string) int {
 }
 
 func TestAppExits(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	reg := e.Registry(t)
@@ -262,6 +265,7 @@ func TestAppExits(t *testing.T) {
 }
 
 func TestAppHealthcheck(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	reg := e.Registry(t)
@@ -408,6 +412,7 @@ func TestAppRelease(t *testing.T) {
 // started after it answers what the file held when it started, not what was
 // added later.
 func TestAppReleaseMarker(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	e := testenv.Engine(t)
 	reg := e.Registry(t)
