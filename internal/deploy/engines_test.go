@@ -278,3 +278,32 @@ func TestReconcileWarnsOfStrays(t *testing.T) {
 		t.Errorf("Reconcile(far) called the local engine: %v", got)
 	}
 }
+
+// TestEngineAddedAfterStart: a deployment on an engine that liftoff was
+// not started with (a reload added it) fails at its first step, saying to
+// restart, and its push is settled, not resumed forever.
+func TestEngineAddedAfterStart(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	cfg := h.opts.Config()
+	h.rcEngine = &rcEngine{results: make(chan Result, 16)}
+	h.Engine = New(Options{
+		Runtime: listing{h.local.fakeRuntime},
+		Config:  func() *deployments.Config { return cfg },
+		Journal: h.j,
+		Logger:  zerolog.Nop(),
+		OnDone:  func(r Result) { h.results <- r },
+	})
+	t.Cleanup(func() { h.Close(context.Background()) })
+	h.enqueue(t, "far")
+	r := h.next(t)
+	if r.Outcome != Failed || r.Err == nil || !strings.Contains(r.Err.Error(), `engine "far" was added to the configuration after liftoff started: restart liftoff`) {
+		t.Fatalf("deploy = %s %v", r.Outcome, r.Err)
+	}
+	if open, err := h.j.Open(context.Background()); err != nil || len(open) != 0 {
+		t.Errorf("open requests = %v %v, want none", open, err)
+	}
+	if n := h.far.count("resolve"); n != 0 {
+		t.Errorf("the far engine was called %d times", n)
+	}
+}

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// Pauses is what pausing and resuming need of the journal.
+type Pauses interface {
+	// Paused returns the deployments paused now.
+	Paused(ctx context.Context) ([]Pause, error)
+	// SetPaused pauses (p.Paused) or resumes a deployment.
+	SetPaused(ctx context.Context, p Pause) error
+}
+
 // Errors of the API's actions on a deployment.
 var (
 	// ErrNothingPending: no push of the deployment awaits approval.

@@ -12,6 +12,36 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
+// Interrupted is what reconcile and repair read of the journal: the
+// deploys cut short. They record what became of each with
+// Deploys.Finish.
+type Interrupted interface {
+	// Unfinished returns the deploys begun and not finished, oldest first.
+	Unfinished(ctx context.Context) ([]Record, error)
+}
+
+// Containers is what reconcile and repair need of a runtime to finish or
+// undo a swap, and what the health gate, the rollback and the front door
+// use too. Errors wrap ErrNotFound for a container that does not exist and
+// ErrUnavailable for an engine that cannot be reached.
+type Containers interface {
+	// Inspect returns the container with that name or id, or ErrNotFound.
+	// It changes nothing, so it is safe to repeat.
+	Inspect(ctx context.Context, nameOrID string) (Container, error)
+	// Start starts a created or stopped container.
+	Start(ctx context.Context, id string) error
+	// Stop stops a container with its stop signal, killing it after grace.
+	// Stopping a stopped container is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Rename gives a container a new name. It is not safe to repeat
+	// alone: Engine.rename takes a container that has the name already
+	// as renamed.
+	Rename(ctx context.Context, id, name string) error
+	// Remove removes a container (forcefully, with its anonymous volumes).
+	// Removing a container that is gone is not an error.
+	Remove(ctx context.Context, id string) error
+}
+
 // ErrDown marks a repair that could not leave the deployment with a
 // container that passes its health gate: the deployment is down (see
 // Engine.Down).
@@ -205,7 +235,7 @@ func (e *Engine) look(ctx context.Context, d *deployments.Deployment, recs []Rec
 		name string
 		c    **Container
 	}{{s.name, &s.cur}, {s.name + PrevSuffix, &s.prev}, {s.name + NextSuffix, &s.next}} {
-		c, err := e.runtime(d).Inspect(ctx, slot.name)
+		c, err := e.inspect(ctx, d, slot.name)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
@@ -320,7 +350,11 @@ func (s scene) plan(d *deployments.Deployment) plan {
 // deployment's name. It looks again after acting, for as long as the
 // containers keep changing under it (bounded).
 func (e *Engine) converge(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, p plan) error {
-	rt, name := e.runtime(d), d.ContainerName()
+	rt, err := e.runtime(d)
+	if err != nil {
+		return err
+	}
+	name := d.ContainerName()
 	if p.keep != nil && p.stopping {
 		if err := e.waitStopped(ctx, log, d, p.keep.ID); err != nil {
 			return err
@@ -390,7 +424,11 @@ func (e *Engine) converge(ctx context.Context, log zerolog.Logger, d *deployment
 // may be serving beside keep (start-first) gets its stop signal first, so
 // that its requests in flight finish; the others are removed at once.
 func (e *Engine) act(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, keep *Container, drop []string) error {
-	rt, name := e.runtime(d), d.ContainerName()
+	rt, err := e.runtime(d)
+	if err != nil {
+		return err
+	}
+	name := d.ContainerName()
 	do := func(f func(ctx context.Context) error) error {
 		return e.retry(ctx, log, "reconcile", func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, d.StopTimeout+e.opts.OpTimeout)
@@ -430,7 +468,10 @@ func (e *Engine) act(ctx context.Context, log zerolog.Logger, d *deployments.Dep
 // stop the dead process asked for may take; a container still running then
 // never got that stop, and is left running.
 func (e *Engine) waitStopped(ctx context.Context, log zerolog.Logger, d *deployments.Deployment, id string) error {
-	rt := e.runtime(d)
+	rt, err := e.runtime(d)
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(d.StopTimeout + stopMargin)
 	waited := false
 	for {
@@ -467,7 +508,10 @@ func (e *Engine) waitStopped(ctx context.Context, log zerolog.Logger, d *deploym
 // keeps or a rollback put back, starting it first if it does not run: it
 // must prove itself like a new one.
 func (e *Engine) prove(ctx context.Context, d *deployments.Deployment, c *Container) error {
-	rt := e.runtime(d)
+	rt, err := e.runtime(d)
+	if err != nil {
+		return fmt.Errorf("container %.12s: %w", c.ID, err)
+	}
 	cur, err := rt.Inspect(ctx, c.ID)
 	if err != nil {
 		return fmt.Errorf("container %.12s: %w", c.ID, err)

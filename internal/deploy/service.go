@@ -124,8 +124,10 @@ const servicePoll = 250 * time.Millisecond
 // services returns d's engine as a Services, with an error if it cannot
 // run them.
 func (e *Engine) services(d *deployments.Deployment) (Services, error) {
-	if s, ok := e.runtime(d).(Services); ok {
-		return s, nil
+	if rt, err := e.runtime(d); err == nil {
+		if s, ok := rt.(Services); ok {
+			return s, nil
+		}
 	}
 	return nil, fmt.Errorf("deployment %s is a service, and engine %q cannot run Swarm services", d.Name, engineName(d))
 }
