@@ -244,7 +244,7 @@ func (e *Engine) queueLocked(j job) (superseded *Request) {
 // deploy with outcome superseded, under its delivery.
 func (e *Engine) settleSuperseded(ctx context.Context, rs []Request) {
 	for _, r := range rs {
-		e.close(ctx, r, Superseded, "", "a later push replaced it before it started")
+		e.settleDropped(ctx, r, Superseded, "", "a later push replaced it before it started")
 	}
 }
 

@@ -163,7 +163,7 @@ func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	var wg sync.WaitGroup
 	for name, rt := range e.engines() {
-		wg.Go(func() { e.watch(ctx, name, rt, interval) })
+		wg.Go(func() { e.watchEngine(ctx, name, rt, interval) })
 	}
 	wg.Wait()
 }
@@ -179,8 +179,8 @@ func (e *Engine) engines() map[string]Runtime {
 	return m
 }
 
-// watch is Watch's loop for one engine.
-func (e *Engine) watch(ctx context.Context, engine string, rt Pinger, interval time.Duration) {
+// watchEngine is Watch's loop for one engine.
+func (e *Engine) watchEngine(ctx context.Context, engine string, rt Pinger, interval time.Duration) {
 	log := e.log.With().Str("engine", engine).Logger()
 	up := false
 	t := time.NewTicker(interval)

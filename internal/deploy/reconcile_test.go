@@ -149,7 +149,7 @@ func (j *rcJournal) Succeeded(ctx context.Context, deployment, digest string) (b
 	return false, nil
 }
 
-func (j *rcJournal) LastSuccess(ctx context.Context, deployment string) (time.Time, error) {
+func (j *rcJournal) LastSucceededAt(ctx context.Context, deployment string) (time.Time, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var last time.Time

@@ -18,9 +18,9 @@ type Successes interface {
 	// Succeeded tells whether a deploy of digest to deployment succeeded,
 	// or found it running already (unchanged): promote_from.
 	Succeeded(ctx context.Context, deployment, digest string) (bool, error)
-	// LastSuccess returns when the deployment's newest successful deploy
+	// LastSucceededAt returns when the deployment's newest successful deploy
 	// ended; zero if none did. The metrics start from it.
-	LastSuccess(ctx context.Context, deployment string) (time.Time, error)
+	LastSucceededAt(ctx context.Context, deployment string) (time.Time, error)
 }
 
 // OneOffs is what backups and release commands need of a runtime.
