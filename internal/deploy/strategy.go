@@ -116,7 +116,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 //     container's DNS records and adds them again when it renames it:
 //     with a single holder a lookup in between fails, "no such host" 3
 //     times in 200 renames under a tight lookup loop, none with a second
-//     holder); then the old one is drained (Runtime.Drain), out of
+//     holder); then the old one is drained (Swapper.Drain), out of
 //     Docker's DNS while keeping its address, and left running until
 //     drainTime after the drain, so that no client connects to it any
 //     more and those that resolved it before have connected; then it gets
@@ -225,7 +225,7 @@ func (a *attempt) startFirst() (Outcome, error) {
 // drainTime is how long start-first leaves the old container running once
 // it is out of Docker's DNS, before its stop signal: long enough for a
 // client whose connection attempt was lost while the drain reconnected it
-// (see Runtime.Drain) to try again (Linux sends a SYN again after 1s) and
+// (see Swapper.Drain) to try again (Linux sends a SYN again after 1s) and
 // for clients that resolved its address just before to connect.
 const drainTime = 2 * time.Second
 

@@ -58,14 +58,14 @@ func (p *Proxy) newBackend(s *site, addr string) *backend {
 		BufferPool:     &p.bufs,
 		ErrorLog:       p.errLog,
 		ErrorHandler:   b.fail,
-		ModifyResponse: b.watch,
+		ModifyResponse: b.watchBody,
 	}
 	return b
 }
 
-// watch wraps a response's body to count and log an upstream that fails
+// watchBody wraps a response's body to count and log an upstream that fails
 // in the middle of it (ReverseProxy can only cut the response then).
-func (b *backend) watch(res *http.Response) error {
+func (b *backend) watchBody(res *http.Response) error {
 	if res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil && res.Body != http.NoBody {
 		res.Body = &responseBody{ReadCloser: res.Body, b: b, ctx: res.Request.Context()}
 	}

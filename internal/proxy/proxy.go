@@ -138,7 +138,7 @@ func New(opts Options) *Proxy {
 		doors:         map[*listener]bool{},
 	}
 	// ReverseProxy's one message (a body copy that failed) would repeat
-	// what backend.watch logs.
+	// what backend.watchBody logs.
 	p.errLog = stdlog.New(io.Discard, "", 0)
 	p.srvLog = stdlog.New(logWriter{opts.Logger, zerolog.WarnLevel}, "", 0)
 	return p
