@@ -208,7 +208,7 @@ func TestWatchPerEngine(t *testing.T) {
 	if un, _ := h.j.Unfinished(context.Background()); len(un) != 1 {
 		t.Errorf("far's interrupted deploy was closed while far was away: %+v", un)
 	}
-	if open, _ := h.j.Open(context.Background()); len(open) != 1 || open[0].Deployment != "far" {
+	if open, _ := h.j.OpenRequests(context.Background()); len(open) != 1 || open[0].Deployment != "far" {
 		t.Errorf("open requests: %+v, want far's", open)
 	}
 
@@ -300,7 +300,7 @@ func TestEngineAddedAfterStart(t *testing.T) {
 	if r.Outcome != Failed || r.Err == nil || !strings.Contains(r.Err.Error(), `engine "far" was added to the configuration after liftoff started: restart liftoff`) {
 		t.Fatalf("deploy = %s %v", r.Outcome, r.Err)
 	}
-	if open, err := h.j.Open(context.Background()); err != nil || len(open) != 0 {
+	if open, err := h.j.OpenRequests(context.Background()); err != nil || len(open) != 0 {
 		t.Errorf("open requests = %v %v, want none", open, err)
 	}
 	if n := h.far.count("resolve"); n != 0 {

@@ -65,7 +65,7 @@ func (e *Engine) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	open, err := j.Open(ctx)
+	open, err := j.OpenRequests(ctx)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}

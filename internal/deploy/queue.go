@@ -22,9 +22,9 @@ type Requests interface {
 	// outcome (superseded, failed) and why. Settled requests are left as
 	// they are.
 	Settle(ctx context.Context, ids []int64, o Outcome, why string) error
-	// Open returns the accepted requests not settled yet, oldest first,
+	// OpenRequests returns the accepted requests not settled yet, oldest first,
 	// each with ID, State and Attempts set.
-	Open(ctx context.Context) ([]Request, error)
+	OpenRequests(ctx context.Context) ([]Request, error)
 	// Move records that an open request now waits as state (a held or
 	// pending push is queued, a waiting one held), with actor if not "".
 	Move(ctx context.Context, id int64, state Disposition, actor string) error

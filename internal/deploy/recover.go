@@ -33,7 +33,7 @@ func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 	}
 	e.accept.Lock()
 	defer e.accept.Unlock()
-	open, err := j.Open(ctx)
+	open, err := j.OpenRequests(ctx)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
