@@ -140,20 +140,10 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 	}
 	e.metrics.repairs.WithLabelValues(d.Name, p.repair).Inc()
 
-	if j := e.opts.Journal; j != nil {
-		for i, r := range recs {
-			r.Outcome, r.Ended, r.Error = p.outcome, e.opts.Now(), p.why
-			if i < len(recs)-1 {
-				r.Outcome, r.Error = Failed, fmt.Sprintf("interrupted at step %s; a later deploy followed", r.Step)
-			}
-			// Only a deploy that reached its goal keeps its request's
-			// promise; the others are resumed (see Recover).
-			settle := i == len(recs)-1 && r.Outcome == Succeeded
-			if err := j.Finish(ctx, r.ID, r, settle); err != nil {
-				return true, fmt.Errorf("journal: %w", err)
-			}
-			e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
-		}
+	// Only a deploy that reached its goal keeps its request's promise; the
+	// others are resumed (see Recover).
+	if err := e.finishInterrupted(ctx, d, recs, p.outcome, p.why, p.outcome == Succeeded); err != nil {
+		return true, err
 	}
 	if len(errs) > 0 {
 		return true, fmt.Errorf("reconcile %s: %w: %w", d.Name, ErrDown, errors.Join(errs...))
@@ -179,4 +169,26 @@ func (e *Engine) interrupted(ctx context.Context, deployment string, self int64)
 		}
 	}
 	return recs, nil
+}
+
+// finishInterrupted records what a repair made of the interrupted deploys
+// recs of d: the last one ends with outcome o and why, settling its
+// request if settle; the older ones failed, as a later deploy followed.
+func (e *Engine) finishInterrupted(ctx context.Context, d *deployments.Deployment, recs []Record, o Outcome, why string, settle bool) error {
+	j := e.opts.Journal
+	if j == nil {
+		return nil
+	}
+	for i, r := range recs {
+		last := i == len(recs)-1
+		r.Outcome, r.Ended, r.Error = o, e.opts.Now(), why
+		if !last {
+			r.Outcome, r.Error = Failed, fmt.Sprintf("interrupted at step %s; a later deploy followed", r.Step)
+		}
+		if err := j.Finish(ctx, r.ID, r, last && settle); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
+	}
+	return nil
 }

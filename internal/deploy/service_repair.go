@@ -71,20 +71,10 @@ func (e *Engine) repairService(ctx context.Context, log zerolog.Logger, d *deplo
 	}
 	log.Warn().Str("step", last.Step).Str("outcome", string(v.outcome)).Str("repair", v.repair).Msg("reconciled an interrupted deploy of a service")
 	e.metrics.repairs.WithLabelValues(d.Name, v.repair).Inc()
-	if j := e.opts.Journal; j != nil {
-		for i, r := range recs {
-			r.Outcome, r.Ended, r.Error = v.outcome, e.opts.Now(), v.why
-			if i < len(recs)-1 {
-				r.Outcome, r.Error = Failed, fmt.Sprintf("interrupted at step %s; a later deploy followed", r.Step)
-			}
-			// Swarm's verdict on the update ends the deploy as it would
-			// have ended; one that never reached Swarm is deployed again.
-			settle := i == len(recs)-1 && !v.again
-			if err := j.Finish(ctx, r.ID, r, settle); err != nil {
-				return true, fmt.Errorf("journal: %w", err)
-			}
-			e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
-		}
+	// Swarm's verdict on the update ends the deploy as it would have
+	// ended; one that never reached Swarm is deployed again.
+	if err := e.finishInterrupted(ctx, d, recs, v.outcome, v.why, !v.again); err != nil {
+		return true, err
 	}
 	return true, nil
 }
