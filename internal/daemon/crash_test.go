@@ -567,7 +567,7 @@ func waitSettled(t *testing.T, path string) {
 		if err != nil {
 			t.Fatalf("history: %v", err)
 		}
-		open, err := s.Open(context.Background())
+		open, err := s.OpenRequests(context.Background())
 		if err != nil {
 			t.Fatalf("history: %v", err)
 		}

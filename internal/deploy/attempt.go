@@ -11,6 +11,23 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
+// Deploys is what a deploy needs of the journal to record itself step by
+// step; a push dropped without a deploy (hold.go) and a repair record
+// their outcome with it too.
+type Deploys interface {
+	// Begin records a deploy that starts now and returns its id;
+	// r.Request links it to its accepted request (0: none).
+	Begin(ctx context.Context, r Record) (int64, error)
+	// Step records, before it is taken, that deploy id takes step; it also
+	// stores r's Digest, Previous, PrevID, NewID and Phases as they are
+	// now.
+	Step(ctx context.Context, id int64, r Record) error
+	// Finish records the outcome, error, end time and phase durations;
+	// with settle, the deploy's accepted request is settled with the same
+	// outcome, in the same transaction.
+	Finish(ctx context.Context, id int64, r Record, settle bool) error
+}
+
 // attempt is one deploy in progress: what it knows, what it has touched,
 // and its journal record.
 type attempt struct {
@@ -24,8 +41,9 @@ type attempt struct {
 	rec Record // what the journal knows
 	id  int64  // journal id; 0 without a journal
 
-	name string  // the deployment's container name
-	rt   Runtime // the deployment's engine
+	name  string  // the deployment's container name
+	rt    Runtime // the deployment's engine
+	rtErr error   // why rt is nil: the engine was added after start-up
 
 	// Filled in by the steps, in order.
 	pullRepo string     // where the image comes from (a mirror, maybe)
@@ -74,7 +92,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 	a.rec.Environment = a.d.Environment
 	a.rec.Image = a.d.Image
 	a.name = a.d.ContainerName()
-	a.rt = e.runtime(a.d)
+	a.rt, a.rtErr = e.runtime(a.d)
 	if j := e.opts.Journal; j != nil {
 		id, err := j.Begin(a.ctx, a.rec)
 		if err != nil {

@@ -14,7 +14,12 @@
 //     or one of Options.Engines); Watch follows each engine on its own, so
 //     that one that does not answer holds up only its own deployments.
 //
-// It defines the small interfaces it needs — Runtime (the container engine)
-// and Journal (durable records) — which the docker and history packages
-// implement. docs/ARCHITECTURE.md tells the whole story.
+// It defines what it needs of a container engine and of durable records
+// as small interfaces, each declared by the code that uses it: Pinger
+// (reconcile.go), Images (steps.go), Containers (repair.go), Swapper
+// (strategy.go), OneOffs (release.go) and, for Swarm, Services
+// (service.go); Requests (queue.go), Pauses (hold.go), Deploys
+// (attempt.go), Interrupted (repair.go) and Successes (release.go).
+// Runtime and Journal compose them for Options, which the docker and
+// history packages implement. docs/ARCHITECTURE.md tells the whole story.
 package deploy

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"sync"
@@ -194,16 +195,25 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // runtime returns the engine d runs on. An engine that the config names
-// but liftoff was not started with (a reload added it) answers every call
-// with an error saying so.
-func (e *Engine) runtime(d *deployments.Deployment) Runtime {
+// but liftoff was not started with (a reload added it) is an error saying
+// so: engines apply at start-up only.
+func (e *Engine) runtime(d *deployments.Deployment) (Runtime, error) {
 	if d.Engine == "" || d.Engine == deployments.LocalEngine {
-		return e.opts.Runtime
+		return e.opts.Runtime, nil
 	}
 	if rt, ok := e.opts.Engines[d.Engine]; ok {
-		return rt
+		return rt, nil
 	}
-	return unknownEngine(d.Engine)
+	return nil, fmt.Errorf("engine %q was added to the configuration after liftoff started: restart liftoff to use it", d.Engine)
+}
+
+// inspect inspects the container nameOrID on d's engine.
+func (e *Engine) inspect(ctx context.Context, d *deployments.Deployment, nameOrID string) (Container, error) {
+	rt, err := e.runtime(d)
+	if err != nil {
+		return Container{}, err
+	}
+	return rt.Inspect(ctx, nameOrID)
 }
 
 // deploymentEngine names the engine the deployment runs on in the config
@@ -232,7 +242,7 @@ func (e *Engine) Running(ctx context.Context, deployment string) (*Container, er
 	if d.Service != nil {
 		return e.runningService(ctx, d)
 	}
-	c, err := e.runtime(d).Inspect(ctx, d.ContainerName())
+	c, err := e.inspect(ctx, d, d.ContainerName())
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, nil

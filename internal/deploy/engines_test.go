@@ -208,7 +208,7 @@ func TestWatchPerEngine(t *testing.T) {
 	if un, _ := h.j.Unfinished(context.Background()); len(un) != 1 {
 		t.Errorf("far's interrupted deploy was closed while far was away: %+v", un)
 	}
-	if open, _ := h.j.Open(context.Background()); len(open) != 1 || open[0].Deployment != "far" {
+	if open, _ := h.j.OpenRequests(context.Background()); len(open) != 1 || open[0].Deployment != "far" {
 		t.Errorf("open requests: %+v, want far's", open)
 	}
 
@@ -276,5 +276,34 @@ func TestReconcileWarnsOfStrays(t *testing.T) {
 	}
 	if got := h.local.calls[calls:]; len(got) != 0 {
 		t.Errorf("Reconcile(far) called the local engine: %v", got)
+	}
+}
+
+// TestEngineAddedAfterStart: a deployment on an engine that liftoff was
+// not started with (a reload added it) fails at its first step, saying to
+// restart, and its push is settled, not resumed forever.
+func TestEngineAddedAfterStart(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	cfg := h.opts.Config()
+	h.rcEngine = &rcEngine{results: make(chan Result, 16)}
+	h.Engine = New(Options{
+		Runtime: listing{h.local.fakeRuntime},
+		Config:  func() *deployments.Config { return cfg },
+		Journal: h.j,
+		Logger:  zerolog.Nop(),
+		OnDone:  func(r Result) { h.results <- r },
+	})
+	t.Cleanup(func() { h.Close(context.Background()) })
+	h.enqueue(t, "far")
+	r := h.next(t)
+	if r.Outcome != Failed || r.Err == nil || !strings.Contains(r.Err.Error(), `engine "far" was added to the configuration after liftoff started: restart liftoff`) {
+		t.Fatalf("deploy = %s %v", r.Outcome, r.Err)
+	}
+	if open, err := h.j.OpenRequests(context.Background()); err != nil || len(open) != 0 {
+		t.Errorf("open requests = %v %v, want none", open, err)
+	}
+	if n := h.far.count("resolve"); n != 0 {
+		t.Errorf("the far engine was called %d times", n)
 	}
 }

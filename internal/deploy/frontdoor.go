@@ -104,7 +104,7 @@ func (e *Engine) serveCurrent(ctx context.Context, d *deployments.Deployment) {
 		return
 	}
 	var cp *Container
-	c, err := e.runtime(d).Inspect(ctx, d.ContainerName())
+	c, err := e.inspect(ctx, d, d.ContainerName())
 	switch {
 	case err == nil && c.Managed() && c.Labels[LabelDeployment] == d.Name:
 		cp = &c
@@ -137,7 +137,7 @@ func (e *Engine) refreshFrontDoor(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		c, err := e.runtime(d).Inspect(ctx, s.id)
+		c, err := e.inspect(ctx, d, s.id)
 		if err != nil || !c.Running {
 			continue
 		}

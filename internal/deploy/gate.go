@@ -27,7 +27,7 @@ func (a *attempt) gate() error {
 }
 
 // gate waits until container id of d passes d's health gate.
-func (e *Engine) gate(ctx context.Context, rt Runtime, d *deployments.Deployment, id string) error {
+func (e *Engine) gate(ctx context.Context, rt Containers, d *deployments.Deployment, id string) error {
 	url, minUptime, timeout := d.Health.URL, d.Health.MinUptime, d.Health.Timeout
 	start := time.Now()
 	deadline := start.Add(timeout)

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// Pauses is what pausing and resuming need of the journal.
+type Pauses interface {
+	// Paused returns the deployments paused now.
+	Paused(ctx context.Context) ([]Pause, error)
+	// SetPaused pauses (p.Paused) or resumes a deployment.
+	SetPaused(ctx context.Context, p Pause) error
+}
+
 // Errors of the API's actions on a deployment.
 var (
 	// ErrNothingPending: no push of the deployment awaits approval.
@@ -57,7 +65,7 @@ func (e *Engine) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	open, err := j.Open(ctx)
+	open, err := j.OpenRequests(ctx)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
@@ -184,7 +192,7 @@ func (e *Engine) Reject(ctx context.Context, deployment, actor string) (Request,
 	if !ok {
 		return Request{}, ErrNothingPending
 	}
-	e.close(ctx, r, Rejected, actor, fmt.Sprintf("rejected by %s", actor))
+	e.settleDropped(ctx, r, Rejected, actor, fmt.Sprintf("rejected by %s", actor))
 	return r, nil
 }
 
@@ -224,7 +232,7 @@ func (e *Engine) expire(r Request) {
 	}
 	// Recorded first: Status shows the push pending until it is expired
 	// everywhere. (e.accept keeps Approve and Reject out meanwhile.)
-	e.close(context.Background(), r, Expired, "", fmt.Sprintf("not approved within %s", r.Expires.Sub(r.Received).Round(time.Second)))
+	e.settleDropped(context.Background(), r, Expired, "", fmt.Sprintf("not approved within %s", r.Expires.Sub(r.Received).Round(time.Second)))
 	e.mu.Lock()
 	delete(e.pending, r.Deployment)
 	delete(e.expiry, r.Deployment)
@@ -249,10 +257,10 @@ func (e *Engine) move(ctx context.Context, r Request, state Disposition, actor s
 	return nil
 }
 
-// close settles an accepted request that will not deploy (superseded,
+// settleDropped settles an accepted request that will not deploy (superseded,
 // expired, rejected): it is counted, logged and journaled with outcome o,
 // and who decided (actor, "" for a timeout or a later push).
-func (e *Engine) close(ctx context.Context, r Request, o Outcome, actor, why string) {
+func (e *Engine) settleDropped(ctx context.Context, r Request, o Outcome, actor, why string) {
 	env := ""
 	if d := e.opts.Config().Deployment(r.Deployment); d != nil {
 		env = d.Environment

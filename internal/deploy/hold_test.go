@@ -231,7 +231,7 @@ func TestApprovalExpires(t *testing.T) {
 	h.e.mu.Unlock()
 	h.restart()
 	waitFor(t, "the pending push to expire after the restart", func() bool { return h.e.Status("api").Pending == nil })
-	if open, _ := h.j.Open(context.Background()); len(open) != 0 {
+	if open, _ := h.j.OpenRequests(context.Background()); len(open) != 0 {
 		t.Errorf("open requests: %+v", open)
 	}
 }
@@ -255,7 +255,7 @@ func TestPauseHoldsTheWaitingPush(t *testing.T) {
 	if s := h.e.Status("web"); s.Held == nil || s.Held.Tag != "v2" {
 		t.Fatalf("status: %+v", s)
 	}
-	if open, _ := h.j.Open(context.Background()); len(open) != 1 || open[0].State != Held || !slices.ContainsFunc(open, func(r Request) bool { return r.Tag == "v2" }) {
+	if open, _ := h.j.OpenRequests(context.Background()); len(open) != 1 || open[0].State != Held || !slices.ContainsFunc(open, func(r Request) bool { return r.Tag == "v2" }) {
 		t.Errorf("journal: %+v, want v2 held", open)
 	}
 }

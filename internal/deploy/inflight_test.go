@@ -185,7 +185,7 @@ func TestReconcileRestoredButUnhealthyIsDown(t *testing.T) {
 
 	// The app recovers (the database came back, say): Watch notices. (The
 	// push is dropped first, so that Watch's resume does not deploy it.)
-	open, _ := cj.Open(context.Background())
+	open, _ := cj.OpenRequests(context.Background())
 	cj.Settle(context.Background(), []int64{open[0].ID}, Failed, "test")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -215,7 +215,7 @@ func TestEnqueueJournalsBeforeItReturns(t *testing.T) {
 		if _, err := e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: tag, Delivery: "d-" + tag}); err != nil {
 			t.Fatal(err)
 		}
-		open, _ := j.Open(context.Background())
+		open, _ := j.OpenRequests(context.Background())
 		if len(open) == 0 || open[len(open)-1].Tag != tag {
 			t.Fatalf("after Enqueue of %s the journal's open requests are %+v", tag, open)
 		}
@@ -233,7 +233,7 @@ func TestEnqueueJournalsBeforeItReturns(t *testing.T) {
 			t.Fatalf("deploy of %s: %s %v", r.Request.Tag, r.Outcome, r.Err)
 		}
 	}
-	if open, _ := j.Open(context.Background()); len(open) != 0 {
+	if open, _ := j.OpenRequests(context.Background()); len(open) != 0 {
 		t.Errorf("open requests after the deploys: %+v", open)
 	}
 	if r := j.request(3); r.outcome != Succeeded {
@@ -332,7 +332,7 @@ func TestRecoverGivesUpAfterTwoInterruptions(t *testing.T) {
 			t.Fatalf("round %d: resume: %v", round, err)
 		}
 		if round == maxAttempts {
-			open, _ := cj.Open(context.Background())
+			open, _ := cj.OpenRequests(context.Background())
 			if len(open) != 0 {
 				t.Fatalf("round %d: open requests %+v, want the push given up", round, open)
 			}

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"context"
 	"time"
 )
 
@@ -66,51 +65,23 @@ type Record struct {
 	Open bool
 }
 
-// Journal records accepted requests and deploys durably; the history
-// package implements it over SQLite. Every method must be safe for
-// concurrent use.
+// Journal records accepted requests and deploys durably, as the Engine
+// holds it (Options.Journal): the parts that its callers need, each
+// declared where it is used. The history package implements all of them
+// over SQLite. Every method must be safe for concurrent use.
 //
-// An accepted request is a promise: Enqueue records it before its sender
-// is answered, and it stays open until a deploy of it reaches an outcome
-// (Finish with settle) or it is settled otherwise (superseded, not
-// retried). After a crash, Recover deploys what is still open.
+//   - Requests (queue.go): the accepted pushes, which Enqueue, the holds
+//     and Recover keep track of;
+//   - Pauses (hold.go): the deployments paused through the API;
+//   - Deploys (attempt.go): each deploy, step by step;
+//   - Interrupted (repair.go): the deploys reconcile and repair find cut
+//     short;
+//   - Successes (release.go): what promote_from and the metrics read of
+//     past deploys.
 type Journal interface {
-	// Accept records requests taken by the engine and returns their ids,
-	// in order. It returns only once they are durable.
-	Accept(ctx context.Context, rs []Request) ([]int64, error)
-	// Settle closes accepted requests that no deploy will serve, with the
-	// outcome (superseded, failed) and why. Settled requests are left as
-	// they are.
-	Settle(ctx context.Context, ids []int64, o Outcome, why string) error
-	// Open returns the accepted requests not settled yet, oldest first,
-	// each with ID, State and Attempts set.
-	Open(ctx context.Context) ([]Request, error)
-	// Move records that an open request now waits as state (a held or
-	// pending push is queued, a waiting one held), with actor if not "".
-	Move(ctx context.Context, id int64, state Disposition, actor string) error
-
-	// Paused returns the deployments paused now.
-	Paused(ctx context.Context) ([]Pause, error)
-	// SetPaused pauses (p.Paused) or resumes a deployment.
-	SetPaused(ctx context.Context, p Pause) error
-
-	// Begin records a deploy that starts now and returns its id;
-	// r.Request links it to its accepted request (0: none).
-	Begin(ctx context.Context, r Record) (int64, error)
-	// Step records, before it is taken, that deploy id takes step; it also
-	// stores r's Digest, Previous, PrevID, NewID and Phases as they are
-	// now.
-	Step(ctx context.Context, id int64, r Record) error
-	// Finish records the outcome, error, end time and phase durations;
-	// with settle, the deploy's accepted request is settled with the same
-	// outcome, in the same transaction.
-	Finish(ctx context.Context, id int64, r Record, settle bool) error
-	// Unfinished returns the deploys begun and not finished, oldest first.
-	Unfinished(ctx context.Context) ([]Record, error)
-	// Succeeded tells whether a deploy of digest to deployment succeeded,
-	// or found it running already (unchanged): promote_from.
-	Succeeded(ctx context.Context, deployment, digest string) (bool, error)
-	// LastSuccess returns when the deployment's newest successful deploy
-	// ended; zero if none did. The metrics start from it.
-	LastSuccess(ctx context.Context, deployment string) (time.Time, error)
+	Requests
+	Pauses
+	Deploys
+	Interrupted
+	Successes
 }

@@ -96,7 +96,7 @@ func (e *Engine) seedMetrics(ctx context.Context) {
 		if j == nil {
 			continue
 		}
-		t, err := j.LastSuccess(ctx, d.Name)
+		t, err := j.LastSucceededAt(ctx, d.Name)
 		switch {
 		case err != nil:
 			e.log.Warn().Err(err).Str("deployment", d.Name).Msg("metrics: the last successful deploy could not be read from the journal")

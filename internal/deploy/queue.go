@@ -7,6 +7,29 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
+// Requests is what Enqueue, the holds (hold.go) and Recover need of the
+// journal: the accepted requests.
+//
+// An accepted request is a promise: Enqueue records it before its sender
+// is answered, and it stays open until a deploy of it reaches an outcome
+// (Deploys.Finish with settle) or it is settled otherwise (superseded,
+// not retried). After a crash, Recover deploys what is still open.
+type Requests interface {
+	// Accept records requests taken by the engine and returns their ids,
+	// in order. It returns only once they are durable.
+	Accept(ctx context.Context, rs []Request) ([]int64, error)
+	// Settle closes accepted requests that no deploy will serve, with the
+	// outcome (superseded, failed) and why. Settled requests are left as
+	// they are.
+	Settle(ctx context.Context, ids []int64, o Outcome, why string) error
+	// OpenRequests returns the accepted requests not settled yet, oldest first,
+	// each with ID, State and Attempts set.
+	OpenRequests(ctx context.Context) ([]Request, error)
+	// Move records that an open request now waits as state (a held or
+	// pending push is queued, a waiting one held), with actor if not "".
+	Move(ctx context.Context, id int64, state Disposition, actor string) error
+}
+
 // jobKind is what a job in a deployment's queue does.
 type jobKind int
 
@@ -221,7 +244,7 @@ func (e *Engine) queueLocked(j job) (superseded *Request) {
 // deploy with outcome superseded, under its delivery.
 func (e *Engine) settleSuperseded(ctx context.Context, rs []Request) {
 	for _, r := range rs {
-		e.close(ctx, r, Superseded, "", "a later push replaced it before it started")
+		e.settleDropped(ctx, r, Superseded, "", "a later push replaced it before it started")
 	}
 }
 

@@ -13,6 +13,13 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
+// Pinger is what Watch needs of a runtime to follow it.
+type Pinger interface {
+	// Ping tells whether the engine answers. It changes nothing: Watch
+	// repeats it every interval.
+	Ping(ctx context.Context) error
+}
+
 // Reconcile repairs every deployment of the configuration after liftoff
 // (or the engine) was interrupted: each deploy the journal shows unfinished
 // is finished (if its new container had passed the gate) or undone (the
@@ -115,7 +122,7 @@ func (e *Engine) runRepair(deployment string) error {
 		return nil
 	}
 	if !repaired && e.isDown(d.Name) {
-		c, err := e.runtime(d).Inspect(e.ctx, d.ContainerName())
+		c, err := e.inspect(e.ctx, d, d.ContainerName())
 		if err == nil {
 			err = e.prove(e.ctx, d, &c)
 		}
@@ -135,7 +142,7 @@ func (e *Engine) runRepair(deployment string) error {
 // container, so that the metric is right from start-up, not only after the
 // next deploy.
 func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
-	c, err := e.runtime(d).Inspect(ctx, d.ContainerName())
+	c, err := e.inspect(ctx, d, d.ContainerName())
 	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name {
 		return
 	}
@@ -156,7 +163,7 @@ func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
 func (e *Engine) Watch(ctx context.Context, interval time.Duration) {
 	var wg sync.WaitGroup
 	for name, rt := range e.engines() {
-		wg.Go(func() { e.watch(ctx, name, rt, interval) })
+		wg.Go(func() { e.watchEngine(ctx, name, rt, interval) })
 	}
 	wg.Wait()
 }
@@ -172,8 +179,8 @@ func (e *Engine) engines() map[string]Runtime {
 	return m
 }
 
-// watch is Watch's loop for one engine.
-func (e *Engine) watch(ctx context.Context, engine string, rt Runtime, interval time.Duration) {
+// watchEngine is Watch's loop for one engine.
+func (e *Engine) watchEngine(ctx context.Context, engine string, rt Pinger, interval time.Duration) {
 	log := e.log.With().Str("engine", engine).Logger()
 	up := false
 	t := time.NewTicker(interval)

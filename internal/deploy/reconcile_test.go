@@ -105,7 +105,7 @@ func (j *rcJournal) Settle(ctx context.Context, ids []int64, o Outcome, why stri
 	return nil
 }
 
-func (j *rcJournal) Open(ctx context.Context) ([]Request, error) {
+func (j *rcJournal) OpenRequests(ctx context.Context) ([]Request, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var out []Request
@@ -149,7 +149,7 @@ func (j *rcJournal) Succeeded(ctx context.Context, deployment, digest string) (b
 	return false, nil
 }
 
-func (j *rcJournal) LastSuccess(ctx context.Context, deployment string) (time.Time, error) {
+func (j *rcJournal) LastSucceededAt(ctx context.Context, deployment string) (time.Time, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var last time.Time
@@ -798,7 +798,7 @@ func TestReconcileAfterLongEngineOutage(t *testing.T) {
 			// deployed, is resumed unless the repair finished it.
 			waitFor(t, "the push deployed after the engine came back", func() bool {
 				un, _ := j.Unfinished(context.Background())
-				open, _ := j.Open(context.Background())
+				open, _ := j.OpenRequests(context.Background())
 				c, _ := rt.get(tc.deployment)
 				return len(un) == 0 && len(open) == 0 && c.Labels[LabelDigest] == "sha256:v2" &&
 					slices.Equal(rcNames(rt.fakeRuntime), []string{tc.deployment + "(running)"})

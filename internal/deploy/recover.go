@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -32,7 +33,7 @@ func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 	}
 	e.accept.Lock()
 	defer e.accept.Unlock()
-	open, err := j.Open(ctx)
+	open, err := j.OpenRequests(ctx)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -54,7 +55,7 @@ func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, name := range sortedKeys(byDeployment) {
+	for _, name := range slices.Sorted(maps.Keys(byDeployment)) {
 		rs := byDeployment[name]
 		newest, older := rs[len(rs)-1], rs[:len(rs)-1]
 		if e.queued(newest.ID) {
@@ -111,13 +112,4 @@ func (e *Engine) queued(id int64) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

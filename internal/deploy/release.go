@@ -6,10 +6,37 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
+
+// Successes is what promote_from (promote) and the metrics at start-up
+// (seedMetrics) read of past deploys in the journal.
+type Successes interface {
+	// Succeeded tells whether a deploy of digest to deployment succeeded,
+	// or found it running already (unchanged): promote_from.
+	Succeeded(ctx context.Context, deployment, digest string) (bool, error)
+	// LastSucceededAt returns when the deployment's newest successful deploy
+	// ended; zero if none did. The metrics start from it.
+	LastSucceededAt(ctx context.Context, deployment string) (time.Time, error)
+}
+
+// OneOffs is what backups and release commands need of a runtime.
+type OneOffs interface {
+	// RunOnce runs a one-off container as `docker run --rm` would: it
+	// creates spec.Name from spec.Image (a container of that name left
+	// behind is removed first, if liftoff's; one that is not liftoff's is
+	// an error, and left alone), starts it, waits for it to exit, bounded
+	// by spec.Timeout (then kills it: TimedOut), and removes it, whatever
+	// happened, before it returns. An error means the engine failed (the
+	// command may not have run); a command that ran and failed is a
+	// result with its ExitCode. If ctx ends first, the container is
+	// killed and removed, and the error is ctx's. Repeating it runs the
+	// command again.
+	RunOnce(ctx context.Context, spec OneOff) (OneOffResult, error)
+}
 
 // Suffixes of the one-off containers a deploy runs before its swap.
 const (
@@ -253,7 +280,7 @@ func splitRef(image string) (repo, suffix string) {
 func (e *Engine) removeOneOffs(ctx context.Context, d *deployments.Deployment) error {
 	for _, suffix := range []string{BackupSuffix, ReleaseSuffix} {
 		name := d.ContainerName() + suffix
-		c, err := e.runtime(d).Inspect(ctx, name)
+		c, err := e.inspect(ctx, d, name)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue
@@ -262,7 +289,11 @@ func (e *Engine) removeOneOffs(ctx context.Context, d *deployments.Deployment) e
 		case !c.Managed() || c.Labels[LabelDeployment] != d.Name:
 			continue // not ours
 		}
-		if err := e.runtime(d).Remove(ctx, c.ID); err != nil {
+		rt, err := e.runtime(d) // found: it answered the inspect
+		if err != nil {
+			return err
+		}
+		if err := rt.Remove(ctx, c.ID); err != nil {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 		e.log.Warn().Str("deployment", d.Name).Str("container", name).Msg("removed a one-off container an interrupted deploy left")

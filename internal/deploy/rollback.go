@@ -116,7 +116,7 @@ func (a *attempt) rollback(cause error) (Outcome, error) {
 
 // rename gives a container a name, and is content when it has it already
 // (a retried or late rename got there first).
-func (e *Engine) rename(ctx context.Context, rt Runtime, id, name string) error {
+func (e *Engine) rename(ctx context.Context, rt Containers, id, name string) error {
 	err := rt.Rename(ctx, id, name)
 	if err == nil {
 		return nil

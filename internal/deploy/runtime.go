@@ -1,9 +1,7 @@
 package deploy
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -28,56 +26,27 @@ const (
 	LabelDigest      = "liftoff.digest"
 )
 
-// Runtime is what the engine needs of a container runtime. The docker package
-// implements it against the Docker Engine API; unit tests use fakes.
+// Runtime is a container engine as the Engine holds it (Options.Runtime
+// and Options.Engines): the parts that its callers need, each declared
+// where it is used. The docker package implements all of them against the
+// Docker Engine API; unit tests use fakes.
+//
+//   - Pinger (reconcile.go): Watch asks whether the engine answers;
+//   - Images (steps.go): the deploy steps resolve a tag and pull;
+//   - Containers (repair.go): what reconcile, repair, the health gate and
+//     the rollback do to existing containers;
+//   - Swapper (strategy.go): Containers plus what a swap needs to create
+//     and publish the new container;
+//   - OneOffs (release.go): backups and release commands;
+//   - Services (service.go), for Swarm services, is optional: a runtime
+//     may implement it beside Runtime.
 //
 // Every method takes a context and must return promptly when it is done.
 type Runtime interface {
-	// Ping tells whether the engine answers.
-	Ping(ctx context.Context) error
-	// Resolve returns the digest ("sha256:...") that ref ("host/repo:tag")
-	// points to in its registry now, without pulling. A tag or repository
-	// the registry does not know is ErrNotFound.
-	Resolve(ctx context.Context, ref string, auth Auth) (string, error)
-	// Pull fetches ref ("host/repo@sha256:...") fully.
-	Pull(ctx context.Context, ref string, auth Auth) error
-	// ImageEnv returns the ENV of a pulled image as KEY=VALUE lines.
-	ImageEnv(ctx context.Context, ref string) ([]string, error)
-	// Inspect returns the container with that name or id, or ErrNotFound.
-	Inspect(ctx context.Context, nameOrID string) (Container, error)
-	// Create creates (does not start) a container from spec, connected to
-	// all of spec.Networks with spec.Aliases, and returns its id.
-	Create(ctx context.Context, spec Spec) (string, error)
-	Start(ctx context.Context, id string) error
-	// Stop stops a container with its stop signal, killing it after grace.
-	// Stopping a stopped container is not an error.
-	Stop(ctx context.Context, id string, grace time.Duration) error
-	Rename(ctx context.Context, id, name string) error
-	// SetAliases gives a container aliases on each of the networks it is
-	// connected to (by reconnecting it), so that Docker's DNS starts
-	// sending the aliases' traffic to it.
-	SetAliases(ctx context.Context, id string, networks, aliases []string) error
-	// Drain takes a running container out of Docker's DNS (its aliases)
-	// on every network where it has aliases, keeping its address there,
-	// so that its connections carry on and clients that resolved it before
-	// still reach it. It returns the networks drained and those where the
-	// engine cannot keep an address (no user-configured subnet): there the
-	// container keeps its aliases. A container that does not run is left
-	// alone.
-	Drain(ctx context.Context, id string) (drained, kept []string, err error)
-	// Remove removes a container (forcefully, with its anonymous volumes).
-	// Removing a container that is gone is not an error.
-	Remove(ctx context.Context, id string) error
-	// RunOnce runs a one-off container as `docker run --rm` would: it
-	// creates spec.Name from spec.Image (a container of that name left
-	// behind is removed first, if liftoff's; one that is not liftoff's is
-	// an error, and left alone), starts it, waits for it to exit, bounded
-	// by spec.Timeout (then kills it: TimedOut), and removes it, whatever
-	// happened, before it returns. An error means the engine failed (the
-	// command may not have run); a command that ran and failed is a
-	// result with its ExitCode. If ctx ends first, the container is
-	// killed and removed, and the error is ctx's.
-	RunOnce(ctx context.Context, spec OneOff) (OneOffResult, error)
+	Pinger
+	Images
+	Swapper
+	OneOffs
 }
 
 // OneOff is a one-off container: a backup or release command.
@@ -157,38 +126,4 @@ type Healthcheck struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	Retries  int
-}
-
-// unknownEngine is an engine the config names that liftoff was not started
-// with: engines apply at start-up only.
-type unknownEngine string
-
-func (u unknownEngine) err() error {
-	return fmt.Errorf("engine %q was added to the configuration after liftoff started: restart liftoff to use it", string(u))
-}
-
-func (u unknownEngine) Ping(context.Context) error { return u.err() }
-func (u unknownEngine) Resolve(context.Context, string, Auth) (string, error) {
-	return "", u.err()
-}
-func (u unknownEngine) Pull(context.Context, string, Auth) error { return u.err() }
-func (u unknownEngine) ImageEnv(context.Context, string) ([]string, error) {
-	return nil, u.err()
-}
-func (u unknownEngine) Inspect(context.Context, string) (Container, error) {
-	return Container{}, u.err()
-}
-func (u unknownEngine) Create(context.Context, Spec) (string, error)      { return "", u.err() }
-func (u unknownEngine) Start(context.Context, string) error               { return u.err() }
-func (u unknownEngine) Stop(context.Context, string, time.Duration) error { return u.err() }
-func (u unknownEngine) Rename(context.Context, string, string) error      { return u.err() }
-func (u unknownEngine) SetAliases(context.Context, string, []string, []string) error {
-	return u.err()
-}
-func (u unknownEngine) Drain(context.Context, string) ([]string, []string, error) {
-	return nil, nil, u.err()
-}
-func (u unknownEngine) Remove(context.Context, string) error { return u.err() }
-func (u unknownEngine) RunOnce(context.Context, OneOff) (OneOffResult, error) {
-	return OneOffResult{}, u.err()
 }

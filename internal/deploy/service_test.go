@@ -383,7 +383,7 @@ func TestCheckServices(t *testing.T) {
 	cfg := svcLoad(t, svcRemote)
 	rt := newFakeSwarm()
 	e := newRCEngine(t, cfg, rt, nil, nil)
-	// remote's engine was not started: unknownEngine is no swarm manager.
+	// remote's engine was not started: it cannot be a swarm manager.
 	err := e.CheckServices(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `deployment remote is a Swarm service, but its engine "other"`) || strings.Contains(err.Error(), "deployment web") {
 		t.Errorf("CheckServices = %v", err)

@@ -9,6 +9,21 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
+// Images is what the deploy steps need of a runtime to find and fetch an
+// image (a backup's or release's image too). None of them changes a
+// container, so the steps repeat them freely.
+type Images interface {
+	// Resolve returns the digest ("sha256:...") that ref ("host/repo:tag")
+	// points to in its registry now, without pulling. A tag or repository
+	// the registry does not know is ErrNotFound; a registry that cannot be
+	// reached wraps ErrUnavailable.
+	Resolve(ctx context.Context, ref string, auth Auth) (string, error)
+	// Pull fetches ref ("host/repo@sha256:...") fully.
+	Pull(ctx context.Context, ref string, auth Auth) error
+	// ImageEnv returns the ENV of a pulled image as KEY=VALUE lines.
+	ImageEnv(ctx context.Context, ref string) ([]string, error)
+}
+
 // Suffixes of the containers that exist beside <name> during a swap: the
 // previous one set aside by stop-first, the new one proving itself in
 // start-first.
@@ -53,6 +68,9 @@ func (a *attempt) resolve() (Outcome, error) {
 
 	digest := r.Digest
 	err = a.step(StepResolve, a.e.opts.PullTimeout, func(ctx context.Context) error {
+		if a.rtErr != nil {
+			return a.rtErr // the first step fails: no later one runs
+		}
 		if _, err := a.e.repair(ctx, a.log, d, a.id); err != nil {
 			return err
 		}

@@ -7,6 +7,27 @@ import (
 	"time"
 )
 
+// Swapper is what a swap (a strategy and its rollback) needs of a runtime:
+// the Containers calls, and those that make and publish the new container.
+type Swapper interface {
+	Containers
+	// Create creates (does not start) a container from spec, connected to
+	// all of spec.Networks with spec.Aliases, and returns its id.
+	Create(ctx context.Context, spec Spec) (string, error)
+	// SetAliases gives a container aliases on each of the networks it is
+	// connected to (by reconnecting it), so that Docker's DNS starts
+	// sending the aliases' traffic to it.
+	SetAliases(ctx context.Context, id string, networks, aliases []string) error
+	// Drain takes a running container out of Docker's DNS (its aliases)
+	// on every network where it has aliases, keeping its address there,
+	// so that its connections carry on and clients that resolved it before
+	// still reach it. It returns the networks drained and those where the
+	// engine cannot keep an address (no user-configured subnet): there the
+	// container keeps its aliases. A container that does not run is left
+	// alone.
+	Drain(ctx context.Context, id string) (drained, kept []string, err error)
+}
+
 // stopFirst replaces the old container by the new one under the same
 // name, with nothing serving only while the engine stops the old one and
 // starts the new one:
@@ -95,7 +116,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 //     container's DNS records and adds them again when it renames it:
 //     with a single holder a lookup in between fails, "no such host" 3
 //     times in 200 renames under a tight lookup loop, none with a second
-//     holder); then the old one is drained (Runtime.Drain), out of
+//     holder); then the old one is drained (Swapper.Drain), out of
 //     Docker's DNS while keeping its address, and left running until
 //     drainTime after the drain, so that no client connects to it any
 //     more and those that resolved it before have connected; then it gets
@@ -204,7 +225,7 @@ func (a *attempt) startFirst() (Outcome, error) {
 // drainTime is how long start-first leaves the old container running once
 // it is out of Docker's DNS, before its stop signal: long enough for a
 // client whose connection attempt was lost while the drain reconnected it
-// (see Runtime.Drain) to try again (Linux sends a SYN again after 1s) and
+// (see Swapper.Drain) to try again (Linux sends a SYN again after 1s) and
 // for clients that resolved its address just before to connect.
 const drainTime = 2 * time.Second
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -273,13 +274,13 @@ func (c *Config) environmentNames() string {
 	if len(c.Environments) == 0 {
 		return "none"
 	}
-	return strings.Join(sortedKeys(c.Environments), ", ")
+	return strings.Join(slices.Sorted(maps.Keys(c.Environments)), ", ")
 }
 
 // checkApprovers refuses an environment that requires approval when no API
 // token may approve: its pushes would only ever expire.
 func (c *Config) checkApprovers(p *problems) {
-	for _, name := range sortedKeys(c.Environments) {
+	for _, name := range slices.Sorted(maps.Keys(c.Environments)) {
 		if !c.Environments[name].Approval.Required {
 			continue
 		}

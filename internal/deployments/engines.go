@@ -2,6 +2,8 @@ package deployments
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -27,7 +29,7 @@ type Engine struct {
 // EngineNames returns the names of every engine, LocalEngine first, then
 // those of engines in order.
 func (c *Config) EngineNames() []string {
-	return append([]string{LocalEngine}, sortedKeys(c.Engines)...)
+	return append([]string{LocalEngine}, slices.Sorted(maps.Keys(c.Engines))...)
 }
 
 // EngineHost returns the address of the named engine: DockerHost for
@@ -43,7 +45,7 @@ func (c *Config) EngineHost(name string) (Engine, bool) {
 // validateEngines checks engines and resolves their TLS files against the
 // config's directory.
 func (c *Config) validateEngines(p *problems) {
-	for _, name := range sortedKeys(c.Engines) {
+	for _, name := range slices.Sorted(maps.Keys(c.Engines)) {
 		e := c.Engines[name]
 		ep := "engines." + name
 		switch {

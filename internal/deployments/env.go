@@ -3,6 +3,7 @@ package deployments
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,7 +95,7 @@ func (c *Config) addLayers(l *envLayers, at string, env map[string]string, secre
 			}
 		}
 	}
-	for _, k := range sortedKeys(secretFiles) {
+	for _, k := range slices.Sorted(maps.Keys(secretFiles)) {
 		from := at + ".secret_files." + k
 		v, err := readSecretFile(c.resolve(secretFiles[k]))
 		if err != nil {

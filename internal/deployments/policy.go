@@ -3,6 +3,7 @@ package deployments
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -37,7 +38,7 @@ func (e *Environment) check(name string, env func(string) (string, bool), final 
 			add(k, "required in %s but empty", name)
 		}
 	}
-	for _, k := range sortedKeys(e.Forbid) {
+	for _, k := range slices.Sorted(maps.Keys(e.Forbid)) {
 		if v, ok := env(k); ok && slices.Contains(e.Forbid[k], v) {
 			add(k, "value is forbidden in %s", name)
 		}
@@ -57,7 +58,7 @@ func (e *Environment) check(name string, env func(string) (string, bool), final 
 			}
 		}
 	}
-	for _, k := range sortedKeys(patterns) {
+	for _, k := range slices.Sorted(maps.Keys(patterns)) {
 		v, ok := env(k)
 		if !ok {
 			continue
@@ -137,13 +138,4 @@ func (c *Config) ValidatePolicies() []string {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package deployments
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -88,7 +89,7 @@ func (c *Config) reportCycle(p *problems, cycle []int) {
 func (c *Config) deploymentNames(p *problems) string {
 	var names []string
 	hidden := 0
-	for _, name := range sortedKeys(c.byName) {
+	for _, name := range slices.Sorted(maps.Keys(c.byName)) {
 		if p.secrets[c.Deployments[c.byName[name]].path+".name"] {
 			hidden++
 			continue

@@ -3,6 +3,7 @@ package deployments
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -149,7 +150,7 @@ func (c *Config) validateRegistries(p *problems) {
 	}
 	regs := make(map[string]Registry, len(c.Registries))
 	from := map[string]string{}
-	for _, k := range sortedKeys(c.Registries) {
+	for _, k := range slices.Sorted(maps.Keys(c.Registries)) {
 		r := c.Registries[k]
 		rp := "registries." + k
 		host, err := normalizeHost(k)

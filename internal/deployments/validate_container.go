@@ -2,8 +2,10 @@ package deployments
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -73,7 +75,7 @@ func checkContainer(p *problems, at string, ct *Container, published []hostPort)
 	if err := checkRestart(ct.Restart); err != nil {
 		p.addf(at+".restart", "%s: want no, always, unless-stopped or on-failure[:N]", p.quote(at+".restart", ct.Restart))
 	}
-	for _, k := range sortedKeys(ct.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(ct.Labels)) {
 		switch {
 		case k == "":
 			p.addf(at+".labels", "empty label key")

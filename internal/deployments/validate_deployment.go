@@ -2,6 +2,8 @@ package deployments
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -172,7 +174,7 @@ func (c *Config) checkEnvironmentRef(p *problems, at, name string) {
 	if _, ok := c.Environments[name]; ok {
 		return
 	}
-	have := strings.Join(sortedKeys(c.Environments), ", ")
+	have := strings.Join(slices.Sorted(maps.Keys(c.Environments)), ", ")
 	if have == "" {
 		have = "none"
 	}

@@ -2,14 +2,16 @@ package deployments
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
 // validateEnvironments checks each environment and compiles its
 // forbid_patterns.
 func (c *Config) validateEnvironments(p *problems) {
-	for _, name := range sortedKeys(c.Environments) {
+	for _, name := range slices.Sorted(maps.Keys(c.Environments)) {
 		e := c.Environments[name]
 		c.validateEnvironment(p, name, &e)
 		c.Environments[name] = e
@@ -29,7 +31,7 @@ func (c *Config) validateEnvironment(p *problems, name string, e *Environment) {
 			p.addf(rp, "invalid variable name %s: want [A-Za-z_][A-Za-z0-9_]*", p.quote(rp, k))
 		}
 	}
-	for _, k := range sortedKeys(e.Forbid) {
+	for _, k := range slices.Sorted(maps.Keys(e.Forbid)) {
 		fp := ep + ".forbid." + k
 		switch {
 		case !validEnvKey(k):
@@ -54,7 +56,7 @@ func (c *Config) validateEnvironment(p *problems, name string, e *Environment) {
 // no pattern compiles.
 func compilePatterns(p *problems, at string, patterns map[string][]string) map[string][]*regexp.Regexp {
 	var compiled map[string][]*regexp.Regexp
-	for _, k := range sortedKeys(patterns) {
+	for _, k := range slices.Sorted(maps.Keys(patterns)) {
 		if !validEnvKey(k) {
 			p.addf(at, "invalid variable name %q: want [A-Za-z_][A-Za-z0-9_]*", k)
 		}
@@ -80,7 +82,7 @@ func compilePatterns(p *problems, at string, patterns map[string][]string) map[s
 // The env layers below are shared by environments and deployments.
 
 func checkEnvMap(p *problems, at string, env map[string]string) {
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		if !validEnvKey(k) {
 			p.addf(at, "invalid variable name %q: want [A-Za-z_][A-Za-z0-9_]*", k)
 		} else if strings.IndexByte(env[k], 0) >= 0 {
@@ -105,7 +107,7 @@ func (c *Config) checkEnvFiles(p *problems, at string, files []string) {
 // checkSecretFiles checks that each secret file can be read now; it is
 // read again at each deploy.
 func (c *Config) checkSecretFiles(p *problems, at string, files map[string]string) {
-	for _, k := range sortedKeys(files) {
+	for _, k := range slices.Sorted(maps.Keys(files)) {
 		sp := at + "." + k
 		if !validEnvKey(k) {
 			p.addf(at, "invalid variable name %q: want [A-Za-z_][A-Za-z0-9_]*", k)

@@ -329,9 +329,9 @@ func (s *Store) LastSucceeded(ctx context.Context, deployment, except string) (d
 	return rs[0], true, nil
 }
 
-// LastSuccess returns when the deployment's newest successful deploy
+// LastSucceededAt returns when the deployment's newest successful deploy
 // ended; zero if none did.
-func (s *Store) LastSuccess(ctx context.Context, deployment string) (time.Time, error) {
+func (s *Store) LastSucceededAt(ctx context.Context, deployment string) (time.Time, error) {
 	r, ok, err := s.LastSucceeded(ctx, deployment, "")
 	if err != nil || !ok {
 		return time.Time{}, err

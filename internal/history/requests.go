@@ -67,10 +67,10 @@ func (s *Store) Settle(ctx context.Context, ids []int64, o deploy.Outcome, why s
 	return nil
 }
 
-// Open returns the requests not settled yet, oldest first, with how many
+// OpenRequests returns the requests not settled yet, oldest first, with how many
 // deploys of each began (all of them interrupted: a deploy that reached
 // its outcome settled its request).
-func (s *Store) Open(ctx context.Context) ([]deploy.Request, error) {
+func (s *Store) OpenRequests(ctx context.Context) ([]deploy.Request, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.deployment, r.image, r.tag, r.digest, r."trigger",
 		r.delivery, r.pusher, r.actor, r.received_at, r.state, r.expires_at,
 		(SELECT count(*) FROM deploys d WHERE d.request = r.id)

@@ -24,7 +24,7 @@ func TestRequestsPromise(t *testing.T) {
 	}
 	open := func() []deploy.Request {
 		t.Helper()
-		rs, err := s.Open(ctx)
+		rs, err := s.OpenRequests(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func TestMigrateKeepsVersionOneFiles(t *testing.T) {
 	if err != nil || len(un) != 1 || un[0].Tag != "v1" || un[0].Request != 0 {
 		t.Fatalf("unfinished after migration: %+v, %v", un, err)
 	}
-	if open, err := s.Open(context.Background()); err != nil || len(open) != 0 {
+	if open, err := s.OpenRequests(context.Background()); err != nil || len(open) != 0 {
 		t.Errorf("open requests after migration: %+v, %v", open, err)
 	}
 }
@@ -118,14 +118,14 @@ func TestHeldAndPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, _ := s.Open(ctx)
+	open, _ := s.OpenRequests(ctx)
 	if len(open) != 2 || open[0].State != deploy.Held || open[1].State != deploy.Pending || !open[1].Expires.Equal(expires) {
 		t.Fatalf("open: %+v", open)
 	}
 	if err := s.Move(ctx, ids[1], deploy.Queued, "lead"); err != nil {
 		t.Fatal(err)
 	}
-	open, _ = s.Open(ctx)
+	open, _ = s.OpenRequests(ctx)
 	if open[1].State != deploy.Queued || open[1].Actor != "lead" {
 		t.Errorf("approved: %+v", open[1])
 	}

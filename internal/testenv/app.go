@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	_ "embed"
+	"embed"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -22,8 +24,8 @@ import (
 // module, so that building it depends neither on the working directory of
 // the test binary nor on where the source tree lives.
 //
-//go:embed testapp/main.go
-var appSource []byte
+//go:embed testapp/*.go
+var appSource embed.FS
 
 // AppPort is the port the test app listens on unless PORT says otherwise.
 const AppPort = 8000
@@ -73,8 +75,18 @@ func buildApp() ([]byte, error) {
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module testapp\n\ngo 1.22\n"), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), appSource, 0o644); err != nil {
+	files, err := fs.Glob(appSource, "testapp/*.go")
+	if err != nil {
 		return nil, err
+	}
+	for _, f := range files {
+		src, err := appSource.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, path.Base(f)), src, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	out := filepath.Join(dir, "app")
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
