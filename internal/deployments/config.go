@@ -80,6 +80,7 @@ type Config struct {
 	tokensForgotten bool             // Hooks[i].Token, APITokens[i].Token were cleared once hashed (forgetTokens)
 	byRepo          map[string][]int // normalized image → indexes in Deployments
 	byName          map[string]int
+	helpers         *helperCache // credential helpers' answers, by helper and registry
 }
 
 // Hook is one webhook sender: POST /hooks/{source}/{token}.
@@ -101,6 +102,13 @@ type APIToken struct {
 type Registry struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"` // read at each pull; trailing newline trimmed
+	// CredentialHelper names a Docker credential helper, run as
+	// docker-credential-<name> get (ecr-login, gcloud, pass); its answer is
+	// cached until the registry refuses it. DockerConfig is a Docker
+	// config.json whose auths, credHelpers and credsStore are used as
+	// docker pull would. At most one of them, or username and password_file.
+	CredentialHelper string `yaml:"credential_helper"`
+	DockerConfig     string `yaml:"docker_config"`
 	// Mirror is a host[:port] or URL that images of this registry are pulled
 	// from instead: with mirror 127.0.0.1:5000, docker.io/acme/web is pulled
 	// as 127.0.0.1:5000/acme/web.
@@ -232,6 +240,13 @@ type Container struct {
 type Credentials struct {
 	Username string
 	Password string // secret
+	// IdentityToken is a secret the registry's token service takes in
+	// place of a password (Docker's identitytoken).
+	IdentityToken string
+	// Source, when not nil, is where the credentials come from at each
+	// call (credential_helper, docker_config), and the fields above are
+	// empty: see CredentialSource.Fetch.
+	Source *CredentialSource
 }
 
 // MatchResult says which deployments a push updates and why the others

@@ -119,10 +119,11 @@ func (c *Config) checkConfigPolicies(p *problems) {
 
 // ValidatePolicies returns warnings about what cannot be checked without
 // the image: required variables that no layer of the config sets, so that
-// only the image's ENV can (checked at each deploy). `liftoff validate`
+// only the image's ENV can (checked at each deploy); and about registry
+// credentials that cannot work yet (registryWarnings). `liftoff validate`
 // prints them; they do not make the config invalid.
 func (c *Config) ValidatePolicies() []string {
-	var out []string
+	out := c.registryWarnings()
 	for i := range c.Deployments {
 		d := &c.Deployments[i]
 		e, ok := c.Environments[d.Environment]

@@ -135,6 +135,9 @@ func (c *Config) PullRepo(repo string) (string, Credentials, error) {
 
 func (c *Config) credentials(host string) (Credentials, error) {
 	r, ok := c.Registries[host]
+	if ok && (r.CredentialHelper != "" || r.DockerConfig != "") {
+		return Credentials{Source: c.credentialSource(host, r)}, nil // fetched at the call
+	}
 	if !ok || r.Username == "" && r.PasswordFile == "" {
 		return Credentials{}, nil
 	}

@@ -79,13 +79,13 @@ registries:
 		repo, want string
 		creds      Credentials
 	}{
-		{"docker.io/acme/web", "127.0.0.1:5000/acme/web", Credentials{"mirror", pw}},
-		{"docker.io/library/nginx", "127.0.0.1:5000/library/nginx", Credentials{"mirror", pw}},
-		{"nginx", "127.0.0.1:5000/library/nginx", Credentials{"mirror", pw}},
-		{"ghcr.io/acme/web", "ghcr.io/acme/web", Credentials{"bot", pw}},
+		{"docker.io/acme/web", "127.0.0.1:5000/acme/web", Credentials{Username: "mirror", Password: pw}},
+		{"docker.io/library/nginx", "127.0.0.1:5000/library/nginx", Credentials{Username: "mirror", Password: pw}},
+		{"nginx", "127.0.0.1:5000/library/nginx", Credentials{Username: "mirror", Password: pw}},
+		{"ghcr.io/acme/web", "ghcr.io/acme/web", Credentials{Username: "bot", Password: pw}},
 		// The mirror has no entry: quay's credentials (none here) are never sent to it.
 		{"quay.io/acme/web", "cache.example.com:8443/acme/web", Credentials{}},
-		{"127.0.0.1:5000/x", "127.0.0.1:5000/x", Credentials{"mirror", pw}},
+		{"127.0.0.1:5000/x", "127.0.0.1:5000/x", Credentials{Username: "mirror", Password: pw}},
 		{"example.com/x", "example.com/x", Credentials{}},
 	}
 	for _, tt := range tests {

@@ -177,6 +177,7 @@ func (c *Config) validateRegistries(p *problems) {
 				p.addFile(rp+".password_file", err)
 			}
 		}
+		c.checkCredentials(p, rp, r)
 		regs[host] = r
 	}
 	c.Registries = regs
