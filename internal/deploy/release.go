@@ -156,7 +156,7 @@ func (a *attempt) oneOff(step, image string, pull bool, spec OneOff, secrets []s
 				return fmt.Errorf("registry settings for %s: %w", image, err)
 			}
 			ref = repo + suffix
-			if err := rt.Pull(ctx, ref, Auth{Username: cred.Username, Password: cred.Password}); err != nil {
+			if err := rt.Pull(ctx, ref, AuthOf(cred)); err != nil {
 				return err
 			}
 		}

@@ -74,10 +74,16 @@ type OneOffResult struct {
 }
 
 // Auth holds registry credentials for Resolve and Pull; the zero value is
-// anonymous.
+// anonymous. AuthOf makes it from the config's.
 type Auth struct {
 	Username string
-	Password string
+	Password string // secret
+	// IdentityToken is a secret the registry's token service takes in
+	// place of a password (Docker's identitytoken).
+	IdentityToken string
+	// Source, when set, is asked for the credentials at each call instead
+	// of the fields above (a credential helper's, cached).
+	Source CredentialSource
 }
 
 // Container is what the engine knows of a container.

@@ -64,7 +64,7 @@ func (a *attempt) resolve() (Outcome, error) {
 	if err != nil {
 		return Failed, fmt.Errorf("registry settings for %s: %w", d.Image, err)
 	}
-	a.pullRepo, a.auth = pullRepo, Auth{Username: cred.Username, Password: cred.Password}
+	a.pullRepo, a.auth = pullRepo, AuthOf(cred)
 
 	digest := r.Digest
 	err = a.step(StepResolve, a.e.opts.PullTimeout, func(ctx context.Context) error {

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
@@ -30,7 +28,11 @@ import (
 // know is deploy.ErrNotFound; a registry that cannot be reached is
 // deploy.ErrUnavailable.
 func (c *Client) Resolve(ctx context.Context, ref string, auth deploy.Auth) (string, error) {
-	digest, err := c.resolve(ctx, ref, auth)
+	var digest string
+	err := withAuth(ctx, auth, func(a deploy.Auth) (err error) {
+		digest, err = c.resolve(ctx, ref, a)
+		return err
+	})
 	if errors.Is(err, deploy.ErrNotFound) {
 		// The registry's words for it ("404 Not Found (HEAD responses have
 		// no body...)") say less than this.
@@ -102,7 +104,7 @@ func authenticator(a deploy.Auth) authn.Authenticator {
 	if a == (deploy.Auth{}) {
 		return authn.Anonymous
 	}
-	return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password})
+	return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken})
 }
 
 // definitive tells whether a failed HEAD is the registry's final word, which
@@ -164,44 +166,23 @@ func pullErr(err error, code int) error {
 	return err
 }
 
-// redact keeps a password out of an error message, whatever a library put
-// into it. The error chain is kept.
-func redact(err error, a deploy.Auth) error {
-	if a.Password == "" || !strings.Contains(err.Error(), a.Password) {
-		return err
-	}
-	return redacted{err: err, msg: strings.ReplaceAll(err.Error(), a.Password, "xxxxx")}
-}
-
-type redacted struct {
-	err error
-	msg string
-}
-
-func (e redacted) Error() string { return e.msg }
-func (e redacted) Unwrap() error { return e.err }
-
 // Pull fetches ref ("host/repo@sha256:...") into the engine. It returns only
 // when the engine has finished: the pull's progress stream is read to its
 // end, and an error reported in it (the HTTP status is 200 regardless) is
 // returned. When ctx ends first, the pull is abandoned.
 func (c *Client) Pull(ctx context.Context, ref string, auth deploy.Auth) error {
-	if err := c.pull(ctx, ref, auth); err != nil {
+	err := withAuth(ctx, auth, func(a deploy.Auth) error { return c.pull(ctx, ref, a) })
+	if err != nil {
 		return c.fail("pull", redact(fmt.Errorf("pull %s: %w", ref, err), auth))
 	}
 	return nil
 }
 
 func (c *Client) pull(ctx context.Context, ref string, auth deploy.Auth) error {
-	opts := client.ImagePullOptions{}
-	if auth != (deploy.Auth{}) {
-		r, err := name.ParseReference(ref)
-		if err != nil {
-			return err
-		}
-		if opts.RegistryAuth, err = encodeAuth(auth, r.Context().RegistryStr()); err != nil {
-			return err
-		}
+	var opts client.ImagePullOptions
+	var err error
+	if opts.RegistryAuth, err = encodeAuth(auth, ref); err != nil {
+		return err
 	}
 	start := time.Now()
 	stream, err := c.cli.ImagePull(ctx, ref, opts)
@@ -259,16 +240,6 @@ func readPullStream(r io.Reader) error {
 			return pullErr(errors.New(msg), code)
 		}
 	}
-}
-
-// encodeAuth builds the X-Registry-Auth header: base64url of a JSON
-// AuthConfig.
-func encodeAuth(a deploy.Auth, server string) (string, error) {
-	b, err := json.Marshal(registry.AuthConfig{Username: a.Username, Password: a.Password, ServerAddress: server})
-	if err != nil {
-		return "", err
-	}
-	return base64.URLEncoding.EncodeToString(b), nil
 }
 
 // ImageEnv returns the ENV of a pulled image as KEY=VALUE lines; an image

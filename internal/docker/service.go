@@ -12,7 +12,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-connections/nat"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -119,22 +118,20 @@ func (c *Client) DeployService(ctx context.Context, spec deploy.ServiceSpec) (st
 	if err != nil {
 		return "", false, fmt.Errorf("service %s: %w", spec.Name, err)
 	}
-	var auth string
-	if spec.Auth != (deploy.Auth{}) {
-		r, err := name.ParseReference(spec.Image)
-		if err != nil {
-			return "", false, fmt.Errorf("service %s: %w", spec.Name, err)
-		}
-		if auth, err = encodeAuth(spec.Auth, r.Context().RegistryStr()); err != nil {
-			return "", false, fmt.Errorf("service %s: %w", spec.Name, err)
-		}
+	creds, err := fetchAuth(ctx, spec.Auth) // no retry: the nodes pull later
+	if err != nil {
+		return "", false, fmt.Errorf("service %s: %w", spec.Name, err)
+	}
+	auth, err := encodeAuth(creds, spec.Image)
+	if err != nil {
+		return "", false, fmt.Errorf("service %s: %w", spec.Name, err)
 	}
 	for try := 1; ; try++ {
 		cur, err := c.service(ctx, spec.Name)
 		if errors.Is(err, deploy.ErrNotFound) {
 			res, err := c.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: ss, EncodedRegistryAuth: auth})
 			if err != nil {
-				return "", false, c.fail("service", redact(fmt.Errorf("create service %s: %w", spec.Name, engineErr(err)), spec.Auth))
+				return "", false, c.fail("service", redact(fmt.Errorf("create service %s: %w", spec.Name, engineErr(err)), creds))
 			}
 			c.warn(spec.Name, res.Warnings)
 			c.log.Debug().Str("service", spec.Name).Str("id", res.ID).Str("image", spec.Image).Msg("created service")
@@ -154,7 +151,7 @@ func (c *Client) DeployService(ctx context.Context, spec deploy.ServiceSpec) (st
 			continue
 		}
 		if err != nil {
-			return "", false, c.fail("service", redact(fmt.Errorf("update service %s: %w", spec.Name, engineErr(err)), spec.Auth))
+			return "", false, c.fail("service", redact(fmt.Errorf("update service %s: %w", spec.Name, engineErr(err)), creds))
 		}
 		c.warn(spec.Name, res.Warnings)
 		c.log.Debug().Str("service", spec.Name).Str("id", cur.ID).Str("image", spec.Image).Bool("force", spec.Force).Msg("updated service")
