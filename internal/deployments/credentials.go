@@ -160,6 +160,9 @@ func checkHelperName(name string) error {
 func (c *Config) checkCredentials(p *problems, rp string, r Registry) {
 	const ways = "give credentials in one way: username and password_file, credential_helper or docker_config"
 	basic := r.Username != "" || r.PasswordFile != ""
+	if (r.CredentialHelper != "" || r.DockerConfig != "") && c.helpers == nil {
+		c.helpers = newHelperCache()
+	}
 	if r.CredentialHelper != "" {
 		if basic {
 			p.addf(rp+".credential_helper", "%s", ways)
@@ -188,9 +191,6 @@ func (c *Config) checkCredentials(p *problems, rp string, r Registry) {
 		if err := checkHelperName(h); err != nil {
 			p.addf(rp+".docker_config", "credsStore %q: %v", h, err)
 		}
-	}
-	if c.helpers == nil {
-		c.helpers = newHelperCache()
 	}
 }
 
