@@ -7,8 +7,8 @@
 // concurrent use: the daemon reloads by building a new one and swapping it.
 //
 // Secrets: hook and API tokens, values written as ${VAR}, the contents of
-// env_files, secret_files and password_file never appear in an error of
-// this package.
+// env_files, secret_files, password_file and docker_config, and what
+// credential helpers answer never appear in an error of this package.
 // SecretKeys and BackupEnv tell callers which variables and values to
 // redact.
 package deployments

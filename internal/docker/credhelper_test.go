@@ -11,6 +11,7 @@ import (
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/docker"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
@@ -52,14 +53,33 @@ func (r *expiringRegistry) expire(h *testenv.CredHelper, token string) {
 	h.SetSecret(token)
 }
 
-// authFor is the Auth a deploy passes for repo under registries yaml.
-func authFor(t *testing.T, yaml, repo string) deploy.Auth {
+// helperFixture is a client of the engine, a registry whose token
+// expires (token-1 now) and the fake docker-credential-test answering it.
+type helperFixture struct {
+	h    *testenv.CredHelper
+	c    *docker.Client
+	reg  *expiringRegistry
+	repo string // acme/private on reg
+}
+
+func newHelperFixture(t *testing.T) *helperFixture {
 	t.Helper()
+	h := testenv.NewCredHelper(t, "test", "AWS", "token-1")
+	c, _ := newClient(t)
+	reg := newExpiringRegistry(t, testenv.Engine(t), "token-1")
+	return &helperFixture{h: h, c: c, reg: reg, repo: reg.Host() + "/acme/private"}
+}
+
+// auth is the Auth a deploy of f.repo passes with setting
+// ("credential_helper: test") as the registry's entry in the config.
+func (f *helperFixture) auth(t *testing.T, setting string) deploy.Auth {
+	t.Helper()
+	yaml := "registries: {" + f.reg.Host() + ": {" + setting + "}}\n"
 	cfg, err := deployments.Parse([]byte(yaml), t.TempDir(), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, cred, err := cfg.PullRepo(repo)
+	_, cred, err := cfg.PullRepo(f.repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,12 +100,9 @@ func noToken(t *testing.T, err error) {
 // first call refused fetches a new one, once, and succeeds. Not parallel:
 // the helper is on PATH.
 func TestCredentialHelperResolveAndPull(t *testing.T) {
-	h := testenv.NewCredHelper(t, "test", "AWS", "token-1")
-	e := testenv.Engine(t)
-	c, _ := newClient(t)
-	reg := newExpiringRegistry(t, e, "token-1")
-	repo := reg.Host() + "/acme/private"
-	auth := authFor(t, "registries: {"+reg.Host()+": {credential_helper: test}}\n", repo)
+	f := newHelperFixture(t)
+	h, c, reg, repo := f.h, f.c, f.reg, f.repo
+	auth := f.auth(t, "credential_helper: test")
 	calls := func(want int) {
 		t.Helper()
 		if got := len(h.Calls()); got != want {
@@ -148,13 +165,10 @@ func TestCredentialHelperResolveAndPull(t *testing.T) {
 // A helper that fails when the token expired gives an error that names
 // it, the registry and its exit status, with no secret.
 func TestCredentialHelperFailing(t *testing.T) {
-	h := testenv.NewCredHelper(t, "test", "AWS", "token-1")
-	e := testenv.Engine(t)
-	c, _ := newClient(t)
-	reg := newExpiringRegistry(t, e, "token-1")
-	repo := reg.Host() + "/acme/private"
+	f := newHelperFixture(t)
+	h, c, reg, repo := f.h, f.c, f.reg, f.repo
 	d := reg.Push(t, "acme/private", "v1", testenv.AppImage{Version: "1"})
-	auth := authFor(t, "registries: {"+reg.Host()+": {credential_helper: test}}\n", repo)
+	auth := f.auth(t, "credential_helper: test")
 	if _, err := c.Resolve(ctx(t), repo+":v1", auth); err != nil {
 		t.Fatal(err)
 	}
@@ -181,18 +195,13 @@ func TestCredentialHelperFailing(t *testing.T) {
 // A docker_config whose credHelpers names the helper for the registry,
 // on the real engine.
 func TestDockerConfigPull(t *testing.T) {
-	testenv.NewCredHelper(t, "test", "AWS", "token-1")
-	e := testenv.Engine(t)
-	c, _ := newClient(t)
-	reg := newExpiringRegistry(t, e, "token-1")
-	repo := reg.Host() + "/acme/private"
-	d := reg.Push(t, "acme/private", "v1", testenv.AppImage{Version: "1"})
+	f := newHelperFixture(t)
+	d := f.reg.Push(t, "acme/private", "v1", testenv.AppImage{Version: "1"})
 	file := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(file, []byte(`{"credHelpers": {"`+reg.Host()+`": "test"}}`), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(`{"credHelpers": {"`+f.reg.Host()+`": "test"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	auth := authFor(t, "registries: {"+reg.Host()+": {docker_config: "+file+"}}\n", repo)
-	if err := c.Pull(ctx(t), repo+"@"+d, auth); err != nil {
+	if err := f.c.Pull(ctx(t), f.repo+"@"+d, f.auth(t, "docker_config: "+file)); err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
 }
