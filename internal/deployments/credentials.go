@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/docker/cli/cli/config/configfile"
 	clicreds "github.com/docker/cli/cli/config/credentials"
@@ -223,27 +224,37 @@ func (c *Config) registryWarnings() []string {
 	return out
 }
 
+// helperMaxAge is how long a helper's answer is kept at most, refused or
+// not: a service's nodes pull with the credentials sent along, which no
+// call of liftoff's has tried (a rollback or a repair of a service resolves
+// nothing). Shorter than the shortest-lived tokens helpers give (gcloud's
+// hour; ECR's last 12).
+const helperMaxAge = 30 * time.Minute
+
 // helperCache keeps credential helpers' answers until a registry refuses
-// them: a helper runs once per registry, not at every resolve and pull
-// (ecr-login asks AWS each time). A caller waits for another's run of the
-// same helper for the same server, and takes its answer.
+// them, or helperMaxAge: a helper runs once per registry, not at every
+// resolve and pull (ecr-login asks AWS each time). A caller waits for
+// another's run of the same helper for the same server, and takes its
+// answer.
 type helperCache struct {
 	mu      sync.Mutex
 	entries map[string]*helperEntry // by helper and server
+	now     func() time.Time
 }
 
 type helperEntry struct {
 	turn  chan struct{} // held while the entry is read or its helper runs
 	creds Credentials
+	at    time.Time // when the helper answered
 	ok    bool
 }
 
 func newHelperCache() *helperCache {
-	return &helperCache{entries: map[string]*helperEntry{}}
+	return &helperCache{entries: map[string]*helperEntry{}, now: time.Now}
 }
 
 // get returns the cached answer of helper for server, running it when
-// there is none or refused is the one held. A nil cache (a config not
+// there is none, it is too old, or refused is the one held. A nil cache (a config not
 // validated) runs the helper every time.
 func (h *helperCache) get(ctx context.Context, helper, server string, refused Credentials) (Credentials, error) {
 	if h == nil {
@@ -264,10 +275,10 @@ func (h *helperCache) get(ctx context.Context, helper, server string, refused Cr
 		return Credentials{}, context.Cause(ctx)
 	}
 	defer func() { <-e.turn }()
-	if e.ok && (refused == (Credentials{}) || refused != e.creds) {
+	if e.ok && h.now().Sub(e.at) < helperMaxAge && (refused == (Credentials{}) || refused != e.creds) {
 		return e.creds, nil
 	}
 	cr, err := runHelper(ctx, helper, server)
-	e.creds, e.ok = cr, err == nil
+	e.creds, e.at, e.ok = cr, h.now(), err == nil
 	return cr, err
 }

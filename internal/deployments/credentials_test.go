@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
@@ -57,6 +58,24 @@ func TestCredentialHelperCache(t *testing.T) {
 	wg.Wait()
 	if calls := h.Calls(); len(calls) != 2 {
 		t.Errorf("helper asked %q, want once more after the refusal", calls)
+	}
+
+	// Kept helperMaxAge at most, refused or not.
+	now := time.Now()
+	c.helpers.now = func() time.Time { return now }
+	now = now.Add(helperMaxAge - time.Second)
+	if _, err := fetch(t, c, "ghcr.io/acme/web", Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.Calls(); len(calls) != 2 {
+		t.Errorf("helper asked %q before helperMaxAge", calls)
+	}
+	now = now.Add(time.Second)
+	if _, err := fetch(t, c, "ghcr.io/acme/web", Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := h.Calls(); len(calls) != 3 {
+		t.Errorf("helper asked %q, want once more at helperMaxAge", calls)
 	}
 
 	if _, err := fetch(t, c, "acme/web", Credentials{}); err != nil {
