@@ -28,6 +28,8 @@ func AuthOf(c deployments.Credentials) Auth {
 	return Auth{Username: c.Username, Password: c.Password, IdentityToken: c.IdentityToken}
 }
 
+var _ CredentialSource = configSource{}
+
 // configSource is a CredentialSource over the config's.
 type configSource struct{ s *deployments.CredentialSource }
 

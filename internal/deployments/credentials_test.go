@@ -115,7 +115,7 @@ func TestCredentialHelperErrors(t *testing.T) {
 	h.Fail("")
 	h.NotFound(true)
 	_, err = fetch(t, c, "ghcr.io/acme/web", Credentials{})
-	if err == nil || !strings.Contains(err.Error(), "docker-credential-test has no credentials for ghcr.io") {
+	if err == nil || !strings.Contains(err.Error(), "registries.ghcr.io.credential_helper: docker-credential-test get ghcr.io: it has no credentials for this server") {
 		t.Errorf("helper without credentials: error = %v", err)
 	}
 

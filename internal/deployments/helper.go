@@ -27,7 +27,7 @@ const maxHelperOutput = 64 << 10
 // errNoCredentials is a helper's "credentials not found": an error for a
 // credential_helper, anonymous pulls for a docker_config's helper (as
 // docker pull does).
-var errNoCredentials = errors.New("no credentials")
+var errNoCredentials = errors.New("it has no credentials for this server")
 
 // runHelper asks docker-credential-<helper> for server's credentials by
 // the credential helper protocol (the server on stdin, JSON on stdout),
@@ -49,7 +49,7 @@ func runHelper(ctx context.Context, helper, server string) (Credentials, error) 
 	}, server)
 	switch {
 	case helpercreds.IsErrCredentialsNotFound(err):
-		return Credentials{}, fmt.Errorf("%s has no credentials for %s: %w", bin, server, errNoCredentials)
+		return Credentials{}, fmt.Errorf("%s get %s: %w", bin, server, errNoCredentials)
 	case run != nil && run.err != nil:
 		return Credentials{}, run.failure(ctx, bin, server)
 	case err != nil:
@@ -61,6 +61,8 @@ func runHelper(ctx context.Context, helper, server string) (Credentials, error) 
 	}
 	return Credentials{Username: got.Username, Password: got.Secret}, nil
 }
+
+var _ client.Program = (*helperRun)(nil)
 
 // helperRun is one run of a helper, as docker-credential-helpers' client
 // drives it; unlike the client's own, it stops with ctx and keeps stderr
