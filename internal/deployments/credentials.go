@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -102,10 +103,13 @@ func configHelper(cf *configfile.ConfigFile, key string) string {
 	return cf.CredentialsStore
 }
 
-// loadDockerConfig reads a Docker config.json with the Docker CLI's own
-// parser (which decodes each auth). Its errors name the file, never quote
-// its content.
+// loadDockerConfig reads a Docker config.json, or the one in a directory
+// (as DOCKER_CONFIG names one), with the Docker CLI's own parser (which
+// decodes each auth). Its errors name the file, never quote its content.
 func loadDockerConfig(path string) (*configfile.ConfigFile, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "config.json")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

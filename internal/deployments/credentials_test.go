@@ -3,6 +3,7 @@ package deployments
 import (
 	"context"
 	"encoding/base64"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -199,6 +200,10 @@ func TestValidateCredentialSources(t *testing.T) {
 	write(t, dir, "type.json", `{"auths": {"ghcr.io": {"auth": 42}}}`)
 	write(t, dir, "base64.json", `{"auths": {"ghcr.io": {"auth": "FILESECRET!!"}}}`)
 	write(t, dir, "userpass.json", `{"auths": {"ghcr.io": {"auth": "`+base64.StdEncoding.EncodeToString([]byte("FILESECRET"))+`"}}}`)
+	if err := os.Mkdir(filepath.Join(dir, "docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "docker"), "config.json", `{"credsStore": "pass"}`)
 	write(t, dir, "badhelper.json", `{"credHelpers": {"ghcr.io": "../../tmp/x"}, "credsStore": "/bin/sh"}`)
 	file := func(name string) string { return filepath.Join(dir, name) }
 	tests := []struct {
@@ -207,6 +212,7 @@ func TestValidateCredentialSources(t *testing.T) {
 	}{
 		{"helper", "{credential_helper: ecr-login}", nil},
 		{"docker_config", "{docker_config: " + file("ok.json") + "}", nil},
+		{"docker_config directory", "{docker_config: " + file("docker") + "}", nil},
 		{"helper and username", "{credential_helper: pass, username: ci, password_file: hub-password}",
 			[]string{"registries.ghcr.io.credential_helper: give credentials in one way: username and password_file, credential_helper or docker_config"}},
 		{"helper and docker_config", "{credential_helper: pass, docker_config: " + file("ok.json") + "}",
