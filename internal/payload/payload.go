@@ -160,7 +160,7 @@ func tag(path, t string) (skip string, err error) {
 		return "untagged: the tag is a digest", nil
 	}
 	if err := deployments.ValidateTag(t); err != nil {
-		if plain(t) == "" {
+		if plain(t) == "" && len(t) <= 128 { // a longer one is not quoted
 			return "", invalid(path, "invalid tag: want [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 		}
 		return "", invalid(path, "%v", err)
