@@ -223,9 +223,10 @@ func (c *pushes) add(p Push, isIndex bool) {
 	c.index = append(c.index, isIndex)
 }
 
-// skip records an event that deploys nothing; t is shown only when plain.
+// skip records an event that deploys nothing; t is kept when it is a
+// valid tag, or a digest in its place.
 func (c *pushes) skip(t, reason string) {
-	if plain(t) == "" {
+	if deployments.ValidateTag(t) != nil && (!isDigest(t) || plain(t) == "") {
 		t = ""
 	}
 	c.p.Skipped = append(c.p.Skipped, Skip{Tag: t, Reason: reason})
