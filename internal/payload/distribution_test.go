@@ -43,13 +43,17 @@ func TestDistribution(t *testing.T) {
 		return Push{Repo: "registry.example.com/acme/web", Tag: "3.1.0", Digest: digest, Pusher: "ci-bot",
 			PushedAt: time.Date(2026, 12, 7, 3, 12, 11, 5e8, time.UTC)}
 	}
-	one := func(edits ...string) string { return envelope([]map[string]any{distEv("push", index, "3.1.0", dg("i"))}, edits...) }
+	one := func(edits ...string) string {
+		return envelope([]map[string]any{distEv("push", index, "3.1.0", dg("i"))}, edits...)
+	}
 	id := "5e1d2a44-0f2b-4c1e-9a7d-" + dg("i")[7:19]
 	layer := "application/vnd.oci.image.layer.v1.tar+gzip"
 	blob := func(i int, media string) Skip {
 		return Skip{Reason: "events[" + strconv.Itoa(i) + `]: not a manifest (a blob or an artifact): "` + media + `"`}
 	}
-	untagged := func(i int) Skip { return Skip{Reason: "events[" + strconv.Itoa(i) + "]: untagged: nothing to deploy by tag"} }
+	untagged := func(i int) Skip {
+		return Skip{Reason: "events[" + strconv.Itoa(i) + "]: untagged: nothing to deploy by tag"}
+	}
 	action := func(i int, tag, a string) Skip {
 		return Skip{Tag: tag, Reason: "events[" + strconv.Itoa(i) + `]: action "` + a + `"`}
 	}

@@ -139,10 +139,16 @@ func repo(path, name string) (string, error) {
 // docker.io/registry/web.
 func host(path, h string) (string, error) {
 	h = lowerASCII(h)
+	name, port, hasPort := h, "", false
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		name, port, hasPort = h[:i], h[i+1:], true
+	}
 	switch {
 	case h == "":
 		return "", invalid(path, "missing")
-	case h != "localhost" && !strings.ContainsAny(h, ".:") || strings.ContainsAny(h, "/@?#\\"):
+	case name == "" || hasPort && (port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != ""),
+		name != "localhost" && !strings.Contains(name, ".") && !hasPort,
+		strings.ContainsAny(h, "/@?#\\"):
 		return "", invalid(path, "want a registry host[:port]%s", shown(h))
 	}
 	return h, nil

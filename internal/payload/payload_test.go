@@ -185,11 +185,11 @@ func with(h http.Header, key, value string) http.Header {
 // paths cut.
 func TestFieldPath(t *testing.T) {
 	for ptr, want := range map[string]string{
-		"":                      "body",
-		"/events/3/target/tag":  "events[3].target.tag",
-		"/a b/x":                `"a b".x`,
-		"/push_data/tag":        "push_data.tag",
-		"/x\nlevel=error/k":     `"x\nlevel=error".k`,
+		"":                              "body",
+		"/events/3/target/tag":          "events[3].target.tag",
+		"/a b/x":                        `"a b".x`,
+		"/push_data/tag":                "push_data.tag",
+		"/x\nlevel=error/k":             `"x\nlevel=error".k`,
 		"/" + strings.Repeat("a/", 300): strings.Repeat("a.", 128),
 	} {
 		if got := fieldPath(jsontext.Pointer(ptr)); got != want {
@@ -279,4 +279,16 @@ func edited(tb testing.TB, source, name string, pathValues ...any) string {
 		tb.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestHost(t *testing.T) {
+	for h, ok := range map[string]bool{
+		"ghcr.io": true, "Registry.Example.com:5000": true, "localhost": true, "localhost:5000": true, "registry:5000": true,
+		"[::1]:5000": true, "registry": false, "https:": false, ":5000": false, "a.b:": false, "a.b:123456": false,
+		"a.b:x": false, "a.b/c": false, "user@a.b": false, "": false,
+	} {
+		if _, err := host("h", h); (err == nil) != ok {
+			t.Errorf("host(%q): %v", h, err)
+		}
+	}
 }

@@ -43,10 +43,11 @@ func (q *quayTags) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if err != nil {
 			return err
 		}
+		// String before the next read: the token is only valid until then.
+		*q = append(*q, name.String())
 		if err := dec.SkipValue(); err != nil { // the image id
 			return err
 		}
-		*q = append(*q, name.String())
 	}
 	_, err := dec.ReadToken()
 	return err
