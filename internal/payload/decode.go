@@ -31,6 +31,19 @@ var senderJSON = json.JoinOptions(
 // unknown keys: a "tags" for "tag" is a mistake to report, not to ignore.
 var ownJSON = json.JoinOptions(senderJSON, json.RejectUnknownMembers(true))
 
+// read checks the request's Content-Type (application/json or one of
+// media) and decodes its body into a new T.
+func read[T any](h http.Header, body []byte, opts json.Options, media ...string) (*T, error) {
+	if err := contentType(h, media...); err != nil {
+		return nil, err
+	}
+	v := new(T)
+	if err := decode(body, v, opts); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 // decode reads body, a JSON object, into v.
 func decode(body []byte, v any, opts json.Options) error {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {

@@ -47,11 +47,8 @@ type distEvent struct {
 // only the events that would deploy are checked, so that a pull with a
 // field liftoff does not know cannot wedge the registry's queue.
 func Distribution(h http.Header, body []byte) (Parsed, error) {
-	if err := contentType(h, mediaEventsV1, mediaEventsV2); err != nil {
-		return Parsed{}, err
-	}
-	var env distEnvelope
-	if err := decode(body, &env, senderJSON); err != nil {
+	env, err := read[distEnvelope](h, body, senderJSON, mediaEventsV1, mediaEventsV2)
+	if err != nil {
 		return Parsed{}, err
 	}
 	if env.Events == nil {
@@ -88,14 +85,8 @@ func distEventPush(c *pushes, path string, ev *distEvent) error {
 		c.skip(t.Tag, path+": not a manifest (a blob or an artifact):"+shown(t.MediaType))
 		return nil
 	}
-	if skip, err := tag(path+".target.tag", t.Tag); err != nil {
-		return err
-	} else if skip != "" {
-		c.skip(t.Tag, path+": "+skip)
-		return nil
-	}
-	d, err := digest(path+".target.digest", t.Digest)
-	if err != nil {
+	d, ok, err := c.tagged(path+": ", path+".target.tag", t.Tag, path+".target.digest", t.Digest)
+	if !ok {
 		return err
 	}
 	host, err := distHost(path, ev)

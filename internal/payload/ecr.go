@@ -31,15 +31,11 @@ type ecrEvent struct {
 // China's regions). Other ECR events a broad rule forwards (scans, pull
 // through cache, deletes) are skipped.
 func ECR(h http.Header, body []byte) (Parsed, error) {
-	if err := contentType(h); err != nil {
-		return Parsed{}, err
-	}
-	var ev ecrEvent
-	if err := decode(body, &ev, senderJSON); err != nil {
+	ev, err := read[ecrEvent](h, body, senderJSON)
+	if err != nil {
 		return Parsed{}, err
 	}
 	var p Parsed
-	var err error
 	if p.ID, err = deliveryID("id", ev.ID); err != nil {
 		return Parsed{}, err
 	}
@@ -58,15 +54,11 @@ func ECR(h http.Header, body []byte) (Parsed, error) {
 		c.skip(d.ImageTag, "the push failed: result"+shown(d.Result))
 		return p, nil
 	}
-	if skip, err := tag("detail.image-tag", d.ImageTag); err != nil {
-		return Parsed{}, err
-	} else if skip != "" {
-		c.skip(d.ImageTag, skip)
-		return p, nil
-	}
-	dg, err := digest("detail.image-digest", d.ImageDigest)
+	dg, ok, err := c.tagged("", "detail.image-tag", d.ImageTag, "detail.image-digest", d.ImageDigest)
 	if err != nil {
 		return Parsed{}, err
+	} else if !ok {
+		return p, nil
 	}
 	hst, err := ecrHost(ev.Account, ev.Region)
 	if err != nil {

@@ -14,11 +14,8 @@ type genericBody struct {
 // "digest": "..."}, in which a key liftoff does not know is an error (the
 // caller checks X-Liftoff-Signature-256 first, with VerifySignature).
 func Generic(h http.Header, body []byte) (Parsed, error) {
-	if err := contentType(h); err != nil {
-		return Parsed{}, err
-	}
-	var b genericBody
-	if err := decode(body, &b, ownJSON); err != nil {
+	b, err := read[genericBody](h, body, ownJSON)
+	if err != nil {
 		return Parsed{}, err
 	}
 	r, err := repo("image", b.Image)
@@ -30,15 +27,11 @@ func Generic(h http.Header, body []byte) (Parsed, error) {
 	}
 	var p Parsed
 	c := pushes{p: &p}
-	if skip, err := tag("tag", b.Tag); err != nil {
-		return Parsed{}, err
-	} else if skip != "" {
-		c.skip(b.Tag, skip)
-		return p, nil
-	}
-	d, err := digest("digest", b.Digest)
+	d, ok, err := c.tagged("", "tag", b.Tag, "digest", b.Digest)
 	if err != nil {
 		return Parsed{}, err
+	} else if !ok {
+		return p, nil
 	}
 	c.add(Push{Repo: r, Tag: b.Tag, Digest: d}, false)
 	return p, nil

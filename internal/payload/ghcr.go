@@ -57,12 +57,9 @@ func GHCR(h http.Header, body []byte) (Parsed, error) {
 		return Parsed{}, err
 	}
 	p.ID = id
-	if err := contentType(h); err != nil {
-		return Parsed{}, err
-	}
 	event := h.Get("X-GitHub-Event")
-	var ev ghEvent
-	if err := decode(body, &ev, senderJSON); err != nil {
+	ev, err := read[ghEvent](h, body, senderJSON)
+	if err != nil {
 		return Parsed{}, err
 	}
 
@@ -105,15 +102,11 @@ func GHCR(h http.Header, body []byte) (Parsed, error) {
 		return p, nil
 	}
 	path := key + ".package_version.container_metadata.tag"
-	if skip, err := tag(path+".name", ct.Tag.Name); err != nil {
-		return Parsed{}, err
-	} else if skip != "" {
-		c.skip(ct.Tag.Name, skip)
-		return p, nil
-	}
-	d, err := digest(path+".digest", ct.Tag.Digest)
+	d, ok, err := c.tagged("", path+".name", ct.Tag.Name, path+".digest", ct.Tag.Digest)
 	if err != nil {
 		return Parsed{}, err
+	} else if !ok {
+		return p, nil
 	}
 	host, err := ghHost(key+".package_version.package_url", pkg.Version.PackageURL)
 	if err != nil {

@@ -48,24 +48,21 @@ type harborResource struct {
 // body). Only an artifact push deploys, each of its resources a tag; the
 // host is that of the resources' resource_url.
 func Harbor(h http.Header, body []byte) (Parsed, error) {
-	if err := contentType(h, mediaCloudEvents); err != nil {
-		return Parsed{}, err
-	}
 	var p Parsed
 	var data *harborData
 	var typ, operator, id string
 	var at time.Time
+	var err error
 	if h.Get("Ce-Specversion") != "" {
 		// Binary mode: the event's attributes are headers.
-		data = new(harborData)
-		if err := decode(body, data, senderJSON); err != nil {
+		if data, err = read[harborData](h, body, senderJSON); err != nil {
 			return Parsed{}, err
 		}
 		typ, operator, id = h.Get("Ce-Type"), h.Get("Ce-Operator"), h.Get("Ce-Id")
 		at = rfc3339(h.Get("Ce-Time"))
 	} else {
-		var b harborBody
-		if err := decode(body, &b, senderJSON); err != nil {
+		b, err := read[harborBody](h, body, senderJSON, mediaCloudEvents)
+		if err != nil {
 			return Parsed{}, err
 		}
 		switch {
@@ -77,7 +74,6 @@ func Harbor(h http.Header, body []byte) (Parsed, error) {
 			data, typ, operator, at = b.EventData, b.Type, b.Operator, unixTime(b.OccurAt)
 		}
 	}
-	var err error
 	if p.ID, err = deliveryID("id", id); err != nil {
 		return Parsed{}, err
 	}
@@ -102,15 +98,11 @@ func Harbor(h http.Header, body []byte) (Parsed, error) {
 	c := pushes{p: &p}
 	for i, res := range *data.Resources {
 		path := dataPath + ".resources[" + strconv.Itoa(i) + "]"
-		if skip, err := tag(path+".tag", res.Tag); err != nil {
-			return Parsed{}, err
-		} else if skip != "" {
-			c.skip(res.Tag, path+": "+skip)
-			continue
-		}
-		d, err := digest(path+".digest", res.Digest)
+		d, ok, err := c.tagged(path+": ", path+".tag", res.Tag, path+".digest", res.Digest)
 		if err != nil {
 			return Parsed{}, err
+		} else if !ok {
+			continue
 		}
 		r, err := harborRepo(path+".resource_url", res, name)
 		if err != nil {

@@ -229,6 +229,24 @@ func (c *pushes) add(p Push, isIndex bool) {
 	c.index = append(c.index, isIndex)
 }
 
+// tagged checks the tag and digest of an event: ok is false when the
+// event deploys nothing, and c has recorded why, prefixed with where
+// ("events[3]: ").
+func (c *pushes) tagged(where, tagPath, t, digestPath, d string) (dg string, ok bool, err error) {
+	skip, err := tag(tagPath, t)
+	if err != nil {
+		return "", false, err
+	}
+	if skip != "" {
+		c.skip(t, where+skip)
+		return "", false, nil
+	}
+	if dg, err = digest(digestPath, d); err != nil {
+		return "", false, err
+	}
+	return dg, true, nil
+}
+
 // skip records an event that deploys nothing; t is kept when it is a
 // valid tag, or a digest in its place.
 func (c *pushes) skip(t, reason string) {

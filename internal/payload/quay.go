@@ -57,11 +57,8 @@ func (q *quayTags) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // push. Quay sends no digest and no pusher. The repository is docker_url,
 // which holds the host, and must end with repository.
 func Quay(h http.Header, body []byte) (Parsed, error) {
-	if err := contentType(h); err != nil {
-		return Parsed{}, err
-	}
-	var b quayBody
-	if err := decode(body, &b, senderJSON); err != nil {
+	b, err := read[quayBody](h, body, senderJSON)
+	if err != nil {
 		return Parsed{}, err
 	}
 	if b.UpdatedTags == nil {
@@ -88,13 +85,11 @@ func Quay(h http.Header, body []byte) (Parsed, error) {
 	c := pushes{p: &p}
 	for i, t := range *b.UpdatedTags {
 		path := "updated_tags[" + strconv.Itoa(i) + "]"
-		if skip, err := tag(path, t); err != nil {
+		if _, ok, err := c.tagged(path+": ", path, t, "", ""); err != nil {
 			return Parsed{}, err
-		} else if skip != "" {
-			c.skip(t, path+": "+skip)
-			continue
+		} else if ok {
+			c.add(Push{Repo: r, Tag: t}, false)
 		}
-		c.add(Push{Repo: r, Tag: t}, false)
 	}
 	if len(*b.UpdatedTags) == 0 {
 		c.skip("", "no updated tags")
