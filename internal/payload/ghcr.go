@@ -58,6 +58,9 @@ func GHCR(h http.Header, body []byte) (Parsed, error) {
 	}
 	p.ID = id
 	event := h.Get("X-GitHub-Event")
+	if event == "" {
+		return Parsed{}, invalid("X-GitHub-Event", "missing")
+	}
 	ev, err := read[ghEvent](h, body, senderJSON)
 	if err != nil {
 		return Parsed{}, err
@@ -71,8 +74,6 @@ func GHCR(h http.Header, body []byte) (Parsed, error) {
 	case "package":
 	case "registry_package":
 		key, pkg, other = "registry_package", ev.RegistryPackage, ev.Package
-	case "":
-		return Parsed{}, invalid("X-GitHub-Event", "missing")
 	default:
 		// A webhook that sends more events than it needs to is no error.
 		p.Skipped = append(p.Skipped, Skip{Reason: "not a package event:" + shown(event)})

@@ -52,6 +52,7 @@ func Harbor(h http.Header, body []byte) (Parsed, error) {
 	var data *harborData
 	var typ, operator, id string
 	var at time.Time
+	var dataPath string // where data is: "" in binary mode, the body itself
 	var err error
 	if h.Get("Ce-Specversion") != "" {
 		// Binary mode: the event's attributes are headers.
@@ -69,10 +70,11 @@ func Harbor(h http.Header, body []byte) (Parsed, error) {
 		case b.EventData != nil && (b.Data != nil || b.SpecVersion != ""):
 			return Parsed{}, invalid("body", "both event_data and a CloudEvent's data")
 		case b.SpecVersion != "":
-			data, typ, operator, id, at = b.Data, b.Type, b.Operator, b.ID, rfc3339(b.Time)
+			data, dataPath, id, at = b.Data, "data.", b.ID, rfc3339(b.Time)
 		default:
-			data, typ, operator, at = b.EventData, b.Type, b.Operator, unixTime(b.OccurAt)
+			data, dataPath, at = b.EventData, "event_data.", unixTime(b.OccurAt)
 		}
+		typ, operator = b.Type, b.Operator
 	}
 	if p.ID, err = deliveryID("id", id); err != nil {
 		return Parsed{}, err
@@ -81,23 +83,19 @@ func Harbor(h http.Header, body []byte) (Parsed, error) {
 		p.Skipped = append(p.Skipped, Skip{Reason: "event type" + shown(typ) + ": only an artifact push deploys"})
 		return p, nil
 	}
-	dataPath := "event_data"
-	if typ == "harbor.artifact.pushed" {
-		dataPath = "data"
-	}
 	if data == nil || data.Resources == nil {
-		return Parsed{}, invalid(dataPath+".resources", "missing")
+		return Parsed{}, invalid(dataPath+"resources", "missing")
 	}
 	name := data.Repository.RepoFullName
 	if name == "" && data.Repository.Name != "" && data.Repository.Namespace != "" {
 		name = data.Repository.Namespace + "/" + data.Repository.Name
 	}
 	if name == "" {
-		return Parsed{}, invalid(dataPath+".repository.repo_full_name", "missing")
+		return Parsed{}, invalid(dataPath+"repository.repo_full_name", "missing")
 	}
 	c := pushes{p: &p}
 	for i, res := range *data.Resources {
-		path := dataPath + ".resources[" + strconv.Itoa(i) + "]"
+		path := dataPath + "resources[" + strconv.Itoa(i) + "]"
 		d, ok, err := c.tagged(path+": ", path+".tag", res.Tag, path+".digest", res.Digest)
 		if err != nil {
 			return Parsed{}, err

@@ -36,6 +36,8 @@ func TestHarbor(t *testing.T) {
 			Skipped: []Skip{{Tag: arm, Reason: "data.resources[2]: untagged: the tag is a digest"}}}},
 		{name: "CloudEvents, binary", header: binary, body: string(fixture(t, "harbor", "cloudevents_binary_data.json")),
 			want: Parsed{ID: ceID, Pushes: []Push{web("2.0.1", ceAt)}}},
+		{name: "CloudEvents, binary, an invalid tag", header: binary, body: `{"resources": [{"tag": "-x"}], "repository": {"repo_full_name": "library/web"}}`,
+			err: `resources[0].tag: invalid tag "-x"`},
 		{name: "a pull", body: string(fixture(t, "harbor", "default_pull.json")),
 			want: Parsed{Skipped: []Skip{{Reason: `event type "PULL_ARTIFACT": only an artifact push deploys`}}}},
 		{name: "a CloudEvent of a scan", header: ceHeader, body: edited(t, "harbor", ce, "type", "harbor.scan.completed"),
