@@ -57,12 +57,10 @@ func Distribution(h http.Header, body []byte) (Parsed, error) {
 	var p Parsed
 	events := *env.Events
 	if len(events) == 1 {
-		// One event an envelope (v3): its id comes again on a retry.
-		id, err := deliveryID("events[0].id", events[0].ID)
-		if err != nil {
-			return Parsed{}, err
-		}
-		p.ID = id
+		// One event an envelope (v3): its id comes again on a retry. One
+		// liftoff would not store is dropped, not refused: a 400 would
+		// be retried forever.
+		p.ID, _ = deliveryID("events[0].id", events[0].ID)
 	}
 	c := pushes{p: &p}
 	for i := range events {

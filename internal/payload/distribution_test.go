@@ -95,6 +95,7 @@ func TestDistribution(t *testing.T) {
 		{name: "a pull's fields are not checked", body: envelope([]map[string]any{distEv("pull", index, "bad tag", dg("i"))},
 			"target.digest", "md5:x", "request.host", "registry", "target.repository", "Acme/Web"),
 			want: Parsed{ID: id, Skipped: []Skip{{Reason: `events[0]: action "pull"`}}}},
+		{name: "an id liftoff would not store is dropped", body: one("id", "a\nb"), want: Parsed{Pushes: []Push{web(dg("i"))}}},
 		{name: "1000 events", body: envelope(pulls), want: Parsed{Skipped: pullSkips}},
 		{name: "empty", body: `{"events": []}`, want: Parsed{}},
 

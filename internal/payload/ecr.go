@@ -64,10 +64,10 @@ func ECR(h http.Header, body []byte) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, err
 	}
-	r, err := repo("detail.repository-name", hst+"/"+d.RepositoryName)
 	if d.RepositoryName == "" {
-		err = invalid("detail.repository-name", "missing")
+		return Parsed{}, invalid("detail.repository-name", "missing")
 	}
+	r, err := repo("detail.repository-name", hst+"/"+d.RepositoryName)
 	if err != nil {
 		return Parsed{}, err
 	}
