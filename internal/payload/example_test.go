@@ -1,6 +1,9 @@
 package payload_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,10 +22,13 @@ func ExampleGHCR() {
 	h := http.Header{}
 	h.Set("X-GitHub-Event", "package")
 	h.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-	h.Set("X-Hub-Signature-256", "sha256=0000000000000000000000000000000000000000000000000000000000000000")
+	mac := hmac.New(sha256.New, secret) // what GitHub does
+	mac.Write(body)
+	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 
-	if err := payload.VerifySignature(secret, h.Get("X-Hub-Signature-256"), body); errors.Is(err, payload.ErrSignature) {
-		fmt.Println("401:", err)
+	if err := payload.VerifySignature(secret, h.Get("X-Hub-Signature-256"), body); err != nil {
+		fmt.Println("401:", err) // errors.Is(err, payload.ErrSignature)
+		return
 	}
 	p, err := payload.GHCR(h, body)
 	switch {
@@ -39,6 +45,5 @@ func ExampleGHCR() {
 		}
 	}
 	// Output:
-	// 401: bad signature: does not match the body
 	// deploy ghcr.io/acme/web:v1.4.2 (delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958, pushed by octo-dev)
 }
