@@ -38,6 +38,7 @@ func TestHarbor(t *testing.T) {
 			want: Parsed{ID: ceID, Pushes: []Push{web("2.0.1", ceAt)}}},
 		{name: "CloudEvents, binary, an invalid tag", header: binary, body: `{"resources": [{"tag": "-x"}], "repository": {"repo_full_name": "library/web"}}`,
 			err: `resources[0].tag: invalid tag "-x"`},
+		{name: "CloudEvents, binary, an array", header: binary, body: `[]`, err: "body: want a JSON object"},
 		{name: "a pull", body: string(fixture(t, "harbor", "default_pull.json")),
 			want: Parsed{Skipped: []Skip{{Reason: `event type "PULL_ARTIFACT": only an artifact push deploys`}}}},
 		{name: "a CloudEvent of a scan", header: ceHeader, body: edited(t, "harbor", ce, "type", "harbor.scan.completed"),
