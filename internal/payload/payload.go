@@ -92,8 +92,8 @@ func invalid(path, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, path, fmt.Sprintf(format, args...))
 }
 
-// plain quotes s for an error message or a skip reason when it is a short
-// name of ordinary characters, and returns "" otherwise: a sender's text
+// plain quotes s for an error message or a skip reason when it is at most
+// 128 of [A-Za-z0-9._/:@+ -], and returns "" otherwise: a sender's text
 // is echoed back to it and into the log, where it must not pass for
 // something else.
 func plain(s string) string {
