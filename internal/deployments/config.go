@@ -84,8 +84,17 @@ type Config struct {
 
 // Hook is one webhook sender: POST /hooks/{source}/{token}.
 type Hook struct {
-	Source string `yaml:"source"` // one of HookSources(): "dockerhub"
+	Source string `yaml:"source"` // one of HookSources(): "dockerhub", "ghcr", ...
 	Token  string `yaml:"token"`  // secret; never logged
+	// Secret is the key the sender signs each body with (HMAC-SHA256):
+	// GitHub's webhook secret for ghcr (X-Hub-Signature-256), the CI's
+	// for generic (X-Liftoff-Signature-256). Required by those sources,
+	// refused by the others. Usually ${VAR}; "" once loaded.
+	Secret string `yaml:"secret"`
+	// AuthHeader, when set, is the whole Authorization header the sender
+	// must send ("Bearer ..."): distribution, harbor and ecr, whose
+	// senders can add a static header but sign nothing. "" once loaded.
+	AuthHeader string `yaml:"auth_header"`
 }
 
 // APIToken is one caller of the management API: Authorization: Bearer
