@@ -75,7 +75,7 @@ type app struct {
 	metricsLn net.Listener
 	apiLn     net.Listener
 	// deliveries queues the webhook deliveries to record in the history.
-	deliveries       chan history.Delivery
+	deliveries       chan deploy.Delivery
 	deliveriesMu     sync.RWMutex
 	deliveriesClosed bool
 	// deliveriesDropped counts the deliveries not recorded since the
@@ -90,7 +90,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	if opts.WatchInterval == 0 {
 		opts.WatchInterval = 5 * time.Second
 	}
-	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), deliveries: make(chan history.Delivery, 1024)}
+	a := &app{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), deliveries: make(chan deploy.Delivery, 1024)}
 	a.cfg.Store(cfg)
 	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "liftoff_config_last_reload_successful",
@@ -188,7 +188,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		Reload:           a.Reload,
 		MetricsElsewhere: cfg.MetricsListen != "",
 		Engine:           a.engine,
-		History:          apiHistory{store},
+		History:          store,
 		APIElsewhere:     cfg.APIListen != "",
 	})
 	if err := a.listen(cfg); err != nil {
@@ -338,24 +338,18 @@ func (a *app) pingEngines(ctx context.Context) {
 // engine). A full queue drops the record, never the answer. A delivery
 // that concerns no deployment is kept in memory only (history's
 // KeepDelivery): an image no deployment uses, or a signature tag.
-func (a *app) recordDelivery(d server.Delivery) {
+func (a *app) recordDelivery(d deploy.Delivery) {
 	a.deliveriesMu.RLock()
 	defer a.deliveriesMu.RUnlock()
 	if a.deliveriesClosed {
 		return // a handler outlived the shutdown
 	}
-	ignored := make([]history.Ignored, len(d.Ignored))
-	for i, ig := range d.Ignored {
-		ignored[i] = history.Ignored(ig)
-	}
-	rec := history.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag,
-		Pusher: d.Pusher, Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
 	if !concernsDeployment(d) {
-		a.history.KeepDelivery(rec)
+		a.history.KeepDelivery(d)
 		return
 	}
 	select {
-	case a.deliveries <- rec:
+	case a.deliveries <- d:
 	default:
 		// Counted, and logged by the recorder once per batch: a flood of
 		// deliveries must not also be a flood of log lines.
@@ -367,7 +361,7 @@ func (a *app) recordDelivery(d server.Delivery) {
 // a deployment (its tag rules, a pause, an approval): those are written to
 // the history. The others name no deployment: their image is none's, or
 // their tag is a signature's.
-func concernsDeployment(d server.Delivery) bool {
+func concernsDeployment(d deploy.Delivery) bool {
 	if len(d.Accepted) > 0 {
 		return true
 	}
@@ -400,7 +394,7 @@ const recordBatchWindow = 25 * time.Millisecond
 // arriving within recordBatchWindow of each other in one transaction,
 // until the queue is closed and drained.
 func (a *app) recordDeliveries() {
-	batch := make([]history.Delivery, 0, cap(a.deliveries))
+	batch := make([]deploy.Delivery, 0, cap(a.deliveries))
 	for d := range a.deliveries {
 		batch = append(batch[:0], d)
 		window := time.NewTimer(recordBatchWindow)
@@ -586,34 +580,4 @@ func buildInfo() prometheus.Collector {
 	}, []string{"version", "goversion"})
 	g.WithLabelValues(buildVersion(), runtime.Version()).Set(1)
 	return g
-}
-
-// apiHistory gives the management API the history it reads, in the
-// server's terms.
-type apiHistory struct{ s *history.Store }
-
-func (h apiHistory) Deploys(ctx context.Context, q server.DeployQuery) ([]deploy.Record, int64, error) {
-	return h.s.Deploys(ctx, history.DeployQuery(q))
-}
-
-func (h apiHistory) Deploy(ctx context.Context, id int64) (deploy.Record, bool, error) {
-	return h.s.Deploy(ctx, id)
-}
-
-func (h apiHistory) LastSucceeded(ctx context.Context, deployment, except string) (deploy.Record, bool, error) {
-	return h.s.LastSucceeded(ctx, deployment, except)
-}
-
-func (h apiHistory) Deliveries(ctx context.Context, limit int, before int64) ([]server.Delivery, int64, error) {
-	ds, next, err := h.s.Deliveries(ctx, limit, before)
-	out := make([]server.Delivery, len(ds))
-	for i, d := range ds {
-		ignored := make([]deployments.Ignored, len(d.Ignored))
-		for j, ig := range d.Ignored {
-			ignored[j] = deployments.Ignored(ig)
-		}
-		out[i] = server.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
-			Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
-	}
-	return out, next, err
 }

@@ -30,26 +30,18 @@ type Engine interface {
 	Reject(ctx context.Context, deployment, actor string) (deploy.Request, error)
 }
 
-// DeployQuery selects deploys: empty fields match everything; Before is the
-// cursor of a page (deploys with a smaller id), 0 for the newest.
-type DeployQuery struct {
-	Deployment, Environment, Outcome, Delivery string
-	Limit                                      int
-	Before                                     int64
-}
-
 // History is what the management API reads of the deploy history.
 type History interface {
 	// Deploys returns the deploys q selects, newest first, and the cursor
 	// of the next page (0: none).
-	Deploys(ctx context.Context, q DeployQuery) ([]deploy.Record, int64, error)
+	Deploys(ctx context.Context, q deploy.DeployQuery) ([]deploy.Record, int64, error)
 	Deploy(ctx context.Context, id int64) (deploy.Record, bool, error)
 	// LastSucceeded is the newest succeeded deploy of a deployment whose
 	// digest is not except.
 	LastSucceeded(ctx context.Context, deployment, except string) (deploy.Record, bool, error)
 	// Deliveries returns deliveries newest first and the cursor of the
 	// next page (0: none).
-	Deliveries(ctx context.Context, limit int, before int64) ([]Delivery, int64, error)
+	Deliveries(ctx context.Context, limit int, before int64) ([]deploy.Delivery, int64, error)
 }
 
 // maxAPIBody bounds the body of an API request.
@@ -222,7 +214,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	recs, _, err := s.history.Deploys(r.Context(), DeployQuery{Deployment: d.Name, Limit: historyShown})
+	recs, _, err := s.history.Deploys(r.Context(), deploy.DeployQuery{Deployment: d.Name, Limit: historyShown})
 	if err != nil {
 		s.apiError(w, r, err)
 		return
@@ -251,7 +243,7 @@ func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	dq := DeployQuery{Deployment: q.Get("deployment"), Environment: q.Get("environment"),
+	dq := deploy.DeployQuery{Deployment: q.Get("deployment"), Environment: q.Get("environment"),
 		Outcome: q.Get("outcome"), Delivery: q.Get("delivery"), Limit: limit, Before: before}
 	recs, next, err := s.history.Deploys(r.Context(), dq)
 	if err != nil {
@@ -353,7 +345,7 @@ func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deplo
 		msg := why.Error()
 		v.Down = &msg
 	}
-	recs, _, err := s.history.Deploys(ctx, DeployQuery{Deployment: d.Name, Limit: 1})
+	recs, _, err := s.history.Deploys(ctx, deploy.DeployQuery{Deployment: d.Name, Limit: 1})
 	if err != nil {
 		return v, nil, err
 	}
@@ -509,7 +501,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.
 	}
 	s.log.Info().Str("delivery", id).Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).
 		Str("tag", tag).Str("digest", digest).Msg("api: deploy asked for")
-	s.record(Delivery{ID: id, Source: "api", Image: d.Image, Tag: tagOr(tag, digest), Actor: p.Name, Received: req.Received,
+	s.record(deploy.Delivery{ID: id, Source: "api", Image: d.Image, Tag: tagOr(tag, digest), Actor: p.Name, Received: req.Received,
 		Accepted: []string{d.Name}})
 	ans := map[string]any{"delivery": id, "deployment": d.Name, "tag": tag, "digest": digest}
 	if to != nil {
@@ -580,7 +572,7 @@ func (s *Server) resume(ctx context.Context, d *deployments.Deployment, p deploy
 // recordPause logs and records a pause or a resume.
 func (s *Server) recordPause(d *deployments.Deployment, p deployments.Principal, action string) {
 	s.log.Info().Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).Msg("api: " + action)
-	s.record(Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Actor: p.Name, Received: s.now(),
+	s.record(deploy.Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Actor: p.Name, Received: s.now(),
 		Ignored: []deployments.Ignored{{Deployment: d.Name, Reason: action}}})
 }
 
@@ -664,7 +656,7 @@ func (s *Server) decide(ctx context.Context, d *deployments.Deployment, p deploy
 	}
 	s.log.Info().Str("deployment", d.Name).Str("actor", p.Name).Str("action", action).
 		Str("delivery", push.Delivery).Str("tag", push.Tag).Msg("api: " + action)
-	rec := Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Tag: tagOr(push.Tag, push.Digest), Actor: p.Name, Received: s.now()}
+	rec := deploy.Delivery{ID: newDeliveryID(), Source: "api", Image: d.Image, Tag: tagOr(push.Tag, push.Digest), Actor: p.Name, Received: s.now()}
 	if action == "approve" {
 		rec.Accepted = []string{d.Name}
 	} else {
@@ -675,7 +667,7 @@ func (s *Server) decide(ctx context.Context, d *deployments.Deployment, p deploy
 }
 
 // record hands a delivery to OnDelivery.
-func (s *Server) record(d Delivery) {
+func (s *Server) record(d deploy.Delivery) {
 	if s.onDelivery != nil {
 		s.onDelivery(d)
 	}
@@ -774,7 +766,7 @@ type deliveryView struct {
 	Ignored  []deployments.Ignored `json:"ignored"`
 }
 
-func deliveryViews(ds []Delivery) []deliveryView {
+func deliveryViews(ds []deploy.Delivery) []deliveryView {
 	out := make([]deliveryView, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, deliveryView{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
@@ -62,7 +63,7 @@ func hookServer(tb testing.TB, cat benchCatalogue, want int) (serve func(), body
 		// The limit is on, as in the daemon, but never reached.
 		HookRateLimit: 1 << 30,
 		Registerer:    prometheus.NewRegistry(),
-		OnDelivery:    func(Delivery) { delivered++ },
+		OnDelivery:    func(deploy.Delivery) { delivered++ },
 	})
 	h := srv.Handler()
 	body = []byte(fixture(tb, "dockerhub_push.json"))

@@ -114,7 +114,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, d *delivery) (e
 		// asked for.
 		defer func() {
 			if err == nil {
-				s.onDelivery(Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
+				s.onDelivery(deploy.Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
 					Pusher: p.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
 			}
 		}()

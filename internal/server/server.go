@@ -66,20 +66,6 @@ type Deployer interface {
 	Enqueue(ctx context.Context, rs ...deploy.Request) ([]deploy.Disposition, error)
 }
 
-// Delivery is one webhook delivery or API request that asked for
-// something, as OnDelivery sees it.
-type Delivery struct {
-	ID       string
-	Source   string // the webhook source, or "api"
-	Image    string
-	Tag      string
-	Pusher   string // who pushed, as the sender says
-	Actor    string // the API token's name
-	Received time.Time
-	Accepted []string              // deployments queued
-	Ignored  []deployments.Ignored // and why the others were not
-}
-
 // Health tells which deployments are down: a rollback or a repair could not
 // leave them with a container that passes its health gate.
 type Health interface {
@@ -152,7 +138,7 @@ type Options struct {
 	// OnDelivery, if set, is told of every webhook delivery answered 202
 	// and of every API request that acted (the history records them). It
 	// must not block.
-	OnDelivery func(Delivery)
+	OnDelivery func(deploy.Delivery)
 	// Reload, if set, is POST /-/reload: it reloads the configuration.
 	// Only loopback clients may call it.
 	Reload func() error
@@ -181,7 +167,7 @@ type Server struct {
 	now             func() time.Time
 	sources         map[string]parser
 	draining        atomic.Bool
-	onDelivery      func(Delivery)
+	onDelivery      func(deploy.Delivery)
 	reload          func() error
 	metricsOnMain   bool
 	sessions        *sessions // of the status page

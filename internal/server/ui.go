@@ -459,7 +459,7 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 	pg.Deliveries = deliveryViews(ds)
 	var failed []deploy.Record
 	for _, o := range failureOutcomes {
-		recs, _, err := s.history.Deploys(ctx, DeployQuery{Outcome: string(o), Limit: uiFailuresShown})
+		recs, _, err := s.history.Deploys(ctx, deploy.DeployQuery{Outcome: string(o), Limit: uiFailuresShown})
 		if err != nil {
 			s.uiError(w, r, err)
 			return
@@ -482,7 +482,7 @@ func (s *Server) deploymentPage(w http.ResponseWriter, r *http.Request) {
 		s.uiError(w, r, err)
 		return
 	}
-	recs, _, err := s.history.Deploys(r.Context(), DeployQuery{Deployment: d.Name, Limit: uiHistoryShown})
+	recs, _, err := s.history.Deploys(r.Context(), deploy.DeployQuery{Deployment: d.Name, Limit: uiHistoryShown})
 	if err != nil {
 		s.uiError(w, r, err)
 		return

@@ -154,12 +154,12 @@ func (e *fakeEngine) called() []string {
 // fakeHistory is a server.History over slices, newest last.
 type fakeHistory struct {
 	deploys    []deploy.Record
-	deliveries []Delivery
+	deliveries []deploy.Delivery
 }
 
 var _ History = (*fakeHistory)(nil)
 
-func (h *fakeHistory) Deploys(_ context.Context, q DeployQuery) ([]deploy.Record, int64, error) {
+func (h *fakeHistory) Deploys(_ context.Context, q deploy.DeployQuery) ([]deploy.Record, int64, error) {
 	var out []deploy.Record
 	for _, r := range slices.Backward(h.deploys) {
 		if (q.Deployment == "" || r.Deployment == q.Deployment) && (q.Outcome == "" || string(r.Outcome) == q.Outcome) &&
@@ -186,7 +186,7 @@ func (h *fakeHistory) LastSucceeded(context.Context, string, string) (deploy.Rec
 	return deploy.Record{}, false, nil
 }
 
-func (h *fakeHistory) Deliveries(_ context.Context, limit int, _ int64) ([]Delivery, int64, error) {
+func (h *fakeHistory) Deliveries(_ context.Context, limit int, _ int64) ([]deploy.Delivery, int64, error) {
 	out := slices.Clone(h.deliveries)
 	slices.Reverse(out)
 	return out[:min(limit, len(out))], 0, nil
@@ -206,7 +206,7 @@ type uiHarness struct {
 	hist     *fakeHistory
 	cfg      atomic.Pointer[deployments.Config]
 	later    atomic.Int64 // the clock is testNow plus this many nanoseconds
-	recorded []Delivery
+	recorded []deploy.Delivery
 	recMu    sync.Mutex
 }
 
@@ -237,7 +237,7 @@ func newUIHarness(t testing.TB) *uiHarness {
 			Trigger: "dockerhub", Delivery: "d3", Outcome: deploy.RolledBack, Error: "health gate: container exited (code 3)",
 			Started: started, Ended: started.Add(5 * time.Second), Phases: map[string]time.Duration{deploy.StepPull: time.Second}},
 	}
-	u.hist.deliveries = []Delivery{
+	u.hist.deliveries = []deploy.Delivery{
 		{ID: "d1", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "latest", Pusher: "alice", Received: started,
 			Accepted: []string{"web-prod"}, Ignored: []deployments.Ignored{{Deployment: "web-staging", Reason: "tag latest matches none of its tags"}}},
 	}
@@ -245,7 +245,7 @@ func newUIHarness(t testing.TB) *uiHarness {
 		o.Catalogue = func() Catalogue { return u.cfg.Load() }
 		o.Engine, o.History = u.eng, u.hist
 		o.Now = func() time.Time { return testNow.Add(time.Duration(u.later.Load())) }
-		o.OnDelivery = func(d Delivery) {
+		o.OnDelivery = func(d deploy.Delivery) {
 			u.recMu.Lock()
 			u.recorded = append(u.recorded, d)
 			u.recMu.Unlock()
@@ -719,7 +719,7 @@ func TestUIEscapes(t *testing.T) {
 	u.hist.deploys = append(u.hist.deploys, deploy.Record{ID: 3, Deployment: "web-prod", Environment: "production",
 		Tag: evil, Digest: evil, Trigger: evil, Actor: evil, Pusher: evil, Outcome: deploy.Failed, Error: "pull: " + evil + " " + uiAdmin[:3],
 		Started: testNow, Ended: testNow, Phases: map[string]time.Duration{evil: time.Second}, ReleaseOutput: evil})
-	u.hist.deliveries = append(u.hist.deliveries, Delivery{ID: evil, Source: evil, Image: evil, Tag: evil, Pusher: evil,
+	u.hist.deliveries = append(u.hist.deliveries, deploy.Delivery{ID: evil, Source: evil, Image: evil, Tag: evil, Pusher: evil,
 		Accepted: []string{evil}, Ignored: []deployments.Ignored{{Tag: evil, Reason: evil}}})
 	u.eng.status["web-prod"] = deploy.Status{Pending: &deploy.Request{Tag: evil, Digest: evil, Pusher: evil, Delivery: evil},
 		Paused: &deploy.Pause{Actor: evil, Since: testNow}}
