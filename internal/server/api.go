@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -94,7 +95,7 @@ func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
-	writeJSON(w, status, errorBody{Error: msg})
+	writeJSON(w, status, apiv1.Error{Error: msg})
 }
 
 // apiRoutes mounts the management API on r. Every route needs a token of
@@ -114,7 +115,7 @@ func (s *Server) apiRoutes(r chi.Router) {
 		r.Post("/deployments/{name}/reject", s.postReject)
 		r.NotFound(notFound)
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+			writeJSON(w, http.StatusMethodNotAllowed, apiv1.Error{Error: "method not allowed"})
 		})
 	})
 }
@@ -178,7 +179,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 	// (engine_error), beside those whose engine does: with several
 	// engines, one away must not hide the others. Only when no engine
 	// answered at all is the whole list a 503.
-	out := []deploymentView{}
+	out := []apiv1.Deployment{}
 	answered := false
 	var engineErr error
 	for _, d := range s.catalogue().All() {
@@ -200,7 +201,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, engineErr)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deployments": out})
+	writeJSON(w, http.StatusOK, apiv1.Deployments{Deployments: out})
 }
 
 func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
@@ -219,11 +220,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	out := struct {
-		deploymentView
-		History []deployView `json:"history"`
-	}{v, deployViews(recs)}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, apiv1.DeploymentDetail{Deployment: v, History: deployViews(recs)})
 }
 
 func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +255,7 @@ func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deploys": deployViews(recs), "next": cursor(next)})
+	writeJSON(w, http.StatusOK, apiv1.Deploys{Deploys: deployViews(recs), Next: cursor(next)})
 }
 
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
@@ -276,7 +273,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": deliveryViews(ds), "next": cursor(next)})
+	writeJSON(w, http.StatusOK, apiv1.Deliveries{Deliveries: deliveryViews(ds), Next: cursor(next)})
 }
 
 // page reads limit and before: positive integers, if given.
@@ -312,7 +309,7 @@ func cursor(next int64) *string {
 }
 
 // view is what the API shows of a deployment now.
-func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymentView, error) {
+func (s *Server) view(ctx context.Context, d *deployments.Deployment) (apiv1.Deployment, error) {
 	v, _, err := s.viewLast(ctx, d)
 	return v, err
 }
@@ -322,9 +319,9 @@ func (s *Server) view(ctx context.Context, d *deployments.Deployment) (deploymen
 // container engine does not answer, it still fills in all the rest and
 // returns an error wrapping errUnavailable (the status page shows what it
 // has; the API answers 503).
-func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deploymentView, *deploy.Record, error) {
+func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (apiv1.Deployment, *deploy.Record, error) {
 	st := s.engine.Status(d.Name)
-	v := deploymentView{Name: d.Name, Environment: d.Environment, Engine: d.Engine, Image: d.Image, Tags: nonNil(d.Tags),
+	v := apiv1.Deployment{Name: d.Name, Environment: d.Environment, Engine: d.Engine, Image: d.Image, Tags: nonNil(d.Tags),
 		Strategy: d.Strategy, Paused: st.Paused != nil}
 	if v.Engine == "" {
 		v.Engine = deployments.LocalEngine
@@ -338,7 +335,7 @@ func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deplo
 		engineErr = fmt.Errorf("%w: container engine: %v", errUnavailable, err)
 	}
 	if c != nil {
-		v.Running = &runningView{Container: c.Name, ID: c.ID, Tag: c.Labels[deploy.LabelTag], Digest: c.Labels[deploy.LabelDigest],
+		v.Running = &apiv1.Running{Container: c.Name, ID: c.ID, Tag: c.Labels[deploy.LabelTag], Digest: c.Labels[deploy.LabelDigest],
 			Since: timePtr(c.StartedAt), State: c.Status, Health: c.Health}
 	}
 	if why, down := s.engine.Down()[d.Name]; down {
@@ -353,18 +350,18 @@ func (s *Server) viewLast(ctx context.Context, d *deployments.Deployment) (deplo
 	if len(recs) > 0 {
 		r := recs[0]
 		last = &r
-		v.Last = &lastView{ID: r.ID, Delivery: r.Delivery, Trigger: r.Trigger, Actor: r.Actor, Outcome: outcome(r.Outcome),
+		v.Last = &apiv1.Last{ID: r.ID, Delivery: r.Delivery, Trigger: r.Trigger, Actor: r.Actor, Outcome: outcome(r.Outcome),
 			Tag: r.Tag, Digest: r.Digest, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Error: r.Error}
 		if r.Outcome == "" {
 			v.Last.Step = r.Step
 		}
 	}
 	if p := st.Pending; p != nil {
-		v.Pending = &pendingView{Delivery: p.Delivery, Tag: p.Tag, Digest: p.Digest, Pusher: p.Pusher,
+		v.Pending = &apiv1.Push{Delivery: p.Delivery, Tag: p.Tag, Digest: p.Digest, Pusher: p.Pusher,
 			Received: p.Received.UTC(), Expires: p.Expires.UTC()}
 	}
 	if h := st.Held; h != nil {
-		v.Held = &pendingView{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
+		v.Held = &apiv1.Push{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
 	return v, last, engineErr
 }
@@ -409,10 +406,7 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	var body struct {
-		Tag    string `json:"tag"`
-		Digest string `json:"digest"`
-	}
+	var body apiv1.DeployRequest
 	if err := decode(w, r, &body); err != nil {
 		s.apiError(w, r, err)
 		return
@@ -438,9 +432,7 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, err)
 		return
 	}
-	var body struct {
-		To int64 `json:"to"`
-	}
+	var body apiv1.RollbackRequest
 	if err := decode(w, r, &body); err != nil {
 		s.apiError(w, r, err)
 		return
@@ -503,9 +495,9 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, d *deployments.
 		Str("tag", tag).Str("digest", digest).Msg("api: deploy asked for")
 	s.record(deploy.Delivery{ID: id, Source: "api", Image: d.Image, Tag: tagOr(tag, digest), Actor: p.Name, Received: req.Received,
 		Accepted: []string{d.Name}})
-	ans := map[string]any{"delivery": id, "deployment": d.Name, "tag": tag, "digest": digest}
+	ans := apiv1.Enqueued{Delivery: id, Deployment: d.Name, Tag: tag, Digest: digest}
 	if to != nil {
-		ans["rollback_to"] = to.ID
+		ans.RollbackTo = to.ID
 	}
 	writeJSON(w, http.StatusAccepted, ans)
 }
@@ -588,23 +580,11 @@ func (s *Server) afterAction(w http.ResponseWriter, r *http.Request, d *deployme
 		s.apiError(w, r, err)
 		return
 	}
-	out := struct {
-		deploymentView
-		Resumed *resumedView `json:"resumed,omitempty"`
-	}{deploymentView: v}
+	out := apiv1.Acted{Deployment: v}
 	if held != nil {
-		out.Resumed = &resumedView{Delivery: held.Delivery, Tag: held.Tag, Digest: held.Digest, State: string(held.State)}
+		out.Resumed = &apiv1.Resumed{Delivery: held.Delivery, Tag: held.Tag, Digest: held.Digest, State: string(held.State)}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// resumedView is the push a resume sent on: queued (deploys now) or
-// pending (awaits approval).
-type resumedView struct {
-	Delivery string `json:"delivery"`
-	Tag      string `json:"tag"`
-	Digest   string `json:"digest,omitempty"`
-	State    string `json:"state"`
 }
 
 func (s *Server) postApprove(w http.ResponseWriter, r *http.Request) {
@@ -636,8 +616,8 @@ func (s *Server) postDecide(w http.ResponseWriter, r *http.Request, action strin
 	if action == "reject" {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, map[string]any{"delivery": push.Delivery, "deployment": d.Name, "tag": push.Tag, "digest": push.Digest,
-		"outcome": map[string]string{"approve": "queued", "reject": string(deploy.Rejected)}[action]})
+	writeJSON(w, status, apiv1.Decided{Delivery: push.Delivery, Deployment: d.Name, Tag: push.Tag, Digest: push.Digest,
+		Outcome: map[string]string{"approve": "queued", "reject": string(deploy.Rejected)}[action]})
 }
 
 // decide approves ("approve") or rejects ("reject") d's pending push as p,
@@ -675,110 +655,19 @@ func (s *Server) record(d deploy.Delivery) {
 
 // --- views ---
 
-type deploymentView struct {
-	Name        string       `json:"name"`
-	Environment string       `json:"environment"`
-	Engine      string       `json:"engine"` // the Docker engine it runs on
-	Image       string       `json:"image"`
-	Tags        []string     `json:"tags"`
-	Strategy    string       `json:"strategy"`
-	Paused      bool         `json:"paused"`
-	PausedBy    string       `json:"paused_by,omitempty"`
-	PausedSince *time.Time   `json:"paused_since,omitempty"`
-	Running     *runningView `json:"running"`
-	// EngineError says why what runs is not known: the deployment's
-	// engine does not answer (in the list only; GET of the one
-	// deployment answers 503 then).
-	EngineError *string      `json:"engine_error,omitempty"`
-	Down        *string      `json:"down"`
-	Last        *lastView    `json:"last"`
-	Pending     *pendingView `json:"pending"`
-	Held        *pendingView `json:"held"`
-}
-
-type runningView struct {
-	Container string     `json:"container"`
-	ID        string     `json:"id"`
-	Tag       string     `json:"tag"`
-	Digest    string     `json:"digest"`
-	Since     *time.Time `json:"since"`
-	State     string     `json:"state"`
-	Health    string     `json:"health"`
-}
-
-type lastView struct {
-	ID       int64      `json:"id"`
-	Delivery string     `json:"delivery"`
-	Trigger  string     `json:"trigger"`
-	Actor    string     `json:"actor"`
-	Step     string     `json:"step,omitempty"`
-	Outcome  *string    `json:"outcome"`
-	Tag      string     `json:"tag"`
-	Digest   string     `json:"digest"`
-	Started  time.Time  `json:"started"`
-	Ended    *time.Time `json:"ended"`
-	Error    string     `json:"error"`
-}
-
-type pendingView struct {
-	Delivery string    `json:"delivery"`
-	Tag      string    `json:"tag"`
-	Digest   string    `json:"digest,omitempty"`
-	Pusher   string    `json:"pusher"`
-	Received time.Time `json:"received"`
-	Expires  time.Time `json:"expires,omitzero"`
-}
-
-type deployView struct {
-	ID             int64   `json:"id"`
-	Deployment     string  `json:"deployment"`
-	Environment    string  `json:"environment"`
-	Image          string  `json:"image"`
-	Tag            string  `json:"tag"`
-	Digest         string  `json:"digest"`
-	PreviousDigest string  `json:"previous_digest"`
-	Trigger        string  `json:"trigger"`
-	Actor          string  `json:"actor"`
-	Pusher         string  `json:"pusher"`
-	Delivery       string  `json:"delivery"`
-	Outcome        *string `json:"outcome"`
-	// Settled: the push this deploy served reached its end; false while
-	// the deploy runs, and for one interrupted that a resumed deploy of
-	// the same delivery follows.
-	Settled       bool               `json:"settled"`
-	Step          string             `json:"step,omitempty"`
-	Error         string             `json:"error"`
-	Started       time.Time          `json:"started"`
-	Ended         *time.Time         `json:"ended"`
-	Phases        map[string]float64 `json:"phases"`
-	ReleaseOutput string             `json:"release_output"`
-}
-
-type deliveryView struct {
-	ID       string                `json:"id"`
-	Source   string                `json:"source"`
-	Image    string                `json:"image"`
-	Tag      string                `json:"tag"`
-	Pusher   string                `json:"pusher"`
-	Actor    string                `json:"actor"`
-	Received time.Time             `json:"received"`
-	Accepted []string              `json:"accepted"`
-	Ignored  []deployments.Ignored `json:"ignored"`
-}
-
-func deliveryViews(ds []deploy.Delivery) []deliveryView {
-	out := make([]deliveryView, 0, len(ds))
+func deliveryViews(ds []deploy.Delivery) []apiv1.Delivery {
+	out := make([]apiv1.Delivery, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, deliveryView{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
-			Actor: d.Actor, Received: d.Received.UTC(), Accepted: nonNil(d.Accepted), Ignored: nonNilIgnored(d.Ignored)})
+		out = append(out, apiv1.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag, Pusher: d.Pusher,
+			Actor: d.Actor, Received: d.Received.UTC(), Accepted: nonNil(d.Accepted), Ignored: ignoredViews(d.Ignored)})
 	}
 	return out
 }
 
-func deployViews(recs []deploy.Record) []deployView {
-	out := make([]deployView, 0, len(recs))
+func deployViews(recs []deploy.Record) []apiv1.Deploy {
+	out := make([]apiv1.Deploy, 0, len(recs))
 	for _, r := range recs {
-		v := deployView{ID: r.ID, Deployment: r.Deployment, Environment: r.Environment, Image: r.Image, Tag: r.Tag,
+		v := apiv1.Deploy{ID: r.ID, Deployment: r.Deployment, Environment: r.Environment, Image: r.Image, Tag: r.Tag,
 			Digest: r.Digest, PreviousDigest: r.Previous, Trigger: r.Trigger, Actor: r.Actor, Pusher: r.Pusher,
 			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Settled: r.Outcome != "" && !r.Open,
 			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{},
@@ -824,11 +713,13 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func nonNilIgnored(s []deployments.Ignored) []deployments.Ignored {
-	if s == nil {
-		return []deployments.Ignored{}
+// ignoredViews is never nil: the API answers [] for none.
+func ignoredViews(igs []deployments.Ignored) []apiv1.Ignored {
+	out := make([]apiv1.Ignored, len(igs))
+	for i, ig := range igs {
+		out[i] = apiv1.Ignored(ig)
 	}
-	return s
+	return out
 }
 
 func tagOr(tag, digest string) string {

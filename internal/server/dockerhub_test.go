@@ -16,16 +16,17 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // hookAnswer decodes a 202 body, failing on fields it does not know.
-func hookAnswer(t *testing.T, body string) answer {
+func hookAnswer(t *testing.T, body string) apiv1.HookAnswer {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
-	var a answer
+	var a apiv1.HookAnswer
 	if err := dec.Decode(&a); err != nil {
 		t.Fatalf("decode %q: %v", body, err)
 	}
@@ -37,26 +38,26 @@ func TestDockerHubAccepted(t *testing.T) {
 		fixture  string
 		repoTag  string // what Match is asked
 		accepted []string
-		ignored  []deployments.Ignored
+		ignored  []apiv1.Ignored
 		pusher   string
 	}{
 		{
 			fixture: "dockerhub_push.json", repoTag: "docker.io/pmpl/dblood:staging",
 			accepted: []string{staging},
-			ignored:  []deployments.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
+			ignored:  []apiv1.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
 			pusher:   "pmpl-ci",
 		},
 		{ // float pushed_at, images null, dockerfile present
 			fixture: "dockerhub_push_legacy.json", repoTag: "docker.io/svendowideit/testhook:latest",
-			accepted: []string{"testhook"}, ignored: []deployments.Ignored{}, pusher: "trustedbuilder",
+			accepted: []string{"testhook"}, ignored: []apiv1.Ignored{}, pusher: "trustedbuilder",
 		},
 		{ // official image as library/nginx
 			fixture: "dockerhub_official_library.json", repoTag: "docker.io/library/nginx:1.27-alpine",
-			accepted: []string{"proxy"}, ignored: []deployments.Ignored{}, pusher: "doijanky",
+			accepted: []string{"proxy"}, ignored: []apiv1.Ignored{}, pusher: "doijanky",
 		},
 		{ // official image as plain nginx: the same repository
 			fixture: "dockerhub_official_short.json", repoTag: "docker.io/library/nginx:1.27-alpine",
-			accepted: []string{"proxy"}, ignored: []deployments.Ignored{}, pusher: "doijanky",
+			accepted: []string{"proxy"}, ignored: []apiv1.Ignored{}, pusher: "doijanky",
 		},
 	}
 	for _, tt := range tests {
@@ -300,7 +301,7 @@ func TestDockerHubInvalid(t *testing.T) {
 			if w.Code != http.StatusBadRequest {
 				t.Fatalf("status %d body %s, want 400", w.Code, w.Body)
 			}
-			var e errorBody
+			var e apiv1.Error
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 				t.Fatalf("body %q: %v", w.Body, err)
 			}

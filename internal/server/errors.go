@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // Errors of a delivery; classify maps each to its status and outcome.
@@ -67,15 +69,10 @@ func writeError(w http.ResponseWriter, err error, delivery string) {
 		// Senders that retry should come back once the restart is over.
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
 	}
-	writeJSON(w, status, errorBody{Error: reason(err, status), Delivery: delivery})
+	writeJSON(w, status, apiv1.Error{Error: reason(err, status), Delivery: delivery})
 }
 
 const retryAfterUnavailable = 10 // seconds
-
-type errorBody struct {
-	Error    string `json:"error"`
-	Delivery string `json:"delivery,omitempty"`
-}
 
 // notFound answers unknown paths, sources and tokens alike.
 func notFound(w http.ResponseWriter, _ *http.Request) {

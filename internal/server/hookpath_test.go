@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
@@ -150,7 +151,7 @@ func (w *codesWriter) Header() http.Header         { return w.h }
 func (w *codesWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *codesWriter) WriteHeader(code int)        { w.codes = append(w.codes, code) }
 
-// TestAnswerJSON: appendAnswer writes what json.Marshal makes of answer,
+// TestAnswerJSON: appendAnswer writes what json.Marshal makes of apiv1.HookAnswer,
 // byte for byte, whatever the strings hold.
 func TestAnswerJSON(t *testing.T) {
 	tricky := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\rcr\b\f",
@@ -186,12 +187,12 @@ func FuzzAnswerJSON(f *testing.F) {
 
 func assertAnswerJSON(t *testing.T, id string, accepted []string, ignored []deployments.Ignored) {
 	t.Helper()
-	a := answer{Delivery: id, Accepted: accepted, Ignored: ignored}
+	a := apiv1.HookAnswer{Delivery: id, Accepted: accepted, Ignored: []apiv1.Ignored{}}
 	if a.Accepted == nil {
 		a.Accepted = []string{}
 	}
-	if a.Ignored == nil {
-		a.Ignored = []deployments.Ignored{}
+	for _, ig := range ignored {
+		a.Ignored = append(a.Ignored, apiv1.Ignored(ig))
 	}
 	want, err := json.Marshal(a)
 	if err != nil {

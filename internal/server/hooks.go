@@ -48,14 +48,6 @@ type delivery struct {
 	ignored  []deployments.Ignored
 }
 
-// answer is the body of a 202, as appendAnswer writes it (tests decode
-// it).
-type answer struct {
-	Delivery string                `json:"delivery"`
-	Accepted []string              `json:"accepted"`
-	Ignored  []deployments.Ignored `json:"ignored"`
-}
-
 // hook serves POST /hooks/{source}/{token}.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	d := s.newDelivery(r)
@@ -288,7 +280,8 @@ func writeAnswer(w http.ResponseWriter, d *delivery) {
 }
 
 // appendAnswer appends the body of a 202, newline included, to b: what
-// json.Marshal makes of answer{id, accepted, ignored}, with [] for nil.
+// json.Marshal makes of apiv1.HookAnswer{id, accepted, ignored}, with []
+// for nil.
 func appendAnswer(b []byte, id string, accepted []string, ignored []deployments.Ignored) []byte {
 	b = append(b, `{"delivery":`...)
 	b = appendJSONString(b, id)

@@ -21,6 +21,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -345,7 +346,7 @@ func TestHookHostileInput(t *testing.T) {
 			}
 			switch tc.status {
 			case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-				var e errorBody
+				var e apiv1.Error
 				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 					t.Fatalf("body %.300q: %v", w.Body, err)
 				}

@@ -9,6 +9,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/httprate"
 	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // logRequests logs one line per request. It logs chi's route pattern, never
@@ -136,7 +138,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 			if aw, ok := w.(*accessWriter); ok && aw.Status() != 0 {
 				return // the answer has begun; the client sees a cut response
 			}
-			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+			writeJSON(w, http.StatusInternalServerError, apiv1.Error{Error: "internal error"})
 		}()
 		next.ServeHTTP(w, r)
 	})

@@ -26,6 +26,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/httprate"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -60,6 +61,7 @@ var uiPages = func() map[string]*template.Template {
 // phaseOrder is the order in which a deploy takes its steps: the order of
 // the segments of its bar.
 var phaseOrder = []string{deploy.StepResolve, deploy.StepPull, deploy.StepPrepare, deploy.StepBackup, deploy.StepRelease,
+	deploy.StepService,
 	deploy.StepStop, deploy.StepRename, deploy.StepCreate, deploy.StepStart, deploy.StepGate, deploy.StepPublish,
 	deploy.StepCleanup, deploy.StepRollback}
 
@@ -378,7 +380,7 @@ type uiPage struct {
 
 	// The overview.
 	Groups     []uiGroup
-	Deliveries []deliveryView
+	Deliveries []apiv1.Delivery
 	Failures   []uiDeploy
 
 	// A deployment's page.
@@ -395,7 +397,7 @@ type uiGroup struct {
 // uiDeployment is the API's view of a deployment, its newest deploy with
 // its phases, and which buttons the caller may use.
 type uiDeployment struct {
-	deploymentView
+	apiv1.Deployment
 	LastDeploy            *uiDeploy
 	CanDeploy, CanApprove bool
 	// Unreachable: the container engine did not answer (why); what runs
@@ -405,7 +407,7 @@ type uiDeployment struct {
 
 // uiDeploy is the API's view of a deploy, with its bar.
 type uiDeploy struct {
-	deployView
+	apiv1.Deploy
 	Bar  []uiPhase
 	Took float64 // seconds from start to end (or to now while it runs)
 }
@@ -505,7 +507,7 @@ func (s *Server) uiDeployment(ctx context.Context, r *http.Request, d *deploymen
 		return uiDeployment{}, err
 	}
 	p := principal(r)
-	ud := uiDeployment{deploymentView: v, CanDeploy: p.Can(deployments.VerbDeploy, d.Environment),
+	ud := uiDeployment{Deployment: v, CanDeploy: p.Can(deployments.VerbDeploy, d.Environment),
 		CanApprove: p.Can(deployments.VerbApprove, d.Environment), Unreachable: unreachable}
 	if last != nil {
 		ud.LastDeploy = &s.uiDeploys([]deploy.Record{*last})[0]
@@ -521,7 +523,7 @@ func (s *Server) uiDeploys(recs []deploy.Record) []uiDeploy {
 		if v.Ended != nil {
 			end = *v.Ended
 		}
-		out = append(out, uiDeploy{deployView: v, Bar: bar(v.Phases), Took: max(end.Sub(v.Started).Seconds(), 0)})
+		out = append(out, uiDeploy{Deploy: v, Bar: bar(v.Phases), Took: max(end.Sub(v.Started).Seconds(), 0)})
 	}
 	return out
 }
@@ -606,11 +608,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 // --- template functions ---
 
 var uiFuncs = template.FuncMap{
-	"short":   shortDigest,
+	"short":   apiv1.ShortDigest,
 	"when":    when,
 	"iso":     iso,
 	"ago":     ago,
-	"secs":    seconds,
+	"secs":    apiv1.Seconds,
 	"outcome": func(o *string) string { return deref(o, "running") },
 	"deref":   func(s *string) string { return deref(s, "") },
 	"path":    url.PathEscape,
@@ -631,15 +633,6 @@ type cardData struct {
 
 type buttonData struct {
 	Name, Action, Label, From, CSRF string
-}
-
-// shortDigest is the first 12 hex digits of a digest, as docker shows it.
-func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
 }
 
 // when formats a time (time.Time or *time.Time), UTC; "" for none.
@@ -676,53 +669,17 @@ func iso(t any) string {
 	return ""
 }
 
-// ago says how long before now t was, roughly.
+// ago is apiv1.Ago of a time.Time or a *time.Time ("" for nil).
 func ago(now time.Time, t any) string {
-	var at time.Time
 	switch v := t.(type) {
 	case time.Time:
-		at = v
+		return apiv1.Ago(now, v)
 	case *time.Time:
-		if v == nil {
-			return ""
+		if v != nil {
+			return apiv1.Ago(now, *v)
 		}
-		at = *v
 	}
-	if at.IsZero() {
-		return ""
-	}
-	d := now.Sub(at)
-	switch {
-	case d < 0:
-		return "in " + roughly(-d)
-	case d < time.Second:
-		return "just now"
-	}
-	return roughly(d) + " ago"
-}
-
-func roughly(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
-	}
-	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
-}
-
-// seconds formats a duration in seconds: 0.35s, 12.4s, 3m05s.
-func seconds(f float64) string {
-	switch {
-	case f < 10:
-		return fmt.Sprintf("%.2fs", f)
-	case f < 60:
-		return fmt.Sprintf("%.1fs", f)
-	}
-	d := time.Duration(f * float64(time.Second))
-	return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	return ""
 }
 
 func deref(s *string, none string) string {
