@@ -187,7 +187,7 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 		OnDelivery:       a.recordDelivery,
 		Reload:           a.Reload,
 		MetricsElsewhere: cfg.MetricsListen != "",
-		Engine:           a.engine,
+		DeployEngine:     a.engine,
 		History:          store,
 		APIElsewhere:     cfg.APIListen != "",
 	})

@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
@@ -33,4 +35,24 @@ type DeployQuery struct {
 	Delivery    string
 	Limit       int
 	Before      int64
+}
+
+// NewDeliveryID returns the id that names one delivery in the answer, the
+// logs and the history: 24 hex digits, the first 12 the time in unix
+// milliseconds and the rest random. Ids made later sort after, so that the
+// history's index of them grows at its end: with random ids each insert
+// lands on another page of a large index, and recording a delivery cost
+// five times as much at 90k deliveries, and more as they grew
+// (BenchmarkRecordDeliveries in history). 48 random bits make two ids of
+// the same millisecond equal once in 2.8·10^14 pairs. Ids sort by time
+// while the clock does not step back.
+func NewDeliveryID() string {
+	var b [12]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }

@@ -15,8 +15,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liftoff-deploy/liftoff/internal/control"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
+)
+
+// What the page promises, as the README tells it: its session cookie, a
+// session's lifetime, and the login attempts a minute one client may make.
+const (
+	sessionCookie   = "liftoff_session"
+	sessionLifetime = 12 * time.Hour
+	loginRate       = 10
 )
 
 // Tokens of uiConfig.
@@ -52,7 +62,7 @@ deployments:
     environment: production
 `
 
-// fakeEngine is a server.Engine over maps: what each deployment runs, and
+// fakeEngine is a control.Engine over maps: what each deployment runs, and
 // its pause and pending push.
 type fakeEngine struct {
 	*fakeDeployer
@@ -67,7 +77,7 @@ type fakeEngine struct {
 	away map[string]error
 }
 
-var _ Engine = (*fakeEngine)(nil)
+var _ control.Engine = (*fakeEngine)(nil)
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{fakeDeployer: &fakeDeployer{}, status: map[string]deploy.Status{}, running: map[string]*deploy.Container{}}
@@ -151,13 +161,13 @@ func (e *fakeEngine) called() []string {
 	return slices.Clone(e.calls)
 }
 
-// fakeHistory is a server.History over slices, newest last.
+// fakeHistory is a control.History over slices, newest last.
 type fakeHistory struct {
 	deploys    []deploy.Record
 	deliveries []deploy.Delivery
 }
 
-var _ History = (*fakeHistory)(nil)
+var _ control.History = (*fakeHistory)(nil)
 
 func (h *fakeHistory) Deploys(_ context.Context, q deploy.DeployQuery) ([]deploy.Record, int64, error) {
 	var out []deploy.Record
@@ -243,7 +253,7 @@ func newUIHarness(t testing.TB) *uiHarness {
 	}
 	u.harness = newHarness(t, func(o *Options) {
 		o.Catalogue = func() Catalogue { return u.cfg.Load() }
-		o.Engine, o.History = u.eng, u.hist
+		o.DeployEngine, o.History = u.eng, u.hist
 		o.Now = func() time.Time { return testNow.Add(time.Duration(u.later.Load())) }
 		o.OnDelivery = func(d deploy.Delivery) {
 			u.recMu.Lock()
@@ -752,7 +762,7 @@ func TestUIOffWithoutTokens(t *testing.T) {
 	u.cfg.Store(parseUIConfig(t, strings.Replace(noTokens, "{required: true, timeout: 1h}", "{required: false}", 1)))
 	b := u.browser(t)
 	for _, path := range []string{"/", "/login", "/deployments/web-prod", "/static/style.css"} {
-		if w := b.get(path); w.Code != http.StatusNotFound || w.Body.String() != notFoundBody {
+		if w := b.get(path); w.Code != http.StatusNotFound || w.Body.String() != httperr.NotFoundBody {
 			t.Errorf("GET %s without api_tokens: %d %s, want the 404 of an unknown path", path, w.Code, w.Body)
 		}
 	}
@@ -766,50 +776,12 @@ func TestUIElsewhere(t *testing.T) {
 	u := newUIHarness(t)
 	h := newHarness(t, func(o *Options) {
 		o.Catalogue = func() Catalogue { return u.cfg.Load() }
-		o.Engine, o.History, o.APIElsewhere = u.eng, u.hist, true
+		o.DeployEngine, o.History, o.APIElsewhere = u.eng, u.hist, true
 	})
 	for _, path := range []string{"/", "/login"} {
 		if w := h.do(http.MethodGet, path, nil); w.Code != http.StatusNotFound {
 			t.Errorf("GET %s on listen with the API elsewhere: %d, want 404", path, w.Code)
 		}
-	}
-}
-
-// TestUISessionsAreBounded: past maxSessions the oldest session goes, and
-// expired ones go first.
-func TestUISessionsAreBounded(t *testing.T) {
-	ss := newSessions()
-	first := ss.create([32]byte{1}, testNow)
-	for i := range maxSessions {
-		ss.create([32]byte{2, byte(i), byte(i >> 8)}, testNow.Add(time.Duration(i+1)*time.Second))
-	}
-	if len(ss.byID) != maxSessions {
-		t.Errorf("%d sessions, want %d", len(ss.byID), maxSessions)
-	}
-	if _, ok := ss.get(first, testNow); ok {
-		t.Error("the oldest session is still there")
-	}
-
-	// One token logging in again and again pushes out its own sessions
-	// only.
-	ss = newSessions()
-	other := ss.create([32]byte{1}, testNow)
-	var mine []string
-	for i := range 5 * maxTokenSessions {
-		mine = append(mine, ss.create([32]byte{2}, testNow.Add(time.Duration(i+1)*time.Second)))
-	}
-	if _, ok := ss.get(other, testNow); !ok {
-		t.Error("another token's session was pushed out")
-	}
-	if len(ss.byID) != maxTokenSessions+1 {
-		t.Errorf("%d sessions, want %d of the token and 1 other", len(ss.byID), maxTokenSessions)
-	}
-	if _, ok := ss.get(mine[len(mine)-1], testNow); !ok {
-		t.Error("the token's newest session is gone")
-	}
-	ss.create([32]byte{3}, testNow.Add(sessionLifetime+time.Hour))
-	if len(ss.byID) != 1 {
-		t.Errorf("%d sessions after all the others expired, want 1", len(ss.byID))
 	}
 }
 

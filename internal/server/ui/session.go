@@ -1,4 +1,4 @@
-package server
+package ui
 
 import (
 	"crypto/rand"
@@ -138,17 +138,17 @@ func sameToken(a, b string) bool {
 // script reads it), SameSite=Strict (no other site's page sends it),
 // Secure when liftoff serves HTTPS itself or public_url is https:// (a
 // proxy in front terminates TLS), for the session's lifetime.
-func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+func (s *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
 }
 
-func (s *Server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+func (s *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
 }
 
-func (s *Server) secureCookie(r *http.Request) bool {
+func (s *Handler) secureCookie(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
