@@ -70,12 +70,6 @@ func (c *fakeCatalogue) Deployment(name string) *deployments.Deployment { return
 
 func (c *fakeCatalogue) All() []*deployments.Deployment { return nil }
 
-func (c *fakeCatalogue) matches() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.matched...)
-}
-
 // fakeDeployer records what is enqueued.
 type fakeDeployer struct {
 	mu     sync.Mutex
