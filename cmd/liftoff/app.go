@@ -176,10 +176,8 @@ func newApp(cfg *deployments.Config, opts appOptions) (*app, error) {
 	}
 	a.server = server.New(server.Options{
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
-		Deployer:         a.engine,
 		Pinger:           pinger,
 		Engines:          pingers,
-		Health:           a.engine,
 		Logger:           a.log.With().Str("component", "http").Logger(),
 		Registerer:       a.registry,
 		Gatherer:         a.registry,

@@ -66,26 +66,32 @@ const (
 	readyTimeout           = 2 * time.Second
 )
 
-// Options configure a Server. Catalogue and Deployer are required.
+// Options configure a Server. Catalogue is required, and a Deployer or a
+// DeployEngine.
 type Options struct {
 	// Catalogue returns the configuration in force, or an untyped nil while
 	// none is loaded (a nil *deployments.Config in a Catalogue is not nil).
 	// It is called once per request, so a reload may swap what it returns.
 	Catalogue func() Catalogue
-	Deployer  Deployer
+	// Deployer queues the deploys of webhook deliveries; nil means the
+	// DeployEngine.
+	Deployer Deployer
 	// Pinger is asked by /readyz; nil leaves the engine out of readiness.
 	Pinger Pinger
 	// Engines are the container engines by name, for liftoff driving
 	// several: /readyz asks each (and Pinger, if set, too) at once, and
 	// names each one that does not answer.
 	Engines map[string]Pinger
-	// Health is asked by /readyz; nil leaves the deployments out of it.
+	// Health is asked by /readyz; nil means the DeployEngine, and without
+	// one leaves the deployments out of it.
 	Health Health
-	// DeployEngine (the deploy engine, not a Docker one) and History serve
-	// the management API under /api/v1 and the status page (/, /login,
-	// /deployments/...) through a control.Service; without both there is
-	// neither. Both also need API tokens in the configuration: without
-	// one their routes are 404.
+	// DeployEngine (the deploy engine, not a Docker one: those are
+	// Engines) and History serve the management API under /api/v1 and the
+	// status page (/, /login, /deployments/...) through a
+	// control.Service; without both there is neither. Both also need API
+	// tokens in the configuration: without one their routes are 404. The
+	// DeployEngine is also the Deployer and the Health unless those are
+	// set: the daemon passes its engine once.
 	DeployEngine control.Engine
 	History      control.History
 	// APIElsewhere leaves /api and the status page off Handler, for a
@@ -147,11 +153,19 @@ type Server struct {
 }
 
 // New returns a Server for opts. It panics if opts lack a Catalogue or a
-// Deployer, or if its metrics clash with different ones on the Registerer:
-// both are wiring mistakes.
+// Deployer (or DeployEngine), or if its metrics clash with different ones
+// on the Registerer: both are wiring mistakes.
 func New(opts Options) *Server {
+	if opts.DeployEngine != nil {
+		if opts.Deployer == nil {
+			opts.Deployer = opts.DeployEngine
+		}
+		if opts.Health == nil {
+			opts.Health = opts.DeployEngine
+		}
+	}
 	if opts.Catalogue == nil || opts.Deployer == nil {
-		panic("server.New: Options.Catalogue and Options.Deployer are required")
+		panic("server.New: Options.Catalogue and Options.Deployer (or DeployEngine) are required")
 	}
 	s := &Server{
 		catalogue:       opts.Catalogue,

@@ -418,6 +418,24 @@ func TestNewRequires(t *testing.T) {
 	New(Options{Catalogue: func() Catalogue { return nil }, Logger: zerolog.Nop()})
 }
 
+// TestDeployEngineOnce: the deploy engine given once as DeployEngine is
+// also what queues the hooks' deploys and what /readyz asks.
+func TestDeployEngineOnce(t *testing.T) {
+	eng := newFakeEngine()
+	h := newHarness(t, func(o *Options) {
+		o.Deployer, o.DeployEngine, o.History = nil, eng, &fakeHistory{}
+	})
+	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted || len(eng.requests()) != 1 {
+		t.Errorf("hook: %d %s; the engine queued %d", w.Code, w.Body, len(eng.requests()))
+	}
+	if w := h.do(http.MethodGet, "/readyz", nil); w.Code != http.StatusOK {
+		t.Errorf("readyz: %d %s", w.Code, w.Body)
+	}
+	if h.srv.health != eng {
+		t.Error("/readyz does not ask the deploy engine")
+	}
+}
+
 // fakeHealth is a Health whose down deployments are fixed.
 type fakeHealth map[string]error
 
