@@ -43,9 +43,6 @@ type Catalogue interface {
 
 var _ Catalogue = (*deployments.Config)(nil)
 
-// Deployer queues the deploys of a webhook delivery (webhooks.Deployer).
-type Deployer = webhooks.Deployer
-
 // Health tells which deployments are down: a rollback or a repair could not
 // leave them with a container that passes its health gate.
 type Health interface {
@@ -75,7 +72,7 @@ type Options struct {
 	Catalogue func() Catalogue
 	// Deployer queues the deploys of webhook deliveries; nil means the
 	// DeployEngine.
-	Deployer Deployer
+	Deployer webhooks.Deployer
 	// Pinger is asked by /readyz; nil leaves the engine out of readiness.
 	Pinger Pinger
 	// Engines are the container engines by name, for liftoff driving
