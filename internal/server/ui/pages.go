@@ -95,30 +95,30 @@ type phase struct {
 	X, Width float64
 }
 
-func (s *Handler) newPage(r *http.Request, title string) page {
+func (h *Handler) newPage(r *http.Request, title string) page {
 	p := principal(r)
-	pg := page{Title: title, Who: p.Name, Scopes: p.Scopes(), Refresh: refreshSeconds, Now: s.now().UTC()}
+	pg := page{Title: title, Who: p.Name, Scopes: p.Scopes(), Refresh: refreshSeconds, Now: h.now().UTC()}
 	if sess := sessionOf(r); sess != nil {
 		pg.Session, pg.CSRF = true, sess.csrf
 		if r.Header.Get("X-Liftoff-Refresh") == "" { // ui.js's refresh leaves the flash to the page
-			pg.Flash = s.sessions.takeFlash(sess.id)
+			pg.Flash = h.sessions.takeFlash(sess.id)
 		}
 	}
 	return pg
 }
 
-func (s *Handler) overviewPage(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request) {
 	if err := mayPage(principal(r)); err != nil {
-		s.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	pg := s.newPage(r, "liftoff")
+	pg := h.newPage(r, "liftoff")
 	at := map[string]int{} // environment → index in pg.Groups
-	for _, d := range s.catalogue().All() {
-		ud, err := s.card(ctx, r, d)
+	for _, d := range h.catalogue().All() {
+		ud, err := h.card(ctx, r, d)
 		if err != nil {
-			s.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		i, ok := at[d.Environment]
@@ -129,51 +129,51 @@ func (s *Handler) overviewPage(w http.ResponseWriter, r *http.Request) {
 		}
 		pg.Groups[i].Deployments = append(pg.Groups[i].Deployments, ud)
 	}
-	ds, _, err := s.svc.ListDeliveries(ctx, deliveriesShown, 0)
+	ds, _, err := h.svc.ListDeliveries(ctx, deliveriesShown, 0)
 	if err != nil {
-		s.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	pg.Deliveries = control.Deliveries(ds)
 	var failed []deploy.Record
 	for _, o := range failureOutcomes {
-		recs, _, err := s.svc.ListDeploys(ctx, deploy.DeployQuery{Outcome: string(o), Limit: failuresShown})
+		recs, _, err := h.svc.ListDeploys(ctx, deploy.DeployQuery{Outcome: string(o), Limit: failuresShown})
 		if err != nil {
-			s.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		failed = append(failed, recs...)
 	}
 	slices.SortFunc(failed, func(a, b deploy.Record) int { return cmp.Compare(b.ID, a.ID) }) // newest first
-	pg.Failures = s.rows(failed[:min(len(failed), failuresShown)])
-	s.render(w, r, http.StatusOK, "overview.html", pg)
+	pg.Failures = h.rows(failed[:min(len(failed), failuresShown)])
+	h.render(w, r, http.StatusOK, "overview.html", pg)
 }
 
-func (s *Handler) deploymentPage(w http.ResponseWriter, r *http.Request) {
-	d, err := s.target(r, deployments.VerbRead)
+func (h *Handler) deploymentPage(w http.ResponseWriter, r *http.Request) {
+	d, err := h.target(r, deployments.VerbRead)
 	if err != nil {
-		s.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	ud, err := s.card(r.Context(), r, d)
+	ud, err := h.card(r.Context(), r, d)
 	if err != nil {
-		s.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	recs, _, err := s.svc.ListDeploys(r.Context(), deploy.DeployQuery{Deployment: d.Name, Limit: historyShown})
+	recs, _, err := h.svc.ListDeploys(r.Context(), deploy.DeployQuery{Deployment: d.Name, Limit: historyShown})
 	if err != nil {
-		s.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	pg := s.newPage(r, d.Name+" · liftoff")
-	pg.Deployment, pg.History = &ud, s.rows(recs)
-	s.render(w, r, http.StatusOK, "deployment.html", pg)
+	pg := h.newPage(r, d.Name+" · liftoff")
+	pg.Deployment, pg.History = &ud, h.rows(recs)
+	h.render(w, r, http.StatusOK, "deployment.html", pg)
 }
 
 // deploymentCard is the API's view of d (view), with its newest deploy's
 // phases and the caller's buttons.
-func (s *Handler) card(ctx context.Context, r *http.Request, d *deployments.Deployment) (deploymentCard, error) {
-	v, last, err := s.svc.View(ctx, d)
+func (h *Handler) card(ctx context.Context, r *http.Request, d *deployments.Deployment) (deploymentCard, error) {
+	v, last, err := h.svc.View(ctx, d)
 	var unreachable string
 	switch {
 	case errors.Is(err, control.ErrUnavailable):
@@ -186,16 +186,16 @@ func (s *Handler) card(ctx context.Context, r *http.Request, d *deployments.Depl
 	ud := deploymentCard{Deployment: v, CanDeploy: p.Can(deployments.VerbDeploy, d.Environment),
 		CanApprove: p.Can(deployments.VerbApprove, d.Environment), Unreachable: unreachable}
 	if last != nil {
-		ud.LastDeploy = &s.rows([]deploy.Record{*last})[0]
+		ud.LastDeploy = &h.rows([]deploy.Record{*last})[0]
 	}
 	return ud, nil
 }
 
 // rows is control.Deploys, with a bar for each deploy.
-func (s *Handler) rows(recs []deploy.Record) []deployRow {
+func (h *Handler) rows(recs []deploy.Record) []deployRow {
 	out := []deployRow{}
 	for _, v := range control.Deploys(recs) {
-		end := s.now()
+		end := h.now()
 		if v.Ended != nil {
 			end = *v.Ended
 		}
@@ -237,26 +237,26 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // fail answers a page's failure with the API's status for it, and the
 // API's reason (or "internal error", logged).
-func (s *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	s.errorPage(w, r, httperr.Status(err), s.errorText(r, err))
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	h.errorPage(w, r, httperr.Status(err), h.errorText(r, err))
 }
 
-func (s *Handler) errorText(r *http.Request, err error) string {
+func (h *Handler) errorText(r *http.Request, err error) string {
 	if httperr.Status(err) == http.StatusInternalServerError {
-		s.log.Error().Err(err).Str("route", accesslog.Route(r)).Msg("ui: internal error")
+		h.log.Error().Err(err).Str("route", accesslog.Route(r)).Msg("ui: internal error")
 		return "internal error"
 	}
 	return err.Error()
 }
 
-func (s *Handler) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	pg := s.newPage(r, http.StatusText(status)+" · liftoff")
+func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	pg := h.newPage(r, http.StatusText(status)+" · liftoff")
 	pg.Message, pg.Refresh = msg, 0
-	s.render(w, r, status, "error.html", pg)
+	h.render(w, r, status, "error.html", pg)
 }
 
-func (s *Handler) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	pg := page{Title: "Log in · liftoff", Message: msg, Now: s.now().UTC()}
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	pg := page{Title: "Log in · liftoff", Message: msg, Now: h.now().UTC()}
 	next := r.URL.Query().Get("next")
 	if v := r.PostForm.Get("next"); v != "" {
 		next = v // the form again, after a wrong token
@@ -264,15 +264,15 @@ func (s *Handler) loginPage(w http.ResponseWriter, r *http.Request, status int, 
 	if localPath(next) {
 		pg.Next = next
 	}
-	s.render(w, r, status, "login.html", pg)
+	h.render(w, r, status, "login.html", pg)
 }
 
 // render executes a page into a buffer first, so that a template error is
 // a clean 500.
-func (s *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
 	var b bytes.Buffer
 	if err := pages[name].ExecuteTemplate(&b, "layout", pg); err != nil {
-		s.log.Error().Err(err).Str("page", name).Str("route", accesslog.Route(r)).Msg("ui: rendering a page")
+		h.log.Error().Err(err).Str("page", name).Str("route", accesslog.Route(r)).Msg("ui: rendering a page")
 		httperr.Text(w, http.StatusInternalServerError, "internal error")
 		return
 	}

@@ -74,8 +74,8 @@ func principal(r *http.Request) deployments.Principal {
 }
 
 // target finds the route's deployment and checks the caller's scope on it.
-func (s *Handler) target(r *http.Request, verb deployments.Verb) (*deployments.Deployment, error) {
-	return s.svc.Target(principal(r), chi.URLParam(r, "name"), verb)
+func (h *Handler) target(r *http.Request, verb deployments.Verb) (*deployments.Deployment, error) {
+	return h.svc.Target(principal(r), chi.URLParam(r, "name"), verb)
 }
 
 // What the pages show.
@@ -96,30 +96,30 @@ const (
 // needs a session or an API token (auth). Every POST must come from one
 // of liftoff's own pages (CrossOriginProtection), and, with a session,
 // carry its form token.
-func (s *Handler) Routes(r chi.Router) {
+func (h *Handler) Routes(r chi.Router) {
 	static, err := fs.Sub(files, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.errorPage(w, r, http.StatusForbidden, "This form was sent from another site. Use liftoff's own page.")
+		h.errorPage(w, r, http.StatusForbidden, "This form was sent from another site. Use liftoff's own page.")
 	}))
 	limitLogin := httprate.LimitBy(loginRate, time.Minute, accesslog.ClientIP,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-			s.loginPage(w, r, http.StatusTooManyRequests, "Too many attempts from your address: wait a minute and try again.")
+			h.loginPage(w, r, http.StatusTooManyRequests, "Too many attempts from your address: wait a minute and try again.")
 		}))
 	r.Group(func(r chi.Router) {
-		r.Use(s.enabled, headers, cop.Handler)
+		r.Use(h.enabled, headers, cop.Handler)
 		r.Handle("/static/*", staticFiles(static))
-		r.Get("/login", func(w http.ResponseWriter, r *http.Request) { s.loginPage(w, r, http.StatusOK, "") })
-		r.With(limitLogin).Post("/login", s.login)
+		r.Get("/login", func(w http.ResponseWriter, r *http.Request) { h.loginPage(w, r, http.StatusOK, "") })
+		r.With(limitLogin).Post("/login", h.login)
 		r.Group(func(r chi.Router) {
-			r.Use(s.auth)
-			r.Get("/", s.overviewPage)
-			r.Get("/deployments/{name}", s.deploymentPage)
-			r.Post("/deployments/{name}/{action}", s.action)
-			r.Post("/logout", s.logout)
+			r.Use(h.auth)
+			r.Get("/", h.overviewPage)
+			r.Get("/deployments/{name}", h.deploymentPage)
+			r.Post("/deployments/{name}/{action}", h.action)
+			r.Post("/logout", h.logout)
 		})
 	})
 }
@@ -139,9 +139,9 @@ func staticFiles(files fs.FS) http.Handler {
 
 // enabled: the page exists when the API does, with API tokens in the
 // config; otherwise its paths are unknown paths (404), as the API's are.
-func (s *Handler) enabled(next http.Handler) http.Handler {
+func (h *Handler) enabled(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if cat := s.catalogue(); cat == nil || !cat.APIEnabled() {
+		if cat := h.catalogue(); cat == nil || !cat.APIEnabled() {
 			httperr.NotFound(w, r)
 			return
 		}
@@ -184,32 +184,32 @@ func sessionOf(r *http.Request) *reqSession {
 // the request's context, as apiAuth does. A session's token is looked up
 // in the config in force at each request. Without either, a page redirects
 // to the login form.
-func (s *Handler) auth(next http.Handler) http.Handler {
+func (h *Handler) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cat := s.catalogue()
+		cat := h.catalogue()
 		// Another scheme (Basic, from a proxy that guards the page) is
 		// not liftoff's: the session decides.
-		if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
-			p, known := cat.APIAuth(strings.TrimSpace(h[7:]))
+		if authz := r.Header.Get("Authorization"); len(authz) > 7 && strings.EqualFold(authz[:7], "Bearer ") {
+			p, known := cat.APIAuth(strings.TrimSpace(authz[7:]))
 			if !known {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="liftoff"`)
-				s.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config.")
+				h.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config.")
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 			return
 		}
 		if c, err := r.Cookie(sessionCookie); err == nil {
-			if sess, ok := s.sessions.get(c.Value, s.now()); ok {
+			if sess, ok := h.sessions.get(c.Value, h.now()); ok {
 				if p, ok := cat.APIAuthSum(sess.sum); ok {
 					ctx := context.WithValue(r.Context(), principalKey{}, p)
 					ctx = context.WithValue(ctx, sessionKey{}, &reqSession{id: c.Value, csrf: sess.csrf})
 					next.ServeHTTP(w, r.WithContext(ctx))
 					return
 				}
-				s.sessions.remove(c.Value) // its token is no longer in the config
+				h.sessions.remove(c.Value) // its token is no longer in the config
 			}
-			s.clearSessionCookie(w, r)
+			h.clearSessionCookie(w, r)
 		}
 		if r.Method == http.MethodGet {
 			// Back to the page asked for once logged in (a link from
@@ -221,37 +221,37 @@ func (s *Handler) auth(next http.Handler) http.Handler {
 			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
-		s.loginPage(w, r, http.StatusUnauthorized, "Your session has ended: log in again.")
+		h.loginPage(w, r, http.StatusUnauthorized, "Your session has ended: log in again.")
 	})
 }
 
 // login opens a session for a valid API token that may read.
-func (s *Handler) login(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
-		s.loginPage(w, r, http.StatusBadRequest, "The form could not be read: send the token alone.")
+		h.loginPage(w, r, http.StatusBadRequest, "The form could not be read: send the token alone.")
 		return
 	}
 	token := strings.TrimSpace(r.PostForm.Get("token"))
-	p, ok := s.catalogue().APIAuth(token)
+	p, ok := h.catalogue().APIAuth(token)
 	if !ok {
 		// Nothing of what was typed is logged: it may be a token of
 		// something else.
-		s.log.Info().Str("remote", r.RemoteAddr).Msg("ui: login refused: not an API token")
-		s.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config. Check it and try again.")
+		h.log.Info().Str("remote", r.RemoteAddr).Msg("ui: login refused: not an API token")
+		h.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config. Check it and try again.")
 		return
 	}
 	if err := mayPage(p); err != nil {
-		s.loginPage(w, r, http.StatusForbidden, fmt.Sprintf("The token %s lacks scope %s, which the status page needs.",
+		h.loginPage(w, r, http.StatusForbidden, fmt.Sprintf("The token %s lacks scope %s, which the status page needs.",
 			p.Name, deployments.Scope(deployments.VerbRead, "")))
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		s.sessions.remove(c.Value) // a new login replaces the session it came with
+		h.sessions.remove(c.Value) // a new login replaces the session it came with
 	}
-	id := s.sessions.create(sha256.Sum256([]byte(token)), s.now())
-	s.setSessionCookie(w, r, id)
-	s.log.Info().Str("actor", p.Name).Str("remote", r.RemoteAddr).Msg("ui: logged in")
+	id := h.sessions.create(sha256.Sum256([]byte(token)), h.now())
+	h.setSessionCookie(w, r, id)
+	h.log.Info().Str("actor", p.Name).Str("remote", r.RemoteAddr).Msg("ui: logged in")
 	to := "/"
 	if next := r.PostForm.Get("next"); localPath(next) {
 		to = next
@@ -275,14 +275,14 @@ func localPath(p string) bool {
 }
 
 // logout ends the session.
-func (s *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	if !s.checkForm(w, r) {
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if !h.checkForm(w, r) {
 		return
 	}
 	if sess := sessionOf(r); sess != nil {
-		s.sessions.remove(sess.id)
-		s.clearSessionCookie(w, r)
-		s.log.Info().Str("actor", principal(r).Name).Msg("ui: logged out")
+		h.sessions.remove(sess.id)
+		h.clearSessionCookie(w, r)
+		h.log.Info().Str("actor", principal(r).Name).Msg("ui: logged out")
 	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -291,14 +291,14 @@ func (s *Handler) logout(w http.ResponseWriter, r *http.Request) {
 // a page of another site cannot know it. A request with a Bearer token
 // needs none (a browser never adds that header by itself). It answers the
 // request and returns false if the form is refused.
-func (s *Handler) checkForm(w http.ResponseWriter, r *http.Request) bool {
+func (h *Handler) checkForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+		h.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
 		return false
 	}
 	if sess := sessionOf(r); sess != nil && !sameToken(r.PostForm.Get("csrf"), sess.csrf) {
-		s.errorPage(w, r, http.StatusForbidden, "This form is stale or was not sent from liftoff's page: reload the page and try again.")
+		h.errorPage(w, r, http.StatusForbidden, "This form is stale or was not sent from liftoff's page: reload the page and try again.")
 		return false
 	}
 	return true
@@ -311,24 +311,24 @@ func mayPage(p deployments.Principal) error { return control.May(p, deployments.
 // action is a button: approve, reject, pause or resume. It takes the
 // scope the API's route takes and calls what the API's handler calls,
 // then goes back to the page it came from with what happened.
-func (s *Handler) action(w http.ResponseWriter, r *http.Request) {
-	if !s.checkForm(w, r) {
+func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
+	if !h.checkForm(w, r) {
 		return
 	}
 	a, ok := control.ParseAction(chi.URLParam(r, "action"))
 	if !ok || a == control.Deploy || a == control.Rollback {
-		s.errorPage(w, r, http.StatusNotFound, "There is no such button.")
+		h.errorPage(w, r, http.StatusNotFound, "There is no such button.")
 		return
 	}
-	d, err := s.target(r, a.Verb())
+	d, err := h.target(r, a.Verb())
 	if err != nil {
-		s.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	text, err := s.act(r.Context(), d, principal(r).Name, a)
+	text, err := h.act(r.Context(), d, principal(r).Name, a)
 	f := flash{Text: text}
 	if err != nil {
-		f = flash{Text: s.errorText(r, err), Error: true}
+		f = flash{Text: h.errorText(r, err), Error: true}
 	}
 	back := "/"
 	if r.PostForm.Get("from") == "deployment" {
@@ -339,38 +339,38 @@ func (s *Handler) action(w http.ResponseWriter, r *http.Request) {
 		// Bearer, no session: no page to come back to with a message, so
 		// the answer is the message, with the API's status.
 		if err != nil {
-			s.fail(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 		httperr.Text(w, http.StatusOK, text)
 		return
 	}
-	s.sessions.setFlash(sess.id, f)
+	h.sessions.setFlash(sess.id, f)
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // act does a to d as actor, and says what it did.
-func (s *Handler) act(ctx context.Context, d *deployments.Deployment, actor string, a control.Action) (string, error) {
+func (h *Handler) act(ctx context.Context, d *deployments.Deployment, actor string, a control.Action) (string, error) {
 	switch a {
 	case control.Approve:
-		push, err := s.svc.Approve(ctx, d, actor)
+		push, err := h.svc.Approve(ctx, d, actor)
 		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("Approved %s for %s: it deploys now.", control.TagOr(push.Tag, push.Digest), d.Name), nil
 	case control.Reject:
-		push, err := s.svc.Reject(ctx, d, actor)
+		push, err := h.svc.Reject(ctx, d, actor)
 		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("Rejected %s for %s.", control.TagOr(push.Tag, push.Digest), d.Name), nil
 	case control.Pause:
-		if err := s.svc.Pause(ctx, d, actor); err != nil {
+		if err := h.svc.Pause(ctx, d, actor); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("Paused %s: pushes wait until it is resumed.", d.Name), nil
 	default: // resume
-		held, err := s.svc.Resume(ctx, d, actor)
+		held, err := h.svc.Resume(ctx, d, actor)
 		if err != nil {
 			return "", err
 		}

@@ -162,22 +162,22 @@ type delivery struct {
 }
 
 // hook serves POST /hooks/{source}/{token}.
-func (s *Handler) hook(w http.ResponseWriter, r *http.Request) {
-	d := s.newDelivery(r)
-	err := s.receive(w, r, &d)
-	s.finish(w, r, &d, err)
+func (h *Handler) hook(w http.ResponseWriter, r *http.Request) {
+	d := h.newDelivery(r)
+	err := h.receive(w, r, &d)
+	h.finish(w, r, &d, err)
 }
 
 // reject answers a hook request turned away before it was read.
-func (s *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
-	d := s.newDelivery(r)
-	s.finish(w, r, &d, err)
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
+	d := h.newDelivery(r)
+	h.finish(w, r, &d, err)
 }
 
 // newDelivery is a value, so that it stays on the stack.
-func (s *Handler) newDelivery(r *http.Request) delivery {
+func (h *Handler) newDelivery(r *http.Request) delivery {
 	source := chi.URLParam(r, "source")
-	if _, ok := s.sources[source]; !ok {
+	if _, ok := h.sources[source]; !ok {
 		source = sourceUnknown
 	}
 	return delivery{id: deploy.NewDeliveryID(), source: source}
@@ -185,11 +185,11 @@ func (s *Handler) newDelivery(r *http.Request) delivery {
 
 // receive authenticates, reads and matches a delivery and queues its
 // deploys.
-func (s *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (err error) {
-	if s.draining.Load() {
+func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (err error) {
+	if h.draining.Load() {
 		return control.ErrDraining
 	}
-	cat := s.catalogue()
+	cat := h.catalogue()
 	if cat == nil {
 		return errNoConfig
 	}
@@ -197,12 +197,12 @@ func (s *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	// even for a source we do not serve, so that an unknown source costs
 	// the same as a wrong token.
 	source := chi.URLParam(r, "source")
-	parse, served := s.sources[source]
+	parse, served := h.sources[source]
 	if !cat.HookAuth(source, chi.URLParam(r, "token")) || !served {
 		return httperr.ErrNotFound
 	}
 
-	body, err := readBody(w, r, s.maxBody)
+	body, err := readBody(w, r, h.maxBody)
 	if err != nil {
 		return err
 	}
@@ -213,13 +213,13 @@ func (s *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	}
 	d.push = p
 
-	received := s.now()
-	if s.onDelivery != nil {
+	received := h.now()
+	if h.onDelivery != nil {
 		// Recorded in the background once answered 202, whatever it
 		// asked for.
 		defer func() {
 			if err == nil {
-				s.onDelivery(deploy.Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
+				h.onDelivery(deploy.Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
 					Pusher: p.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
 			}
 		}()
@@ -249,11 +249,11 @@ func (s *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	}
 	// The 202 is a promise: the engine records the requests before
 	// Enqueue returns, and deploys them even if liftoff dies first.
-	dispositions, err := s.deployer.Enqueue(r.Context(), reqs...)
+	dispositions, err := h.deployer.Enqueue(r.Context(), reqs...)
 	if errors.Is(err, deploy.ErrClosed) {
 		return control.ErrDraining
 	} else if err != nil {
-		s.log.Error().Err(err).Str("delivery", d.id).Msg("webhook: the push could not be recorded; answered 503 so that the sender retries")
+		h.log.Error().Err(err).Str("delivery", d.id).Msg("webhook: the push could not be recorded; answered 503 so that the sender retries")
 		return control.ErrNotRecorded
 	}
 	d.accepted = make([]string, 0, len(m.Accepted))
@@ -274,7 +274,7 @@ func (s *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 // finish answers d, counts it and logs it: one line per delivery, with the
 // route pattern and never the token. It is the delivery's only line: the
 // access log leaves hooks out (accesslog.MarkLogged).
-func (s *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, err error) {
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, err error) {
 	status, outcome := http.StatusAccepted, outcomeAccepted
 	if err != nil {
 		status = httperr.Status(err)
@@ -290,7 +290,7 @@ func (s *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, er
 		}
 		writeAnswer(w, d)
 	}
-	s.metrics.webhook(d.source, outcome)
+	h.metrics.webhook(d.source, outcome)
 
 	level := zerolog.InfoLevel
 	switch outcome {
@@ -302,7 +302,7 @@ func (s *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, er
 		level = zerolog.ErrorLevel
 	}
 	start := accesslog.MarkLogged(w)
-	ev := s.log.WithLevel(level)
+	ev := h.log.WithLevel(level)
 	if ev == nil {
 		return // below the logger's level
 	}
