@@ -418,6 +418,21 @@ func TestNewRequires(t *testing.T) {
 	New(Options{Catalogue: func() Catalogue { return nil }, Logger: zerolog.Nop()})
 }
 
+// TestHookRateLimitZeroIsDefault: HookRateLimit 0 (hook_rate_limit 0 in
+// the config) is DefaultHookRateLimit deliveries a minute per client; the
+// webhooks' own tests (TestHookRateLimitDefault) hold what the limit does.
+func TestHookRateLimitZeroIsDefault(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.HookRateLimit = 0 })
+	for i := range DefaultHookRateLimit {
+		if w := h.do(http.MethodPost, "/hooks/dockerhub/guess", nil); w.Code != http.StatusNotFound {
+			t.Fatalf("guess %d: %d", i, w.Code)
+		}
+	}
+	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusTooManyRequests {
+		t.Errorf("after %d guesses: %d, want 429", DefaultHookRateLimit, w.Code)
+	}
+}
+
 // TestDeployEngineOnce: the deploy engine given once as DeployEngine is
 // also what queues the hooks' deploys and what /readyz asks.
 func TestDeployEngineOnce(t *testing.T) {
