@@ -181,7 +181,7 @@ func sessionOf(r *http.Request) *reqSession {
 
 // auth lets through a request with an API token (Authorization: Bearer,
 // as the API) or with a session that a token opened, and puts who it is in
-// the request's context, as apiAuth does. A session's token is looked up
+// the request's context, as the API's auth does. A session's token is looked up
 // in the config in force at each request. Without either, a page redirects
 // to the login form.
 func (h *Handler) auth(next http.Handler) http.Handler {

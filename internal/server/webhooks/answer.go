@@ -16,7 +16,7 @@ var (
 )
 
 // writeAnswer answers 202 {"delivery", "accepted", "ignored"}, as
-// writeJSON would (TestAnswerJSON), without its reflection.
+// httperr.JSON would (TestAnswerJSON), without its reflection.
 func writeAnswer(w http.ResponseWriter, d *delivery) {
 	h := w.Header()
 	h["Content-Type"] = headerJSON

@@ -48,7 +48,7 @@ deployments:
 // these tests contains (prefix, suffix, other case, percent-encoded).
 var tokenCore = strings.ToLower(testToken[8:28])
 
-// hostileHarness is a Server on the real catalogue of hostileConfig with a
+// hostileHarness is a Handler on the real catalogue of hostileConfig with a
 // recording Deployer, no rate limit, logging at debug level.
 func hostileHarness(t *testing.T, edit func(*Options)) *harness {
 	t.Helper()
