@@ -185,10 +185,8 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 	}
 	a.server = server.New(server.Options{
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
-		Deployer:         a.engine,
 		Pinger:           pinger,
 		Engines:          pingers,
-		Health:           a.engine,
 		Logger:           a.log.With().Str("component", "http").Logger(),
 		Registerer:       a.registry,
 		Gatherer:         a.registry,
@@ -196,8 +194,8 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		OnDelivery:       a.recordDelivery,
 		Reload:           a.Reload,
 		MetricsElsewhere: cfg.MetricsListen != "",
-		Engine:           a.engine,
-		History:          apiHistory{store},
+		DeployEngine:     a.engine,
+		History:          store,
 		APIElsewhere:     cfg.APIListen != "",
 	})
 	if err := a.listen(cfg); err != nil {

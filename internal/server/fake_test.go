@@ -70,12 +70,6 @@ func (c *fakeCatalogue) Deployment(name string) *deployments.Deployment { return
 
 func (c *fakeCatalogue) All() []*deployments.Deployment { return nil }
 
-func (c *fakeCatalogue) matches() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.matched...)
-}
-
 // fakeDeployer records what is enqueued.
 type fakeDeployer struct {
 	mu     sync.Mutex
@@ -197,9 +191,33 @@ func (h *harness) post(body string) *httptest.ResponseRecorder {
 
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("webhooks", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// webhookCount is liftoff_webhooks_total{source, outcome} on reg.
+func webhookCount(t testing.TB, reg prometheus.Gatherer, source, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "liftoff_webhooks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["source"] == source && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

@@ -1,4 +1,4 @@
-package server
+package webhooks
 
 import (
 	"maps"
@@ -13,7 +13,7 @@ import (
 // answer 404 to every delivery, and a parser the config cannot reach is
 // dead code.
 func TestSourcesMatchConfig(t *testing.T) {
-	srv := newHarness(t, nil).srv
+	srv := newHarness(t, nil).hh
 	served := slices.Sorted(maps.Keys(srv.sources))
 	accepted := slices.Sorted(slices.Values(deployments.HookSources()))
 	if !slices.Equal(served, accepted) {

@@ -1,4 +1,4 @@
-package server
+package ui
 
 import (
 	"crypto/rand"
@@ -138,20 +138,20 @@ func sameToken(a, b string) bool {
 // script reads it), SameSite=Strict (no other site's page sends it),
 // Secure when liftoff serves HTTPS itself or public_url is https:// (a
 // proxy in front terminates TLS), for the session's lifetime.
-func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionLifetime / time.Second),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: h.secureCookie(r)})
 }
 
-func (s *Server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secureCookie(r)})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: h.secureCookie(r)})
 }
 
-func (s *Server) secureCookie(r *http.Request) bool {
+func (h *Handler) secureCookie(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	c := s.catalogue()
+	c := h.catalogue()
 	return c != nil && c.PublicHTTPS()
 }

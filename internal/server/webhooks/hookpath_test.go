@@ -1,16 +1,16 @@
-package server
+package webhooks
 
 import (
 	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
@@ -56,13 +56,13 @@ func TestHookLogsOneLine(t *testing.T) {
 		{name: "wrong token", target: "/hooks/dockerhub/tok-wrong", body: push, status: 404, messages: []string{"webhook"}, level: "warn"},
 		{name: "unknown source", target: "/hooks/quay/" + testToken, body: push, status: 404, messages: []string{"webhook"}, level: "warn"},
 		{name: "too large", edit: func(o *Options) { o.MaxBody = 64 }, body: push, status: 413, messages: []string{"webhook"}, level: "warn"},
-		{name: "draining", before: func(h *harness) { h.srv.SetDraining(true) }, body: push, status: 503, messages: []string{"webhook"}, level: "warn"},
+		{name: "draining", before: func(h *harness) { h.hh.SetDraining(true) }, body: push, status: 503, messages: []string{"webhook"}, level: "warn"},
 		{name: "busy", before: func(h *harness) {
-			for range cap(h.srv.hookSem) {
-				h.srv.hookSem <- struct{}{}
+			for range cap(h.hh.hookSem) {
+				h.hh.hookSem <- struct{}{}
 			}
 		}, body: push, status: 503, messages: []string{"webhook"}, level: "warn"},
-		{name: "rate limited", edit: func(o *Options) { o.HookRateLimit = 1 }, before: func(h *harness) { h.post(push) },
+		{name: "rate limited", edit: func(o *Options) { o.RateLimit = 1 }, before: func(h *harness) { h.post(push) },
 			body: push, status: 429, messages: []string{"webhook"}, level: "debug"},
 		{name: "not recorded", before: func(h *harness) { h.dep.fail = errors.New("disk full") }, body: push, status: 503,
 			messages: []string{"webhook: the push could not be recorded; answered 503 so that the sender retries", "webhook"}, level: "error"},
@@ -110,47 +110,7 @@ func TestHookLogsOneLine(t *testing.T) {
 	}
 }
 
-// TestAccessWriter: the access line tells the status and size answered;
-// an informational status is passed on but is not the status, and a second
-// WriteHeader is dropped.
-func TestAccessWriter(t *testing.T) {
-	under := &codesWriter{h: http.Header{}}
-	aw := &accessWriter{ResponseWriter: under}
-	aw.WriteHeader(http.StatusEarlyHints)
-	if aw.Status() != 0 {
-		t.Errorf("status %d after 103", aw.Status())
-	}
-	aw.Write([]byte("hello"))
-	aw.WriteHeader(http.StatusTeapot)
-	aw.Write([]byte(" world"))
-	if aw.Status() != http.StatusOK || aw.bytes != 11 || !reflect.DeepEqual(under.codes, []int{103, 200}) {
-		t.Errorf("status %d, %d bytes; WriteHeader underneath: %v", aw.Status(), aw.bytes, under.codes)
-	}
-
-	rec := httptest.NewRecorder()
-	aw = &accessWriter{ResponseWriter: rec}
-	if err := http.NewResponseController(aw).Flush(); err != nil || !rec.Flushed || aw.Status() != http.StatusOK {
-		t.Errorf("Flush: %v, flushed %v, status %d", err, rec.Flushed, aw.Status())
-	}
-	if !markLogged(struct{ http.ResponseWriter }{rec}).IsZero() {
-		t.Error("markLogged found a start without logRequests")
-	}
-	if markLogged(aw); !aw.logged {
-		t.Error("markLogged did not mark")
-	}
-}
-
-// codesWriter is a ResponseWriter that notes the codes it is given.
-type codesWriter struct {
-	h     http.Header
-	codes []int
-}
-
-func (w *codesWriter) Header() http.Header         { return w.h }
-func (w *codesWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *codesWriter) WriteHeader(code int)        { w.codes = append(w.codes, code) }
-
-// TestAnswerJSON: appendAnswer writes what json.Marshal makes of answer,
+// TestAnswerJSON: appendAnswer writes what json.Marshal makes of apiv1.HookAnswer,
 // byte for byte, whatever the strings hold.
 func TestAnswerJSON(t *testing.T) {
 	tricky := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\rcr\b\f",
@@ -186,12 +146,12 @@ func FuzzAnswerJSON(f *testing.F) {
 
 func assertAnswerJSON(t *testing.T, id string, accepted []string, ignored []deployments.Ignored) {
 	t.Helper()
-	a := answer{Delivery: id, Accepted: accepted, Ignored: ignored}
+	a := apiv1.HookAnswer{Delivery: id, Accepted: accepted, Ignored: []apiv1.Ignored{}}
 	if a.Accepted == nil {
 		a.Accepted = []string{}
 	}
-	if a.Ignored == nil {
-		a.Ignored = []deployments.Ignored{}
+	for _, ig := range ignored {
+		a.Ignored = append(a.Ignored, apiv1.Ignored(ig))
 	}
 	want, err := json.Marshal(a)
 	if err != nil {
@@ -236,17 +196,5 @@ func TestRepoCache(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { c.normalize("acme/web") }); n != 0 {
 		t.Errorf("a name remembered costs %v allocations", n)
-	}
-}
-
-// TestHookAllocsBounded guards the allocation diet of the hook path
-// loosely: BenchmarkHookIgnored and BenchmarkHookAccepted report the exact
-// numbers (29 and 30 when this was written, 348 and 349 before the diet).
-// The bound leaves room for dependency upgrades, not for a json.Decoder or
-// a fmt.Sprintf per delivery.
-func TestHookAllocsBounded(t *testing.T) {
-	serve, _ := hookServer(t, benchCatalogue{}, http.StatusAccepted)
-	if n := testing.AllocsPerRun(200, serve); n > 50 {
-		t.Errorf("%v allocations a delivery, want at most 50 (see BenchmarkHookIgnored)", n)
 	}
 }

@@ -1,8 +1,9 @@
-package server
+package webhooks
 
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,6 +19,23 @@ const (
 	outcomeRateLimited  = "rate_limited" // 429
 	outcomeError        = "error"        // 500: a bug
 )
+
+// outcomeOf is the outcome label of a delivery refused with status.
+func outcomeOf(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return outcomeUnauthorized
+	case http.StatusBadRequest:
+		return outcomeInvalid
+	case http.StatusRequestEntityTooLarge:
+		return outcomeTooLarge
+	case http.StatusServiceUnavailable:
+		return outcomeUnavailable
+	case http.StatusTooManyRequests:
+		return outcomeRateLimited
+	}
+	return outcomeError
+}
 
 // sourceUnknown labels deliveries to a source liftoff does not serve, so that
 // made-up sources cannot grow the label set.
@@ -63,7 +81,7 @@ func (m *metrics) curry(source string, outcomes ...string) {
 }
 
 // register registers c on reg, or returns the identical collector already
-// there (a second Server on the same registry shares it).
+// there (a second Handler on the same registry shares it).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	err := reg.Register(c)
 	if err == nil {
@@ -75,7 +93,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 			return existing
 		}
 	}
-	panic(fmt.Sprintf("server: register metrics: %v", err))
+	panic(fmt.Sprintf("webhooks: register metrics: %v", err))
 }
 
 func (m *metrics) webhook(source, outcome string) {

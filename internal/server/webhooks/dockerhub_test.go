@@ -1,4 +1,4 @@
-package server
+package webhooks
 
 import (
 	"context"
@@ -9,23 +9,24 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
 // hookAnswer decodes a 202 body, failing on fields it does not know.
-func hookAnswer(t *testing.T, body string) answer {
+func hookAnswer(t *testing.T, body string) apiv1.HookAnswer {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.DisallowUnknownFields()
-	var a answer
+	var a apiv1.HookAnswer
 	if err := dec.Decode(&a); err != nil {
 		t.Fatalf("decode %q: %v", body, err)
 	}
@@ -37,26 +38,26 @@ func TestDockerHubAccepted(t *testing.T) {
 		fixture  string
 		repoTag  string // what Match is asked
 		accepted []string
-		ignored  []deployments.Ignored
+		ignored  []apiv1.Ignored
 		pusher   string
 	}{
 		{
 			fixture: "dockerhub_push.json", repoTag: "docker.io/pmpl/dblood:staging",
 			accepted: []string{staging},
-			ignored:  []deployments.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
+			ignored:  []apiv1.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
 			pusher:   "pmpl-ci",
 		},
 		{ // float pushed_at, images null, dockerfile present
 			fixture: "dockerhub_push_legacy.json", repoTag: "docker.io/svendowideit/testhook:latest",
-			accepted: []string{"testhook"}, ignored: []deployments.Ignored{}, pusher: "trustedbuilder",
+			accepted: []string{"testhook"}, ignored: []apiv1.Ignored{}, pusher: "trustedbuilder",
 		},
 		{ // official image as library/nginx
 			fixture: "dockerhub_official_library.json", repoTag: "docker.io/library/nginx:1.27-alpine",
-			accepted: []string{"proxy"}, ignored: []deployments.Ignored{}, pusher: "doijanky",
+			accepted: []string{"proxy"}, ignored: []apiv1.Ignored{}, pusher: "doijanky",
 		},
 		{ // official image as plain nginx: the same repository
 			fixture: "dockerhub_official_short.json", repoTag: "docker.io/library/nginx:1.27-alpine",
-			accepted: []string{"proxy"}, ignored: []deployments.Ignored{}, pusher: "doijanky",
+			accepted: []string{"proxy"}, ignored: []apiv1.Ignored{}, pusher: "doijanky",
 		},
 	}
 	for _, tt := range tests {
@@ -101,34 +102,6 @@ func isDeliveryID(s string) bool {
 		}
 	}
 	return true
-}
-
-func TestDeliveryIDsDiffer(t *testing.T) {
-	seen := map[string]bool{}
-	for range 100 {
-		id := newDeliveryID()
-		if !isDeliveryID(id) || seen[id] {
-			t.Fatalf("delivery id %q: malformed or repeated", id)
-		}
-		seen[id] = true
-	}
-}
-
-// Ids sort by the time they were made (to the millisecond), so that the
-// history's index of them grows at its end.
-func TestDeliveryIDsSortByTime(t *testing.T) {
-	before := time.Now().UnixMilli()
-	first := newDeliveryID()
-	time.Sleep(2 * time.Millisecond)
-	second := newDeliveryID()
-	after := time.Now().UnixMilli()
-	if first >= second {
-		t.Errorf("id %s made 2ms before %s sorts after it", first, second)
-	}
-	ms, err := strconv.ParseInt(second[:12], 16, 64)
-	if err != nil || ms < before || ms > after {
-		t.Errorf("id %s: the first 12 digits are not the unix milliseconds between %d and %d", second, before, after)
-	}
 }
 
 func TestDockerHubBodyShape(t *testing.T) {
@@ -186,7 +159,7 @@ func TestDockerHubSignatureTagsIgnored(t *testing.T) {
 }
 
 func TestDockerHubTrailingSlash(t *testing.T) {
-	h := newHarness(t, func(o *Options) { o.HookRateLimit = 1 })
+	h := newHarness(t, func(o *Options) { o.RateLimit = 1 })
 	if w := h.do(http.MethodPost, "/hooks/dockerhub/"+testToken+"/", strings.NewReader(fixture(t, "dockerhub_push.json"))); w.Code != http.StatusAccepted {
 		t.Fatalf("status %d, body %s", w.Code, w.Body)
 	}
@@ -234,8 +207,8 @@ func TestDockerHubUnauthorized(t *testing.T) {
 				return tt.name == "source not served yet" && token == testToken
 			}
 			w := h.do(http.MethodPost, tt.target, readSpy{t})
-			if w.Code != http.StatusNotFound || w.Body.String() != notFoundBody {
-				t.Errorf("status %d body %q, want 404 %q", w.Code, w.Body, notFoundBody)
+			if w.Code != http.StatusNotFound || w.Body.String() != httperr.NotFoundBody {
+				t.Errorf("status %d body %q, want 404 %q", w.Code, w.Body, httperr.NotFoundBody)
 			}
 			if n := len(h.dep.requests()); n != 0 {
 				t.Errorf("%d deploys queued", n)
@@ -300,14 +273,14 @@ func TestDockerHubInvalid(t *testing.T) {
 			if w.Code != http.StatusBadRequest {
 				t.Fatalf("status %d body %s, want 400", w.Code, w.Body)
 			}
-			var e errorBody
+			var e apiv1.Error
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 				t.Fatalf("body %q: %v", w.Body, err)
 			}
 			if !strings.Contains(e.Error, tt.reason) || !isDeliveryID(e.Delivery) {
 				t.Errorf("body %s: want a reason with %q and a delivery id", w.Body, tt.reason)
 			}
-			if len(e.Error) > maxReason+3 {
+			if len(e.Error) > httperr.MaxReason+3 {
 				t.Errorf("reason of %d bytes", len(e.Error))
 			}
 			if n := len(h.dep.requests()); n != 0 {
@@ -413,8 +386,8 @@ func FuzzDockerHubPayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := parseDockerHub(body)
 		if err != nil {
-			if !errors.Is(err, errInvalid) {
-				t.Fatalf("error %v does not wrap errInvalid", err)
+			if !errors.Is(err, httperr.ErrInvalid) {
+				t.Fatalf("error %v does not wrap httperr.ErrInvalid", err)
 			}
 			return
 		}
@@ -435,13 +408,13 @@ func FuzzDockerHubPayload(f *testing.F) {
 
 func BenchmarkDockerHubHook(b *testing.B) {
 	// No rate limit: every delivery comes from one address.
-	h := newHarness(b, func(o *Options) { o.HookRateLimit = -1 })
-	h.srv.log = zerolog.Nop()
+	h := newHarness(b, func(o *Options) { o.RateLimit = 0 })
+	h.hh.log = zerolog.Nop()
 	h.dep = nil
-	h.srv.deployer = discard{}
+	h.hh.deployer = discard{}
 	body := fixture(b, "dockerhub_push.json")
 	target := "/hooks/dockerhub/" + testToken
-	handler := h.srv.Handler()
+	handler := h.router
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

@@ -1,4 +1,4 @@
-package server
+package webhooks
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
 // dockerHubPayload holds the fields of a DockerHub delivery that liftoff
@@ -58,10 +59,10 @@ func parseDockerHub(body []byte) (push, error) {
 }
 
 // parseDockerHubWith is parseDockerHub with normalize for
-// deployments.NormalizeRepo (a repoCache's, in a Server).
+// deployments.NormalizeRepo (a repoCache's, in a Handler).
 func parseDockerHubWith(body []byte, normalize func(string) (string, error)) (push, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return push{}, fmt.Errorf("%w: body: want a JSON object", errInvalid)
+		return push{}, fmt.Errorf("%w: body: want a JSON object", httperr.ErrInvalid)
 	}
 	// json is the module that is becoming encoding/json/v2: four times as
 	// fast as encoding/json here, with one allocation instead of 22 (the
@@ -84,24 +85,24 @@ func parseDockerHubWith(body []byte, normalize func(string) (string, error)) (pu
 		}
 	}
 	if name == "" {
-		return push{}, fmt.Errorf("%w: repository.repo_name: missing", errInvalid)
+		return push{}, fmt.Errorf("%w: repository.repo_name: missing", httperr.ErrInvalid)
 	}
 	repo, err := normalize(name)
 	if err != nil {
-		return push{}, fmt.Errorf("%w: repository.repo_name: %v", errInvalid, err)
+		return push{}, fmt.Errorf("%w: repository.repo_name: %v", httperr.ErrInvalid, err)
 	}
 	// The hook's token vouches for DockerHub, so it may only move images of
 	// Docker Hub, whatever host the payload names.
 	if !strings.HasPrefix(repo, "docker.io/") {
-		return push{}, fmt.Errorf("%w: repository.repo_name: %q is not on Docker Hub", errInvalid, truncate(name, 64))
+		return push{}, fmt.Errorf("%w: repository.repo_name: %q is not on Docker Hub", httperr.ErrInvalid, truncate(name, 64))
 	}
 
 	tag := pl.PushData.Tag
 	if tag == "" {
-		return push{}, fmt.Errorf("%w: push_data.tag: missing", errInvalid)
+		return push{}, fmt.Errorf("%w: push_data.tag: missing", httperr.ErrInvalid)
 	}
 	if err := deployments.ValidateTag(tag); err != nil {
-		return push{}, fmt.Errorf("%w: push_data.tag: %v", errInvalid, err)
+		return push{}, fmt.Errorf("%w: push_data.tag: %v", httperr.ErrInvalid, err)
 	}
 
 	return push{
@@ -147,18 +148,18 @@ func jsonError(err error) error {
 	var synErr *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &synErr) && errors.Is(synErr.Err, jsontext.ErrDuplicateName):
-		return fmt.Errorf("%w: %s: duplicate key %s", errInvalid, fieldPath(synErr.JSONPointer.Parent()),
+		return fmt.Errorf("%w: %s: duplicate key %s", httperr.ErrInvalid, fieldPath(synErr.JSONPointer.Parent()),
 			truncate(strconv.Quote(synErr.JSONPointer.LastToken()), 64))
 	case errors.As(err, &synErr):
-		return fmt.Errorf("%w: malformed JSON at byte %d: %v", errInvalid, synErr.ByteOffset, synErr.Err)
+		return fmt.Errorf("%w: malformed JSON at byte %d: %v", httperr.ErrInvalid, synErr.ByteOffset, synErr.Err)
 	case errors.As(err, &semErr):
 		want, got := jsonKind(semErr.GoType), kindName(semErr.JSONKind)
 		if want == got && semErr.Err != nil { // the right kind, a wrong value: 1e400
-			return fmt.Errorf("%w: %s: %v", errInvalid, fieldPath(semErr.JSONPointer), semErr.Err)
+			return fmt.Errorf("%w: %s: %v", httperr.ErrInvalid, fieldPath(semErr.JSONPointer), semErr.Err)
 		}
-		return fmt.Errorf("%w: %s: want %s, got %s", errInvalid, fieldPath(semErr.JSONPointer), want, got)
+		return fmt.Errorf("%w: %s: want %s, got %s", httperr.ErrInvalid, fieldPath(semErr.JSONPointer), want, got)
 	default:
-		return fmt.Errorf("%w: malformed JSON: %v", errInvalid, err)
+		return fmt.Errorf("%w: malformed JSON: %v", httperr.ErrInvalid, err)
 	}
 }
 

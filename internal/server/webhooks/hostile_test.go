@@ -1,14 +1,11 @@
-package server
+package webhooks
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -21,8 +18,10 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
 // hostileConfig deploys every valid tag of pmpl/dblood and of the official
@@ -49,7 +48,7 @@ deployments:
 // these tests contains (prefix, suffix, other case, percent-encoded).
 var tokenCore = strings.ToLower(testToken[8:28])
 
-// hostileHarness is a Server on the real catalogue of hostileConfig with a
+// hostileHarness is a Handler on the real catalogue of hostileConfig with a
 // recording Deployer, no rate limit, logging at debug level.
 func hostileHarness(t *testing.T, edit func(*Options)) *harness {
 	t.Helper()
@@ -332,7 +331,7 @@ func TestHookHostileInput(t *testing.T) {
 				r.Header.Set(k, v)
 			}
 			w := httptest.NewRecorder()
-			h.srv.Handler().ServeHTTP(w, r)
+			h.router.ServeHTTP(w, r)
 
 			if w.Code >= 500 {
 				t.Fatalf("status %d: %.300s", w.Code, w.Body)
@@ -345,7 +344,7 @@ func TestHookHostileInput(t *testing.T) {
 			}
 			switch tc.status {
 			case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-				var e errorBody
+				var e apiv1.Error
 				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
 					t.Fatalf("body %.300q: %v", w.Body, err)
 				}
@@ -356,12 +355,12 @@ func TestHookHostileInput(t *testing.T) {
 				if e.Error == "" || !strings.Contains(e.Error, want) || !isDeliveryID(e.Delivery) {
 					t.Errorf("answer %.400s: want a reason with %q and a delivery id", w.Body, want)
 				}
-				if len(e.Error) > maxReason+len("...") {
+				if len(e.Error) > httperr.MaxReason+len("...") {
 					t.Errorf("reason of %d bytes", len(e.Error))
 				}
 			case http.StatusNotFound:
-				if w.Body.String() != notFoundBody {
-					t.Errorf("body %q, want %q", w.Body, notFoundBody)
+				if w.Body.String() != httperr.NotFoundBody {
+					t.Errorf("body %q, want %q", w.Body, httperr.NotFoundBody)
 				}
 			case http.StatusMethodNotAllowed:
 				if allow := w.Header().Get("Allow"); allow != http.MethodPost {
@@ -439,7 +438,7 @@ func TestHookLenientInput(t *testing.T) {
 				}
 			}
 			w := httptest.NewRecorder()
-			h.srv.Handler().ServeHTTP(w, r)
+			h.router.ServeHTTP(w, r)
 			if w.Code != http.StatusAccepted {
 				t.Fatalf("status %d %.300s, want 202", w.Code, w.Body)
 			}
@@ -497,20 +496,20 @@ func TestDuplicateKeyFold(t *testing.T) {
 // once; the 65th is answered 503 with Retry-After, whatever its token, and
 // queues nothing.
 func TestHookConcurrencyCap(t *testing.T) {
-	if DefaultHookConcurrency != 64 {
-		t.Fatalf("DefaultHookConcurrency = %d, want 64", DefaultHookConcurrency)
+	if DefaultConcurrency != 64 {
+		t.Fatalf("DefaultConcurrency = %d, want 64", DefaultConcurrency)
 	}
 	dep := &blockingDeployer{inside: make(chan struct{}, 128), release: make(chan struct{})}
 	h := hostileHarness(t, func(o *Options) { o.Deployer = dep })
 	var wg sync.WaitGroup
-	for range DefaultHookConcurrency {
+	for range DefaultConcurrency {
 		wg.Go(func() {
 			if w := h.post(goodBody); w.Code != http.StatusAccepted {
 				t.Errorf("delivery within the cap: %d %s", w.Code, w.Body)
 			}
 		})
 	}
-	for range DefaultHookConcurrency {
+	for range DefaultConcurrency {
 		select {
 		case <-dep.inside:
 		case <-time.After(10 * time.Second):
@@ -526,8 +525,8 @@ func TestHookConcurrencyCap(t *testing.T) {
 	}
 	close(dep.release)
 	wg.Wait()
-	if n := dep.count(); n != DefaultHookConcurrency {
-		t.Errorf("%d deploys queued, want %d", n, DefaultHookConcurrency)
+	if n := dep.count(); n != DefaultConcurrency {
+		t.Errorf("%d deploys queued, want %d", n, DefaultConcurrency)
 	}
 	if w := h.post(goodBody); w.Code != http.StatusAccepted {
 		t.Errorf("after the burst: %d %s", w.Code, w.Body)
@@ -560,11 +559,11 @@ func (d *blockingDeployer) count() int {
 
 // TestHookRateLimitDefault: at the default limit (HookRateLimit 0, as
 // hook_rate_limit 0 in the config) one client may guess tokens
-// DefaultHookRateLimit times a minute; then even the right token is
+// deployments.DefaultHookRate times a minute; then even the right token is
 // answered 429 with Retry-After, and nothing is queued.
 func TestHookRateLimitDefault(t *testing.T) {
-	h := hostileHarness(t, func(o *Options) { o.HookRateLimit = 0 })
-	for i := range DefaultHookRateLimit {
+	h := hostileHarness(t, func(o *Options) { o.RateLimit = deployments.DefaultHookRate })
+	for i := range deployments.DefaultHookRate {
 		guess := "/hooks/dockerhub/tok-" + strconv.Itoa(100000+i) + "0000000000000000000000000"
 		if w := h.do(http.MethodPost, guess, strings.NewReader(goodBody)); w.Code != http.StatusNotFound {
 			t.Fatalf("guess %d: %d", i, w.Code)
@@ -572,7 +571,7 @@ func TestHookRateLimitDefault(t *testing.T) {
 	}
 	w := h.post(goodBody)
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
-		t.Fatalf("after %d guesses: %d %s (Retry-After %q), want 429", DefaultHookRateLimit, w.Code, w.Body, w.Header().Get("Retry-After"))
+		t.Fatalf("after %d guesses: %d %s (Retry-After %q), want 429", deployments.DefaultHookRate, w.Code, w.Body, w.Header().Get("Retry-After"))
 	}
 	if n := len(h.dep.requests()); n != 0 {
 		t.Errorf("%d deploys queued", n)
@@ -580,166 +579,7 @@ func TestHookRateLimitDefault(t *testing.T) {
 	if strings.Contains(strings.ToLower(w.Body.String()+h.logs.String()), tokenCore) {
 		t.Error("the hook token is in the answer or the logs")
 	}
-	if got := testutil.ToFloat64(h.srv.metrics.webhooks.WithLabelValues("dockerhub", outcomeRateLimited)); got != 1 {
+	if got := testutil.ToFloat64(h.hh.metrics.webhooks.WithLabelValues("dockerhub", outcomeRateLimited)); got != 1 {
 		t.Errorf("rate_limited count %v", got)
-	}
-}
-
-// deadlineListener hands out connections on which every read deadline
-// the server sets comes scale times sooner, so that tests see ReadTimeout
-// (30s) and ReadHeaderTimeout (5s) at work in a second; it records the
-// deadlines as the server asked for them.
-type deadlineListener struct {
-	net.Listener
-	scale int64
-
-	mu        sync.Mutex
-	deadlines []time.Duration
-}
-
-func (l *deadlineListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &deadlineConn{Conn: c, l: l}, nil
-}
-
-func (l *deadlineListener) asked() []time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]time.Duration(nil), l.deadlines...)
-}
-
-type deadlineConn struct {
-	net.Conn
-	l *deadlineListener
-}
-
-func (c *deadlineConn) scaled(t time.Time) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	d := time.Until(t)
-	if d <= 0 { // net/http's way to interrupt a read: keep it
-		return t
-	}
-	c.l.mu.Lock()
-	c.l.deadlines = append(c.l.deadlines, d)
-	c.l.mu.Unlock()
-	return time.Now().Add(d / time.Duration(c.l.scale))
-}
-
-func (c *deadlineConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.scaled(t)) }
-func (c *deadlineConn) SetDeadline(t time.Time) error     { return c.Conn.SetDeadline(c.scaled(t)) }
-
-// TestHookSlowClients: a client that stalls in its headers, stalls in its
-// body, or trickles its body a byte at a time is cut off by the server's
-// own deadlines (ReadHeaderTimeout, ReadTimeout), which trickling does not
-// extend. Nothing is queued.
-func TestHookSlowClients(t *testing.T) {
-	h := hostileHarness(t, func(o *Options) { o.ShutdownTimeout = 5 * time.Second })
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const scale = 30
-	ln := &deadlineListener{Listener: inner, scale: scale}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- h.srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-
-	head := "POST " + hookPath + " HTTP/1.1\r\nHost: liftoff\r\nContent-Type: application/json\r\n"
-	tests := []struct {
-		name    string
-		send    string // then stall
-		trickle bool   // then send a byte every 20ms
-		limit   time.Duration
-	}{
-		{"stalls in its headers", head, false, 5 * time.Second},
-		{"stalls in its body", head + "Content-Length: 4096\r\n\r\n" + goodBody[:20], false, 30 * time.Second},
-		{"trickles its body", head + "Content-Length: 100000\r\n\r\n", true, 30 * time.Second},
-		{"trickles its headers", "POST " + hookPath + " HTTP/1.1\r\n", true, 5 * time.Second},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			start := time.Now()
-			if _, err := io.WriteString(conn, tc.send); err != nil {
-				t.Fatal(err)
-			}
-			stop := make(chan struct{})
-			defer close(stop)
-			if tc.trickle {
-				go func() {
-					for {
-						select {
-						case <-stop:
-							return
-						case <-time.After(20 * time.Millisecond):
-						}
-						// X-A: ... keeps a header line going; a body takes any byte.
-						if _, err := conn.Write([]byte("a")); err != nil {
-							return
-						}
-					}
-				}()
-			}
-			// The server, not this guard, must end the exchange: at 1/30
-			// of its timeouts it does so within about a second.
-			conn.SetReadDeadline(time.Now().Add(tc.limit/scale + 10*time.Second))
-			got, err := io.ReadAll(conn)
-			took := time.Since(start)
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("connection still open after %v (the server's limit is %v, scaled %v)", took, tc.limit, tc.limit/scale)
-			}
-			if len(got) > 0 {
-				resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(got)), nil)
-				if err != nil {
-					t.Fatalf("answer %q: %v", got, err)
-				}
-				if resp.StatusCode < 400 || resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
-					t.Errorf("answered %s, want a 4xx", resp.Status)
-				}
-				if strings.Contains(strings.ToLower(string(got)), tokenCore) {
-					t.Errorf("the token is in the answer %q", got)
-				}
-			}
-			if n := len(h.dep.requests()); n != 0 {
-				t.Errorf("%d deploys queued", n)
-			}
-		})
-	}
-
-	// The server asked for no read deadline further off than its
-	// ReadTimeout, so unscaled it cuts every slow client within 30s.
-	asked := ln.asked()
-	var sawHeader, sawBody bool
-	for _, d := range asked {
-		switch {
-		case d > 30*time.Second+time.Second:
-			t.Errorf("read deadline %v away: longer than ReadTimeout", d)
-		case d <= 5*time.Second:
-			sawHeader = true
-		case d > 25*time.Second:
-			sawBody = true
-		}
-	}
-	if !sawHeader || !sawBody {
-		t.Errorf("read deadlines %v: want ReadHeaderTimeout (≤5s) and ReadTimeout (≤30s)", asked)
-	}
-	if logs := h.logs.String(); strings.Contains(strings.ToLower(logs), tokenCore) {
-		t.Errorf("the hook token is in the logs:\n%s", logs)
 	}
 }
