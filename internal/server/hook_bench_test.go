@@ -97,9 +97,9 @@ type benchCatalogue struct {
 	match *deployments.MatchResult // nil: nothing matches
 }
 
-func (c benchCatalogue) HookAuth(source, token string) bool {
+func (c benchCatalogue) HookFor(source, token string) (deployments.HookCheck, bool) {
 	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], c.sum[:]) == 1 && source == deployments.SourceDockerHub
+	return deployments.HookCheck{}, subtle.ConstantTimeCompare(sum[:], c.sum[:]) == 1 && source == deployments.SourceDockerHub
 }
 
 func (c benchCatalogue) Match(repo, tag string) deployments.MatchResult {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -229,6 +230,15 @@ liftoff_webhooks_total{outcome="rate_limited",source="unknown"} 0
 liftoff_webhooks_total{outcome="unauthorized",source="unknown"} 1
 liftoff_webhooks_total{outcome="unavailable",source="unknown"} 1
 `
+	// Every other source's series exist from the start, at 0.
+	for _, src := range deployments.HookSources() {
+		if src == deployments.SourceDockerHub {
+			continue
+		}
+		for _, o := range []string{"accepted", "ignored", "invalid", "rate_limited", "too_large", "unauthorized", "unavailable"} {
+			want += fmt.Sprintf("liftoff_webhooks_total{outcome=%q,source=%q} 0\n", o, src)
+		}
+	}
 	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "liftoff_webhooks_total"); err != nil {
 		t.Error(err)
 	}

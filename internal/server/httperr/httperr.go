@@ -13,6 +13,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/control"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/payload"
 )
 
 // Failures of a request itself, before the application is asked anything.
@@ -26,6 +27,9 @@ var (
 	ErrUnavailable  = errors.New("unavailable")
 	ErrRateLimited  = errors.New("too many requests")
 	ErrUnauthorized = errors.New("unauthorized: send Authorization: Bearer <an API token of the config>")
+	// ErrSenderAuth is a webhook whose token is right but whose signature
+	// or Authorization header is not the hook's.
+	ErrSenderAuth = errors.New("unauthorized")
 )
 
 // RetryAfter is the Retry-After of a 503, in seconds: senders that retry
@@ -41,9 +45,9 @@ func Status(err error) int {
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, control.ErrNoDeployment):
 		return http.StatusNotFound
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrBadRequest):
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrBadRequest), errors.Is(err, payload.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnauthorized):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrSenderAuth):
 		return http.StatusUnauthorized
 	case errors.Is(err, control.ErrForbidden):
 		return http.StatusForbidden

@@ -15,13 +15,14 @@ var (
 	headerNosniff = []string{"nosniff"}
 )
 
-// writeAnswer answers 202 {"delivery", "accepted", "ignored"}, as
+// writeAnswer answers status (202, or 200 for a ping or a redelivery)
+// {"delivery", "accepted", "ignored"}, as
 // httperr.JSON would (TestAnswerJSON), without its reflection.
-func writeAnswer(w http.ResponseWriter, d *delivery) {
+func writeAnswer(w http.ResponseWriter, status int, d *delivery) {
 	h := w.Header()
 	h["Content-Type"] = headerJSON
 	h["X-Content-Type-Options"] = headerNosniff
-	w.WriteHeader(http.StatusAccepted)
+	w.WriteHeader(status)
 	w.Write(appendAnswer(make([]byte, 0, 256), d.id, d.accepted, d.ignored))
 }
 

@@ -194,7 +194,7 @@ func TestDockerHubUnauthorized(t *testing.T) {
 		{"wrong token", "/hooks/dockerhub/tok-wrong"},
 		{"token prefix", "/hooks/dockerhub/" + testToken[:len(testToken)-1]},
 		{"unknown source", "/hooks/nosuchsource/" + testToken},
-		{"source not served yet", "/hooks/distribution/" + testToken},
+		{"source not served", "/hooks/gitlab/" + testToken},
 		{"unknown path", "/hooks/dockerhub/" + testToken + "/extra"},
 		{"no token", "/hooks/dockerhub"},
 	}
@@ -204,7 +204,7 @@ func TestDockerHubUnauthorized(t *testing.T) {
 			// The catalogue would accept this token for any source: only
 			// the server knows which sources it serves.
 			h.cat.HookAuthFn = func(_, token string) bool {
-				return tt.name == "source not served yet" && token == testToken
+				return tt.name == "source not served" && token == testToken
 			}
 			w := h.do(http.MethodPost, tt.target, readSpy{t})
 			if w.Code != http.StatusNotFound || w.Body.String() != httperr.NotFoundBody {

@@ -32,7 +32,7 @@ type fakeCatalogue struct {
 
 	mu      sync.Mutex
 	matched []string // "repo:tag" of every Match call
-	authed  []string // source of every HookAuth call
+	authed  []string // source of every HookFor call
 }
 
 func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
@@ -45,11 +45,12 @@ func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
 	return c.MatchFn(repo, tag)
 }
 
-func (c *fakeCatalogue) HookAuth(source, token string) bool {
+// HookFor is HookAuthFn's answer, with a hook that requires nothing more.
+func (c *fakeCatalogue) HookFor(source, token string) (deployments.HookCheck, bool) {
 	c.mu.Lock()
 	c.authed = append(c.authed, source)
 	c.mu.Unlock()
-	return c.HookAuthFn(source, token)
+	return deployments.HookCheck{}, c.HookAuthFn(source, token)
 }
 
 func (c *fakeCatalogue) matches() []string {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/control"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/payload"
 	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
 	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
@@ -32,8 +34,10 @@ import (
 type Catalogue interface {
 	// Match returns the deployments a push of repo:tag updates.
 	Match(repo, tag string) deployments.MatchResult
-	// HookAuth tells, in constant time, whether token belongs to source.
-	HookAuth(source, token string) bool
+	// HookFor tells, in constant time, whether token belongs to source,
+	// and what else the hook requires of a delivery (a signature, an
+	// Authorization header).
+	HookFor(source, token string) (deployments.HookCheck, bool)
 }
 
 var _ Catalogue = (*deployments.Config)(nil)
@@ -93,7 +97,8 @@ type Handler struct {
 	rateLimit  int
 	hookSem    chan struct{}
 	now        func() time.Time
-	sources    map[string]parser
+	sources    map[string]source
+	redelivery *redeliveries
 	draining   atomic.Bool
 	onDelivery func(deploy.Delivery)
 }
@@ -109,14 +114,9 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{catalogue: opts.Catalogue, deployer: opts.Deployer, log: opts.Logger, maxBody: opts.MaxBody,
 		rateLimit: opts.RateLimit, hookSem: make(chan struct{}, opts.Concurrency), now: opts.Now,
-		onDelivery: opts.OnDelivery}
+		onDelivery: opts.OnDelivery, sources: newSources(), redelivery: newRedeliveries()}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	// One parser per source of deployments.HookSources, and no other.
-	normalize := newRepoCache().normalize
-	h.sources = map[string]parser{
-		deployments.SourceDockerHub: func(body []byte) (push, error) { return parseDockerHubWith(body, normalize) },
 	}
 	h.metrics = newMetrics(opts.Registerer, h.sources)
 	return h
@@ -139,26 +139,17 @@ func (h *Handler) SetDraining(on bool) { h.draining.Store(on) }
 // Draining tells whether SetDraining turned the hooks off.
 func (h *Handler) Draining() bool { return h.draining.Load() }
 
-// push is what a source's payload says was pushed, checked: Repo is
-// normalized (docker.io/acme/web) and Tag follows the tag grammar.
-type push struct {
-	Repo     string
-	Tag      string
-	Digest   string // when the sender gives one
-	Pusher   string
-	PushedAt time.Time // zero when unknown
-}
-
-// parser reads one source's payload. Its errors wrap httperr.ErrInvalid.
-type parser func(body []byte) (push, error)
-
 // delivery is one webhook request, as answered and logged.
 type delivery struct {
 	id       string
 	source   string // a metrics label: a served source or sourceUnknown
-	push     push
+	push     push   // the first of the delivery's pushes
+	pushes   int    // how many tags it announced
 	accepted []string
 	ignored  []deployments.Ignored
+	// status is the answer's when not 202: 200 for a ping or a
+	// redelivery.
+	status int
 }
 
 // hook serves POST /hooks/{source}/{token}.
@@ -196,56 +187,90 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	// The token is checked before the body is read. The catalogue is asked
 	// even for a source we do not serve, so that an unknown source costs
 	// the same as a wrong token.
-	source := chi.URLParam(r, "source")
-	parse, served := h.sources[source]
-	if !cat.HookAuth(source, chi.URLParam(r, "token")) || !served {
+	name := chi.URLParam(r, "source")
+	src, served := h.sources[name]
+	check, ok := cat.HookFor(name, chi.URLParam(r, "token"))
+	if !ok || !served {
 		return httperr.ErrNotFound
+	}
+	// The token was right: a wrong Authorization header or signature is
+	// told as such (401), before anything is parsed.
+	if !check.AuthOK(r.Header.Get("Authorization")) {
+		return errSenderAuth
 	}
 
 	body, err := readBody(w, r, h.maxBody)
 	if err != nil {
 		return err
 	}
-	p, err := parse(body)
+	if src.signature != "" {
+		if err := payload.VerifySignature(check.Secret(), r.Header.Get(src.signature), body); err != nil {
+			putBody(body)
+			return fmt.Errorf("%w: %s: %w", httperr.ErrSenderAuth, src.signature, err)
+		}
+	}
+	parsed, err := src.parse(r.Header, body)
 	putBody(body) // the parse copied what it kept
 	if err != nil {
 		return err
 	}
-	d.push = p
-
 	received := h.now()
-	if h.onDelivery != nil {
-		// Recorded in the background once answered 202, whatever it
-		// asked for.
-		defer func() {
-			if err == nil {
-				h.onDelivery(deploy.Delivery{ID: d.id, Source: source, Image: p.Repo, Tag: p.Tag,
-					Pusher: p.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
-			}
-		}()
-	}
-	if deployments.IsSignatureTag(p.Tag) {
-		d.ignored = []deployments.Ignored{{Tag: p.Tag, Reason: "signature or attestation tag"}}
+	if parsed.ID != "" && h.redelivery.seenSince(name, parsed.ID, received) {
+		d.status = http.StatusOK
+		d.ignored = []deployments.Ignored{{Reason: "redelivery: this delivery was received already"}}
 		return nil
 	}
-	m := cat.Match(p.Repo, p.Tag)
-	// Clipped: the appends below must not write into the catalogue's array.
-	d.ignored = slices.Clip(m.Ignored)
-	if len(m.Accepted) == 0 {
+	if parsed.Ping {
+		d.status = http.StatusOK
 		return nil
 	}
-	reqs := make([]deploy.Request, 0, len(m.Accepted))
-	for _, dep := range m.Accepted {
-		reqs = append(reqs, deploy.Request{
-			Deployment: dep.Name,
-			Image:      p.Repo,
-			Tag:        p.Tag,
-			Digest:     p.Digest,
-			Trigger:    source,
-			Delivery:   d.id,
-			Pusher:     p.Pusher,
-			Received:   received,
-		})
+	if len(parsed.Pushes) > 0 {
+		d.push, d.pushes = parsed.Pushes[0], len(parsed.Pushes)
+	}
+	for _, sk := range parsed.Skipped {
+		d.ignored = append(d.ignored, deployments.Ignored{Tag: sk.Tag, Reason: sk.Reason})
+	}
+	defer func() {
+		if err != nil {
+			return
+		}
+		if parsed.ID != "" {
+			h.redelivery.remember(name, parsed.ID, received)
+		}
+		if h.onDelivery != nil {
+			// Recorded in the background once answered 202, whatever it
+			// asked for.
+			h.onDelivery(deploy.Delivery{ID: d.id, Source: name, Image: d.push.Repo, Tag: tagsOf(parsed.Pushes),
+				Pusher: d.push.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
+		}
+	}()
+
+	var reqs []deploy.Request
+	var envs []string // the environment of each request
+	for _, p := range parsed.Pushes {
+		if deployments.IsSignatureTag(p.Tag) {
+			d.ignored = append(d.ignored, deployments.Ignored{Tag: p.Tag, Reason: "signature or attestation tag"})
+			continue
+		}
+		m := cat.Match(p.Repo, p.Tag)
+		d.ignored = append(d.ignored, m.Ignored...)
+		for _, dep := range m.Accepted {
+			reqs = append(reqs, deploy.Request{
+				Deployment: dep.Name,
+				Image:      p.Repo,
+				Tag:        p.Tag,
+				// The sender's digest is not trusted: the engine
+				// resolves the tag against the registry.
+				Trigger:  name,
+				Delivery: d.id,
+				Pusher:   p.Pusher,
+				Received: received,
+			})
+			envs = append(envs, dep.Environment)
+		}
+	}
+	if len(reqs) == 0 {
+		return nil
 	}
 	// The 202 is a promise: the engine records the requests before
 	// Enqueue returns, and deploys them even if liftoff dies first.
@@ -256,19 +281,53 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 		h.log.Error().Err(err).Str("delivery", d.id).Msg("webhook: the push could not be recorded; answered 503 so that the sender retries")
 		return control.ErrNotRecorded
 	}
-	d.accepted = make([]string, 0, len(m.Accepted))
-	for i, dep := range m.Accepted {
+	d.accepted = make([]string, 0, len(reqs))
+	for i, rq := range reqs {
 		switch dispositions[i] {
 		case deploy.Held:
-			d.ignored = append(d.ignored, deployments.Ignored{Deployment: dep.Name, Reason: "paused: the push is held and deploys when the deployment is resumed"})
+			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes),
+				Reason: "paused: the push is held and deploys when the deployment is resumed"})
 		case deploy.Pending:
-			d.ignored = append(d.ignored, deployments.Ignored{Deployment: dep.Name,
-				Reason: "awaiting approval: deploys once someone with approve:" + dep.Environment + " approves it"})
+			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes),
+				Reason: "awaiting approval: deploys once someone with approve:" + envs[i] + " approves it"})
 		default:
-			d.accepted = append(d.accepted, dep.Name)
+			if !slices.Contains(d.accepted, rq.Deployment) {
+				d.accepted = append(d.accepted, rq.Deployment)
+			}
 		}
 	}
 	return nil
+}
+
+// errSenderAuth answers a hook whose sender sent the wrong Authorization
+// header (the configured auth_header).
+var errSenderAuth = fmt.Errorf("%w: the Authorization header is not the hook's auth_header", httperr.ErrSenderAuth)
+
+// tagsOf is the tag a delivery is listed with: its one tag, or its tags
+// joined.
+func tagsOf(ps []push) string {
+	switch len(ps) {
+	case 0:
+		return ""
+	case 1:
+		return ps[0].Tag
+	}
+	tags := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if !slices.Contains(tags, p.Tag) {
+			tags = append(tags, p.Tag)
+		}
+	}
+	return strings.Join(tags, ",")
+}
+
+// tagIfSeveral names the tag of an ignored deployment only when the
+// delivery announced several.
+func tagIfSeveral(tag string, pushes int) string {
+	if pushes > 1 {
+		return tag
+	}
+	return ""
 }
 
 // finish answers d, counts it and logs it: one line per delivery, with the
@@ -276,6 +335,9 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 // access log leaves hooks out (accesslog.MarkLogged).
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, err error) {
 	status, outcome := http.StatusAccepted, outcomeAccepted
+	if d.status != 0 && err == nil {
+		status = d.status
+	}
 	if err != nil {
 		status = httperr.Status(err)
 		outcome = outcomeOf(status)
@@ -288,7 +350,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, er
 		if len(d.accepted) == 0 {
 			outcome = outcomeIgnored
 		}
-		writeAnswer(w, d)
+		writeAnswer(w, status, d)
 	}
 	h.metrics.webhook(d.source, outcome)
 
@@ -314,6 +376,12 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, er
 		ev = ev.Str("repo", d.push.Repo).Str("tag", d.push.Tag).Str("pusher", d.push.Pusher)
 		if !d.push.PushedAt.IsZero() {
 			ev = ev.Time("pushed_at", d.push.PushedAt)
+		}
+		if d.push.Digest != "" {
+			ev = ev.Str("reported_digest", d.push.Digest)
+		}
+		if d.pushes > 1 {
+			ev = ev.Int("pushes", d.pushes)
 		}
 	}
 	if err != nil && status != http.StatusNotFound {

@@ -12,7 +12,7 @@ import (
 const (
 	outcomeAccepted     = "accepted"     // at least one deploy queued
 	outcomeIgnored      = "ignored"      // valid, nothing to deploy
-	outcomeUnauthorized = "unauthorized" // unknown source or token
+	outcomeUnauthorized = "unauthorized" // unknown source or token (404), wrong signature or Authorization (401)
 	outcomeInvalid      = "invalid"      // 400
 	outcomeTooLarge     = "too_large"    // 413
 	outcomeUnavailable  = "unavailable"  // 503: draining, no config, too busy
@@ -23,7 +23,7 @@ const (
 // outcomeOf is the outcome label of a delivery refused with status.
 func outcomeOf(status int) string {
 	switch status {
-	case http.StatusNotFound:
+	case http.StatusNotFound, http.StatusUnauthorized:
 		return outcomeUnauthorized
 	case http.StatusBadRequest:
 		return outcomeInvalid
@@ -49,7 +49,7 @@ type metrics struct {
 	byLabels map[string]map[string]prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, sources map[string]parser) *metrics {
+func newMetrics(reg prometheus.Registerer, sources map[string]source) *metrics {
 	webhooks := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liftoff_webhooks_total",
 		Help: "Webhook deliveries received, by source and outcome.",

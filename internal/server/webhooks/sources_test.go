@@ -24,6 +24,9 @@ func TestSourcesMatchConfig(t *testing.T) {
 	}
 	for _, src := range accepted {
 		cfg := "hooks: [{source: " + src + ", token: " + testToken + "}]\n"
+		if deployments.SignedSource(src) {
+			cfg = "hooks: [{source: " + src + ", token: " + testToken + ", secret: " + testToken + "}]\n"
+		}
 		if _, err := deployments.Parse([]byte(cfg), t.TempDir(), nil); err != nil {
 			t.Errorf("source %q: %v", src, err)
 		}
