@@ -115,7 +115,9 @@ func TestEverySenderDeploys(t *testing.T) {
 		{"harbor, every resource with a tag", func(t *testing.T) sender {
 			return sender{"harbor", payloadFixture(t, "harbor", "default_push.json"), http.Header{"Authorization": {sendersAuth}}}
 		}, nil},
-		{"quay list", func(t *testing.T) sender { return sender{"quay", payloadFixture(t, "quay", "repo_push_list.json"), nil} }, nil},
+		{"quay list", func(t *testing.T) sender {
+			return sender{"quay", payloadFixture(t, "quay", "repo_push_list.json"), nil}
+		}, nil},
 		{"ecr", func(t *testing.T) sender { return sender{"ecr", payloadFixture(t, "ecr", "push_success.json"), nil} },
 			[]string{"ecr-web=123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web:v42"}},
 	} {
