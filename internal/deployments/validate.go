@@ -37,6 +37,7 @@ func (c *Config) validate(p *problems) {
 	c.validateNotifications(p) // after environments: receivers name them
 	repos := c.validateDeployments(p)
 	c.index(repos)
+	c.validatePolls(p) // after deployments: images are normalized
 	c.checkPromotions(p) // after index: promote_from names deployments
 	c.checkConfigPolicies(p)
 }
