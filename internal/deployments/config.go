@@ -188,7 +188,7 @@ type Deployment struct {
 	Poll *Poll `yaml:"poll"`
 
 	// Set by Validate.
-	pollEvery time.Duration // Poll.Interval, or the registry's poll_interval
+	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval
 	rules     []tagRule       // parsed Tags
 	rulesText string          // "[staging glob:release-*]", for Ignored reasons
 	path      string          // "deployments[3]", for errors

@@ -37,9 +37,9 @@ func (c *Config) validate(p *problems) {
 	c.validateNotifications(p) // after environments: receivers name them
 	repos := c.validateDeployments(p)
 	c.index(repos)
-	c.validatePolls(p) // after deployments: images are normalized
 	c.checkPromotions(p) // after index: promote_from names deployments
 	c.checkConfigPolicies(p)
+	c.validatePolls(p) // after deployments: images are normalized
 }
 
 // checkTopLevel checks the settings of the daemon itself.
