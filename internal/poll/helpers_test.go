@@ -215,7 +215,7 @@ func (f *fixture) delivered() []poll.Push {
 }
 
 // push pushes a random image as repo:tag and returns its digest.
-func (f *fixture) push(t *testing.T, repo, tag string) string {
+func (f *fixture) push(t testing.TB, repo, tag string) string {
 	t.Helper()
 	img, err := random.Image(64, 1)
 	if err != nil {
@@ -233,7 +233,7 @@ func (f *fixture) push(t *testing.T, repo, tag string) string {
 }
 
 // count is the value of liftoff_polls_total for outcome.
-func (f *fixture) count(t *testing.T, outcome string) int {
+func (f *fixture) count(t testing.TB, outcome string) int {
 	t.Helper()
 	mfs, err := f.metrics.Gather()
 	if err != nil {
