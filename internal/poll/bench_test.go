@@ -25,7 +25,8 @@ import (
 // (nothing new), on the real clock with the interval compressed 100x:
 // 100ms stands for 10s. It reports the process's CPU time over wall time
 // divided by the compression (cpu_%_of_core_at_10s: the share of one core
-// at a real 10s interval), and RSS at the start and the end. The registry
+// at a real 10s interval), and RSS at the start and after each quarter
+// of the run. The registry
 // serves in the same process, so the CPU figure is an upper bound for the
 // poller. Run it alone, once:
 //
@@ -84,18 +85,24 @@ func BenchmarkPollSteady(b *testing.B) {
 	pollsStart := f.count(b, "unchanged")
 	cpuStart, wallStart := cpuTime(b), time.Now()
 	b.ResetTimer()
-	time.Sleep(dur)
+	// RSS at the end of each quarter: flat, or growing with the polls.
+	var quarters [4]float64
+	for q := range quarters {
+		time.Sleep(dur / 4)
+		runtime.GC()
+		quarters[q] = rssMB(b)
+	}
 	cpu, wall := cpuTime(b)-cpuStart, time.Since(wallStart)
 	b.StopTimer()
-	runtime.GC()
-	rssEnd := rssMB(b)
 	cancel()
 	<-done
 	polls := float64(f.count(b, "unchanged") - pollsStart)
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds()/compress, "cpu_%_of_core_at_10s")
 	b.ReportMetric(float64(cpu.Microseconds())/polls, "cpu_µs/poll")
 	b.ReportMetric(rssStart, "rss_MB_start")
-	b.ReportMetric(rssEnd, "rss_MB_end")
+	for q, mb := range quarters {
+		b.ReportMetric(mb, fmt.Sprintf("rss_MB_q%d", q+1))
+	}
 	b.ReportMetric(polls, "polls")
 	b.ReportMetric(polls/(wall.Seconds()*compress/10), "polls/10s")
 }

@@ -129,7 +129,7 @@ func (p *Poller) pollOnce(ctx context.Context, t *target) time.Time {
 
 // check asks the registry what t's rule points to now and delivers it if
 // it is new.
-func (p *Poller) check(ctx context.Context, t *target) (string, outcome, error) {
+func (p *Poller) check(ctx context.Context, t *target) (_ string, _ outcome, err error) {
 	cfg := p.o.Config()
 	pullRepo, cred, err := cfg.PullRepo(t.repo)
 	if err != nil {
@@ -138,11 +138,22 @@ func (p *Poller) check(ctx context.Context, t *target) (string, outcome, error) 
 	auth := deploy.Auth{Username: cred.Username, Password: cred.Password}
 	tag, ok := t.rule.Exact()
 	if !ok {
-		tags, err := p.o.Registry.Tags(ctx, pullRepo, auth)
-		if err != nil {
-			return "", errOutcome(err), redact(err, auth)
+		tags, lerr := p.o.Registry.Tags(ctx, pullRepo, auth)
+		if lerr != nil {
+			return "", errOutcome(lerr), redact(lerr, auth)
 		}
-		if tag = p.pick(t, tags); tag == "" {
+		var listed map[string]bool
+		tag, listed = p.pick(t, tags)
+		// The listing counts as seen once its pick is delivered (or
+		// found running): a failed poll leaves the new tag new.
+		defer func() {
+			if err == nil && listed != nil {
+				p.mu.Lock()
+				p.seen[t.key] = listed
+				p.mu.Unlock()
+			}
+		}()
+		if tag == "" {
 			return "", unchanged, nil
 		}
 	}
@@ -185,15 +196,15 @@ func (p *Poller) check(ctx context.Context, t *target) (string, outcome, error) 
 // pick chooses the tag a rule's poll deploys, of the repository's tags:
 // the highest version for "semver:"; for "glob:" and "regexp:", a
 // matching tag that was not in the previous listing (the greatest, as
-// text, of those that appeared at once). The first listing of a target
-// only learns the tags there are.
-func (p *Poller) pick(t *target, tags []string) string {
+// text, of those that appeared at once), and the matching tags listed now.
+// The first listing of a target only learns the tags there are.
+func (p *Poller) pick(t *target, tags []string) (string, map[string]bool) {
 	if t.rule.Semver() {
-		return t.rule.Highest(tags)
+		return t.rule.Highest(tags), nil
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	prev, listed := p.seen[t.key]
+	p.mu.Unlock()
 	now := make(map[string]bool, len(prev))
 	best := ""
 	for _, tag := range tags {
@@ -205,8 +216,7 @@ func (p *Poller) pick(t *target, tags []string) string {
 			best = tag
 		}
 	}
-	p.seen[t.key] = now
-	return best
+	return best, now
 }
 
 func errOutcome(err error) outcome {

@@ -170,15 +170,30 @@ func TestPollFollowsTagPages(t *testing.T) {
 }
 
 // glob: learns the tags there are at its first listing, then delivers a
-// tag that appears.
+// tag that appears, even if the poll that first lists it fails.
 func TestPollGlobDeliversNewTag(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	var failing atomic.Bool
+	f := newFixture(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() && strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodHead {
+				http.Error(w, "no", http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
 	f.push(t, "acme/glob", "release-1")
 	f.start(t, deploymentsYAML(2, "acme/glob", `["glob:release-*"]`, "1m"))
 	f.clock.settle(t, 1)
 	want := f.push(t, "acme/glob", "release-2")
 	f.push(t, "acme/glob", "other-3")
+	failing.Store(true)
+	f.clock.advance(t, 1, time.Minute, time.Minute)
+	if p := f.delivered(); len(p) != 0 || f.count(t, "error") != 1 {
+		t.Fatalf("delivered %+v while the look-up failed", p)
+	}
+	failing.Store(false)
 	f.clock.advance(t, 1, time.Minute, time.Minute)
 	if p := f.delivered(); len(p) != 1 || p[0].Tag != "release-2" || p[0].Digest != want {
 		t.Errorf("delivered %+v, want release-2 once", p)
