@@ -36,8 +36,8 @@ func TestPollDeploysWithoutWebhook(t *testing.T) {
 	}
 	d.serving(app, "v1")
 
-	pushed := time.Now()
 	digest := d.push("staging", "v2")
+	pushed := time.Now() // the manifest is in the registry from here
 	r := d.next()
 	if r.Outcome != deploy.Succeeded || r.Request.Trigger != "poll" || r.Digest != digest {
 		t.Fatalf("deploy after the push: %s by %q of %s: %v", r.Outcome, r.Request.Trigger, r.Digest, r.Err)
