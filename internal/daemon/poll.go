@@ -76,8 +76,12 @@ func sortDispositions(deps []*deployments.Deployment, ds []deploy.Disposition, i
 }
 
 // currentDigests are the digest of the deployment's container (or
-// service) and of its last successful deploy.
+// service) and of its last successful deploy; poll.ErrBusy while a
+// deploy of it runs or waits (a webhook's, say).
 func (a *Daemon) currentDigests(ctx context.Context, deployment string) ([]string, error) {
+	if a.engine.Busy(deployment) {
+		return nil, poll.ErrBusy
+	}
 	var out []string
 	c, err := a.engine.Running(ctx, deployment)
 	if err != nil {

@@ -107,6 +107,7 @@ type fixture struct {
 	mu       sync.Mutex
 	pushes   []poll.Push
 	current  map[string][]string
+	busy     map[string]bool
 	cfg      atomic.Pointer[deployments.Config]
 	stop     func()
 	requests *counter
@@ -148,7 +149,7 @@ func (c *counter) get(kind string) int {
 func newFixture(t *testing.T, mws ...func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	f := &fixture{clock: newClock(), metrics: prometheus.NewRegistry(), logs: &testenv.SyncBuffer{},
-		current: map[string][]string{}, requests: &counter{n: map[string]int{}}}
+		current: map[string][]string{}, busy: map[string]bool{}, requests: &counter{n: map[string]int{}}}
 	opts := []testenv.RegOption{testenv.WithMiddleware(f.requests.middleware)}
 	for _, mw := range mws {
 		opts = append(opts, testenv.WithMiddleware(mw))
@@ -205,6 +206,9 @@ func (f *fixture) deliver(_ context.Context, p poll.Push) error {
 func (f *fixture) currentOf(_ context.Context, d string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.busy[d] {
+		return nil, poll.ErrBusy
+	}
 	return f.current[d], nil
 }
 

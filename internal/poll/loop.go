@@ -171,6 +171,9 @@ func (p *Poller) check(ctx context.Context, t *target) (_ string, _ outcome, err
 	isNew := false
 	for _, d := range deps {
 		cur, err := p.o.Current(ctx, d)
+		if errors.Is(err, ErrBusy) {
+			return tag, unchanged, nil // nothing recorded: the next poll decides
+		}
 		if err != nil {
 			return tag, failed, fmt.Errorf("what %s runs: %w", d, err)
 		}

@@ -16,6 +16,7 @@ package poll
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -54,6 +55,11 @@ type Deliver func(ctx context.Context, p Push) error
 // one of them delivers nothing, so that a restart does not redeploy what
 // runs.
 type Current func(ctx context.Context, deployment string) ([]string, error)
+
+// ErrBusy is what Current returns for a deployment with a deploy running
+// or queued: the poll decides at its next interval, so that a webhook's
+// deploy in flight is neither delivered again nor counted as missed.
+var ErrBusy = errors.New("a deploy runs or waits")
 
 // Options are what New needs; Registry, Config, Deliver and Current are
 // required.

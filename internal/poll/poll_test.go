@@ -200,6 +200,27 @@ func TestPollGlobDeliversNewTag(t *testing.T) {
 	}
 }
 
+// While a deploy of the deployment runs or waits (a webhook's), a poll
+// delivers nothing and records nothing: the next one decides.
+func TestPollWaitsWhileBusy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	digest := f.push(t, "acme/busy", "staging")
+	f.busy["d0"] = true
+	f.start(t, deploymentsYAML(1, "acme/busy", "[staging]", "1m"))
+	f.clock.settle(t, 1)
+	if p := f.delivered(); len(p) != 0 {
+		t.Fatalf("delivered %+v while busy", p)
+	}
+	f.mu.Lock()
+	f.busy["d0"] = false
+	f.mu.Unlock()
+	f.clock.advance(t, 1, time.Minute, time.Minute)
+	if p := f.delivered(); len(p) != 1 || p[0].Digest != digest {
+		t.Errorf("delivered %+v once the deployment was idle, want %s", p, digest)
+	}
+}
+
 // A reload re-plans: a removed deployment stops, a changed interval
 // applies, and what was delivered is not delivered again.
 func TestPollReplanKeepsDelivered(t *testing.T) {
