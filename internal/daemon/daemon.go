@@ -24,6 +24,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/docker"
 	"github.com/liftoff-deploy/liftoff/internal/history"
 	"github.com/liftoff-deploy/liftoff/internal/notify"
+	"github.com/liftoff-deploy/liftoff/internal/poll"
 	"github.com/liftoff-deploy/liftoff/internal/proxy"
 	"github.com/liftoff-deploy/liftoff/internal/server"
 )
@@ -82,6 +83,7 @@ type Daemon struct {
 	apiLn     net.Listener
 	// deliveries writes the webhook deliveries to the history.
 	deliveries *history.Recorder
+	poller     *poll.Poller // asks the registries of deployments with poll (poll.go)
 	closeOnce  sync.Once
 }
 
@@ -161,6 +163,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		BeforeStep:   opts.BeforeStep,
 		RetryBackoff: opts.RetryBackoff,
 	})
+	a.poller = a.newPoller()
 	// A deployment that is a Swarm service needs a swarm manager. Then
 	// paused deployments and pushes awaiting approval, before any hook.
 	err = a.engine.CheckServices(ctx)

@@ -114,6 +114,9 @@ type Registry struct {
 	// from instead: with mirror 127.0.0.1:5000, docker.io/acme/web is pulled
 	// as 127.0.0.1:5000/acme/web.
 	Mirror string `yaml:"mirror"`
+	// PollInterval, if set, polls every deployment of this registry that
+	// has no poll of its own (see Poll).
+	PollInterval time.Duration `yaml:"poll_interval"`
 
 	mirrorHost string // Mirror reduced to host[:port], set by Validate
 }
@@ -190,8 +193,11 @@ type Deployment struct {
 	// Service, if set, makes the deployment a Docker Swarm service on its
 	// engine instead of a container (see Service).
 	Service *Service `yaml:"service"`
+	// Poll, if set, asks the registry for new digests (see Poll).
+	Poll *Poll `yaml:"poll"`
 
 	// Set by Validate.
+	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval
 	rules     []tagRule       // parsed Tags
 	rulesText string          // "[staging glob:release-*]", for Ignored reasons
 	path      string          // "deployments[3]", for errors

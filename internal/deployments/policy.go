@@ -120,7 +120,8 @@ func (c *Config) checkConfigPolicies(p *problems) {
 // ValidatePolicies returns warnings about what cannot be checked without
 // the image: required variables that no layer of the config sets, so that
 // only the image's ENV can (checked at each deploy). `liftoff validate`
-// prints them; they do not make the config invalid.
+// prints them; they do not make the config invalid. Polls of Docker Hub
+// more often than once a minute are warned of too.
 func (c *Config) ValidatePolicies() []string {
 	var out []string
 	for i := range c.Deployments {
@@ -137,5 +138,5 @@ func (c *Config) ValidatePolicies() []string {
 			}
 		}
 	}
-	return out
+	return append(out, c.pollWarnings()...)
 }

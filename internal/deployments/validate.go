@@ -39,6 +39,7 @@ func (c *Config) validate(p *problems) {
 	c.index(repos)
 	c.checkPromotions(p) // after index: promote_from names deployments
 	c.checkConfigPolicies(p)
+	c.validatePolls(p) // after deployments: images are normalized
 }
 
 // checkTopLevel checks the settings of the daemon itself.

@@ -283,17 +283,10 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	}
 	d.accepted = make([]string, 0, len(reqs))
 	for i, rq := range reqs {
-		switch dispositions[i] {
-		case deploy.Held:
-			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes),
-				Reason: "paused: the push is held and deploys when the deployment is resumed"})
-		case deploy.Pending:
-			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes),
-				Reason: "awaiting approval: deploys once someone with approve:" + envs[i] + " approves it"})
-		default:
-			if !slices.Contains(d.accepted, rq.Deployment) {
-				d.accepted = append(d.accepted, rq.Deployment)
-			}
+		if why := dispositions[i].Why(envs[i]); why != "" {
+			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes), Reason: why})
+		} else if !slices.Contains(d.accepted, rq.Deployment) {
+			d.accepted = append(d.accepted, rq.Deployment)
 		}
 	}
 	return nil
