@@ -24,6 +24,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/docker"
 	"github.com/liftoff-deploy/liftoff/internal/history"
 	"github.com/liftoff-deploy/liftoff/internal/notify"
+	"github.com/liftoff-deploy/liftoff/internal/poll"
 	"github.com/liftoff-deploy/liftoff/internal/proxy"
 	"github.com/liftoff-deploy/liftoff/internal/server"
 )
@@ -82,6 +83,7 @@ type Daemon struct {
 	apiLn     net.Listener
 	// deliveries writes the webhook deliveries to the history.
 	deliveries *history.Recorder
+	poller     *poll.Poller // asks the registries of deployments with poll (poll.go)
 	closeOnce  sync.Once
 }
 
@@ -161,6 +163,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		BeforeStep:   opts.BeforeStep,
 		RetryBackoff: opts.RetryBackoff,
 	})
+	a.poller = a.newPoller()
 	// A deployment that is a Swarm service needs a swarm manager. Then
 	// paused deployments and pushes awaiting approval, before any hook.
 	err = a.engine.CheckServices(ctx)
@@ -185,10 +188,8 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 	}
 	a.server = server.New(server.Options{
 		Catalogue:        func() server.Catalogue { return a.cfg.Load() },
-		Deployer:         a.engine,
 		Pinger:           pinger,
 		Engines:          pingers,
-		Health:           a.engine,
 		Logger:           a.log.With().Str("component", "http").Logger(),
 		Registerer:       a.registry,
 		Gatherer:         a.registry,
@@ -196,8 +197,8 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		OnDelivery:       a.recordDelivery,
 		Reload:           a.Reload,
 		MetricsElsewhere: cfg.MetricsListen != "",
-		Engine:           a.engine,
-		History:          apiHistory{store},
+		DeployEngine:     a.engine,
+		History:          store,
 		APIElsewhere:     cfg.APIListen != "",
 	})
 	if err := a.listen(cfg); err != nil {

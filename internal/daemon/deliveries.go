@@ -1,8 +1,7 @@
 package daemon
 
 import (
-	"github.com/liftoff-deploy/liftoff/internal/history"
-	"github.com/liftoff-deploy/liftoff/internal/server"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 )
 
 // recordDelivery hands an accepted delivery to the recorder goroutine,
@@ -11,25 +10,19 @@ import (
 // engine). A full queue drops the record, never the answer. A delivery
 // that concerns no deployment is kept in memory only (history's
 // KeepDelivery): an image no deployment uses, or a signature tag.
-func (a *Daemon) recordDelivery(d server.Delivery) {
-	ignored := make([]history.Ignored, len(d.Ignored))
-	for i, ig := range d.Ignored {
-		ignored[i] = history.Ignored(ig)
-	}
-	rec := history.Delivery{ID: d.ID, Source: d.Source, Image: d.Image, Tag: d.Tag,
-		Pusher: d.Pusher, Actor: d.Actor, Received: d.Received, Accepted: d.Accepted, Ignored: ignored}
+func (a *Daemon) recordDelivery(d deploy.Delivery) {
 	if !concernsDeployment(d) {
-		a.history.KeepDelivery(rec)
+		a.history.KeepDelivery(d)
 		return
 	}
-	a.deliveries.Record(rec) // after Run, nothing: a handler outlived the shutdown
+	a.deliveries.Record(d) // after Run, nothing: a handler outlived the shutdown
 }
 
 // concernsDeployment tells whether d queued a deploy or was turned away by
 // a deployment (its tag rules, a pause, an approval): those are written to
 // the history. The others name no deployment: their image is none's, or
 // their tag is a signature's.
-func concernsDeployment(d server.Delivery) bool {
+func concernsDeployment(d deploy.Delivery) bool {
 	if len(d.Accepted) > 0 {
 		return true
 	}

@@ -9,9 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/history"
-	"github.com/liftoff-deploy/liftoff/internal/server"
 )
 
 // A delivery that concerns a deployment goes to the recorder's queue, to be
@@ -28,18 +28,18 @@ func TestRecordDeliveryRoutes(t *testing.T) {
 
 	now := time.Now()
 	for _, tt := range []struct {
-		d        server.Delivery
+		d        deploy.Delivery
 		recorded bool
 	}{
-		{server.Delivery{ID: "queued", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "staging", Received: now,
+		{deploy.Delivery{ID: "queued", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "staging", Received: now,
 			Accepted: []string{"web-staging"}}, true},
-		{server.Delivery{ID: "nobody", Source: "dockerhub", Image: "docker.io/acme/typo", Tag: "staging", Received: now,
+		{deploy.Delivery{ID: "nobody", Source: "dockerhub", Image: "docker.io/acme/typo", Tag: "staging", Received: now,
 			Ignored: []deployments.Ignored{{Tag: "staging", Reason: "no deployment for docker.io/acme/typo"}}}, false},
-		{server.Delivery{ID: "tag-rule", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "pr-7", Received: now,
+		{deploy.Delivery{ID: "tag-rule", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "pr-7", Received: now,
 			Ignored: []deployments.Ignored{{Deployment: "web-staging", Reason: `tag "pr-7" matches none of [staging]`}}}, true},
-		{server.Delivery{ID: "signature", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "sha256-ab.sig", Received: now,
+		{deploy.Delivery{ID: "signature", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "sha256-ab.sig", Received: now,
 			Ignored: []deployments.Ignored{{Tag: "sha256-ab.sig", Reason: "signature or attestation tag"}}}, false},
-		{server.Delivery{ID: "pause", Source: "api", Image: "docker.io/acme/web", Actor: "ops", Received: now,
+		{deploy.Delivery{ID: "pause", Source: "api", Image: "docker.io/acme/web", Actor: "ops", Received: now,
 			Ignored: []deployments.Ignored{{Deployment: "web-staging", Reason: "pause"}}}, true},
 	} {
 		if got := concernsDeployment(tt.d); got != tt.recorded {

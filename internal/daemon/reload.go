@@ -34,6 +34,7 @@ func (a *Daemon) Reload() error {
 	}
 	a.cfg.Store(cfg)
 	a.engine.ServeNew(context.Background())
+	a.poller.Replan() // seen and delivered digests are kept
 	a.reloadOK.Set(1)
 	a.reloadTS.SetToCurrentTime()
 	a.log.Info().Str("config", a.opts.ConfigPath).Int("deployments", len(cfg.Deployments)).Msg("configuration reloaded")

@@ -11,7 +11,7 @@ import (
 
 // Run serves until ctx is done (or a listener fails), then stops in this
 // order: hooks answer 503 and readiness fails; the watch (reconcile,
-// resume, repairs) stops; the deploys in flight finish, bounded by
+// resume, repairs) and the polls stop; the deploys in flight finish, bounded by
 // DrainTimeout (past it they are cancelled and roll back); the queued
 // notifications are sent, for 10s at most (notifyDrainTimeout); HTTP shuts down;
 // the deliveries still queued are recorded; files and clients are closed.
@@ -34,6 +34,8 @@ func (a *Daemon) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { a.deliveries.Run(); return nil })
+	// Polls stop with the watch, before the engine closes.
+	g.Go(func() error { a.poller.Run(wctx); return nil })
 	g.Go(func() error {
 		// A proxied container the engine restarted may have a new port.
 		a.engine.WatchFrontDoor(wctx, a.opts.WatchInterval)

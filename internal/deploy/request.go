@@ -34,6 +34,19 @@ const (
 	Pending Disposition = "pending" // awaits approval
 )
 
+// Why says why a request put there does not deploy now, as a delivery's
+// answer and history list it; "" for Queued. environment is the
+// deployment's, whose approvers may approve it.
+func (d Disposition) Why(environment string) string {
+	switch d {
+	case Held:
+		return "paused: the push is held and deploys when the deployment is resumed"
+	case Pending:
+		return "awaiting approval: deploys once someone with approve:" + environment + " approves it"
+	}
+	return ""
+}
+
 // same tells whether two requests ask for the same thing, so that one can
 // stand for both.
 func (r Request) same(o Request) bool {

@@ -85,8 +85,17 @@ type Config struct {
 
 // Hook is one webhook sender: POST /hooks/{source}/{token}.
 type Hook struct {
-	Source string `yaml:"source"` // one of HookSources(): "dockerhub"
+	Source string `yaml:"source"` // one of HookSources(): "dockerhub", "ghcr", ...
 	Token  string `yaml:"token"`  // secret; never logged
+	// Secret is the key the sender signs each body with (HMAC-SHA256):
+	// GitHub's webhook secret for ghcr (X-Hub-Signature-256), the CI's
+	// for generic (X-Liftoff-Signature-256). Required by those sources,
+	// refused by the others. Usually ${VAR}; "" once loaded.
+	Secret string `yaml:"secret"`
+	// AuthHeader, when set, is the whole Authorization header the sender
+	// must send ("Bearer ..."): distribution, harbor and ecr, whose
+	// senders can add a static header but sign nothing. "" once loaded.
+	AuthHeader string `yaml:"auth_header"`
 }
 
 // APIToken is one caller of the management API: Authorization: Bearer
@@ -113,6 +122,9 @@ type Registry struct {
 	// from instead: with mirror 127.0.0.1:5000, docker.io/acme/web is pulled
 	// as 127.0.0.1:5000/acme/web.
 	Mirror string `yaml:"mirror"`
+	// PollInterval, if set, polls every deployment of this registry that
+	// has no poll of its own (see Poll).
+	PollInterval time.Duration `yaml:"poll_interval"`
 
 	mirrorHost string // Mirror reduced to host[:port], set by Validate
 }
@@ -189,8 +201,11 @@ type Deployment struct {
 	// Service, if set, makes the deployment a Docker Swarm service on its
 	// engine instead of a container (see Service).
 	Service *Service `yaml:"service"`
+	// Poll, if set, asks the registry for new digests (see Poll).
+	Poll *Poll `yaml:"poll"`
 
 	// Set by Validate.
+	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval
 	rules     []tagRule       // parsed Tags
 	rulesText string          // "[staging glob:release-*]", for Ignored reasons
 	path      string          // "deployments[3]", for errors

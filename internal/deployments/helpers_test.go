@@ -13,12 +13,15 @@ import (
 const (
 	envSecret = "ENVSECRET-0f1e2d3c4b5a"
 	hookToken = "0123456789abcdef0123456789abcdef01234567"
+	// A second hook's token, and a hook's secret (or auth_header's).
+	otherToken = "fedcba9876543210fedcba9876543210"
+	hookSecret = "HOOKSECRET-0123456789abcdef0123"
 	// API tokens: APISECRET marks every one.
 	ciToken   = "APISECRET-ci-0123456789abcdef"
 	leadToken = "APISECRET-lead-0123456789abcdef"
 )
 
-var leakMarkers = []string{envSecret, hookToken, "FILESECRET", "APISECRET"}
+var leakMarkers = []string{envSecret, hookToken, otherToken, hookSecret, "FILESECRET", "APISECRET"}
 
 func lookupMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
@@ -30,7 +33,7 @@ func lookupMap(m map[string]string) func(string) (string, bool) {
 // testEnv is liftoff's environment in tests: the hook and API tokens and a
 // secret.
 func testEnv() map[string]string {
-	return map[string]string{"HOOK_TOKEN": hookToken, "SECRET": envSecret, "HOME": "/home/liftoff",
+	return map[string]string{"HOOK_TOKEN": hookToken, "OTHER_TOKEN": otherToken, "HOOK_SECRET": hookSecret, "SECRET": envSecret, "HOME": "/home/liftoff",
 		"CI_TOKEN": ciToken, "LEAD_TOKEN": leadToken}
 }
 

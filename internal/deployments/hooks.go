@@ -3,49 +3,99 @@ package deployments
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"slices"
 )
 
-// SourceDockerHub is the source of Docker Hub's webhooks: POST
-// /hooks/dockerhub/{token}.
-const SourceDockerHub = "dockerhub"
+// The webhook sources: POST /hooks/{source}/{token}.
+const (
+	SourceDockerHub    = "dockerhub"    // Docker Hub's repository webhooks
+	SourceGHCR         = "ghcr"         // GitHub's package and registry_package events
+	SourceDistribution = "distribution" // CNCF distribution registry notifications (GitLab's too)
+	SourceHarbor       = "harbor"       // Harbor, default and CloudEvents formats
+	SourceQuay         = "quay"         // Quay's repo_push notifications
+	SourceECR          = "ecr"          // Amazon ECR through an EventBridge API destination
+	SourceGeneric      = "generic"      // liftoff's own {"image", "tag", "digest"}, signed
+)
 
 // HookSources returns the webhook sources liftoff serves, the values
 // hooks[].source accepts. The server has a payload parser for each of them
 // and for no other.
-func HookSources() []string { return []string{SourceDockerHub} }
+func HookSources() []string {
+	return []string{SourceDockerHub, SourceGHCR, SourceDistribution, SourceHarbor, SourceQuay, SourceECR, SourceGeneric}
+}
 
-// laterSources are sources liftoff does not serve yet: hooks[].source
-// refuses them as "not supported yet" rather than as unknown.
-var laterSources = []string{"distribution", "ghcr", "harbor", "quay", "generic"}
+// signedSources sign each body with the hook's secret, which they need;
+// authHeaderSources can send a static Authorization header, which they
+// may be given. The others have only the token in the URL.
+var (
+	signedSources     = []string{SourceGHCR, SourceGeneric}
+	authHeaderSources = []string{SourceDistribution, SourceHarbor, SourceECR}
+)
 
-// hookSum is a hook as HookAuth needs it: the hash of its token. Comparing
-// fixed-size hashes keeps the comparison constant-time whatever the
-// length of the token tried (subtle.ConstantTimeCompare returns early on
-// a length mismatch), and the plain token stays out of the auth path.
+// SignedSource tells whether a source's deliveries are signed with the
+// hook's secret.
+func SignedSource(source string) bool { return slices.Contains(signedSources, source) }
+
+// hookSum is a hook as HookFor needs it: the hash of its token, and what
+// vouches for a delivery beyond it. Comparing fixed-size hashes keeps the
+// comparison constant-time whatever the length of the token tried
+// (subtle.ConstantTimeCompare returns early on a length mismatch), and the
+// plain token stays out of the auth path.
 type hookSum struct {
 	source string
 	sum    [sha256.Size]byte
+	check  HookCheck
 }
 
-// hashTokens takes the hash of each hook token, for HookAuth. Once the
-// tokens are forgotten the hashes taken at load are kept.
+// HookCheck is what a hook requires of a delivery once its token matched:
+// a body signed with its secret, or an Authorization header.
+type HookCheck struct {
+	secret  []byte
+	auth    [sha256.Size]byte
+	hasAuth bool
+}
+
+// Secret is the key the sender signs bodies with, nil if the source does
+// not sign. Never log it.
+func (h HookCheck) Secret() []byte { return h.secret }
+
+// AuthOK tells, in constant time, whether header is the Authorization
+// header the hook requires; true when it requires none.
+func (h HookCheck) AuthOK(header string) bool {
+	if !h.hasAuth {
+		return true
+	}
+	sum := sha256.Sum256([]byte(header))
+	return subtle.ConstantTimeCompare(h.auth[:], sum[:]) == 1
+}
+
+// hashTokens takes the hash of each hook token, for HookFor, and keeps its
+// secret and the hash of its auth_header. Once the tokens are forgotten
+// what was taken at load is kept.
 func (c *Config) hashTokens() {
 	if c.tokensForgotten {
 		return
 	}
 	c.hookSums = make([]hookSum, 0, len(c.Hooks))
 	for _, h := range c.Hooks {
-		c.hookSums = append(c.hookSums, hookSum{source: h.Source, sum: sha256.Sum256([]byte(h.Token))})
+		hs := hookSum{source: h.Source, sum: sha256.Sum256([]byte(h.Token))}
+		if h.Secret != "" {
+			hs.check.secret = []byte(h.Secret)
+		}
+		if h.AuthHeader != "" {
+			hs.check.auth, hs.check.hasAuth = sha256.Sum256([]byte(h.AuthHeader)), true
+		}
+		c.hookSums = append(c.hookSums, hs)
 	}
 }
 
-// forgetTokens drops the plain hook and API tokens once their hashes are
-// taken (hashTokens, validateAPITokens), so that a loaded config keeps
-// only hashes in memory (and no dump, log or debugger shows the tokens). A
-// reload reads them from the file again.
+// forgetTokens drops the plain hook and API tokens, hook secrets and auth
+// headers once they are taken (hashTokens, validateAPITokens), so that the
+// config's fields hold none of them (and no dump or log of it shows one).
+// A reload reads them from the file again.
 func (c *Config) forgetTokens() {
 	for i := range c.Hooks {
-		c.Hooks[i].Token = ""
+		c.Hooks[i].Token, c.Hooks[i].Secret, c.Hooks[i].AuthHeader = "", "", ""
 	}
 	for i := range c.APITokens {
 		c.APITokens[i].Token = ""
@@ -57,12 +107,24 @@ func (c *Config) forgetTokens() {
 // that source. It compares against every hook, so neither an unknown
 // source nor a near-miss token answers faster.
 func (c *Config) HookAuth(source, token string) bool {
+	_, ok := c.HookFor(source, token)
+	return ok
+}
+
+// HookFor is HookAuth that also returns what the hook requires of the
+// delivery beyond its token.
+func (c *Config) HookFor(source, token string) (HookCheck, bool) {
 	sum := sha256.Sum256([]byte(token))
+	var found HookCheck
 	ok := 0
 	for i := range c.hookSums {
 		h := &c.hookSums[i]
-		ok |= subtle.ConstantTimeCompare([]byte(h.source), []byte(source)) &
+		m := subtle.ConstantTimeCompare([]byte(h.source), []byte(source)) &
 			subtle.ConstantTimeCompare(h.sum[:], sum[:])
+		if m == 1 {
+			found = h.check
+		}
+		ok |= m
 	}
-	return ok == 1
+	return found, ok == 1
 }

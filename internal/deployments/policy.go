@@ -121,7 +121,8 @@ func (c *Config) checkConfigPolicies(p *problems) {
 // the image: required variables that no layer of the config sets, so that
 // only the image's ENV can (checked at each deploy); and about registry
 // credentials that cannot work yet (registryWarnings). `liftoff validate`
-// prints them; they do not make the config invalid.
+// prints them; they do not make the config invalid. Polls of Docker Hub
+// more often than once a minute are warned of too.
 func (c *Config) ValidatePolicies() []string {
 	out := c.registryWarnings()
 	for i := range c.Deployments {
@@ -138,5 +139,5 @@ func (c *Config) ValidatePolicies() []string {
 			}
 		}
 	}
-	return out
+	return append(out, c.pollWarnings()...)
 }

@@ -39,6 +39,7 @@ func (c *Config) validate(p *problems) {
 	c.index(repos)
 	c.checkPromotions(p) // after index: promote_from names deployments
 	c.checkConfigPolicies(p)
+	c.validatePolls(p) // after deployments: images are normalized
 }
 
 // checkTopLevel checks the settings of the daemon itself.
@@ -103,8 +104,6 @@ func (c *Config) validateHooks(p *problems) {
 		case h.Source == "":
 			p.addf(sp, "missing (supported: %s)", supported)
 		case slices.Contains(served, h.Source):
-		case slices.Contains(laterSources, h.Source):
-			p.addf(sp, "%q is not supported yet (supported: %s)", h.Source, supported)
 		default:
 			p.addf(sp, "unknown source %s (supported: %s)", p.quote(sp, h.Source), supported)
 		}
@@ -118,7 +117,41 @@ func (c *Config) validateHooks(p *problems) {
 			continue // validated when loaded; only the hashes remain
 		}
 		checkToken(p, fmt.Sprintf("hooks[%d].token", i), h.Token)
+		checkHookAuth(p, i, h)
 	}
+}
+
+// checkHookAuth checks what a hook requires beyond its token: a secret for
+// the sources that sign, an auth_header only for those that can send one.
+// Neither value is ever shown.
+func checkHookAuth(p *problems, i int, h Hook) {
+	sp, ap := fmt.Sprintf("hooks[%d].secret", i), fmt.Sprintf("hooks[%d].auth_header", i)
+	switch {
+	case SignedSource(h.Source) && h.Secret == "":
+		p.addf(sp, "missing: %s signs every delivery with it (use a long random secret, e.g. from `openssl rand -hex 32`, and give the sender the same)", h.Source)
+	case SignedSource(h.Source) && len(h.Secret) < minTokenLen:
+		p.addf(sp, "too short: at least %d characters, e.g. from `openssl rand -hex 32`", minTokenLen)
+	case !SignedSource(h.Source) && h.Secret != "" && h.Source != "":
+		p.addf(sp, "%s does not sign its deliveries: only %s take a secret", h.Source, strings.Join(signedSources, " and "))
+	}
+	switch {
+	case h.AuthHeader == "" || h.Source == "":
+	case !slices.Contains(authHeaderSources, h.Source):
+		p.addf(ap, "%s cannot send an Authorization header: only %s take auth_header", h.Source, strings.Join(authHeaderSources, ", "))
+	case len(h.AuthHeader) < minTokenLen:
+		p.addf(ap, "too short: at least %d characters, e.g. \"Bearer \" and `openssl rand -hex 24`", minTokenLen)
+	case !headerSafe(h.AuthHeader):
+		p.addf(ap, "must be printable ASCII: it is compared with the Authorization header")
+	}
+}
+
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // checkToken checks a hook token without ever showing it, not even in part.

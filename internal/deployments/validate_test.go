@@ -67,9 +67,19 @@ metrics_listen: 127.0.0.1:8080
 			"deployments[0].health.cmd: CMD needs a command after it", "deployments[1].strategy: start-first runs two containers at once, so it cannot publish ports"}},
 
 		{"hook source unknown", `hooks: [{source: gitlab, token: "${HOOK_TOKEN}"}]`, nil,
-			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub)`}},
-		{"hook source later", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}"}, {source: distribution, token: "${HOOK_TOKEN}"}]`, nil,
-			[]string{`hooks[0].source: "ghcr" is not supported yet`, `hooks[1].source: "distribution" is not supported yet`}},
+			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub, ghcr, distribution, harbor, quay, ecr, generic)`}},
+		{"hook secret missing", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}"}, {source: generic, token: "${HOOK_TOKEN}"}]`, nil,
+			[]string{"hooks[0].secret: missing: ghcr signs every delivery", "hooks[1].secret: missing: generic signs every delivery"}},
+		{"hook secret short", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}", secret: "${SHORT}"}]`, map[string]string{"SHORT": "FILESECRET-short"},
+			[]string{"hooks[0].secret: too short: at least 24 characters"}},
+		{"hook secret unsigned source", `hooks: [{source: dockerhub, token: "${HOOK_TOKEN}", secret: "${HOOK_TOKEN}"}]`, nil,
+			[]string{"hooks[0].secret: dockerhub does not sign its deliveries: only ghcr and generic take a secret"}},
+		{"hook auth_header source", `hooks: [{source: quay, token: "${HOOK_TOKEN}", auth_header: "Bearer ${HOOK_TOKEN}"}]`, nil,
+			[]string{"hooks[0].auth_header: quay cannot send an Authorization header: only distribution, harbor, ecr take auth_header"}},
+		{"hook auth_header short", `hooks: [{source: harbor, token: "${HOOK_TOKEN}", auth_header: "${SHORT}"}]`, map[string]string{"SHORT": "FILESECRET-short"},
+			[]string{"hooks[0].auth_header: too short"}},
+		{"hook auth_header unsafe", `hooks: [{source: ecr, token: "${HOOK_TOKEN}", auth_header: "Bearer FILESECRET\x01-0123456789abcdef"}]`, nil,
+			[]string{"hooks[0].auth_header: must be printable ASCII"}},
 		{"hook source missing", `hooks: [{token: "${HOOK_TOKEN}"}]`, nil, []string{"hooks[0].source: missing"}},
 		{"hook source duplicate", `hooks: [{source: dockerhub, token: "${HOOK_TOKEN}"}, {source: dockerhub, token: "${HOOK_TOKEN}"}]`, nil,
 			[]string{"hooks[1].source: duplicate of hooks[0]"}},
@@ -263,7 +273,7 @@ deployments:
 
 // One run reports every problem, each as a *FieldError.
 func TestValidateReportsAll(t *testing.T) {
-	_, err := parseString(t, `hooks: [{source: ghcr, token: short}]
+	_, err := parseString(t, `hooks: [{source: gitlab, token: short}]
 hook_rate_limit: -7
 deployments:
   - {name: a, image: "A", tags: ["semver:^foo"], environment: prod}

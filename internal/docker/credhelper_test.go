@@ -95,7 +95,7 @@ func noToken(t *testing.T, err error) {
 	}
 }
 
-// Resolve and Pull with a credential helper's token, on the real engine:
+// Resolve, Pull and Tags with a credential helper's token, on the real engine:
 // the helper runs once; after the token expires (401, or ECR's 403), the
 // first call refused fetches a new one, once, and succeeds. Not parallel:
 // the helper is on PATH.
@@ -137,29 +137,35 @@ func TestCredentialHelperResolveAndPull(t *testing.T) {
 	pull("v3") // through the engine
 	calls(3)
 
-	reg.ecr.Store(true)
 	reg.expire(h, "token-4")
-	resolve("v4") // 403 "denied: ... expired"
+	if tags, err := c.Tags(ctx(t), repo, auth); err != nil || len(tags) != 3 { // a poll's listing
+		t.Fatalf("Tags = %q, %v", tags, err)
+	}
+	calls(4)
+
+	reg.ecr.Store(true)
 	reg.expire(h, "token-5")
-	pull("v5")
-	calls(5)
+	resolve("v5") // 403 "denied: ... expired"
+	reg.expire(h, "token-6")
+	pull("v6")
+	calls(6)
 
 	// Refused again after the new token: that is the error, after one
 	// fetch only.
 	reg.ecr.Store(false)
-	reg.token.Store("token-6") // the helper still answers token-5
+	reg.token.Store("token-7") // the helper still answers token-6
 	if _, err := c.Resolve(ctx(t), repo+":v1", auth); err == nil {
 		t.Error("Resolve refused twice succeeded")
 	} else {
 		noToken(t, err)
 	}
-	calls(6)
+	calls(7)
 	if err := c.Pull(ctx(t), repo+":v1", auth); err == nil {
 		t.Error("Pull refused twice succeeded")
 	} else {
 		noToken(t, err)
 	}
-	calls(7)
+	calls(8)
 }
 
 // A helper that fails when the token expired gives an error that names

@@ -41,7 +41,7 @@ type Client struct {
 }
 
 // ops are the values of the op label of liftoff_docker_errors_total.
-var ops = []string{"ping", "resolve", "pull", "inspect", "create", "start", "stop", "rename", "remove", "connect", "image_inspect", "list", "run", "logs", "service"}
+var ops = []string{"ping", "resolve", "list_tags", "pull", "inspect", "create", "start", "stop", "rename", "remove", "connect", "image_inspect", "list", "run", "logs", "service"}
 
 // Engine is one Docker engine to drive and how to reach it: docker_host
 // (Name deployments.LocalEngine) or one of the config's engines.

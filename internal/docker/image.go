@@ -28,11 +28,13 @@ import (
 // know is deploy.ErrNotFound; a registry that cannot be reached is
 // deploy.ErrUnavailable.
 func (c *Client) Resolve(ctx context.Context, ref string, auth deploy.Auth) (string, error) {
+	rl := &rateLimit{}
 	var digest string
 	err := withAuth(ctx, auth, func(a deploy.Auth) (err error) {
-		digest, err = c.resolve(ctx, ref, a)
+		digest, err = c.resolve(ctx, ref, a, rl)
 		return err
 	})
+	err = rl.wrap(err) // a 429, with its Retry-After, for a poller
 	if errors.Is(err, deploy.ErrNotFound) {
 		// The registry's words for it ("404 Not Found (HEAD responses have
 		// no body...)") say less than this.
@@ -44,7 +46,7 @@ func (c *Client) Resolve(ctx context.Context, ref string, auth deploy.Auth) (str
 	return digest, nil
 }
 
-func (c *Client) resolve(ctx context.Context, ref string, auth deploy.Auth) (string, error) {
+func (c *Client) resolve(ctx context.Context, ref string, auth deploy.Auth, rl *rateLimit) (string, error) {
 	r, err := parseRef(ref)
 	if err != nil {
 		return "", err
@@ -58,11 +60,12 @@ func (c *Client) resolve(ctx context.Context, ref string, auth deploy.Auth) (str
 		// answer sooner.
 		remote.WithRetryBackoff(remote.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
 	}
+	opts = append(opts, rl.options()...)
 	desc, err := remote.Head(r, opts...)
 	if err == nil {
 		return desc.Digest.String(), nil
 	}
-	if err := registryErr(ctx, err); definitive(err) || ctx.Err() != nil || errors.Is(err, deploy.ErrUnavailable) {
+	if err := registryErr(ctx, err); definitive(err) || rl.limited() || ctx.Err() != nil || errors.Is(err, deploy.ErrUnavailable) {
 		return "", err
 	}
 	// Some registries answer HEAD without Docker-Content-Digest, or not

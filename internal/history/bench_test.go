@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // BenchmarkStep measures one journal write, which the engine waits for
@@ -50,17 +51,17 @@ func BenchmarkRecordDeliveries(b *testing.B) {
 			ctx := context.Background()
 			s, _ := open(b)
 			n := uint64(0)
-			next := func() []Delivery {
-				ds := make([]Delivery, batch)
+			next := func() []deploy.Delivery {
+				ds := make([]deploy.Delivery, batch)
 				for i := range ds {
 					n++
 					id := n
 					if ids == "random" {
 						id *= 0x9E3779B97F4A7C15 // a bijection: no two alike
 					}
-					ds[i] = Delivery{ID: fmt.Sprintf("%024x", id), Source: "dockerhub", Image: "docker.io/acme/nobody-deploys-this",
+					ds[i] = deploy.Delivery{ID: fmt.Sprintf("%024x", id), Source: "dockerhub", Image: "docker.io/acme/nobody-deploys-this",
 						Tag: "staging", Pusher: "someone", Received: time.Now(),
-						Ignored: []Ignored{{Tag: "staging", Reason: "no deployment for docker.io/acme/nobody-deploys-this"}}}
+						Ignored: []deployments.Ignored{{Tag: "staging", Reason: "no deployment for docker.io/acme/nobody-deploys-this"}}}
 				}
 				return ds
 			}

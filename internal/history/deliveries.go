@@ -10,34 +10,13 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
-
-// Delivery is one webhook delivery or API request: who sent what, which
-// deployments it was accepted for, and why the others ignored it.
-type Delivery struct {
-	Seq      int64 // the place in the list, set when kept or recorded; the cursor of Deliveries
-	ID       string
-	Source   string // the webhook source, or "api"
-	Image    string
-	Tag      string
-	Pusher   string // who pushed, as the sender says
-	Actor    string // the API token's name
-	Received time.Time
-	Accepted []string  // deployments queued
-	Ignored  []Ignored // and why the others were not
-}
-
-// Ignored says why a delivery does not deploy a deployment (or, with Tag,
-// is not deployable at all).
-type Ignored struct {
-	Deployment string `json:"deployment,omitempty"`
-	Tag        string `json:"tag,omitempty"`
-	Reason     string `json:"reason"`
-}
 
 // KeptDeliveries is how many deliveries KeepDelivery keeps.
 const KeptDeliveries = 256
@@ -105,7 +84,7 @@ func (q *deliverySeqs) visible() int64 {
 // (an image none uses): they show what was pushed to no one, and a flood
 // of them must neither grow the file nor cost a write each. d.Seq is set
 // here.
-func (s *Store) KeepDelivery(d Delivery) {
+func (s *Store) KeepDelivery(d deploy.Delivery) {
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
@@ -115,13 +94,13 @@ func (s *Store) KeepDelivery(d Delivery) {
 // keptDeliveries is a ring of the newest deliveries kept in memory.
 type keptDeliveries struct {
 	mu   sync.Mutex
-	ring [KeptDeliveries]Delivery
+	ring [KeptDeliveries]deploy.Delivery
 	n    int // how many were ever kept
 }
 
 // add gives d its place and keeps it, under one lock: a place handed out
 // to a kept delivery is in the ring for whoever reads it next.
-func (k *keptDeliveries) add(d Delivery, seqs *deliverySeqs) {
+func (k *keptDeliveries) add(d deploy.Delivery, seqs *deliverySeqs) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	d.Seq = seqs.next(1)
@@ -132,9 +111,9 @@ func (k *keptDeliveries) add(d Delivery, seqs *deliverySeqs) {
 // before returns the kept deliveries with a Seq below before, newest
 // first, at most limit; and the last place handed out when it read them,
 // so that a place up to it is either among them or a written delivery's.
-func (k *keptDeliveries) before(before int64, limit int, seqs *deliverySeqs) ([]Delivery, int64) {
+func (k *keptDeliveries) before(before int64, limit int, seqs *deliverySeqs) ([]deploy.Delivery, int64) {
 	k.mu.Lock()
-	var ds []Delivery
+	var ds []deploy.Delivery
 	for i := range min(k.n, len(k.ring)) {
 		if d := k.ring[i]; d.Seq < before {
 			ds = append(ds, d)
@@ -145,22 +124,22 @@ func (k *keptDeliveries) before(before int64, limit int, seqs *deliverySeqs) ([]
 	seqs.mu.Unlock()
 	k.mu.Unlock()
 	// Concurrent deliveries may have been added out of their order.
-	slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
+	slices.SortFunc(ds, func(a, b deploy.Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
 	return ds[:min(len(ds), limit)], last
 }
 
 // RecordDelivery records an accepted webhook delivery. Recording the same
 // delivery id again keeps the first record: a sender retrying a delivery
 // is the same delivery.
-func (s *Store) RecordDelivery(ctx context.Context, d Delivery) error {
-	return s.RecordDeliveries(ctx, []Delivery{d})
+func (s *Store) RecordDelivery(ctx context.Context, d deploy.Delivery) error {
+	return s.RecordDeliveries(ctx, []deploy.Delivery{d})
 }
 
 // RecordDeliveries records several deliveries in one transaction: a burst
 // of webhooks costs one disk sync, not one each. Their places in the list
 // (Seq, the rowid) are handed out here, in the order of ds; what ds says
 // of Seq is ignored.
-func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
+func (s *Store) RecordDeliveries(ctx context.Context, ds []deploy.Delivery) error {
 	first := s.seqs.hold(len(ds))
 	defer s.seqs.release(first)
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -186,7 +165,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, ds []Delivery) error {
 	return nil
 }
 
-func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) error {
+func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d deploy.Delivery) error {
 	if d.Received.IsZero() {
 		d.Received = s.now()
 	}
@@ -194,7 +173,7 @@ func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) 
 		d.Accepted = []string{}
 	}
 	if d.Ignored == nil {
-		d.Ignored = []Ignored{}
+		d.Ignored = []deployments.Ignored{}
 	}
 	accepted, err := json.Marshal(d.Accepted)
 	if err != nil {
@@ -228,7 +207,7 @@ func (s *Store) insertDelivery(ctx context.Context, stmt *sql.Stmt, d Delivery) 
 // kept in memory, at most limit (clamped as in List), before the cursor
 // before (0: from the newest); next is the cursor of the page after, or 0
 // when there is none.
-func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []Delivery, next int64, err error) {
+func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []deploy.Delivery, next int64, err error) {
 	limit = clampLimit(limit)
 	if before <= 0 {
 		before = math.MaxInt64
@@ -247,7 +226,7 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	s.seqs.raise(written)
 	kept, last := s.kept.before(before, KeptDeliveries, &s.seqs)
 	before = min(before, last+1, s.seqs.visible())
-	kept = slices.DeleteFunc(kept, func(d Delivery) bool { return d.Seq >= before })
+	kept = slices.DeleteFunc(kept, func(d deploy.Delivery) bool { return d.Seq >= before })
 	kept = kept[:min(len(kept), limit+1)]
 	rows, err := s.r.QueryContext(ctx, `SELECT rowid, id, source, image, tag, pusher, actor, received_at, accepted, ignored
 		FROM deliveries WHERE rowid < ? ORDER BY rowid DESC LIMIT ?`, before, limit+1)
@@ -257,7 +236,7 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			d                 Delivery
+			d                 deploy.Delivery
 			received          int64
 			accepted, ignored string
 		)
@@ -278,7 +257,7 @@ func (s *Store) Deliveries(ctx context.Context, limit int, before int64) (ds []D
 	}
 	if len(kept) > 0 {
 		ds = append(ds, kept...)
-		slices.SortFunc(ds, func(a, b Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
+		slices.SortFunc(ds, func(a, b deploy.Delivery) int { return cmp.Compare(b.Seq, a.Seq) })
 		ds = ds[:min(len(ds), limit+1)]
 	}
 	if len(ds) > limit {

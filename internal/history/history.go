@@ -22,9 +22,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 )
 
 var _ deploy.Journal = (*Store)(nil)

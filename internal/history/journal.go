@@ -258,21 +258,9 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 
 func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
-// DeployQuery selects deploys for Deploys; empty fields match everything.
-type DeployQuery struct {
-	Deployment  string
-	Environment string
-	Outcome     string
-	Delivery    string
-	// Limit is at most how many (clamped as in List); Before, when not 0,
-	// keeps only deploys with a smaller id: the cursor of the next page.
-	Limit  int
-	Before int64
-}
-
 // Deploys returns the deploys q selects, newest first; next is the cursor
 // (Before) of the page after, or 0 when there is none.
-func (s *Store) Deploys(ctx context.Context, q DeployQuery) (rs []deploy.Record, next int64, err error) {
+func (s *Store) Deploys(ctx context.Context, q deploy.DeployQuery) (rs []deploy.Record, next int64, err error) {
 	limit := clampLimit(q.Limit)
 	where := []string{"1 = 1"}
 	var args []any

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // t0 has nanoseconds and no monotonic reading, so that records read back
@@ -145,7 +146,7 @@ func TestClockFillsMissingTimes(t *testing.T) {
 	if err := s.Finish(ctx, id, deploy.Record{Outcome: deploy.Unchanged}, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordDelivery(ctx, Delivery{ID: "d"}); err != nil {
+	if err := s.RecordDelivery(ctx, deploy.Delivery{ID: "d"}); err != nil {
 		t.Fatal(err)
 	}
 	r, _, err := s.Last(ctx, "web")
@@ -225,10 +226,10 @@ func TestClampLimit(t *testing.T) {
 func TestDeliveries(t *testing.T) {
 	ctx := context.Background()
 	s, _ := open(t)
-	recorded := []Delivery{
+	recorded := []deploy.Delivery{
 		{ID: "a", Source: "dockerhub", Image: "docker.io/pmpl/dblood", Tag: "staging", Pusher: "ci",
 			Received: t0, Accepted: []string{"dblood-staging", "dblood-review"},
-			Ignored: []Ignored{{Deployment: "dblood-prod", Reason: "tag staging does not match [latest]"}}},
+			Ignored: []deployments.Ignored{{Deployment: "dblood-prod", Reason: "tag staging does not match [latest]"}}},
 		{ID: "b", Source: "distribution", Image: "registry.example/web", Tag: "v2", Received: t0.Add(time.Second)},
 		{ID: "c", Source: "api", Image: "docker.io/pmpl/dblood", Tag: "v3", Actor: "lead", Received: t0.Add(-time.Hour),
 			Accepted: []string{"dblood-prod"}},
@@ -248,9 +249,9 @@ func TestDeliveries(t *testing.T) {
 		t.Fatalf("recording a delivery twice: %v", err)
 	}
 	// Newest recorded first; nil lists read back empty.
-	want := []Delivery{recorded[2], recorded[1], recorded[0]}
+	want := []deploy.Delivery{recorded[2], recorded[1], recorded[0]}
 	want[0].Seq, want[1].Seq, want[2].Seq = 3, 2, 1
-	want[0].Ignored, want[1].Accepted, want[1].Ignored = []Ignored{}, []string{}, []Ignored{}
+	want[0].Ignored, want[1].Accepted, want[1].Ignored = []deployments.Ignored{}, []string{}, []deployments.Ignored{}
 	got, next, err := s.Deliveries(ctx, 0, 0)
 	if err != nil || next != 0 {
 		t.Fatalf("Deliveries: next %d, %v", next, err)
@@ -372,7 +373,7 @@ func TestKeptDeliveries(t *testing.T) {
 	}
 	var want []string // ids, oldest first
 	for i := range 6 {
-		d := Delivery{ID: fmt.Sprintf("d%d", i), Source: "dockerhub", Received: t0}
+		d := deploy.Delivery{ID: fmt.Sprintf("d%d", i), Source: "dockerhub", Received: t0}
 		if i%2 == 0 {
 			d.Image = "docker.io/acme/nobody"
 			s.KeepDelivery(d)
@@ -386,7 +387,7 @@ func TestKeptDeliveries(t *testing.T) {
 		want = append(want, d.ID)
 	}
 	slices.Reverse(want)
-	ids := func(ds []Delivery) []string {
+	ids := func(ds []deploy.Delivery) []string {
 		var out []string
 		for _, d := range ds {
 			out = append(out, d.ID)
@@ -409,7 +410,7 @@ func TestKeptDeliveries(t *testing.T) {
 
 	// A flood keeps only the newest KeptDeliveries.
 	for i := range KeptDeliveries + 10 {
-		s.KeepDelivery(Delivery{ID: fmt.Sprintf("flood%d", i), Source: "dockerhub"})
+		s.KeepDelivery(deploy.Delivery{ID: fmt.Sprintf("flood%d", i), Source: "dockerhub"})
 	}
 	got, _, err = s.Deliveries(ctx, 1000, 0)
 	if err != nil {
@@ -433,7 +434,7 @@ func TestKeptDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.RecordDelivery(ctx, Delivery{ID: "after", Source: "api"}); err != nil {
+	if err := s.RecordDelivery(ctx, deploy.Delivery{ID: "after", Source: "api"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err = s.Deliveries(ctx, 0, 0)
@@ -451,9 +452,9 @@ func TestKeptDeliveries(t *testing.T) {
 func TestDeliveriesWaitForTheBatchBeingWritten(t *testing.T) {
 	ctx := context.Background()
 	s, _ := open(t)
-	s.KeepDelivery(Delivery{ID: "before"})
+	s.KeepDelivery(deploy.Delivery{ID: "before"})
 	first := s.seqs.hold(2) // as RecordDeliveries does before its transaction
-	s.KeepDelivery(Delivery{ID: "meanwhile"})
+	s.KeepDelivery(deploy.Delivery{ID: "meanwhile"})
 	got, _, err := s.Deliveries(ctx, 0, 0)
 	if err != nil || len(got) != 1 || got[0].ID != "before" {
 		t.Fatalf("with a batch in flight: %+v, %v; want only the delivery before it", got, err)
@@ -479,13 +480,13 @@ func TestDeliveriesOfTwoProcessesOnOneFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := a.RecordDelivery(ctx, Delivery{ID: "from-a"}); err != nil {
+	if err := a.RecordDelivery(ctx, deploy.Delivery{ID: "from-a"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.RecordDeliveries(ctx, []Delivery{{ID: "from-b"}, {ID: "from-b2"}}); err != nil {
+	if err := b.RecordDeliveries(ctx, []deploy.Delivery{{ID: "from-b"}, {ID: "from-b2"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.RecordDelivery(ctx, Delivery{ID: "from-b3"}); err != nil {
+	if err := b.RecordDelivery(ctx, deploy.Delivery{ID: "from-b3"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := a.Deliveries(ctx, 0, 0)
@@ -526,7 +527,7 @@ func TestDeliveriesNeverAppearBelowWhatWasListed(t *testing.T) {
 		})
 	}
 	until(func(i int) bool {
-		batch := []Delivery{{ID: fmt.Sprintf("w%d-a", i)}, {ID: fmt.Sprintf("w%d-b", i)}}
+		batch := []deploy.Delivery{{ID: fmt.Sprintf("w%d-a", i)}, {ID: fmt.Sprintf("w%d-b", i)}}
 		if err := s.RecordDeliveries(ctx, batch); err != nil {
 			t.Error(err)
 			return false
@@ -534,7 +535,7 @@ func TestDeliveriesNeverAppearBelowWhatWasListed(t *testing.T) {
 		return true
 	})
 	until(func(i int) bool {
-		s.KeepDelivery(Delivery{ID: fmt.Sprintf("k%d", i)})
+		s.KeepDelivery(deploy.Delivery{ID: fmt.Sprintf("k%d", i)})
 		time.Sleep(50 * time.Microsecond)
 		return true
 	})

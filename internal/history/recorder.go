@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 )
 
 // recordQueue is how many deliveries wait for the recorder before Record
@@ -29,7 +31,7 @@ type Recorder struct {
 	store *Store
 	log   zerolog.Logger
 
-	queue  chan Delivery
+	queue  chan deploy.Delivery
 	mu     sync.RWMutex
 	closed bool
 	// dropped counts the deliveries not recorded since Run last said so
@@ -39,13 +41,13 @@ type Recorder struct {
 
 // NewRecorder returns a recorder of deliveries to s; Run writes them.
 func NewRecorder(s *Store, log zerolog.Logger) *Recorder {
-	return &Recorder{store: s, log: log, queue: make(chan Delivery, recordQueue)}
+	return &Recorder{store: s, log: log, queue: make(chan deploy.Delivery, recordQueue)}
 }
 
 // Record queues d to be written, without waiting: with the queue full, d
 // is counted and dropped. After Close it does nothing (a handler that
 // outlived the shutdown).
-func (r *Recorder) Record(d Delivery) {
+func (r *Recorder) Record(d deploy.Delivery) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -74,7 +76,7 @@ func (r *Recorder) Close() {
 // recordBatchWindow of each other in one transaction, until Close and the
 // queue is drained.
 func (r *Recorder) Run() {
-	batch := make([]Delivery, 0, cap(r.queue))
+	batch := make([]deploy.Delivery, 0, cap(r.queue))
 	for d := range r.queue {
 		batch = append(batch[:0], d)
 		window := time.NewTimer(recordBatchWindow)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 )
 
 // The recorder writes what it queued, in order, once closed; past its
@@ -25,11 +27,11 @@ func TestRecorderQueueDropsAndDrains(t *testing.T) {
 	r := NewRecorder(s, zerolog.New(&logs))
 	now := time.Now()
 	for i := range recordQueue + 3 {
-		r.Record(Delivery{ID: fmt.Sprintf("d%04d", i), Source: "dockerhub", Image: "docker.io/acme/web", Tag: "v1",
+		r.Record(deploy.Delivery{ID: fmt.Sprintf("d%04d", i), Source: "dockerhub", Image: "docker.io/acme/web", Tag: "v1",
 			Received: now, Accepted: []string{"web"}})
 	}
 	r.Close()
-	r.Record(Delivery{ID: "late", Source: "dockerhub", Received: now, Accepted: []string{"web"}})
+	r.Record(deploy.Delivery{ID: "late", Source: "dockerhub", Received: now, Accepted: []string{"web"}})
 	r.Run() // writes the queue and returns: it is closed
 	list, _, err := s.Deliveries(ctx, 1000, 0)
 	if err != nil {

@@ -180,25 +180,25 @@ func TestDeploysQuery(t *testing.T) {
 		return out
 	}
 	for _, tc := range []struct {
-		q    DeployQuery
+		q    deploy.DeployQuery
 		want []int64
 	}{
-		{DeployQuery{}, []int64{a3, p1, p1 - 1, a1}},
-		{DeployQuery{Deployment: "web", Outcome: "succeeded"}, []int64{a3, a1}},
-		{DeployQuery{Environment: "production"}, []int64{p1}},
-		{DeployQuery{Delivery: "d2"}, []int64{p1, p1 - 1}},
-		{DeployQuery{Before: p1}, []int64{p1 - 1, a1}},
+		{deploy.DeployQuery{}, []int64{a3, p1, p1 - 1, a1}},
+		{deploy.DeployQuery{Deployment: "web", Outcome: "succeeded"}, []int64{a3, a1}},
+		{deploy.DeployQuery{Environment: "production"}, []int64{p1}},
+		{deploy.DeployQuery{Delivery: "d2"}, []int64{p1, p1 - 1}},
+		{deploy.DeployQuery{Before: p1}, []int64{p1 - 1, a1}},
 	} {
 		got, next, err := s.Deploys(ctx, tc.q)
 		if err != nil || next != 0 || !reflect.DeepEqual(ids(got), tc.want) {
 			t.Errorf("Deploys(%+v) = %v next %d %v, want %v", tc.q, ids(got), next, err, tc.want)
 		}
 	}
-	page, next, _ := s.Deploys(ctx, DeployQuery{Limit: 2})
+	page, next, _ := s.Deploys(ctx, deploy.DeployQuery{Limit: 2})
 	if !reflect.DeepEqual(ids(page), []int64{a3, p1}) || next != p1 {
 		t.Errorf("first page %v next %d", ids(page), next)
 	}
-	page, next, _ = s.Deploys(ctx, DeployQuery{Limit: 2, Before: next})
+	page, next, _ = s.Deploys(ctx, deploy.DeployQuery{Limit: 2, Before: next})
 	if !reflect.DeepEqual(ids(page), []int64{p1 - 1, a1}) || next != 0 {
 		t.Errorf("second page %v next %d", ids(page), next)
 	}

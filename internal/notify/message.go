@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -173,11 +174,11 @@ func (m *Message) slackText() string {
 		fmt.Fprintf(&b, " (%s)", slackEscape(m.Environment))
 	}
 	fmt.Fprintf(&b, " %s `%s`", what, slackEscape(m.Tag))
-	if d := shortDigest(m.Digest); d != "" {
+	if d := apiv1.ShortDigest(m.Digest); d != "" {
 		fmt.Fprintf(&b, " (%s)", d)
 	}
 	if m.Event == rolledBack {
-		if d := shortDigest(m.PreviousDigest); d != "" {
+		if d := apiv1.ShortDigest(m.PreviousDigest); d != "" {
 			fmt.Fprintf(&b, "; %s runs again", d)
 		}
 	}
@@ -203,18 +204,6 @@ func (m *Message) slackText() string {
 		fmt.Fprintf(&b, " <%s|details>", slackEscape(m.URL))
 	}
 	return b.String()
-}
-
-// shortDigest is the first 12 hex digits of a digest, as docker shows ids.
-func shortDigest(d string) string {
-	if d == "" {
-		return ""
-	}
-	algo, hexPart, ok := strings.Cut(d, ":")
-	if !ok || len(hexPart) <= 12 {
-		return d
-	}
-	return algo + ":" + hexPart[:12]
 }
 
 // slackEscape escapes what Slack's text format gives a meaning to.

@@ -300,11 +300,11 @@ notifications:
 	h.n.Deployed(result("web", "production", deploy.Succeeded))
 	h.n.Deployed(result("web", "production", deploy.RolledBack))
 	ok := decodeSlack(t, rv.next(t))
-	if want := ":white_check_mark: *web* (production) deployed `v1.2.3` (sha256:0123456789ab) in 2.5s, by lead <https://liftoff.example.com/deployments/web|details>"; ok != want {
+	if want := ":white_check_mark: *web* (production) deployed `v1.2.3` (0123456789ab) in 2.5s, by lead <https://liftoff.example.com/deployments/web|details>"; ok != want {
 		t.Errorf("succeeded:\n%s\nwant\n%s", ok, want)
 	}
 	rb := decodeSlack(t, rv.next(t))
-	for _, want := range []string{"*web* (production) rolled back from `v1.2.3` (sha256:0123456789ab); sha256:fedcba987654 runs again",
+	for _, want := range []string{"*web* (production) rolled back from `v1.2.3` (0123456789ab); fedcba987654 runs again",
 		"exited with code 3 &lt;boom&gt;", "<https://liftoff.example.com/deployments/web|details>"} {
 		if !strings.Contains(rb, want) {
 			t.Errorf("rolled back: %s\nlacks %s", rb, want)

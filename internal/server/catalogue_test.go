@@ -1,11 +1,13 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
@@ -76,7 +78,10 @@ func TestRealCatalogue(t *testing.T) {
 				}
 				return
 			}
-			a := hookAnswer(t, w.Body.String())
+			var a apiv1.HookAnswer
+			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+				t.Fatal(err)
+			}
 			if !reflect.DeepEqual(a.Accepted, tt.accepted) || len(a.Ignored) != tt.ignored {
 				t.Errorf("body %s: want accepted %v and %d ignored", w.Body, tt.accepted, tt.ignored)
 			}

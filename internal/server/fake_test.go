@@ -30,7 +30,7 @@ type fakeCatalogue struct {
 
 	mu      sync.Mutex
 	matched []string // "repo:tag" of every Match call
-	authed  []string // source of every HookAuth call
+	authed  []string // source of every HookFor call
 }
 
 func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
@@ -43,11 +43,12 @@ func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
 	return c.MatchFn(repo, tag)
 }
 
-func (c *fakeCatalogue) HookAuth(source, token string) bool {
+// HookFor is HookAuthFn's answer, with a hook that requires nothing more.
+func (c *fakeCatalogue) HookFor(source, token string) (deployments.HookCheck, bool) {
 	c.mu.Lock()
 	c.authed = append(c.authed, source)
 	c.mu.Unlock()
-	return c.HookAuthFn(source, token)
+	return deployments.HookCheck{}, c.HookAuthFn(source, token)
 }
 
 // The API side of the fake: no API tokens unless the test sets APIAuthFn.
@@ -69,12 +70,6 @@ func (c *fakeCatalogue) PublicHTTPS() bool { return false }
 func (c *fakeCatalogue) Deployment(name string) *deployments.Deployment { return nil }
 
 func (c *fakeCatalogue) All() []*deployments.Deployment { return nil }
-
-func (c *fakeCatalogue) matches() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.matched...)
-}
 
 // fakeDeployer records what is enqueued.
 type fakeDeployer struct {
@@ -197,9 +192,33 @@ func (h *harness) post(body string) *httptest.ResponseRecorder {
 
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join("webhooks", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// webhookCount is liftoff_webhooks_total{source, outcome} on reg.
+func webhookCount(t testing.TB, reg prometheus.Gatherer, source, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "liftoff_webhooks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["source"] == source && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

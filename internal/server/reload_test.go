@@ -46,8 +46,8 @@ func TestNoReloadRouteWithoutReloader(t *testing.T) {
 }
 
 func TestOnDeliverySeesEveryDelivery(t *testing.T) {
-	var got []Delivery
-	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d Delivery) { got = append(got, d) } })
+	var got []deploy.Delivery
+	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d deploy.Delivery) { got = append(got, d) } })
 	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
 		t.Fatalf("push: %d %s", w.Code, w.Body)
 	}

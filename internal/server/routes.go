@@ -12,16 +12,15 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
-// routes builds the router. Middleware that must see the {source} of a hook
-// (rate limit, concurrency cap) is mounted inline with With, which runs after
-// routing.
+// routes builds the router of Handler: every route but those of a
+// listener of their own (APIElsewhere, MetricsElsewhere).
 func (s *Server) routes() chi.Router {
-	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverer)
-	r.NotFound(notFound)
-
+	r := s.newRouter()
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.gatherer != nil && s.metricsOnMain {
@@ -30,14 +29,20 @@ func (s *Server) routes() chi.Router {
 	if s.reload != nil {
 		r.Post("/-/reload", s.handleReload)
 	}
-	if s.engine != nil && s.history != nil && s.apiOnMain {
-		s.apiRoutes(r)
-		s.uiRoutes(r) // the status page goes where the API goes
+	if s.api != nil && s.apiOnMain {
+		s.api.Routes(r)
+		s.ui.Routes(r) // the status page goes where the API goes
 	}
-	hooks := r.With(s.hookLimits()...)
-	hooks.Post("/hooks/{source}/{token}", s.hook)
-	// A hook URL pasted with a trailing slash works too.
-	hooks.Post("/hooks/{source}/{token}/", s.hook)
+	s.hooks.Routes(r)
+	return r
+}
+
+// newRouter is a router with the access log and the panic guard, that
+// answers unknown paths as unknown hook tokens are answered.
+func (s *Server) newRouter() chi.Router {
+	r := chi.NewRouter()
+	r.Use(accesslog.Requests(s.log), accesslog.Recoverer(s.log))
+	r.NotFound(httperr.NotFound)
 	return r
 }
 
@@ -47,7 +52,7 @@ func (s *Server) metricsHandler() http.Handler {
 
 // healthz tells that the process serves HTTP at all.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeText(w, http.StatusOK, "ok")
+	httperr.Text(w, http.StatusOK, "ok")
 }
 
 // readyz tells whether deliveries can be acted on and everything runs: a
@@ -56,11 +61,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // (each is named, with why).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case s.draining.Load():
-		writeText(w, http.StatusServiceUnavailable, "not ready: draining")
+	case s.hooks.Draining():
+		httperr.Text(w, http.StatusServiceUnavailable, "not ready: draining")
 		return
 	case s.catalogue() == nil:
-		writeText(w, http.StatusServiceUnavailable, "not ready: no configuration loaded")
+		httperr.Text(w, http.StatusServiceUnavailable, "not ready: no configuration loaded")
 		return
 	}
 	var problems []string
@@ -78,10 +83,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(problems) > 0 {
-		writeText(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(problems, "\n"))
+		httperr.Text(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(problems, "\n"))
 		return
 	}
-	writeText(w, http.StatusOK, "ok")
+	httperr.Text(w, http.StatusOK, "ok")
 }
 
 // pingEngines pings Pinger and every engine at once, each bounded by
@@ -135,12 +140,12 @@ func (s *Server) pingEngines(ctx context.Context) string {
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "reload is allowed from loopback only (or send SIGHUP)"})
+		httperr.JSON(w, http.StatusForbidden, map[string]string{"error": "reload is allowed from loopback only (or send SIGHUP)"})
 		return
 	}
 	if err := s.reload(); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "configuration kept: " + err.Error()})
+		httperr.JSON(w, http.StatusBadRequest, map[string]string{"error": "configuration kept: " + err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	httperr.JSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }

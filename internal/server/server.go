@@ -1,84 +1,47 @@
-// Package server is liftoff's HTTP side: the chi router and its middleware,
-// one file per webhook source, the management API under /api/v1 (api.go),
-// the status page over the same tokens (ui.go), /healthz, /readyz and
-// /metrics.
+// Package server assembles liftoff's HTTP side: the chi router and its
+// middleware, the webhooks (package webhooks), the management API under
+// /api/v1 (package api) and the status page over the same tokens (package
+// ui), both over one control.Service, and /healthz, /readyz, /metrics and
+// /-/reload. It serves them on the listeners the daemon opens: Serve,
+// ServeAPI and ServeMetrics.
 //
-// A webhook is authenticated by the secret token in its URL before its body is
-// read, parsed, matched against the catalogue and turned into deploy requests;
-// the handler answers 202 as soon as they are queued and never waits for a
-// deploy. The server knows the catalogue and the deploy engine only through the
-// small interfaces below, so a config reload can swap the catalogue between two
+// The server knows the catalogue and the deploy engine only through small
+// interfaces, so a config reload can swap the catalogue between two
 // requests and tests can use fakes.
 package server
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	stdlog "log"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/liftoff-deploy/liftoff/internal/control"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/api"
+	"github.com/liftoff-deploy/liftoff/internal/server/ui"
+	"github.com/liftoff-deploy/liftoff/internal/server/webhooks"
 )
 
-// Catalogue is what the server needs of the loaded configuration;
+// Catalogue is the configuration in force as the HTTP side reads it:
+// what the webhooks, the API and the page each declare they need.
 // *deployments.Config implements it.
 type Catalogue interface {
-	// Match returns the deployments a push of repo:tag updates.
-	Match(repo, tag string) deployments.MatchResult
-	// HookAuth tells, in constant time, whether token belongs to source.
-	HookAuth(source, token string) bool
-
-	// For the management API: who an API token acts as (in constant
-	// time), whether any is configured, and the deployments.
-	APIAuth(token string) (deployments.Principal, bool)
-	// APIAuthSum is APIAuth for the SHA-256 sum of a token: what a
-	// session of the status page keeps.
-	APIAuthSum(sum [sha256.Size]byte) (deployments.Principal, bool)
-	APIEnabled() bool
-	// PublicHTTPS: the status page is reached over HTTPS (public_url),
-	// maybe through a proxy that terminates TLS.
-	PublicHTTPS() bool
-	Deployment(name string) *deployments.Deployment
-	All() []*deployments.Deployment
+	webhooks.Catalogue
+	api.Catalogue
+	ui.Catalogue
+	control.Catalogue
 }
 
 var _ Catalogue = (*deployments.Config)(nil)
-
-// Deployer queues deploys. The webhook handler calls Enqueue with the
-// requests of one delivery while the sender waits for its answer: it may
-// record them durably (the engine's journal) but must never wait for a
-// deploy. It fails with deploy.ErrClosed once deploys are no longer taken
-// (shutting down), or when the requests could not be recorded; either way
-// nothing was queued.
-type Deployer interface {
-	Enqueue(ctx context.Context, rs ...deploy.Request) ([]deploy.Disposition, error)
-}
-
-// Delivery is one webhook delivery or API request that asked for
-// something, as OnDelivery sees it.
-type Delivery struct {
-	ID       string
-	Source   string // the webhook source, or "api"
-	Image    string
-	Tag      string
-	Pusher   string // who pushed, as the sender says
-	Actor    string // the API token's name
-	Received time.Time
-	Accepted []string              // deployments queued
-	Ignored  []deployments.Ignored // and why the others were not
-}
 
 // Health tells which deployments are down: a rollback or a repair could not
 // leave them with a container that passes its health gate.
@@ -93,34 +56,41 @@ type Pinger interface {
 
 // Defaults for the zero values of Options.
 const (
-	DefaultMaxBody         = 1 << 20                     // bytes of a webhook body
+	DefaultMaxBody         = webhooks.DefaultMaxBody     // bytes of a webhook body
 	DefaultHookRateLimit   = deployments.DefaultHookRate // hook requests a minute per client IP
-	DefaultHookConcurrency = 64                          // hook requests served at once
+	DefaultHookConcurrency = webhooks.DefaultConcurrency // hook requests served at once
 	DefaultShutdownTimeout = 10 * time.Second
 	readyTimeout           = 2 * time.Second
 )
 
-// Options configure a Server. Catalogue and Deployer are required.
+// Options configure a Server. Catalogue is required, and a Deployer or a
+// DeployEngine.
 type Options struct {
 	// Catalogue returns the configuration in force, or an untyped nil while
 	// none is loaded (a nil *deployments.Config in a Catalogue is not nil).
 	// It is called once per request, so a reload may swap what it returns.
 	Catalogue func() Catalogue
-	Deployer  Deployer
+	// Deployer queues the deploys of webhook deliveries; nil means the
+	// DeployEngine.
+	Deployer webhooks.Deployer
 	// Pinger is asked by /readyz; nil leaves the engine out of readiness.
 	Pinger Pinger
 	// Engines are the container engines by name, for liftoff driving
 	// several: /readyz asks each (and Pinger, if set, too) at once, and
 	// names each one that does not answer.
 	Engines map[string]Pinger
-	// Health is asked by /readyz; nil leaves the deployments out of it.
+	// Health is asked by /readyz; nil means the DeployEngine, and without
+	// one leaves the deployments out of it.
 	Health Health
-	// Engine and History serve the management API under /api/v1 and the
-	// status page (/, /login, /deployments/...); without both there is
-	// neither. Both also need API tokens in the configuration: without
-	// one their routes are 404.
-	Engine  Engine
-	History History
+	// DeployEngine (the deploy engine, not a Docker one: those are
+	// Engines) and History serve the management API under /api/v1 and the
+	// status page (/, /login, /deployments/...) through a
+	// control.Service; without both there is neither. Both also need API
+	// tokens in the configuration: without one their routes are 404. The
+	// DeployEngine is also the Deployer and the Health unless those are
+	// set: the daemon passes its engine once.
+	DeployEngine control.Engine
+	History      control.History
 	// APIElsewhere leaves /api and the status page off Handler, for a
 	// config that serves them on their own listener (ServeAPI).
 	APIElsewhere bool
@@ -152,7 +122,7 @@ type Options struct {
 	// OnDelivery, if set, is told of every webhook delivery answered 202
 	// and of every API request that acted (the history records them). It
 	// must not block.
-	OnDelivery func(Delivery)
+	OnDelivery func(deploy.Delivery)
 	// Reload, if set, is POST /-/reload: it reloads the configuration.
 	// Only loopback clients may call it.
 	Reload func() error
@@ -164,76 +134,50 @@ type Options struct {
 // Server routes liftoff's HTTP interface. It is safe for concurrent use.
 type Server struct {
 	catalogue       func() Catalogue
-	deployer        Deployer
 	pinger          Pinger
 	engines         map[string]Pinger
 	health          Health
-	engine          Engine
-	history         History
+	hooks           *webhooks.Handler
+	api             *api.Handler // nil without a DeployEngine and a History
+	ui              *ui.Handler  // as api
 	apiOnMain       bool
 	log             zerolog.Logger
 	gatherer        prometheus.Gatherer
-	metrics         *metrics
-	maxBody         int64
-	rateLimit       int // requests a minute per client IP; 0: no limit
-	hookSem         chan struct{}
 	shutdownTimeout time.Duration
-	now             func() time.Time
-	sources         map[string]parser
-	draining        atomic.Bool
-	onDelivery      func(Delivery)
 	reload          func() error
 	metricsOnMain   bool
-	sessions        *sessions // of the status page
 	router          chi.Router
 }
 
 // New returns a Server for opts. It panics if opts lack a Catalogue or a
-// Deployer, or if its metrics clash with different ones on the Registerer:
-// both are wiring mistakes.
+// Deployer (or DeployEngine), or if its metrics clash with different ones
+// on the Registerer: both are wiring mistakes.
 func New(opts Options) *Server {
+	if opts.DeployEngine != nil {
+		if opts.Deployer == nil {
+			opts.Deployer = opts.DeployEngine
+		}
+		if opts.Health == nil {
+			opts.Health = opts.DeployEngine
+		}
+	}
 	if opts.Catalogue == nil || opts.Deployer == nil {
-		panic("server.New: Options.Catalogue and Options.Deployer are required")
+		panic("server.New: Options.Catalogue and Options.Deployer (or DeployEngine) are required")
 	}
 	s := &Server{
 		catalogue:       opts.Catalogue,
-		deployer:        opts.Deployer,
 		pinger:          opts.Pinger,
 		engines:         opts.Engines,
 		health:          opts.Health,
-		engine:          opts.Engine,
-		history:         opts.History,
 		apiOnMain:       !opts.APIElsewhere,
 		log:             opts.Logger,
 		gatherer:        opts.Gatherer,
-		maxBody:         opts.MaxBody,
-		rateLimit:       opts.HookRateLimit,
 		shutdownTimeout: opts.ShutdownTimeout,
-		now:             opts.Now,
-		onDelivery:      opts.OnDelivery,
 		reload:          opts.Reload,
 		metricsOnMain:   !opts.MetricsElsewhere,
-		sessions:        newSessions(),
 	}
-	if s.maxBody <= 0 {
-		s.maxBody = DefaultMaxBody
-	}
-	switch {
-	case s.rateLimit == 0:
-		s.rateLimit = DefaultHookRateLimit
-	case s.rateLimit < 0:
-		s.rateLimit = 0 // no limit
-	}
-	concurrency := opts.HookConcurrency
-	if concurrency <= 0 {
-		concurrency = DefaultHookConcurrency
-	}
-	s.hookSem = make(chan struct{}, concurrency)
 	if s.shutdownTimeout <= 0 {
 		s.shutdownTimeout = DefaultShutdownTimeout
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	reg := opts.Registerer
 	if reg == nil {
@@ -246,12 +190,36 @@ func New(opts Options) *Server {
 	if s.gatherer == nil {
 		s.gatherer, _ = reg.(prometheus.Gatherer)
 	}
-	// One parser per source of deployments.HookSources, and no other.
-	normalize := newRepoCache().normalize
-	s.sources = map[string]parser{
-		deployments.SourceDockerHub: func(body []byte) (push, error) { return parseDockerHubWith(body, normalize) },
+	rateLimit := opts.HookRateLimit
+	switch {
+	case rateLimit == 0:
+		rateLimit = DefaultHookRateLimit
+	case rateLimit < 0:
+		rateLimit = 0 // no limit
 	}
-	s.metrics = newMetrics(reg, s.sources)
+	s.hooks = webhooks.New(webhooks.Options{
+		Catalogue:   func() webhooks.Catalogue { return opts.Catalogue() },
+		Deployer:    opts.Deployer,
+		Logger:      opts.Logger,
+		Registerer:  reg,
+		MaxBody:     opts.MaxBody,
+		RateLimit:   rateLimit,
+		Concurrency: opts.HookConcurrency,
+		Now:         opts.Now,
+		OnDelivery:  opts.OnDelivery,
+	})
+	if opts.DeployEngine != nil && opts.History != nil {
+		svc := control.New(control.Options{
+			Engine:     opts.DeployEngine,
+			History:    opts.History,
+			Catalogue:  func() control.Catalogue { return opts.Catalogue() },
+			Logger:     opts.Logger,
+			Now:        opts.Now,
+			OnDelivery: opts.OnDelivery,
+		})
+		s.api = api.New(svc, func() api.Catalogue { return opts.Catalogue() }, opts.Logger)
+		s.ui = ui.New(svc, func() ui.Catalogue { return opts.Catalogue() }, opts.Logger)
+	}
 	s.router = s.routes()
 	return s
 }
@@ -262,7 +230,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 // SetDraining makes /hooks answer 503 (so that senders retry later) and
 // /readyz fail while on is true. Serve turns it on when its context ends;
 // call it earlier to stop taking deliveries before the deploy engine stops.
-func (s *Server) SetDraining(on bool) { s.draining.Store(on) }
+func (s *Server) SetDraining(on bool) { s.hooks.SetDraining(on) }
 
 // Serve serves Handler on ln until ctx is done, then drains and shuts down
 // gracefully, waiting at most ShutdownTimeout for requests in flight. It
@@ -274,13 +242,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeAPI serves only the management API, the status page and /healthz
 // on ln, for a separate API listener, with the lifecycle of Serve.
 func (s *Server) ServeAPI(ctx context.Context, ln net.Listener) error {
-	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverer)
-	r.NotFound(notFound)
+	r := s.newRouter()
 	r.Get("/healthz", s.healthz)
-	if s.engine != nil && s.history != nil {
-		s.apiRoutes(r)
-		s.uiRoutes(r)
+	if s.api != nil {
+		s.api.Routes(r)
+		s.ui.Routes(r)
 	}
 	return s.serve(ctx, ln, r, false)
 }
@@ -288,9 +254,7 @@ func (s *Server) ServeAPI(ctx context.Context, ln net.Listener) error {
 // ServeMetrics serves only /metrics on ln, for a separate metrics listener,
 // with the lifecycle of Serve.
 func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
-	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverer)
-	r.NotFound(notFound)
+	r := s.newRouter()
 	if s.gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", s.metricsHandler())
 	}
@@ -332,24 +296,4 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler, dra
 	}
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("http: stopped")
 	return nil
-}
-
-// newDeliveryID returns the id that names one delivery in the answer, the
-// logs and the history: 24 hex digits, the first 12 the time in unix
-// milliseconds and the rest random. Ids made later sort after, so that the
-// history's index of them grows at its end: with random ids each insert
-// lands on another page of a large index, and recording a delivery cost
-// five times as much at 90k deliveries, and more as they grew
-// (BenchmarkRecordDeliveries in history). 48 random bits make two ids of
-// the same millisecond equal once in 2.8·10^14 pairs. Ids sort by time
-// while the clock does not step back.
-func newDeliveryID() string {
-	var b [12]byte
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	rand.Read(b[6:]) // never fails (crypto/rand)
-	return hex.EncodeToString(b[:])
 }

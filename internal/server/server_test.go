@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
 func TestRoutes(t *testing.T) {
@@ -28,8 +30,8 @@ func TestRoutes(t *testing.T) {
 		{http.MethodGet, "/healthz", http.StatusOK, "ok"},
 		{http.MethodGet, "/readyz", http.StatusOK, "ok"},
 		{http.MethodGet, "/metrics", http.StatusOK, "liftoff_webhooks_total"},
-		{http.MethodGet, "/nope", http.StatusNotFound, notFoundBody},
-		{http.MethodGet, "/", http.StatusNotFound, notFoundBody},
+		{http.MethodGet, "/nope", http.StatusNotFound, httperr.NotFoundBody},
+		{http.MethodGet, "/", http.StatusNotFound, httperr.NotFoundBody},
 		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, ""},
 		{http.MethodDelete, "/metrics", http.StatusMethodNotAllowed, ""},
 		{http.MethodGet, "/hooks/dockerhub/" + testToken, http.StatusMethodNotAllowed, ""},
@@ -144,7 +146,7 @@ func TestHookUnavailable(t *testing.T) {
 		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "too many deliveries") {
 			t.Errorf("second: %d %s, want 503", w.Code, w.Body)
 		}
-		if got := testutil.ToFloat64(h.srv.metrics.webhooks.WithLabelValues("dockerhub", outcomeUnavailable)); got != 1 {
+		if got := webhookCount(t, h.reg, "dockerhub", "unavailable"); got != 1 {
 			t.Errorf("unavailable count %v", got)
 		}
 	})
@@ -182,7 +184,7 @@ func TestHookRateLimit(t *testing.T) {
 	if w := from("[2001:db8::1]:4000"); w.Code != http.StatusAccepted {
 		t.Errorf("other client: %d %s", w.Code, w.Body)
 	}
-	if got := testutil.ToFloat64(h.srv.metrics.webhooks.WithLabelValues("dockerhub", outcomeRateLimited)); got != 1 {
+	if got := webhookCount(t, h.reg, "dockerhub", "rate_limited"); got != 1 {
 		t.Errorf("rate_limited count %v", got)
 	}
 	if n := len(h.dep.requests()); n != 4 {
@@ -228,6 +230,15 @@ liftoff_webhooks_total{outcome="rate_limited",source="unknown"} 0
 liftoff_webhooks_total{outcome="unauthorized",source="unknown"} 1
 liftoff_webhooks_total{outcome="unavailable",source="unknown"} 1
 `
+	// Every other source's series exist from the start, at 0.
+	for _, src := range deployments.HookSources() {
+		if src == deployments.SourceDockerHub {
+			continue
+		}
+		for _, o := range []string{"accepted", "ignored", "invalid", "rate_limited", "too_large", "unauthorized", "unavailable"} {
+			want += fmt.Sprintf("liftoff_webhooks_total{outcome=%q,source=%q} 0\n", o, src)
+		}
+	}
 	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "liftoff_webhooks_total"); err != nil {
 		t.Error(err)
 	}
@@ -245,8 +256,10 @@ func TestMetricsShareRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	opts := Options{Catalogue: func() Catalogue { return nil }, Deployer: &fakeDeployer{}, Registerer: reg}
 	a, b := New(opts), New(opts)
-	if a.metrics.webhooks != b.metrics.webhooks {
-		t.Error("second server has its own counters")
+	w := httptest.NewRecorder()
+	b.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/hooks/dockerhub/"+testToken, nil))
+	if got := webhookCount(t, reg, "dockerhub", "unavailable"); got != 1 {
+		t.Errorf("the second server's delivery counted %v times on the registry, want 1 (it has counters of its own)", got)
 	}
 	if a.gatherer != reg {
 		t.Error("the Registerer is not the Gatherer")
@@ -370,7 +383,7 @@ func TestServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
 	}
-	if !h.srv.draining.Load() {
+	if !h.srv.hooks.Draining() {
 		t.Error("not draining after shutdown")
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
@@ -413,6 +426,39 @@ func TestNewRequires(t *testing.T) {
 		}
 	}()
 	New(Options{Catalogue: func() Catalogue { return nil }, Logger: zerolog.Nop()})
+}
+
+// TestHookRateLimitZeroIsDefault: HookRateLimit 0 (hook_rate_limit 0 in
+// the config) is DefaultHookRateLimit deliveries a minute per client; the
+// webhooks' own tests (TestHookRateLimitDefault) hold what the limit does.
+func TestHookRateLimitZeroIsDefault(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.HookRateLimit = 0 })
+	for i := range DefaultHookRateLimit {
+		if w := h.do(http.MethodPost, "/hooks/dockerhub/guess", nil); w.Code != http.StatusNotFound {
+			t.Fatalf("guess %d: %d", i, w.Code)
+		}
+	}
+	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusTooManyRequests {
+		t.Errorf("after %d guesses: %d, want 429", DefaultHookRateLimit, w.Code)
+	}
+}
+
+// TestDeployEngineOnce: the deploy engine given once as DeployEngine is
+// also what queues the hooks' deploys and what /readyz asks.
+func TestDeployEngineOnce(t *testing.T) {
+	eng := newFakeEngine()
+	h := newHarness(t, func(o *Options) {
+		o.Deployer, o.DeployEngine, o.History = nil, eng, &fakeHistory{}
+	})
+	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted || len(eng.requests()) != 1 {
+		t.Errorf("hook: %d %s; the engine queued %d", w.Code, w.Body, len(eng.requests()))
+	}
+	if w := h.do(http.MethodGet, "/readyz", nil); w.Code != http.StatusOK {
+		t.Errorf("readyz: %d %s", w.Code, w.Body)
+	}
+	if h.srv.health != eng {
+		t.Error("/readyz does not ask the deploy engine")
+	}
 }
 
 // fakeHealth is a Health whose down deployments are fixed.

@@ -15,8 +15,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liftoff-deploy/liftoff/internal/control"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
+)
+
+// What the page promises, as the README tells it: its session cookie, a
+// session's lifetime, and the login attempts a minute one client may make.
+const (
+	sessionCookie   = "liftoff_session"
+	sessionLifetime = 12 * time.Hour
+	loginRate       = 10
 )
 
 // Tokens of uiConfig.
@@ -52,7 +62,7 @@ deployments:
     environment: production
 `
 
-// fakeEngine is a server.Engine over maps: what each deployment runs, and
+// fakeEngine is a control.Engine over maps: what each deployment runs, and
 // its pause and pending push.
 type fakeEngine struct {
 	*fakeDeployer
@@ -67,7 +77,7 @@ type fakeEngine struct {
 	away map[string]error
 }
 
-var _ Engine = (*fakeEngine)(nil)
+var _ control.Engine = (*fakeEngine)(nil)
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{fakeDeployer: &fakeDeployer{}, status: map[string]deploy.Status{}, running: map[string]*deploy.Container{}}
@@ -151,15 +161,15 @@ func (e *fakeEngine) called() []string {
 	return slices.Clone(e.calls)
 }
 
-// fakeHistory is a server.History over slices, newest last.
+// fakeHistory is a control.History over slices, newest last.
 type fakeHistory struct {
 	deploys    []deploy.Record
-	deliveries []Delivery
+	deliveries []deploy.Delivery
 }
 
-var _ History = (*fakeHistory)(nil)
+var _ control.History = (*fakeHistory)(nil)
 
-func (h *fakeHistory) Deploys(_ context.Context, q DeployQuery) ([]deploy.Record, int64, error) {
+func (h *fakeHistory) Deploys(_ context.Context, q deploy.DeployQuery) ([]deploy.Record, int64, error) {
 	var out []deploy.Record
 	for _, r := range slices.Backward(h.deploys) {
 		if (q.Deployment == "" || r.Deployment == q.Deployment) && (q.Outcome == "" || string(r.Outcome) == q.Outcome) &&
@@ -186,7 +196,7 @@ func (h *fakeHistory) LastSucceeded(context.Context, string, string) (deploy.Rec
 	return deploy.Record{}, false, nil
 }
 
-func (h *fakeHistory) Deliveries(_ context.Context, limit int, _ int64) ([]Delivery, int64, error) {
+func (h *fakeHistory) Deliveries(_ context.Context, limit int, _ int64) ([]deploy.Delivery, int64, error) {
 	out := slices.Clone(h.deliveries)
 	slices.Reverse(out)
 	return out[:min(limit, len(out))], 0, nil
@@ -206,7 +216,7 @@ type uiHarness struct {
 	hist     *fakeHistory
 	cfg      atomic.Pointer[deployments.Config]
 	later    atomic.Int64 // the clock is testNow plus this many nanoseconds
-	recorded []Delivery
+	recorded []deploy.Delivery
 	recMu    sync.Mutex
 }
 
@@ -237,15 +247,15 @@ func newUIHarness(t testing.TB) *uiHarness {
 			Trigger: "dockerhub", Delivery: "d3", Outcome: deploy.RolledBack, Error: "health gate: container exited (code 3)",
 			Started: started, Ended: started.Add(5 * time.Second), Phases: map[string]time.Duration{deploy.StepPull: time.Second}},
 	}
-	u.hist.deliveries = []Delivery{
+	u.hist.deliveries = []deploy.Delivery{
 		{ID: "d1", Source: "dockerhub", Image: "docker.io/acme/web", Tag: "latest", Pusher: "alice", Received: started,
 			Accepted: []string{"web-prod"}, Ignored: []deployments.Ignored{{Deployment: "web-staging", Reason: "tag latest matches none of its tags"}}},
 	}
 	u.harness = newHarness(t, func(o *Options) {
 		o.Catalogue = func() Catalogue { return u.cfg.Load() }
-		o.Engine, o.History = u.eng, u.hist
+		o.DeployEngine, o.History = u.eng, u.hist
 		o.Now = func() time.Time { return testNow.Add(time.Duration(u.later.Load())) }
-		o.OnDelivery = func(d Delivery) {
+		o.OnDelivery = func(d deploy.Delivery) {
 			u.recMu.Lock()
 			u.recorded = append(u.recorded, d)
 			u.recMu.Unlock()
@@ -719,7 +729,7 @@ func TestUIEscapes(t *testing.T) {
 	u.hist.deploys = append(u.hist.deploys, deploy.Record{ID: 3, Deployment: "web-prod", Environment: "production",
 		Tag: evil, Digest: evil, Trigger: evil, Actor: evil, Pusher: evil, Outcome: deploy.Failed, Error: "pull: " + evil + " " + uiAdmin[:3],
 		Started: testNow, Ended: testNow, Phases: map[string]time.Duration{evil: time.Second}, ReleaseOutput: evil})
-	u.hist.deliveries = append(u.hist.deliveries, Delivery{ID: evil, Source: evil, Image: evil, Tag: evil, Pusher: evil,
+	u.hist.deliveries = append(u.hist.deliveries, deploy.Delivery{ID: evil, Source: evil, Image: evil, Tag: evil, Pusher: evil,
 		Accepted: []string{evil}, Ignored: []deployments.Ignored{{Tag: evil, Reason: evil}}})
 	u.eng.status["web-prod"] = deploy.Status{Pending: &deploy.Request{Tag: evil, Digest: evil, Pusher: evil, Delivery: evil},
 		Paused: &deploy.Pause{Actor: evil, Since: testNow}}
@@ -752,7 +762,7 @@ func TestUIOffWithoutTokens(t *testing.T) {
 	u.cfg.Store(parseUIConfig(t, strings.Replace(noTokens, "{required: true, timeout: 1h}", "{required: false}", 1)))
 	b := u.browser(t)
 	for _, path := range []string{"/", "/login", "/deployments/web-prod", "/static/style.css"} {
-		if w := b.get(path); w.Code != http.StatusNotFound || w.Body.String() != notFoundBody {
+		if w := b.get(path); w.Code != http.StatusNotFound || w.Body.String() != httperr.NotFoundBody {
 			t.Errorf("GET %s without api_tokens: %d %s, want the 404 of an unknown path", path, w.Code, w.Body)
 		}
 	}
@@ -766,50 +776,12 @@ func TestUIElsewhere(t *testing.T) {
 	u := newUIHarness(t)
 	h := newHarness(t, func(o *Options) {
 		o.Catalogue = func() Catalogue { return u.cfg.Load() }
-		o.Engine, o.History, o.APIElsewhere = u.eng, u.hist, true
+		o.DeployEngine, o.History, o.APIElsewhere = u.eng, u.hist, true
 	})
 	for _, path := range []string{"/", "/login"} {
 		if w := h.do(http.MethodGet, path, nil); w.Code != http.StatusNotFound {
 			t.Errorf("GET %s on listen with the API elsewhere: %d, want 404", path, w.Code)
 		}
-	}
-}
-
-// TestUISessionsAreBounded: past maxSessions the oldest session goes, and
-// expired ones go first.
-func TestUISessionsAreBounded(t *testing.T) {
-	ss := newSessions()
-	first := ss.create([32]byte{1}, testNow)
-	for i := range maxSessions {
-		ss.create([32]byte{2, byte(i), byte(i >> 8)}, testNow.Add(time.Duration(i+1)*time.Second))
-	}
-	if len(ss.byID) != maxSessions {
-		t.Errorf("%d sessions, want %d", len(ss.byID), maxSessions)
-	}
-	if _, ok := ss.get(first, testNow); ok {
-		t.Error("the oldest session is still there")
-	}
-
-	// One token logging in again and again pushes out its own sessions
-	// only.
-	ss = newSessions()
-	other := ss.create([32]byte{1}, testNow)
-	var mine []string
-	for i := range 5 * maxTokenSessions {
-		mine = append(mine, ss.create([32]byte{2}, testNow.Add(time.Duration(i+1)*time.Second)))
-	}
-	if _, ok := ss.get(other, testNow); !ok {
-		t.Error("another token's session was pushed out")
-	}
-	if len(ss.byID) != maxTokenSessions+1 {
-		t.Errorf("%d sessions, want %d of the token and 1 other", len(ss.byID), maxTokenSessions)
-	}
-	if _, ok := ss.get(mine[len(mine)-1], testNow); !ok {
-		t.Error("the token's newest session is gone")
-	}
-	ss.create([32]byte{3}, testNow.Add(sessionLifetime+time.Hour))
-	if len(ss.byID) != 1 {
-		t.Errorf("%d sessions after all the others expired, want 1", len(ss.byID))
 	}
 }
 

@@ -1,0 +1,93 @@
+package apiv1
+
+// The answers of the API's routes, and the bodies its POSTs take. A list
+// is paged: Next, when not null, is the before= of the next page.
+
+// Deployments answers GET /deployments.
+type Deployments struct {
+	Deployments []Deployment `json:"deployments"`
+}
+
+// DeploymentDetail answers GET /deployments/{name}: the deployment and its
+// newest deploys.
+type DeploymentDetail struct {
+	Deployment
+	History []Deploy `json:"history"`
+}
+
+// Deploys answers GET /deploys.
+type Deploys struct {
+	Deploys []Deploy `json:"deploys"`
+	Next    *string  `json:"next"`
+}
+
+// Deliveries answers GET /deliveries.
+type Deliveries struct {
+	Deliveries []Delivery `json:"deliveries"`
+	Next       *string    `json:"next"`
+}
+
+// DeployRequest is the body of POST /deployments/{name}/deploy: a tag or a
+// digest, not both.
+type DeployRequest struct {
+	Tag    string `json:"tag,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// RollbackRequest is the body of POST /deployments/{name}/rollback: the id
+// of a succeeded deploy to go back to, or 0 for the newest succeeded one
+// with another digest than the one running.
+type RollbackRequest struct {
+	To int64 `json:"to,omitempty"`
+}
+
+// Enqueued answers a deploy or a rollback (202): the delivery that follows
+// it, what it deploys, and for a rollback the deploy it goes back to.
+type Enqueued struct {
+	Delivery   string `json:"delivery"`
+	Deployment string `json:"deployment"`
+	Tag        string `json:"tag"`
+	Digest     string `json:"digest"`
+	RollbackTo int64  `json:"rollback_to,omitempty"`
+}
+
+// Acted answers a pause or a resume (200): the deployment, and for a
+// resume the push it sent on, if one was held.
+type Acted struct {
+	Deployment
+	Resumed *Resumed `json:"resumed,omitempty"`
+}
+
+// Resumed is the push a resume sent on: State is queued (it deploys now)
+// or pending (it awaits approval).
+type Resumed struct {
+	Delivery string `json:"delivery"`
+	Tag      string `json:"tag"`
+	Digest   string `json:"digest,omitempty"`
+	State    string `json:"state"`
+}
+
+// Decided answers an approval (202, Outcome queued) or a rejection (200,
+// Outcome rejected) with the push's delivery.
+type Decided struct {
+	Delivery   string `json:"delivery"`
+	Deployment string `json:"deployment"`
+	Tag        string `json:"tag"`
+	Digest     string `json:"digest"`
+	Outcome    string `json:"outcome"`
+}
+
+// HookAnswer is what a webhook delivery is answered with (202): the
+// deployments it queued and why the others did not deploy.
+type HookAnswer struct {
+	Delivery string    `json:"delivery"`
+	Accepted []string  `json:"accepted"`
+	Ignored  []Ignored `json:"ignored"`
+}
+
+// Error is the body of every failure: why, and for a webhook delivery its
+// id.
+type Error struct {
+	Error    string `json:"error"`
+	Delivery string `json:"delivery,omitempty"`
+}

@@ -1,0 +1,123 @@
+// Package apiv1 is the one package of liftoff meant to be imported from
+// outside: the JSON answers and requests of liftoff's management API under
+// /api/v1, for the liftoff CLI and other Go clients, and the few helpers
+// that format what they hold as liftoff shows it. The server writes these
+// types and the client reads them, so the two cannot drift apart.
+//
+// A field that may be absent is a pointer (null in JSON) or has omitempty;
+// times are UTC.
+package apiv1
+
+import "time"
+
+// Deployment is a deployment as the API shows it now: GET /deployments
+// lists them, GET /deployments/{name} is one (with History), and pause
+// and resume answer it (with Resumed).
+type Deployment struct {
+	Name        string     `json:"name"`
+	Environment string     `json:"environment"`
+	Engine      string     `json:"engine"` // the Docker engine it runs on
+	Image       string     `json:"image"`
+	Tags        []string   `json:"tags"`
+	Strategy    string     `json:"strategy"`
+	Paused      bool       `json:"paused"`
+	PausedBy    string     `json:"paused_by,omitempty"`
+	PausedSince *time.Time `json:"paused_since,omitempty"`
+	Running     *Running   `json:"running"`
+	// EngineError says why what runs is not known: the deployment's
+	// engine does not answer (in the list only; GET of the one
+	// deployment answers 503 then).
+	EngineError *string `json:"engine_error,omitempty"`
+	// Down says why no container of the deployment passes its health
+	// gate, after a rollback or a repair that could not leave one.
+	Down    *string `json:"down"`
+	Last    *Last   `json:"last"`
+	Pending *Push   `json:"pending"` // awaiting approval
+	Held    *Push   `json:"held"`    // held while paused
+}
+
+// Running is the container a deployment runs.
+type Running struct {
+	Container string     `json:"container"`
+	ID        string     `json:"id"`
+	Tag       string     `json:"tag"`
+	Digest    string     `json:"digest"`
+	Since     *time.Time `json:"since"`
+	State     string     `json:"state"`
+	Health    string     `json:"health"`
+}
+
+// Last is a deployment's newest deploy, in short.
+type Last struct {
+	ID       int64      `json:"id"`
+	Delivery string     `json:"delivery"`
+	Trigger  string     `json:"trigger"`
+	Actor    string     `json:"actor"`
+	Step     string     `json:"step,omitempty"` // while it runs: how far it got
+	Outcome  *string    `json:"outcome"`        // null while it runs
+	Tag      string     `json:"tag"`
+	Digest   string     `json:"digest"`
+	Started  time.Time  `json:"started"`
+	Ended    *time.Time `json:"ended"`
+	Error    string     `json:"error"`
+}
+
+// Push is a push a deployment keeps: pending approval (with Expires) or
+// held while it is paused.
+type Push struct {
+	Delivery string    `json:"delivery"`
+	Tag      string    `json:"tag"`
+	Digest   string    `json:"digest,omitempty"`
+	Pusher   string    `json:"pusher"`
+	Received time.Time `json:"received"`
+	Expires  time.Time `json:"expires,omitzero"`
+}
+
+// Deploy is one deploy of the history.
+type Deploy struct {
+	ID             int64   `json:"id"`
+	Deployment     string  `json:"deployment"`
+	Environment    string  `json:"environment"`
+	Image          string  `json:"image"`
+	Tag            string  `json:"tag"`
+	Digest         string  `json:"digest"`
+	PreviousDigest string  `json:"previous_digest"`
+	Trigger        string  `json:"trigger"`
+	Actor          string  `json:"actor"`
+	Pusher         string  `json:"pusher"`
+	Delivery       string  `json:"delivery"`
+	Outcome        *string `json:"outcome"` // null while it runs
+	// Settled: the push this deploy served reached its end; false while
+	// the deploy runs, and for one interrupted that a resumed deploy of
+	// the same delivery follows.
+	Settled bool       `json:"settled"`
+	Step    string     `json:"step,omitempty"` // while it runs: how far it got
+	Error   string     `json:"error"`
+	Started time.Time  `json:"started"`
+	Ended   *time.Time `json:"ended"`
+	// Phases are the seconds each step took, by step name.
+	Phases        map[string]float64 `json:"phases"`
+	ReleaseOutput string             `json:"release_output"`
+}
+
+// Delivery is one webhook delivery or API request that asked for
+// something, as GET /deliveries lists it.
+type Delivery struct {
+	ID       string    `json:"id"`
+	Source   string    `json:"source"` // the webhook source, or "api"
+	Image    string    `json:"image"`
+	Tag      string    `json:"tag"`
+	Pusher   string    `json:"pusher"`
+	Actor    string    `json:"actor"`
+	Received time.Time `json:"received"`
+	Accepted []string  `json:"accepted"` // deployments queued
+	Ignored  []Ignored `json:"ignored"`  // and why the others were not
+}
+
+// Ignored says why a push does not deploy a deployment, or, with Tag
+// instead, is not deployable at all.
+type Ignored struct {
+	Deployment string `json:"deployment,omitempty"`
+	Tag        string `json:"tag,omitempty"`
+	Reason     string `json:"reason"`
+}

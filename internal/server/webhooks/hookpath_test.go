@@ -1,0 +1,200 @@
+package webhooks
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
+)
+
+// logLines parses the log lines of h written since from (a length of
+// h.logs).
+func logLines(t *testing.T, h *harness, from int) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(h.logs.String()[from:]), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+// TestHookLogsOneLine: a request served by the hook handler, whatever its
+// fate, is logged once, by its "webhook" line; the access log leaves it out.
+// Other requests, and a hook that panicked, keep their access line.
+func TestHookLogsOneLine(t *testing.T) {
+	push := fixture(t, "dockerhub_push.json")
+	tests := []struct {
+		name   string
+		edit   func(*Options)
+		before func(*harness) // sends what must come first, not logged
+		method string
+		target string
+		body   string
+		status int
+		// The messages logged, in order, and the level of the first.
+		messages []string
+		level    string
+	}{
+		{name: "accepted", body: push, status: 202, messages: []string{"webhook"}, level: "info"},
+		{name: "ignored", body: strings.Replace(push, `"tag": "staging"`, `"tag": "other"`, 1), status: 202, messages: []string{"webhook"}, level: "info"},
+		{name: "trailing slash", target: "/hooks/dockerhub/" + testToken + "/", body: push, status: 202, messages: []string{"webhook"}, level: "info"},
+		{name: "invalid", body: `{"push_data": 1}`, status: 400, messages: []string{"webhook"}, level: "warn"},
+		{name: "wrong token", target: "/hooks/dockerhub/tok-wrong", body: push, status: 404, messages: []string{"webhook"}, level: "warn"},
+		{name: "unknown source", target: "/hooks/quay/" + testToken, body: push, status: 404, messages: []string{"webhook"}, level: "warn"},
+		{name: "too large", edit: func(o *Options) { o.MaxBody = 64 }, body: push, status: 413, messages: []string{"webhook"}, level: "warn"},
+		{name: "draining", before: func(h *harness) { h.hh.SetDraining(true) }, body: push, status: 503, messages: []string{"webhook"}, level: "warn"},
+		{name: "busy", before: func(h *harness) {
+			for range cap(h.hh.hookSem) {
+				h.hh.hookSem <- struct{}{}
+			}
+		}, body: push, status: 503, messages: []string{"webhook"}, level: "warn"},
+		{name: "rate limited", edit: func(o *Options) { o.RateLimit = 1 }, before: func(h *harness) { h.post(push) },
+			body: push, status: 429, messages: []string{"webhook"}, level: "debug"},
+		{name: "not recorded", before: func(h *harness) { h.dep.fail = errors.New("disk full") }, body: push, status: 503,
+			messages: []string{"webhook: the push could not be recorded; answered 503 so that the sender retries", "webhook"}, level: "error"},
+		{name: "panic", before: func(h *harness) {
+			h.cat.MatchFn = func(string, string) deployments.MatchResult { panic("boom") }
+		}, body: push, status: 500, messages: []string{"http: handler panicked", "http request"}, level: "error"},
+		{name: "wrong method", method: http.MethodGet, status: 405, messages: []string{"http request"}, level: "info"},
+		{name: "unmatched path", target: "/hooks/dockerhub/" + testToken + "/extra", body: push, status: 404, messages: []string{"http request"}, level: "info"},
+		{name: "healthz", method: http.MethodGet, target: "/healthz", status: 200, messages: []string{"http request"}, level: "debug"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.edit)
+			if tt.before != nil {
+				tt.before(h)
+			}
+			from := len(h.logs.String())
+			method, target := cmp.Or(tt.method, http.MethodPost), cmp.Or(tt.target, "/hooks/dockerhub/"+testToken)
+			w := h.do(method, target, strings.NewReader(tt.body))
+			if w.Code != tt.status {
+				t.Fatalf("%d %s, want %d", w.Code, w.Body, tt.status)
+			}
+			lines := logLines(t, h, from)
+			var messages []string
+			for _, l := range lines {
+				messages = append(messages, l["message"].(string))
+			}
+			if !reflect.DeepEqual(messages, tt.messages) {
+				t.Fatalf("logged %q, want %q", messages, tt.messages)
+			}
+			if got := lines[0]["level"]; got != tt.level {
+				t.Errorf("level %v, want %s", got, tt.level)
+			}
+			last := lines[len(lines)-1]
+			if last["status"] != float64(tt.status) || last["remote"] != "192.0.2.1:1234" || last["duration"] == nil {
+				t.Errorf("last line %v: want status %d, remote and duration", last, tt.status)
+			}
+			if route, _ := last["route"].(string); strings.Contains(route, testToken) || route == "" {
+				t.Errorf("route %q", route)
+			}
+			if last["message"] == "webhook" && last["outcome"] == nil {
+				t.Errorf("webhook line without an outcome: %v", last)
+			}
+		})
+	}
+}
+
+// TestAnswerJSON: appendAnswer writes what json.Marshal makes of apiv1.HookAnswer,
+// byte for byte, whatever the strings hold.
+func TestAnswerJSON(t *testing.T) {
+	tricky := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\rcr\b\f",
+		"\x00\x01\x1f\x7f", "é ü 日本 🚀", "\u2028\u2029", "bad \xff\xfe utf-8 \xc3", "\xed\xa0\x80 surrogate", "\ufffd"}
+	for _, s := range tricky {
+		assertAnswerJSON(t, s, []string{s, "x"}, []deployments.Ignored{
+			{Deployment: s, Reason: s}, {Tag: s, Reason: "r"}, {Deployment: "d", Tag: "t", Reason: s}, {},
+		})
+	}
+	assertAnswerJSON(t, "id", nil, nil)
+	assertAnswerJSON(t, "id", []string{}, []deployments.Ignored{})
+
+	// Every field of deployments.Ignored is written: one added there and
+	// not here fails.
+	var full deployments.Ignored
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).Kind() != reflect.String {
+			t.Fatalf("deployments.Ignored.%s is a %s: appendAnswer writes strings only", v.Type().Field(i).Name, v.Field(i).Kind())
+		}
+		v.Field(i).SetString("value of " + v.Type().Field(i).Name)
+	}
+	assertAnswerJSON(t, "id", nil, []deployments.Ignored{full})
+}
+
+func FuzzAnswerJSON(f *testing.F) {
+	f.Add("0123456789abcdef", "web", "tag", "why <not> & \"so\"")
+	f.Add("\xff", "\u2028", "", "\x00")
+	f.Fuzz(func(t *testing.T, id, name, tag, reason string) {
+		assertAnswerJSON(t, id, []string{name}, []deployments.Ignored{{Deployment: name, Tag: tag, Reason: reason}})
+	})
+}
+
+func assertAnswerJSON(t *testing.T, id string, accepted []string, ignored []deployments.Ignored) {
+	t.Helper()
+	a := apiv1.HookAnswer{Delivery: id, Accepted: accepted, Ignored: []apiv1.Ignored{}}
+	if a.Accepted == nil {
+		a.Accepted = []string{}
+	}
+	for _, ig := range ignored {
+		a.Ignored = append(a.Ignored, apiv1.Ignored(ig))
+	}
+	want, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if got := appendAnswer(nil, id, accepted, ignored); string(got) != string(want) {
+		t.Errorf("appendAnswer:\n%q\nwant (json.Marshal)\n%q", got, want)
+	}
+	if !utf8.Valid(want) {
+		t.Errorf("json.Marshal wrote invalid UTF-8: %q", want)
+	}
+}
+
+// TestRepoCache: the cache answers what NormalizeRepo answers, and holds
+// no more names than it has slots.
+func TestRepoCache(t *testing.T) {
+	c := newRepoCache()
+	names := []string{"acme/web", "nginx", "library/nginx", "docker.io/acme/web", "registry-1.docker.io/acme/web",
+		"index.docker.io/acme/web", "Acme/web", "acme/web:tag", "acme/web@sha256:" + strings.Repeat("ab", 32),
+		"ghcr.io/acme/web", "", "../x", strings.Repeat("a", 300)}
+	for range 3 { // the first time fills it, then it answers
+		for _, n := range names {
+			got, err := c.normalize(n)
+			want, wantErr := deployments.NormalizeRepo(n)
+			if got != want || (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
+				t.Errorf("normalize(%q) = %q, %v; NormalizeRepo: %q, %v", n, got, err, want, wantErr)
+			}
+		}
+	}
+	for i := range 10 * len(c.slots) {
+		c.normalize("acme/app-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i/26))
+	}
+	held := 0
+	for i := range c.slots {
+		if c.slots[i].Load() != nil {
+			held++
+		}
+	}
+	if held > len(c.slots) {
+		t.Errorf("%d names held", held)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.normalize("acme/web") }); n != 0 {
+		t.Errorf("a name remembered costs %v allocations", n)
+	}
+}
