@@ -25,6 +25,7 @@ import (
 // which the Docker engine pulls from without TLS.
 type Reg struct {
 	srv         *httptest.Server
+	handler     http.Handler // nil: the in-memory registry
 	user, pass  string
 	mw          []func(http.Handler) http.Handler
 	beforeClose func(*Reg)
@@ -46,6 +47,13 @@ func beforeClose(f func(*Reg)) RegOption {
 	return func(r *Reg) { r.beforeClose = f }
 }
 
+// WithHandler serves h instead of the in-memory registry: another
+// registry's implementation, which then gets the same host, pushes and
+// clean-up of the images the engine pulled from it.
+func WithHandler(h http.Handler) RegOption {
+	return func(r *Reg) { r.handler = h }
+}
+
 // WithMiddleware wraps the registry's handler in mw, to make it fail, hang
 // or count requests. The first one given is the outermost.
 func WithMiddleware(mw func(http.Handler) http.Handler) RegOption {
@@ -61,8 +69,11 @@ func Registry(t testing.TB, opts ...RegOption) *Reg {
 	for _, o := range opts {
 		o(r)
 	}
-	// registry.Logger(nil) panics on the first request.
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	h := r.handler
+	if h == nil {
+		// registry.Logger(nil) panics on the first request.
+		h = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	}
 	if r.user != "" {
 		h = r.basicAuth(h)
 	}

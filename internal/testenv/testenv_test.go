@@ -91,6 +91,16 @@ func TestRegistryBasicAuth(t *testing.T) {
 	}
 }
 
+func TestRegistryWithHandler(t *testing.T) {
+	t.Parallel()
+	reg := testenv.Registry(t, testenv.WithHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "another registry", http.StatusTeapot)
+	})))
+	if _, err := head(t, reg.Ref("acme/web", "v1")); statusOf(err) != http.StatusTeapot {
+		t.Errorf("HEAD: err = %v, want the handler's 418", err)
+	}
+}
+
 func TestUniqueName(t *testing.T) {
 	t.Parallel()
 	e := testenv.Engine(t)
