@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // Media types of a CNCF distribution registry's notifications: v2
@@ -45,7 +46,9 @@ type distEvent struct {
 //
 // The registry retries a delivery it is not answered 2xx or 3xx, forever:
 // only the events that would deploy are checked, so that a pull with a
-// field liftoff does not know cannot wedge the registry's queue.
+// field liftoff does not know cannot wedge the registry's queue, and a
+// push liftoff cannot take is skipped with why rather than refused. Only
+// a body that is no envelope is refused.
 func Distribution(h http.Header, body []byte) (Parsed, error) {
 	env, err := read[distEnvelope](h, body, senderJSON, mediaEventsV1, mediaEventsV2)
 	if err != nil {
@@ -65,7 +68,12 @@ func Distribution(h http.Header, body []byte) (Parsed, error) {
 	c := pushes{p: &p}
 	for i := range events {
 		if err := distEventPush(&c, "events["+strconv.Itoa(i)+"]", &events[i]); err != nil {
-			return Parsed{}, err
+			// A push liftoff cannot take (a repository path too long
+			// once the host is in front, a host that is no host) is
+			// skipped with why, not refused: the registry retries a
+			// refused delivery forever, in order, and one such event
+			// would hold up every notification after it.
+			c.skip(events[i].Target.Tag, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 		}
 	}
 	return p, nil

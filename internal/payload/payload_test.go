@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,6 +63,9 @@ type parseCase struct {
 	body   string
 	want   Parsed
 	err    string
+	// skip, instead of want: no error, nothing to deploy, and a Skip
+	// whose reason contains it.
+	skip string
 }
 
 // runCases runs cases against parse; header is the one a case without its
@@ -81,6 +85,12 @@ func runCases(t *testing.T, parse parser, header http.Header, cases []parseCase)
 			}
 			if err != nil {
 				t.Fatalf("error %v", err)
+			}
+			if tc.skip != "" {
+				if len(got.Pushes) != 0 || !slices.ContainsFunc(got.Skipped, func(s Skip) bool { return strings.Contains(s.Reason, tc.skip) }) {
+					t.Errorf("got %+v, want nothing to deploy and a skip with %q", got, tc.skip)
+				}
+				return
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
