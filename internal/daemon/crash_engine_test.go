@@ -153,7 +153,10 @@ type outage struct {
 	wentDown chan struct{} // closed when the proxy went down
 }
 
-func newOutage(t *testing.T, reg *testenv.Reg, repo string, startFirst bool, step string) *outage {
+// newOutage starts liftoff with the engine behind a proxy that goes down
+// just before the v2 deploy takes step; backoff is liftoff's RetryBackoff
+// (0: the default, 1s).
+func newOutage(t *testing.T, reg *testenv.Reg, repo string, startFirst bool, step string, backoff time.Duration) *outage {
 	t.Helper()
 	o := &outage{e: testenv.Engine(t), repo: repo, wentDown: make(chan struct{})}
 	o.proxy = newEngineProxy(t)
@@ -174,6 +177,7 @@ func newOutage(t *testing.T, reg *testenv.Reg, repo string, startFirst bool, ste
 	var armed atomic.Bool
 	o.d = startCrashDaemon(t, path, liftoff.Options{
 		WatchInterval: 200 * time.Millisecond,
+		RetryBackoff:  backoff,
 		BeforeStep: func(d, s string) {
 			if d == o.name && s == step && armed.CompareAndSwap(true, false) {
 				o.proxy.down()
@@ -323,7 +327,7 @@ func TestEngineAwayDuringDeploy(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			o := newOutage(t, reg, repo, tc.startFirst, tc.step)
+			o := newOutage(t, reg, repo, tc.startFirst, tc.step, 0)
 			// Down for two tries: the first, and the second after a
 			// backoff of 1s; the third, after 2s more, finds it back.
 			o.whileDown(t, tc.op, 2)
@@ -348,8 +352,11 @@ func TestEngineAwayDuringDeploy(t *testing.T) {
 // fails with its swap half done. When the engine answers again, the Watch
 // loop's reconcile must repair it: exactly one container runs.
 //
-// The cases wait out the default retries (about a minute for stop-first:
-// the step's and then the rollback's), so they run side by side.
+// The cases wait out every retry (the step's and then the rollback's):
+// with a first backoff of 50ms rather than the default 1s, that is about
+// 3s, not a minute; what is tested is what the retries leave when they run
+// out, not how long they take (TestEngineAwayDuringDeploy waits out the
+// default backoff). The cases still run side by side.
 func TestEngineAwayLongerThanRetries(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
@@ -379,7 +386,7 @@ func TestEngineAwayLongerThanRetries(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			t.Run(tc.name, func(t *testing.T) {
-				o := newOutage(t, reg, repo, tc.startFirst, tc.step)
+				o := newOutage(t, reg, repo, tc.startFirst, tc.step, 50*time.Millisecond)
 				o.whileDown(t, tc.op, 1)
 				r := o.d.next(t)
 				if r.Outcome != deploy.Failed || !errors.Is(r.Err, deploy.ErrUnavailable) {

@@ -37,7 +37,7 @@ func (s *swapCalls) reset() {
 }
 
 // On networks with subnets of their own, start-first drains the old
-// container after renaming both, and leaves the old one drainTime after
+// container after renaming both, and leaves the old one the drain time after
 // its drain before its stop signal.
 func TestStartFirstDrainsBeforeTheStop(t *testing.T) {
 	rt := newFakeRuntime()
@@ -61,8 +61,8 @@ func TestStartFirstDrainsBeforeTheStop(t *testing.T) {
 	if !slices.Equal(sc.calls, want) {
 		t.Errorf("calls %v, want %v", sc.calls, want)
 	}
-	if waited := sc.at["stop"].Sub(sc.at["drain"]); waited < drainTime {
-		t.Errorf("the old container got its stop signal %s after the drain, want at least %s", waited, drainTime)
+	if waited := sc.at["stop"].Sub(sc.at["drain"]); waited < testWaits.drain {
+		t.Errorf("the old container got its stop signal %s after the drain, want at least %s", waited, testWaits.drain)
 	}
 	if got := rt.aliases[r.ContainerID]; !slices.Equal(got, []string{"api"}) {
 		t.Errorf("aliases of the new container = %v", got)
@@ -75,7 +75,10 @@ func TestStartFirstWithoutSubnetsStopsAtOnce(t *testing.T) {
 	rt := newFakeRuntime()
 	sc := &swapCalls{}
 	rt.fail = func(op, arg string) error { sc.note(op, arg); return nil }
-	deployTag := startFirstEngine(t, rt, Options{})
+	// The production drain: the stop must come well before it.
+	w := testWaits
+	w.drain = drainTime
+	deployTag := startFirstEngine(t, rt, Options{waits: w})
 	old := deployTag("sha256:one")
 	sc.reset()
 	if r := deployTag("sha256:two"); r.Outcome != Succeeded {

@@ -68,6 +68,10 @@ type Options struct {
 	// BeforeStep, if set, is called before each journaled step is taken
 	// (crash tests kill the process there).
 	BeforeStep func(deployment, step string)
+
+	// waits are the engine's fixed waits (see waits); zero is the
+	// default, and only the package's tests set them.
+	waits waits
 }
 
 // Result is what one deploy did.
@@ -134,6 +138,7 @@ func New(opts Options) *Engine {
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Second
 	}
+	opts.waits = opts.waits.orDefault()
 	reg := opts.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()

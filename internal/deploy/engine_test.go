@@ -67,6 +67,7 @@ func newHarness(t *testing.T) *harness {
 		Logger:     zerolog.Nop(),
 		Registerer: h.reg,
 		OnDone:     func(r Result) { h.results <- r },
+		waits:      testWaits,
 	})
 	t.Cleanup(func() { h.eng.Close(context.Background()) })
 	return h
@@ -582,6 +583,9 @@ deployments:
 	opts.Runtime, opts.Logger = rt, zerolog.Nop()
 	opts.Config = func() *deployments.Config { return cfg }
 	opts.OnDone = func(r Result) { results <- r }
+	if opts.waits == (waits{}) {
+		opts.waits = testWaits
+	}
 	eng := New(opts)
 	t.Cleanup(func() { eng.Close(context.Background()) })
 	return func(digest string) Result {

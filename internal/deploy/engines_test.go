@@ -73,6 +73,7 @@ func newEngHarness(t *testing.T) *engHarness {
 		Retries:      2,
 		RetryBackoff: time.Millisecond,
 		DownRetry:    20 * time.Millisecond,
+		waits:        testWaits,
 	})
 	t.Cleanup(func() { h.Close(context.Background()) })
 	return h
@@ -293,6 +294,7 @@ func TestEngineAddedAfterStart(t *testing.T) {
 		Journal: h.j,
 		Logger:  zerolog.Nop(),
 		OnDone:  func(r Result) { h.results <- r },
+		waits:   testWaits,
 	})
 	t.Cleanup(func() { h.Close(context.Background()) })
 	h.enqueue(t, "far")

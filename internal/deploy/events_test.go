@@ -27,6 +27,7 @@ func TestOnPendingOnDropped(t *testing.T) {
 			Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry(),
 			OnPending: func(r Request) { pending <- r },
 			OnDropped: func(r Result) { dropped <- r },
+			waits:     testWaits,
 		})
 		t.Cleanup(func() { e.Close(context.Background()) })
 		if err := e.Load(context.Background()); err != nil {

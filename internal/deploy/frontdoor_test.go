@@ -86,6 +86,7 @@ func newProxyHarness(t *testing.T, drain string, rt *fakeRuntime, j *rcJournal) 
 		Runtime: rt, Logger: zerolog.Nop(), FrontDoor: h.door,
 		Config: func() *deployments.Config { return cfg },
 		OnDone: func(r Result) { h.results <- r },
+		waits:  testWaits,
 	}
 	if j != nil {
 		opts.Journal = j

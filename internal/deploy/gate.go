@@ -14,9 +14,6 @@ import (
 // ErrGate marks a new container that did not pass its health gate.
 var ErrGate = errors.New("health gate failed")
 
-// pollInterval is how often the gate looks at the new container.
-const pollInterval = 100 * time.Millisecond
-
 // gate waits until the new container proves itself: it keeps running without a restart for min_uptime, its Docker health status
 // (the image's HEALTHCHECK or health.cmd) becomes healthy, and health.url
 // answers 2xx/3xx — all within health.timeout.
@@ -34,7 +31,7 @@ func (e *Engine) gate(ctx context.Context, rt Containers, d *deployments.Deploym
 	probed := url == ""
 	var lastProbe error
 	var nextProbe time.Time
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(e.opts.waits.poll)
 	defer tick.Stop()
 	for {
 		// The state Inspect reports may be as old as the moment it was
@@ -64,7 +61,7 @@ func (e *Engine) gate(ctx context.Context, rt Containers, d *deployments.Deploym
 			if lastProbe = e.probe(ctx, target); lastProbe == nil {
 				probed = true
 			}
-			nextProbe = now.Add(500 * time.Millisecond)
+			nextProbe = now.Add(e.opts.waits.probe)
 		}
 		healthy := c.Health == "" || c.Health == "healthy"
 		up := c.StartedAt.IsZero() || asked.Sub(c.StartedAt) >= minUptime

@@ -353,6 +353,7 @@ func newRCEngine(t *testing.T, cfg *deployments.Config, rt Runtime, j Journal, b
 		BeforeStep:   before,
 		Retries:      2,
 		RetryBackoff: time.Millisecond,
+		waits:        testWaits,
 	}
 	if j != nil { // a nil *rcJournal in the interface would not be "no journal"
 		opts.Journal = j

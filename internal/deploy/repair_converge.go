@@ -15,16 +15,10 @@ import (
 // still be carrying out calls of a process that died, and proving the
 // container it keeps.
 
-// Bounds of a repair.
-const (
-	// stopMargin is added to a deployment's stop_timeout when waiting for a
-	// stop that the interrupted process asked for: the engine kills the
-	// container at the grace period's end and needs a moment to notice.
-	stopMargin = 5 * time.Second
-	// convergeRounds bounds how often a repair looks again at containers
-	// that keep changing under it (calls of the dead process landing late).
-	convergeRounds = 5
-)
+// convergeRounds bounds how often a repair looks again at containers that
+// keep changing under it (calls of the dead process landing late). The
+// waits between its looks, and for a stop in flight, are in Engine's waits.
+const convergeRounds = 5
 
 // converge makes p hold: p.drop gone, p.keep running under the
 // deployment's name. It looks again after acting, for as long as the
@@ -50,7 +44,7 @@ func (e *Engine) converge(ctx context.Context, log zerolog.Logger, d *deployment
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(time.Duration(round) * 200 * time.Millisecond):
+			case <-time.After(time.Duration(round) * e.opts.waits.converge):
 			}
 		}
 		s, err := e.look(ctx, d, nil)
@@ -152,7 +146,7 @@ func (e *Engine) waitStopped(ctx context.Context, log zerolog.Logger, d *deploym
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(d.StopTimeout + stopMargin)
+	deadline := time.Now().Add(d.StopTimeout + e.opts.waits.stopMargin)
 	waited := false
 	for {
 		c, err := rt.Inspect(ctx, id)
@@ -172,14 +166,14 @@ func (e *Engine) waitStopped(ctx context.Context, log zerolog.Logger, d *deploym
 			return nil
 		}
 		if !waited {
-			log.Info().Str("container", id).Dur("up_to", d.StopTimeout+stopMargin).
+			log.Info().Str("container", id).Dur("up_to", d.StopTimeout+e.opts.waits.stopMargin).
 				Msg("reconcile: the interrupted deploy was stopping the previous container; waiting for the engine to finish before starting it again")
 			waited = true
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(pollInterval):
+		case <-time.After(e.opts.waits.poll):
 		}
 	}
 }

@@ -13,9 +13,6 @@ import (
 // A deploy of a service: the steps' service ends (resolve, the spec) and
 // the swap, which hands the update to Swarm and waits for its verdict.
 
-// servicePoll is how often a deploy looks at Swarm's update.
-const servicePoll = 250 * time.Millisecond
-
 // currentService finds the deployment's service, if any, as the container
 // the steps before the swap know (its image, labels and id), and notes it
 // as a.curSvc.
@@ -127,7 +124,7 @@ func (a *attempt) serviceSwap() (Outcome, error) {
 		return Failed, err
 	}
 	a.res.ContainerID = a.newID
-	bound := serviceWait(a.d)
+	bound := a.e.serviceWait(a.d)
 	var o Outcome
 	var why error
 	err = a.step(StepGate, bound+a.e.opts.OpTimeout, func(ctx context.Context) error {
@@ -164,7 +161,7 @@ func (a *attempt) serviceSwap() (Outcome, error) {
 // serviceWait bounds the wait for Swarm's update of d: each batch of
 // tasks may take the health timeout to start and the monitor period to be
 // trusted, and a rollback as long again.
-func serviceWait(d *deployments.Deployment) time.Duration {
+func (e *Engine) serviceWait(d *deployments.Deployment) time.Duration {
 	s := d.Service
 	replicas, par := max(s.Replicas, 1), s.Update.Parallelism
 	batches := uint64(1)
@@ -172,7 +169,7 @@ func serviceWait(d *deployments.Deployment) time.Duration {
 		batches = (replicas + par - 1) / par
 	}
 	per := d.Health.Timeout + s.Update.Monitor + s.Update.Delay
-	return 2*time.Duration(batches)*per + d.Health.MinUptime + 10*time.Second
+	return 2*time.Duration(batches)*per + d.Health.MinUptime + e.opts.waits.serviceSlack
 }
 
 // awaitService waits, up to bound, for Swarm's update of the service to
@@ -250,7 +247,7 @@ func (e *Engine) awaitService(ctx context.Context, svc Services, d *deployments.
 		select {
 		case <-ctx.Done():
 			return "", nil, ctx.Err()
-		case <-time.After(servicePoll):
+		case <-time.After(e.opts.waits.servicePoll):
 		}
 	}
 }

@@ -114,7 +114,7 @@ func (e *Engine) settleService(ctx context.Context, log zerolog.Logger, d *deplo
 	}
 	fresh := last.PrevID == ""
 	log.Info().Str("state", s.UpdateState).Msg("reconcile: waiting for Swarm's update of the service that an interrupted deploy started")
-	o, cause, err := e.awaitService(ctx, svc, d, last.ID, last.Digest, fresh, serviceWait(d))
+	o, cause, err := e.awaitService(ctx, svc, d, last.ID, last.Digest, fresh, e.serviceWait(d))
 	switch {
 	case err != nil:
 		return verdict{}, err

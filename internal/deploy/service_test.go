@@ -216,7 +216,7 @@ func svcDeploy(t *testing.T, e *rcEngine, rt *fakeSwarm, deployment, digest stri
 	select {
 	case r := <-e.results:
 		return r
-	case <-time.After(30 * time.Second): // a wait for Swarm is bounded by 10s at least
+	case <-time.After(30 * time.Second): // a wait for Swarm is bounded by its slack at least
 		t.Fatal("no deploy finished within 30s")
 		return Result{}
 	}
@@ -304,11 +304,12 @@ func TestServiceSwarmVerdicts(t *testing.T) {
 			rt.verdict["sha256:v2"] = tc.verdict
 			if tc.verdict == "hang" {
 				// The wait is bounded by health.timeout and monitor (per
-				// batch, twice): 2*2*(2s+1s)+10s is too long for a test.
+				// batch, twice) and some slack: 2*2*(2s+1s)+slack is too
+				// long for a test.
 				d := cfg.Deployment("web")
 				d.Health.Timeout, d.Service.Update.Monitor = time.Millisecond, time.Millisecond
 				defer func() { d.Health.Timeout, d.Service.Update.Monitor = 2*time.Second, time.Second }()
-				if w := serviceWait(d); w > 11*time.Second {
+				if w := e.serviceWait(d); w > time.Second {
 					t.Fatalf("serviceWait = %s", w)
 				}
 			}

@@ -185,7 +185,7 @@ func (a *attempt) startFirst() (Outcome, error) {
 	// part is content to find its work done.
 	drained := false
 	var drainEnd time.Time // when the drained old one may get its stop signal
-	err := a.step(StepCleanup, drainTime+a.stopTimeout()+a.e.opts.OpTimeout, func(ctx context.Context) error {
+	err := a.step(StepCleanup, a.e.opts.waits.drain+a.stopTimeout()+a.e.opts.OpTimeout, func(ctx context.Context) error {
 		// Renamed while both hold the aliases: Docker drops and adds
 		// again a container's DNS records when it renames it.
 		if err := a.e.rename(ctx, rt, cur.ID, a.name+PrevSuffix); err != nil && !errors.Is(err, ErrNotFound) {
@@ -222,11 +222,12 @@ func (a *attempt) startFirst() (Outcome, error) {
 	return Succeeded, nil
 }
 
-// drainTime is how long start-first leaves the old container running once
-// it is out of Docker's DNS, before its stop signal: long enough for a
-// client whose connection attempt was lost while the drain reconnected it
-// (see Swapper.Drain) to try again (Linux sends a SYN again after 1s) and
-// for clients that resolved its address just before to connect.
+// drainTime (the default of the engine's waits.drain) is how long
+// start-first leaves the old container running once it is out of Docker's
+// DNS, before its stop signal: long enough for a client whose connection
+// attempt was lost while the drain reconnected it (see Swapper.Drain) to
+// try again (Linux sends a SYN again after 1s) and for clients that
+// resolved its address just before to connect.
 const drainTime = 2 * time.Second
 
 // drain takes the old container out of Docker's DNS, keeping its address,
@@ -256,8 +257,8 @@ func (a *attempt) drain(ctx context.Context, old *Container) (time.Time, error) 
 	if len(drained) == 0 {
 		return time.Time{}, nil
 	}
-	a.log.Debug().Str("container", old.Name).Strs("networks", drained).Dur("drain", drainTime).Msg("drained the previous container")
-	return time.Now().Add(drainTime), nil
+	a.log.Debug().Str("container", old.Name).Strs("networks", drained).Dur("drain", a.e.opts.waits.drain).Msg("drained the previous container")
+	return time.Now().Add(a.e.opts.waits.drain), nil
 }
 
 func (a *attempt) createAndStart(spec Spec) error {
