@@ -17,6 +17,11 @@ func benchParser(b *testing.B, parse parser, h http.Header, body []byte) {
 	}
 }
 
+// BenchmarkParseDockerHub is the hot path's parser, its cache warm.
+func BenchmarkParseDockerHub(b *testing.B) {
+	benchParser(b, NewDockerHubParser().Parse, nil, fixture(b, "dockerhub", "push.json"))
+}
+
 func BenchmarkParseGHCR(b *testing.B) {
 	benchParser(b, GHCR, ghHeader("package"), fixture(b, "ghcr", "package_published.json"))
 }

@@ -2,6 +2,7 @@ package payload
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -38,6 +39,25 @@ func fuzzParser(f *testing.F, source string, parse parser, headers []http.Header
 			checkParsed(t, p)
 		}
 	})
+}
+
+func FuzzDockerHub(f *testing.F) {
+	// A push outside Docker Hub comes back as an error that is not
+	// ErrInvalid, which fuzzParser reports.
+	onHub := func(h http.Header, body []byte) (Parsed, error) {
+		p, err := NewDockerHubParser().Parse(h, body)
+		for _, ps := range p.Pushes {
+			if !strings.HasPrefix(ps.Repo, "docker.io/") {
+				return p, fmt.Errorf("repo %q is not on Docker Hub", ps.Repo)
+			}
+		}
+		return p, err
+	}
+	fuzzParser(f, "dockerhub", onHub, []http.Header{nil},
+		`{"push_data": {"tag": "v1.0", "pushed_at": 1.417566161e+09}, "repository": {"namespace": "library", "name": "x"}}`,
+		`{"push_data": {"tag": ".."}, "repository": {"repo_name": "../x"}}`,
+		`{"push_data": null, "repository": {"repo_name": "x"}} {}`,
+		`[]`)
 }
 
 func FuzzGHCR(f *testing.F) {

@@ -72,7 +72,7 @@ func Harbor(h http.Header, body []byte) (Parsed, error) {
 		case b.SpecVersion != "":
 			data, dataPath, id, at = b.Data, "data.", b.ID, rfc3339(b.Time)
 		default:
-			data, dataPath, at = b.EventData, "event_data.", unixTime(b.OccurAt)
+			data, dataPath, at = b.EventData, "event_data.", unixTime(float64(b.OccurAt))
 		}
 		typ, operator = b.Type, b.Operator
 	}

@@ -1,18 +1,20 @@
 // Package payload reads what each registry's webhook says was pushed.
 //
 // Each source has one parser, a pure function of the request's headers and
-// body: GHCR, Distribution, Harbor, Quay, ECR and Generic. None of them
-// does I/O, reads configuration or trusts a URL in the payload; each
-// returns the tags that may deploy (Parsed.Pushes), the events of the
-// delivery that deploy nothing and why (Parsed.Skipped), or an error
+// body: DockerHub, GHCR, Distribution, Harbor, Quay, ECR and Generic (and
+// DockerHubParser, DockerHub with a cache for a server's hot path). None
+// of them does I/O, reads configuration or trusts a URL in the payload;
+// each returns the tags that may deploy (Parsed.Pushes), the events of
+// the delivery that deploy nothing and why (Parsed.Skipped), or an error
 // wrapping ErrInvalid that names the field at fault.
 //
-// Every parser reads JSON as the Docker Hub parser of internal/server
-// does: keys match fields as encoding/json matches them ("TAG" is tag),
-// a key twice in one object is refused, and so are two keys for one field,
-// so that a proxy or an audit log in front of liftoff, which may read the
-// first of two keys or the other spelling, cannot be shown one tag while
-// liftoff deploys another.
+// Every parser reads JSON with the module that is becoming
+// encoding/json/v2 (a fraction of encoding/json's time and allocations),
+// set so that keys match fields as encoding/json matches them ("TAG" is
+// tag), a key twice in one object is refused, and so are two keys for one
+// field, so that a proxy or an audit log in front of liftoff, which may
+// read the first of two keys or the other spelling, cannot be shown one
+// tag while liftoff deploys another.
 //
 // VerifySignature and CheckAuthHeader check the senders that sign or send
 // a static header.
@@ -120,10 +122,15 @@ func shown(s string) string {
 // repo normalizes name as deployments.NormalizeRepo does; path names the
 // field it came from.
 func repo(path, name string) (string, error) {
+	return (*repoCache)(nil).repo(path, name)
+}
+
+// repo is the package's repo, remembered in c unless c is nil.
+func (c *repoCache) repo(path, name string) (string, error) {
 	if name == "" {
 		return "", invalid(path, "missing")
 	}
-	r, err := deployments.NormalizeRepo(name)
+	r, err := c.normalize(name)
 	if err != nil {
 		if plain(name) == "" {
 			return "", invalid(path, "not a valid repository name")
@@ -256,13 +263,15 @@ func (c *pushes) skip(t, reason string) {
 	c.p.Skipped = append(c.p.Skipped, Skip{Tag: t, Reason: reason})
 }
 
-// unixTime converts unix seconds; nonsense (≤0, or past year 5000) is
+// unixTime converts unix seconds, whole or not (Docker Hub's older
+// deliveries say 1.417566161e+09); nonsense (≤0, or past year 5000) is
 // unknown.
-func unixTime(sec int64) time.Time {
+func unixTime(sec float64) time.Time {
 	if sec <= 0 || sec > 95617584000 {
 		return time.Time{}
 	}
-	return time.Unix(sec, 0).UTC()
+	whole := int64(sec)
+	return time.Unix(whole, int64((sec-float64(whole))*1e9)).UTC()
 }
 
 // rfc3339 parses a sender's timestamp, which is only shown: one it gets

@@ -53,17 +53,17 @@ func TestRealCatalogue(t *testing.T) {
 		accepted           []string
 		ignored            int
 	}{
-		{"staging push", "/hooks/dockerhub/" + testToken, fixture(t, "dockerhub_push.json"), http.StatusAccepted, []string{"dblood-staging"}, 1},
-		{"release push", "/hooks/dockerhub/" + testToken, strings.Replace(fixture(t, "dockerhub_push.json"), `"tag": "staging"`, `"tag": "1.4.2"`, 1),
+		{"staging push", "/hooks/dockerhub/" + testToken, fixture(t, "push.json"), http.StatusAccepted, []string{"dblood-staging"}, 1},
+		{"release push", "/hooks/dockerhub/" + testToken, strings.Replace(fixture(t, "push.json"), `"tag": "staging"`, `"tag": "1.4.2"`, 1),
 			http.StatusAccepted, []string{"dblood-production"}, 1},
-		{"library/nginx", "/hooks/dockerhub/" + testToken, fixture(t, "dockerhub_official_library.json"), http.StatusAccepted, []string{"proxy"}, 0},
-		{"nginx", "/hooks/dockerhub/" + testToken, fixture(t, "dockerhub_official_short.json"), http.StatusAccepted, []string{"proxy"}, 0},
-		{"repo not deployed", "/hooks/dockerhub/" + testToken, fixture(t, "dockerhub_push_legacy.json"), http.StatusAccepted, []string{}, 1},
-		{"signature tag", "/hooks/dockerhub/" + testToken, strings.Replace(fixture(t, "dockerhub_push.json"), `"tag": "staging"`, `"tag": "sha256-`+strings.Repeat("ab", 32)+`.sig"`, 1),
+		{"library/nginx", "/hooks/dockerhub/" + testToken, fixture(t, "official_library.json"), http.StatusAccepted, []string{"proxy"}, 0},
+		{"nginx", "/hooks/dockerhub/" + testToken, fixture(t, "official_short.json"), http.StatusAccepted, []string{"proxy"}, 0},
+		{"repo not deployed", "/hooks/dockerhub/" + testToken, fixture(t, "push_legacy.json"), http.StatusAccepted, []string{}, 1},
+		{"signature tag", "/hooks/dockerhub/" + testToken, strings.Replace(fixture(t, "push.json"), `"tag": "staging"`, `"tag": "sha256-`+strings.Repeat("ab", 32)+`.sig"`, 1),
 			http.StatusAccepted, []string{}, 1},
-		{"wrong token", "/hooks/dockerhub/" + testToken + "x", fixture(t, "dockerhub_push.json"), http.StatusNotFound, nil, 0},
-		{"unknown source", "/hooks/quay/" + testToken, fixture(t, "dockerhub_push.json"), http.StatusNotFound, nil, 0},
-		{"invalid tag", "/hooks/dockerhub/" + testToken, strings.Replace(fixture(t, "dockerhub_push.json"), `"tag": "staging"`, `"tag": "a/b"`, 1), http.StatusBadRequest, nil, 0},
+		{"wrong token", "/hooks/dockerhub/" + testToken + "x", fixture(t, "push.json"), http.StatusNotFound, nil, 0},
+		{"unknown source", "/hooks/quay/" + testToken, fixture(t, "push.json"), http.StatusNotFound, nil, 0},
+		{"invalid tag", "/hooks/dockerhub/" + testToken, strings.Replace(fixture(t, "push.json"), `"tag": "staging"`, `"tag": "a/b"`, 1), http.StatusBadRequest, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -190,9 +190,10 @@ func (h *harness) post(body string) *httptest.ResponseRecorder {
 	return h.do(http.MethodPost, "/hooks/dockerhub/"+testToken, strings.NewReader(body))
 }
 
+// fixture is a Docker Hub delivery of internal/payload's testdata.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("webhooks", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "payload", "testdata", "dockerhub", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func hookServer(tb testing.TB, cat benchCatalogue, want int) (serve func(), body
 		OnDelivery:    func(deploy.Delivery) { delivered++ },
 	})
 	h := srv.Handler()
-	body = []byte(fixture(tb, "dockerhub_push.json"))
+	body = []byte(fixture(tb, "push.json"))
 	rd := bytes.NewReader(body)
 	r, err := http.NewRequest(http.MethodPost, "/hooks/dockerhub/"+testToken, io.NopCloser(rd))
 	if err != nil {

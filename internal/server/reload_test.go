@@ -48,7 +48,7 @@ func TestNoReloadRouteWithoutReloader(t *testing.T) {
 func TestOnDeliverySeesEveryDelivery(t *testing.T) {
 	var got []deploy.Delivery
 	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d deploy.Delivery) { got = append(got, d) } })
-	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
+	if w := h.post(fixture(t, "push.json")); w.Code != http.StatusAccepted {
 		t.Fatalf("push: %d %s", w.Code, w.Body)
 	}
 	if len(got) != 1 || got[0].Source != "dockerhub" || got[0].Image != "docker.io/pmpl/dblood" || got[0].Tag != "staging" ||
@@ -56,13 +56,13 @@ func TestOnDeliverySeesEveryDelivery(t *testing.T) {
 		t.Errorf("deliveries = %+v", got)
 	}
 	// A push nobody deploys is recorded too, with what it did not deploy.
-	h.post(strings.Replace(fixture(t, "dockerhub_push.json"), `"tag": "staging"`, `"tag": "nobody"`, 1))
+	h.post(strings.Replace(fixture(t, "push.json"), `"tag": "staging"`, `"tag": "nobody"`, 1))
 	if len(got) != 2 || got[1].Tag != "nobody" || len(got[1].Accepted) != 0 {
 		t.Errorf("unmatched push: %+v", got)
 	}
 	// One the engine could not record is not.
 	h.dep.fail = errors.New("disk full")
-	h.post(fixture(t, "dockerhub_push.json"))
+	h.post(fixture(t, "push.json"))
 	if len(got) != 2 {
 		t.Errorf("a push answered 503 recorded: %+v", got)
 	}
@@ -74,13 +74,13 @@ func TestOnDeliverySeesEveryDelivery(t *testing.T) {
 func TestHeldAndPendingPushes(t *testing.T) {
 	h := newHarness(t, nil)
 	h.dep.dispose = map[string]deploy.Disposition{"dblood-staging": deploy.Held}
-	w := h.post(fixture(t, "dockerhub_push.json"))
+	w := h.post(fixture(t, "push.json"))
 	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"accepted":[]`) ||
 		!strings.Contains(w.Body.String(), `{"deployment":"dblood-staging","reason":"paused: the push is held and deploys when the deployment is resumed"}`) {
 		t.Errorf("held: %d %s", w.Code, w.Body)
 	}
 	h.dep.dispose = map[string]deploy.Disposition{"dblood-staging": deploy.Pending}
-	w = h.post(fixture(t, "dockerhub_push.json"))
+	w = h.post(fixture(t, "push.json"))
 	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"deployment":"dblood-staging","reason":"awaiting approval: deploys once someone with approve:`) {
 		t.Errorf("pending: %d %s", w.Code, w.Body)
 	}

@@ -105,7 +105,7 @@ func TestHookUnavailable(t *testing.T) {
 	t.Run("draining", func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.srv.SetDraining(true)
-		w := h.post(fixture(t, "dockerhub_push.json"))
+		w := h.post(fixture(t, "push.json"))
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 			t.Errorf("%d %s (Retry-After %q), want 503 with Retry-After", w.Code, w.Body, w.Header().Get("Retry-After"))
 		}
@@ -113,13 +113,13 @@ func TestHookUnavailable(t *testing.T) {
 			t.Errorf("%d deploys queued while draining", n)
 		}
 		h.srv.SetDraining(false)
-		if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
+		if w := h.post(fixture(t, "push.json")); w.Code != http.StatusAccepted {
 			t.Errorf("after draining: %d %s", w.Code, w.Body)
 		}
 	})
 	t.Run("no config", func(t *testing.T) {
 		h := newHarness(t, func(o *Options) { o.Catalogue = func() Catalogue { return nil } })
-		w := h.post(fixture(t, "dockerhub_push.json"))
+		w := h.post(fixture(t, "push.json"))
 		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "no configuration") {
 			t.Errorf("%d %s", w.Code, w.Body)
 		}
@@ -135,12 +135,12 @@ func TestHookUnavailable(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
+			if w := h.post(fixture(t, "push.json")); w.Code != http.StatusAccepted {
 				t.Errorf("first: %d %s", w.Code, w.Body)
 			}
 		})
 		<-inside
-		w := h.post(fixture(t, "dockerhub_push.json"))
+		w := h.post(fixture(t, "push.json"))
 		close(release)
 		wg.Wait()
 		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "too many deliveries") {
@@ -155,7 +155,7 @@ func TestHookUnavailable(t *testing.T) {
 func TestHookRateLimit(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.HookRateLimit = 3 })
 	from := func(addr string) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(http.MethodPost, "/hooks/dockerhub/"+testToken, strings.NewReader(fixture(t, "dockerhub_push.json")))
+		r := httptest.NewRequest(http.MethodPost, "/hooks/dockerhub/"+testToken, strings.NewReader(fixture(t, "push.json")))
 		r.RemoteAddr = addr
 		r.Header.Set("X-Forwarded-For", "198.51.100.7") // not trusted
 		w := httptest.NewRecorder()
@@ -204,7 +204,7 @@ func TestHookRateLimit(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.MaxBody = 4096 })
-	push := fixture(t, "dockerhub_push.json")
+	push := fixture(t, "push.json")
 	h.post(push)                                                               // accepted
 	h.post(push)                                                               // accepted
 	h.post(strings.Replace(push, `"tag": "staging"`, `"tag": "other"`, 1))     // ignored
@@ -274,7 +274,7 @@ func TestCatalogueSwap(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Catalogue = func() Catalogue { mu.Lock(); defer mu.Unlock(); return current }
 	})
-	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted {
+	if w := h.post(fixture(t, "push.json")); w.Code != http.StatusAccepted {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 	reloaded := catalogue()
@@ -282,7 +282,7 @@ func TestCatalogueSwap(t *testing.T) {
 	mu.Lock()
 	current = reloaded
 	mu.Unlock()
-	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusNotFound {
+	if w := h.post(fixture(t, "push.json")); w.Code != http.StatusNotFound {
 		t.Errorf("after reload: %d %s", w.Code, w.Body)
 	}
 }
@@ -290,7 +290,7 @@ func TestCatalogueSwap(t *testing.T) {
 func TestPanicRecovered(t *testing.T) {
 	h := newHarness(t, nil)
 	h.cat.MatchFn = func(string, string) deployments.MatchResult { panic("boom") }
-	w := h.post(fixture(t, "dockerhub_push.json"))
+	w := h.post(fixture(t, "push.json"))
 	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "internal error") {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
@@ -304,7 +304,7 @@ func TestPanicRecovered(t *testing.T) {
 
 func TestLogs(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.HookRateLimit = 50 })
-	push := fixture(t, "dockerhub_push.json")
+	push := fixture(t, "push.json")
 	other := "tok-0000another0secret0value0000"
 
 	h.post(push)
@@ -333,7 +333,7 @@ func TestLogs(t *testing.T) {
 	for _, want := range []string{
 		`"source":"dockerhub"`, `"repo":"docker.io/pmpl/dblood"`, `"tag":"staging"`, `"pusher":"pmpl-ci"`,
 		`"accepted":["dblood-staging"]`, `"ignored":1`, `"status":202`, `"outcome":"accepted"`,
-		`"route":"/hooks/{source}/{token}"`, `"message":"webhook"`, `"outcome":"invalid"`, `"reason":"invalid delivery: push_data.tag`,
+		`"route":"/hooks/{source}/{token}"`, `"message":"webhook"`, `"outcome":"invalid"`, `"reason":"invalid payload: push_data.tag`,
 		`"outcome":"unauthorized"`, `"outcome":"too_large"`, `"outcome":"unavailable"`, `"message":"http request"`,
 	} {
 		if !strings.Contains(logs, want) {
@@ -365,7 +365,7 @@ func TestServe(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
 		t.Errorf("healthz: %d %q", resp.StatusCode, body)
 	}
-	resp, err = http.Post(base+"/hooks/dockerhub/"+testToken, "application/json", strings.NewReader(fixture(t, "dockerhub_push.json")))
+	resp, err = http.Post(base+"/hooks/dockerhub/"+testToken, "application/json", strings.NewReader(fixture(t, "push.json")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestHookRateLimitZeroIsDefault(t *testing.T) {
 			t.Fatalf("guess %d: %d", i, w.Code)
 		}
 	}
-	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusTooManyRequests {
+	if w := h.post(fixture(t, "push.json")); w.Code != http.StatusTooManyRequests {
 		t.Errorf("after %d guesses: %d, want 429", DefaultHookRateLimit, w.Code)
 	}
 }
@@ -450,7 +450,7 @@ func TestDeployEngineOnce(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Deployer, o.DeployEngine, o.History = nil, eng, &fakeHistory{}
 	})
-	if w := h.post(fixture(t, "dockerhub_push.json")); w.Code != http.StatusAccepted || len(eng.requests()) != 1 {
+	if w := h.post(fixture(t, "push.json")); w.Code != http.StatusAccepted || len(eng.requests()) != 1 {
 		t.Errorf("hook: %d %s; the engine queued %d", w.Code, w.Body, len(eng.requests()))
 	}
 	if w := h.do(http.MethodGet, "/readyz", nil); w.Code != http.StatusOK {
@@ -471,7 +471,7 @@ func (f fakeHealth) Down() map[string]error { return f }
 func TestHookJournalFails(t *testing.T) {
 	h := newHarness(t, nil)
 	h.dep.fail = errors.New("history /data/liftoff.db: disk I/O error")
-	w := h.post(fixture(t, "dockerhub_push.json"))
+	w := h.post(fixture(t, "push.json"))
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "could not be recorded, retry later") ||
 		strings.Contains(w.Body.String(), "liftoff.db") {
 		t.Errorf("%d %s, want 503 saying the push could not be recorded, without the journal's error", w.Code, w.Body)

@@ -73,7 +73,7 @@ func (c *deadlineConn) SetDeadline(t time.Time) error     { return c.Conn.SetDea
 // extend. Nothing is queued.
 func TestHookSlowClients(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.ShutdownTimeout = 5 * time.Second })
-	goodBody := fixture(t, "dockerhub_push.json")
+	goodBody := fixture(t, "push.json")
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

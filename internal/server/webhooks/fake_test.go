@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -180,11 +178,8 @@ func (h *harness) post(body string) *httptest.ResponseRecorder {
 	return h.do(http.MethodPost, "/hooks/dockerhub/"+testToken, strings.NewReader(body))
 }
 
+// fixture is a Docker Hub delivery of internal/payload's testdata.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return payloadFixture(t, "dockerhub", name)
 }

@@ -36,7 +36,7 @@ func logLines(t *testing.T, h *harness, from int) []map[string]any {
 // fate, is logged once, by its "webhook" line; the access log leaves it out.
 // Other requests, and a hook that panicked, keep their access line.
 func TestHookLogsOneLine(t *testing.T) {
-	push := fixture(t, "dockerhub_push.json")
+	push := fixture(t, "push.json")
 	tests := []struct {
 		name   string
 		edit   func(*Options)
@@ -163,38 +163,5 @@ func assertAnswerJSON(t *testing.T, id string, accepted []string, ignored []depl
 	}
 	if !utf8.Valid(want) {
 		t.Errorf("json.Marshal wrote invalid UTF-8: %q", want)
-	}
-}
-
-// TestRepoCache: the cache answers what NormalizeRepo answers, and holds
-// no more names than it has slots.
-func TestRepoCache(t *testing.T) {
-	c := newRepoCache()
-	names := []string{"acme/web", "nginx", "library/nginx", "docker.io/acme/web", "registry-1.docker.io/acme/web",
-		"index.docker.io/acme/web", "Acme/web", "acme/web:tag", "acme/web@sha256:" + strings.Repeat("ab", 32),
-		"ghcr.io/acme/web", "", "../x", strings.Repeat("a", 300)}
-	for range 3 { // the first time fills it, then it answers
-		for _, n := range names {
-			got, err := c.normalize(n)
-			want, wantErr := deployments.NormalizeRepo(n)
-			if got != want || (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
-				t.Errorf("normalize(%q) = %q, %v; NormalizeRepo: %q, %v", n, got, err, want, wantErr)
-			}
-		}
-	}
-	for i := range 10 * len(c.slots) {
-		c.normalize("acme/app-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i/26))
-	}
-	held := 0
-	for i := range c.slots {
-		if c.slots[i].Load() != nil {
-			held++
-		}
-	}
-	if held > len(c.slots) {
-		t.Errorf("%d names held", held)
-	}
-	if n := testing.AllocsPerRun(100, func() { c.normalize("acme/web") }); n != 0 {
-		t.Errorf("a name remembered costs %v allocations", n)
 	}
 }

@@ -1,6 +1,6 @@
 // Package webhooks receives registry webhooks: POST /hooks/{source}/{token}.
 // A delivery is authenticated by the secret token in its URL before its
-// body is read, parsed by its source's parser (one file per source),
+// body is read, parsed by its source's parser (internal/payload),
 // matched against the catalogue and turned into deploy requests; the
 // handler answers 202 as soon as the engine has recorded and queued them,
 // and never waits for a deploy. It is liftoff's hot path: see the

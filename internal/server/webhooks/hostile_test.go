@@ -8,14 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/liftoff-deploy/liftoff/apiv1"
@@ -198,7 +196,7 @@ func hostileCases() []hostileCase {
 
 	// Huge strings, under the size limit.
 	bad("900 KB tag", withTag(`"`+strings.Repeat("a", 900<<10)+`"`), "tag is 921600 characters long")
-	bad("900 KB repo_name", withRepo(`"pmpl/`+strings.Repeat("a", 900<<10)+`"`), "repository name is 921605 characters long")
+	bad("900 KB repo_name", withRepo(`"pmpl/`+strings.Repeat("a", 900<<10)+`"`), "repository.repo_name: not a valid repository name")
 
 	// Duplicate keys: encoding/json keeps the last, a proxy may read the
 	// first; and it matches keys without regard to case. A key twice in any
@@ -229,7 +227,7 @@ func hostileCases() []hostileCase {
 	// Tags outside [A-Za-z0-9_][A-Za-z0-9._-]{0,127}.
 	for _, tag := range []string{"-x", ".x", strings.Repeat("a", 129), "a/b", "a:b", "..", "../x", " staging", "staging\n",
 		"stag ing", "stag\u0000ing", "ünïcode", "a@b", "$(reboot)", ";rm -rf /", "*", "v1%2F"} {
-		bad("tag "+strconv.QuoteToASCII(truncate(tag, 20)), withTag(jsonString(tag)), "push_data.tag")
+		bad("tag "+strconv.QuoteToASCII(tag[:min(len(tag), 20)]), withTag(jsonString(tag)), "push_data.tag")
 	}
 	bad("empty tag", withTag(`""`), "push_data.tag: missing")
 
@@ -237,7 +235,7 @@ func hostileCases() []hostileCase {
 	for _, repo := range []string{"Pmpl/Dblood", "pmpl/Dblood", "../x", "x/../y", "//x", "pmpl//dblood", "/pmpl/dblood", "pmpl/dblood/",
 		"pmpl/" + strings.Repeat("a", 251), "pmpl/dblood:latest", "pmpl/dblood@sha256:" + strings.Repeat("a", 64),
 		"pmpl/dblood:latest@sha256:" + strings.Repeat("a", 64), "pmpl/db lood", `pmpl\dblood`, "https://evil.example/x", "pmpl/dblood?x=1", ".", "-"} {
-		bad("repo "+strconv.QuoteToASCII(truncate(repo, 30)), withRepo(jsonString(repo)), "repository.repo_name")
+		bad("repo "+strconv.QuoteToASCII(repo[:min(len(repo), 30)]), withRepo(jsonString(repo)), "repository.repo_name")
 	}
 	for _, repo := range []string{"ghcr.io/pmpl/dblood", "localhost/pmpl/dblood", "127.0.0.1:5000/pmpl/dblood", "evil.example:443/pmpl/dblood"} {
 		bad("repo on "+repo[:strings.IndexByte(repo, '/')], withRepo(jsonString(repo)), "is not on Docker Hub")
@@ -246,7 +244,7 @@ func hostileCases() []hostileCase {
 	// Signature and attestation tags: valid, never deployed, even by a
 	// rule that takes every tag.
 	for _, tag := range []string{"sha256-" + hex64, "sha256-" + hex64 + ".sig", "sha256-" + hex64 + ".att", "sha256-" + hex64 + ".sbom", "x.sig", "x.att", "latest.sig"} {
-		ignored("signature tag "+truncate(tag, 12)+"…"+tag[max(0, len(tag)-4):], withTag(jsonString(tag)), "signature or attestation tag")
+		ignored("signature tag "+tag[:min(len(tag), 12)]+"…"+tag[max(0, len(tag)-4):], withTag(jsonString(tag)), "signature or attestation tag")
 	}
 	ignored("repository nobody deploys", withRepo(`"acme/other"`), "no deployment for docker.io/acme/other")
 
@@ -414,7 +412,7 @@ func TestHookLenientInput(t *testing.T) {
 		{name: "query string", target: hookPath + "?token=" + testToken},
 		{name: "pusher not UTF-8", body: hubBody(`{"tag": "staging", "pusher": "ci`+"\xff"+`bot"}`, repository(`"pmpl/dblood"`)), pusher: "ci\uFFFDbot"},
 		{name: "huge pusher", body: hubBody(`{"tag": "staging", "pusher": "`+strings.Repeat("p", 500<<10)+`"}`, repository(`"pmpl/dblood"`)),
-			pusher: strings.Repeat("p", maxPusher)},
+			pusher: strings.Repeat("p", 255)}, // payload.Push.Pusher is cut to 255 bytes
 		{name: "unknown fields and types", body: hubBody(`{"tag": "staging", "images": {"x": [1, null]}, "media_type": 7}`,
 			`{"repo_name": "pmpl/dblood", "full_description": {"a": 1}, "dockerfile": null}`)},
 	}
@@ -459,36 +457,6 @@ func TestHookLenientInput(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestDuplicateKeyFold: the parser takes two keys for the same field (and
-// refuses them together) exactly when encoding/json takes both for it.
-func TestDuplicateKeyFold(t *testing.T) {
-	for _, tt := range []struct{ field, key string }{
-		{"tag", "TAG"},
-		{"tag", "Tag"},
-		{"push_data", "pu\u017fh_data"}, // long s
-		{"push_data", "pushdata"},
-		{"push_data", "PUSH-DATA"},
-		{"kind", "\u212aind"}, // Kelvin sign
-		{"tag", "tags"},
-		{"repo_name", "repo-name"},
-		{"pusher", "pushér"},
-		{"pusher", "PUSHÉR"},
-		{"é", "É"},
-	} {
-		typ := reflect.StructOf([]reflect.StructField{{Name: "X", Type: reflect.TypeFor[string](), Tag: reflect.StructTag(`json:"` + tt.field + `"`)}})
-		v := reflect.New(typ)
-		if err := json.Unmarshal([]byte(`{`+strconv.Quote(tt.key)+`: "set"}`), v.Interface()); err != nil {
-			t.Fatal(err)
-		}
-		jsonSame := v.Elem().Field(0).String() == "set"
-		both := `{` + strconv.Quote(tt.field) + `: "a", ` + strconv.Quote(tt.key) + `: "b"}`
-		err := jsonv2.Unmarshal([]byte(both), reflect.New(typ).Interface(), hubJSON)
-		if refused := err != nil; refused != jsonSame {
-			t.Errorf("%s: refused %v (%v); encoding/json takes %q for %q: %v", both, refused, err, tt.key, tt.field, jsonSame)
-		}
 	}
 }
 

@@ -67,7 +67,7 @@ func (h *harness) send(s sender) (*http.Response, string) {
 	return w.Result(), w.Body.String()
 }
 
-func payloadFixture(t *testing.T, source, name string) string {
+func payloadFixture(t testing.TB, source, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "payload", "testdata", source, name))
 	if err != nil {

@@ -14,8 +14,7 @@ type push = payload.Push
 // source is how one webhook source is read: its parser, and how its
 // sender proves itself beyond the token in the URL.
 type source struct {
-	// parse reads the payload; its errors wrap payload.ErrInvalid (or
-	// httperr.ErrInvalid), a 400.
+	// parse reads the payload; its errors wrap payload.ErrInvalid, a 400.
 	parse func(h http.Header, body []byte) (payload.Parsed, error)
 	// signature names the header that carries "sha256=<HMAC of the body>"
 	// under the hook's secret; "" for a source that does not sign.
@@ -29,17 +28,11 @@ const (
 )
 
 // newSources returns the parser of each of deployments.HookSources, and of
-// no other (TestSourcesMatchConfig).
+// no other (TestSourcesMatchConfig). Docker Hub's is the hot path: its
+// parser, made once per Handler, remembers the repositories it has seen.
 func newSources() map[string]source {
-	normalize := newRepoCache().normalize
 	return map[string]source{
-		deployments.SourceDockerHub: {parse: func(_ http.Header, body []byte) (payload.Parsed, error) {
-			p, err := parseDockerHubWith(body, normalize)
-			if err != nil {
-				return payload.Parsed{}, err
-			}
-			return payload.Parsed{Pushes: []payload.Push{p}}, nil
-		}},
+		deployments.SourceDockerHub:    {parse: payload.NewDockerHubParser().Parse},
 		deployments.SourceGHCR:         {parse: payload.GHCR, signature: headerGitHubSignature},
 		deployments.SourceDistribution: {parse: payload.Distribution},
 		deployments.SourceHarbor:       {parse: payload.Harbor},
