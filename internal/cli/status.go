@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"strings"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 type statusCmd struct {
@@ -20,7 +22,7 @@ With DEPLOYMENT, that line and its newest deploys. Needs the read scope.`
 
 func (c *statusCmd) Run(s *session) error {
 	if c.Deployment != "" {
-		var d deploymentJSON
+		var d apiv1.DeploymentDetail
 		a, err := s.api.get(s.ctx, deploymentPath(c.Deployment, ""), nil, &d)
 		if err != nil {
 			return s.explainFor(err, c.Deployment)
@@ -28,16 +30,14 @@ func (c *statusCmd) Run(s *session) error {
 		if s.json {
 			return s.printJSON(a.body)
 		}
-		s.statusTable([]deploymentJSON{d})
+		s.statusTable([]apiv1.Deployment{d.Deployment})
 		if len(d.History) > 0 {
 			fmt.Fprintln(s.stdout)
 			s.historyTable(d.History)
 		}
 		return nil
 	}
-	var list struct {
-		Deployments []deploymentJSON `json:"deployments"`
-	}
+	var list apiv1.Deployments
 	a, err := s.api.get(s.ctx, "/deployments", nil, &list)
 	if err != nil {
 		return s.explain(err)
@@ -45,7 +45,7 @@ func (c *statusCmd) Run(s *session) error {
 	return s.list(a, len(list.Deployments), "No deployments configured.", func() { s.statusTable(list.Deployments) })
 }
 
-func (s *session) statusTable(ds []deploymentJSON) {
+func (s *session) statusTable(ds []apiv1.Deployment) {
 	now := s.now()
 	tw := newTable(s.stdout)
 	fmt.Fprintln(tw, "ENVIRONMENT\tDEPLOYMENT\tTAG\tDIGEST\tSINCE\tSTATE\tLAST\t")
@@ -53,7 +53,7 @@ func (s *session) statusTable(ds []deploymentJSON) {
 	for _, d := range ds {
 		tag, digest, since, state := "-", "-", "-", "not running"
 		if r := d.Running; r != nil {
-			tag, digest, state = orDash(r.Tag), orDash(shortDigest(r.Digest)), orDash(r.State)
+			tag, digest, state = orDash(r.Tag), orDash(apiv1.ShortDigest(r.Digest)), orDash(r.State)
 			if r.Health != "" && r.Health != "none" {
 				state += "/" + r.Health
 			}
