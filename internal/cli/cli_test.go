@@ -224,12 +224,16 @@ func TestCLIStatusOneDeployment(t *testing.T) {
 	f.on("GET /api/v1/deployments/web-staging", 200, `{"name":"web-staging","environment":"staging","paused":false,
  "running":{"tag":"v1.4.2","digest":"`+digestB+`","since":"`+ts(now.Add(-5*time.Minute))+`","state":"running","health":"healthy"},
  "down":null,"last":null,"pending":null,"held":{"delivery":"d-held","tag":"v1.5.0","pusher":"bob","received":"`+ts(now.Add(-time.Minute))+`"},
+ "poll":{"interval_seconds":300,"polled":"`+ts(now.Add(-42*time.Second))+`","result":"ok","next":"`+ts(now.Add(4*time.Minute+30*time.Second))+`"},
  "history":[`+deployJSONText(7, "web-staging", "v1.4.2", digestB, "api", "ci", "", "succeeded", "", now.Add(-5*time.Minute), 8300*time.Millisecond, "")+`]}`)
 	f.on("GET /api/v1/deployments/{name}", 404, `{"error":"no such deployment"}`)
 	r := runClientTest(t, f.srv.URL, nil, "status", "web-staging")
 	if r.code != ExitOK || !strings.Contains(r.stdout, "web-staging: HELD v1.5.0, pushed 1m ago, deploys on resume") ||
 		!containsInOrder(r.stdout, []string{"ID", "WHEN", "7", "5m ago", "web-staging", "v1.4.2", "aa11bb22cc33", "api", "ci", "succeeded", "8.30s"}) {
 		t.Errorf("status web-staging: %s", r)
+	}
+	if !strings.Contains(r.stdout, "web-staging: polled every 5m00s: last 42s ago, ok; next in 4m") {
+		t.Errorf("status web-staging does not say how it is polled: %s", r)
 	}
 	r = runClientTest(t, f.srv.URL, nil, "status", "nope")
 	if r.code != ExitFailed || !strings.Contains(r.stderr, `no such deployment "nope"`) {
@@ -905,6 +909,13 @@ func TestCLIFormat(t *testing.T) {
 	}
 	if got := phasesLine(map[string]float64{"zeta": 1, "gate": 2, "pull": 0.5, "release": 3}); got != "pull 0.50s, release 3.00s, gate 2.00s, zeta 1.00s" {
 		t.Errorf("phasesLine = %q", got)
+	}
+	if got := pollText(now, apiv1.Poll{IntervalSeconds: 60}); got != "polled every 1m00s: not polled yet" {
+		t.Errorf("pollText before the first poll = %q", got)
+	}
+	polled, next := now.Add(-time.Minute), now.Add(10*time.Second)
+	if got := pollText(now, apiv1.Poll{IntervalSeconds: 70, Polled: &polled, Result: "GET https://r.example/v2/: 401\nUnauthorized", Next: &next}); got != "polled every 1m10s: last 1m ago, GET https://r.example/v2/: 401 Unauthorized; next in 10s" {
+		t.Errorf("pollText after a failed poll = %q", got)
 	}
 	for _, step := range apiv1.Steps() {
 		if stepText[step] == "" {

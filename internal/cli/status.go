@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/liftoff-deploy/liftoff/apiv1"
 )
@@ -17,7 +18,9 @@ environment, deployment, the tag and short digest running, since when, the
 container's state/health, how the last deploy ended, and marks: PAUSED,
 PENDING (a push awaits approval), HELD (a push waits for resume), DOWN (no
 container passes its health gate). Each mark is explained under the table.
-With DEPLOYMENT, that line and its newest deploys. Needs the read scope.`
+With DEPLOYMENT, that line, how its registry is polled (if it is: every
+how long, the last poll and what the registry answered, the next), and its
+newest deploys. Needs the read scope.`
 }
 
 func (c *statusCmd) Run(s *session) error {
@@ -30,7 +33,7 @@ func (c *statusCmd) Run(s *session) error {
 		if s.json {
 			return s.printJSON(a.body)
 		}
-		s.statusTable([]apiv1.Deployment{d.Deployment})
+		s.statusTable([]apiv1.Deployment{d.Deployment}, true)
 		if len(d.History) > 0 {
 			fmt.Fprintln(s.stdout)
 			s.historyTable(d.History)
@@ -42,10 +45,12 @@ func (c *statusCmd) Run(s *session) error {
 	if err != nil {
 		return s.explain(err)
 	}
-	return s.list(a, len(list.Deployments), "No deployments configured.", func() { s.statusTable(list.Deployments) })
+	return s.list(a, len(list.Deployments), "No deployments configured.", func() { s.statusTable(list.Deployments, false) })
 }
 
-func (s *session) statusTable(ds []apiv1.Deployment) {
+// statusTable prints a line per deployment, then the notes on them; with
+// detail (one deployment), its polls too.
+func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 	now := s.now()
 	tw := newTable(s.stdout)
 	fmt.Fprintln(tw, "ENVIRONMENT\tDEPLOYMENT\tTAG\tDIGEST\tSINCE\tSTATE\tLAST\t")
@@ -101,6 +106,9 @@ func (s *session) statusTable(ds []apiv1.Deployment) {
 			marks = append(marks, "DOWN")
 			notes = append(notes, fmt.Sprintf("%s: DOWN: %s", d.Name, trimText(*d.Down, 200)))
 		}
+		if p := d.Poll; p != nil && detail {
+			notes = append(notes, d.Name+": "+pollText(now, *p))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Environment), d.Name, tag, digest, since, state, last,
 			strings.Join(marks, " "))
 	}
@@ -111,4 +119,19 @@ func (s *session) statusTable(ds []apiv1.Deployment) {
 			fmt.Fprintln(s.stdout, n)
 		}
 	}
+}
+
+// pollText says how the deployment's registry is polled: "polled every
+// 5m00s: last 42s ago, ok; next in 4m".
+func pollText(now time.Time, p apiv1.Poll) string {
+	t := "polled every " + apiv1.Seconds(p.IntervalSeconds) + ": "
+	if p.Polled != nil {
+		t += "last " + ago(now, *p.Polled) + ", " + orDash(trimText(p.Result, 200))
+	} else {
+		t += "not polled yet"
+	}
+	if p.Next != nil {
+		t += "; next " + ago(now, *p.Next)
+	}
+	return t
 }
