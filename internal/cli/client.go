@@ -105,7 +105,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 			reason: fmt.Sprintf("redirected to %s: give that URL as --server", trimText(resp.Header.Get("Location"), 200))}
 	}
 	var e apiv1.Error
-	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+	if c.unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = trimText(strings.TrimSpace(string(b)), 200)
 		if e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
@@ -132,13 +132,18 @@ func (c *apiClient) post(ctx context.Context, path string, body, v any) (answer,
 	return a, err
 }
 
-// decode decodes an answer's JSON into v, an apiv1 type.
-func (c *apiClient) decode(a answer, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(a.body))
+// unmarshal decodes JSON into v, an apiv1 type.
+func (c *apiClient) unmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	if c.strict {
 		dec.DisallowUnknownFields()
 	}
-	if err := dec.Decode(v); err != nil {
+	return dec.Decode(v)
+}
+
+// decode decodes an answer into v, an apiv1 type.
+func (c *apiClient) decode(a answer, v any) error {
+	if err := c.unmarshal(a.body, v); err != nil {
 		return failf("the server's answer is not the JSON liftoff's API answers (is --server a liftoff daemon?): %v", err)
 	}
 	return nil

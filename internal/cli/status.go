@@ -66,6 +66,10 @@ func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 				since = ago(now, *r.Since)
 			}
 		}
+		if e := d.EngineError; e != nil && d.Running == nil {
+			state = "unknown"
+			notes = append(notes, fmt.Sprintf("%s: what runs is unknown: %s", d.Name, trimText(*e, 200)))
+		}
 		last := "-"
 		if l := d.Last; l != nil {
 			last = fmt.Sprintf("%s #%d", outcomeOf(l.Outcome), l.ID)
