@@ -34,6 +34,20 @@ type Deployment struct {
 	Last    *Last   `json:"last"`
 	Pending *Push   `json:"pending"` // awaiting approval
 	Held    *Push   `json:"held"`    // held while paused
+	// Poll is how liftoff polls the deployment's registry for new
+	// digests; absent for a deployment that is not polled.
+	Poll *Poll `json:"poll,omitempty"`
+}
+
+// Poll is what the polls of a deployment's tags did last (poll.interval in
+// the config, or its registry's poll_interval).
+type Poll struct {
+	IntervalSeconds float64    `json:"interval_seconds"`
+	Polled          *time.Time `json:"polled"` // when the last poll ended; null before the first
+	// Result is "ok", or what the registry answered the last poll that
+	// failed, in one line (credentials redacted); "" before the first.
+	Result string     `json:"result"`
+	Next   *time.Time `json:"next"` // when the next poll is due; null until planned
 }
 
 // Running is the container a deployment runs.

@@ -1,6 +1,7 @@
 package apiv1
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -45,5 +46,18 @@ func TestSeconds(t *testing.T) {
 		if got := Seconds(in); got != want {
 			t.Errorf("Seconds(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestCompareSteps(t *testing.T) {
+	names := []string{"zeta", "gate", "rollback", "pull", "alpha", "backup"}
+	slices.SortFunc(names, CompareSteps)
+	if want := []string{"pull", "backup", "gate", "rollback", "alpha", "zeta"}; !slices.Equal(names, want) {
+		t.Errorf("sorted %v, want %v", names, want)
+	}
+	s := Steps()
+	s[0] = "changed"
+	if Steps()[0] != "resolve" {
+		t.Error("Steps returns the package's own slice")
 	}
 }

@@ -1,6 +1,10 @@
 package cli
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
+)
 
 type approveCmd struct {
 	Deployment string `arg:"" help:"The deployment whose pending push to approve."`
@@ -14,7 +18,7 @@ push is pending. Needs the scope approve:<environment>.`
 }
 
 func (c *approveCmd) Run(s *session) error {
-	var d deliveryJSON
+	var d apiv1.Decided
 	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "approve"), struct{}{}, &d)
 	if err != nil {
 		return s.explainFor(err, c.Deployment)
@@ -33,7 +37,7 @@ approve:<environment>.`
 }
 
 func (c *rejectCmd) Run(s *session) error {
-	var d deliveryJSON
+	var d apiv1.Decided
 	return s.act(c.Deployment, "reject", &d, func() {
 		fmt.Fprintf(s.stdout, "Rejected the push pending for %s (delivery %s): it will not be deployed.\n", c.Deployment, d.Delivery)
 	})

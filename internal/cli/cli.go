@@ -38,6 +38,9 @@ type Env struct {
 	// thing.
 	Poll       time.Duration // --wait's polling interval (default 250ms)
 	HTTPClient *http.Client  // default: a client with system roots, no redirects
+	// Strict refuses an answer with a field the CLI's types (apiv1's)
+	// lack, so that a test proves the CLI reads all the server writes.
+	Strict bool
 }
 
 // grammar is liftoff's command line. The client flags are accepted by

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // testToken is the API token of the fake daemon; no output may hold it.
@@ -155,7 +157,7 @@ func TestCLIStatusTable(t *testing.T) {
 	lines := strings.Split(r.stdout, "\n")
 	want := [][]string{
 		{"ENVIRONMENT", "DEPLOYMENT", "TAG", "DIGEST", "SINCE", "STATE", "LAST"},
-		{"production", "web-production", "v1.4.1", "3f9a0c1d2e4b", "3h ago", "running/healthy", "succeeded #41", "PAUSED PENDING"},
+		{"production", "web-production", "v1.4.1", "3f9a0c1d2e4b", "3h01m ago", "running/healthy", "succeeded #41", "PAUSED PENDING"},
 		{"staging", "web-staging", "v1.4.2", "aa11bb22cc33", "5m ago", "running", "rolled_back #44", "DOWN"},
 		{"staging", "worker", "-", "-", "-", "not running", "-"},
 	}
@@ -165,9 +167,9 @@ func TestCLIStatusTable(t *testing.T) {
 		}
 	}
 	for _, note := range []string{
-		"web-production: PAUSED by lead 2h ago",
+		"web-production: PAUSED by lead 2h00m ago",
 		"liftoff resume web-production",
-		"web-production: PENDING v1.4.2 pushed by alice 10m ago awaits approval, expires in 23h",
+		"web-production: PENDING v1.4.2 pushed by alice 10m ago awaits approval, expires in 23h29m",
 		"liftoff approve|reject web-production",
 		"web-staging: last deploy #44 (v1.4.3) rolled_back: health gate: GET /healthz answered 500",
 		"web-staging: DOWN: container exited (code 1)",
@@ -222,12 +224,16 @@ func TestCLIStatusOneDeployment(t *testing.T) {
 	f.on("GET /api/v1/deployments/web-staging", 200, `{"name":"web-staging","environment":"staging","paused":false,
  "running":{"tag":"v1.4.2","digest":"`+digestB+`","since":"`+ts(now.Add(-5*time.Minute))+`","state":"running","health":"healthy"},
  "down":null,"last":null,"pending":null,"held":{"delivery":"d-held","tag":"v1.5.0","pusher":"bob","received":"`+ts(now.Add(-time.Minute))+`"},
+ "poll":{"interval_seconds":300,"polled":"`+ts(now.Add(-42*time.Second))+`","result":"ok","next":"`+ts(now.Add(4*time.Minute+30*time.Second))+`"},
  "history":[`+deployJSONText(7, "web-staging", "v1.4.2", digestB, "api", "ci", "", "succeeded", "", now.Add(-5*time.Minute), 8300*time.Millisecond, "")+`]}`)
 	f.on("GET /api/v1/deployments/{name}", 404, `{"error":"no such deployment"}`)
 	r := runClientTest(t, f.srv.URL, nil, "status", "web-staging")
 	if r.code != ExitOK || !strings.Contains(r.stdout, "web-staging: HELD v1.5.0, pushed 1m ago, deploys on resume") ||
 		!containsInOrder(r.stdout, []string{"ID", "WHEN", "7", "5m ago", "web-staging", "v1.4.2", "aa11bb22cc33", "api", "ci", "succeeded", "8.30s"}) {
 		t.Errorf("status web-staging: %s", r)
+	}
+	if !strings.Contains(r.stdout, "web-staging: polled every 5m00s: last 42s ago, ok; next in 4m") {
+		t.Errorf("status web-staging does not say how it is polled: %s", r)
 	}
 	r = runClientTest(t, f.srv.URL, nil, "status", "nope")
 	if r.code != ExitFailed || !strings.Contains(r.stderr, `no such deployment "nope"`) {
@@ -243,7 +249,7 @@ func deployJSONText(id int64, deployment, tag, digest, trigger, actor, pusher, o
 		"delivery": fmt.Sprintf("d-%d", id), "outcome": nil, "error": errText, "started": ts(started), "ended": nil,
 		"phases": map[string]float64{}}
 	if outcome != "" {
-		d["outcome"] = outcome
+		d["outcome"], d["settled"] = outcome, true
 		d["ended"] = ts(started.Add(took))
 	} else {
 		d["step"] = step
@@ -271,8 +277,8 @@ func TestCLIHistory(t *testing.T) {
 	for i, cells := range [][]string{
 		{"ID", "WHEN", "DEPLOYMENT", "TAG", "DIGEST", "TRIGGER", "BY", "OUTCOME", "DURATION", "ERROR"},
 		{"45", "2s ago", "web-staging", "v1.4.4", "-", "api", "ci", "running (pull)", "-"},
-		{"44", "1h ago", "web-staging", "v1.4.3", "3f9a0c1d2e4b", "dockerhub", "alice, approved by lead", "rolled_back", "2m05s", "health gate: GET http://10.0.0.7:8080/healthz answered 500 …"},
-		{"43", "26h ago", "web-staging", "v1.4.2", "aa11bb22cc33", "dockerhub", "alice", "succeeded", "8.30s"},
+		{"44", "1h00m ago", "web-staging", "v1.4.3", "3f9a0c1d2e4b", "dockerhub", "alice, approved by lead", "rolled_back", "2m05s", "health gate: GET http://10.0.0.7:8080/healthz answered 500 …"},
+		{"43", "26h00m ago", "web-staging", "v1.4.2", "aa11bb22cc33", "dockerhub", "alice", "succeeded", "8.30s"},
 	} {
 		if i >= len(lines) || !containsInOrder(lines[i], cells) {
 			t.Errorf("line %d: want %q in order:\n%s", i, cells, r.stdout)
@@ -584,7 +590,7 @@ func TestCLIDeployWaitRolledBack(t *testing.T) {
 		}
 	}
 	// --json: stdout is the API's answer about the deploy, nothing else.
-	var page deploysJSON
+	var page apiv1.Deploys
 	if err := json.Unmarshal([]byte(r.stdout), &page); err != nil || len(page.Deploys) != 1 || outcomeOf(page.Deploys[0].Outcome) != "rolled_back" {
 		t.Errorf("deploy --wait --json stdout: %v %s", err, r)
 	}
@@ -599,7 +605,7 @@ func TestCLIWaitThroughARestart(t *testing.T) {
 	f := newFakeDaemon(t)
 	f.on("POST /api/v1/deployments/web-staging/deploy", 202, `{"delivery":"d-50"}`)
 	interrupted := strings.Replace(ended(now, "rolled_back", "interrupted at step gate; the previous container was restored at start-up"),
-		`"outcome":"rolled_back"`, `"outcome":"rolled_back","settled":false`, 1)
+		`"settled":true`, `"settled":false`, 1)
 	resumed := strings.Replace(ended(now, "succeeded", ""), `"id":50`, `"id":51`, 1)
 	script := &deploysScript{answers: []string{
 		deploysPage(running(now, "gate")),
@@ -895,21 +901,28 @@ func TestCLIUsage(t *testing.T) {
 func TestCLIFormat(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for d, want := range map[time.Duration]string{0: "just now", 42 * time.Second: "42s ago", 5*time.Minute + 59*time.Second: "5m ago",
-		3*time.Hour + 10*time.Minute: "3h ago", 47 * time.Hour: "47h ago", 72 * time.Hour: "3d ago", -23*time.Hour - 30*time.Minute: "in 23h"} {
-		if got := ago(now, now.Add(-d)); got != want {
-			t.Errorf("ago(%s) = %q, want %q", d, got, want)
-		}
+	if got := ago(now, time.Time{}); got != "-" {
+		t.Errorf("ago(zero) = %q", got)
 	}
-	for sec, want := range map[float64]string{0.05: "0.05s", 8.3: "8.30s", 30: "30.0s", 125: "2m05s", 3725: "1h02m"} {
-		if got := seconds(sec); got != want {
-			t.Errorf("seconds(%v) = %q, want %q", sec, got, want)
-		}
+	if got := ago(now, now.Add(-3*time.Hour-10*time.Minute)); got != "3h10m ago" {
+		t.Errorf("ago(3h10m) = %q, want apiv1.Ago's", got)
 	}
-	if got := shortDigest(digestA); got != "3f9a0c1d2e4b" {
-		t.Errorf("shortDigest = %q", got)
-	}
-	if got := phasesLine(map[string]float64{"zeta": 1, "gate": 2, "pull": 0.5}); got != "pull 0.50s, gate 2.00s, zeta 1.00s" {
+	if got := phasesLine(map[string]float64{"zeta": 1, "gate": 2, "pull": 0.5, "release": 3}); got != "pull 0.50s, release 3.00s, gate 2.00s, zeta 1.00s" {
 		t.Errorf("phasesLine = %q", got)
+	}
+	if got := pollText(now, apiv1.Poll{IntervalSeconds: 60}); got != "polled every 1m00s: not polled yet" {
+		t.Errorf("pollText before the first poll = %q", got)
+	}
+	polled, next := now.Add(-time.Minute), now.Add(10*time.Second)
+	if got := pollText(now, apiv1.Poll{IntervalSeconds: 70, Polled: &polled, Result: "GET https://r.example/v2/: 401\nUnauthorized", Next: &next}); got != "polled every 1m10s: last 1m ago, GET https://r.example/v2/: 401 Unauthorized; next in 10s" {
+		t.Errorf("pollText after a failed poll = %q", got)
+	}
+	for _, step := range apiv1.Steps() {
+		if stepText[step] == "" {
+			t.Errorf("--wait has no text for step %s", step)
+		}
+	}
+	if len(stepText) != len(apiv1.Steps()) {
+		t.Errorf("stepText has %d steps, apiv1.Steps %d", len(stepText), len(apiv1.Steps()))
 	}
 }

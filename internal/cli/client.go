@@ -1,7 +1,8 @@
 package cli
 
-// The client side of the management API: requests, the JSON it answers
-// (as internal/server writes it), and what each error means to a user.
+// The client side of the management API: requests, the answers it
+// decodes (apiv1's types, which internal/server writes), and what each
+// error means to a user.
 
 import (
 	"bytes"
@@ -14,7 +15,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // maxAnswer bounds what the client reads of an answer.
@@ -27,6 +29,9 @@ type apiClient struct {
 	tokenFrom string // where the token came from, for messages
 	http      *http.Client
 	version   string // liftoff's, in the User-Agent
+	// strict refuses an answer with a field apiv1's type lacks: tests
+	// use it to prove the CLI decodes all the server writes.
+	strict bool
 }
 
 // apiStatusError is an answer other than 2xx, with the server's reason
@@ -99,10 +104,8 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		return a, &apiStatusError{status: resp.StatusCode,
 			reason: fmt.Sprintf("redirected to %s: give that URL as --server", trimText(resp.Header.Get("Location"), 200))}
 	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+	var e apiv1.Error
+	if c.unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = trimText(strings.TrimSpace(string(b)), 200)
 		if e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
@@ -115,7 +118,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 func (c *apiClient) get(ctx context.Context, path string, query url.Values, v any) (answer, error) {
 	a, err := c.call(ctx, http.MethodGet, path, query, nil)
 	if err == nil && v != nil {
-		err = decodeAnswer(a, v)
+		err = c.decode(a, v)
 	}
 	return a, err
 }
@@ -124,13 +127,23 @@ func (c *apiClient) get(ctx context.Context, path string, query url.Values, v an
 func (c *apiClient) post(ctx context.Context, path string, body, v any) (answer, error) {
 	a, err := c.call(ctx, http.MethodPost, path, nil, body)
 	if err == nil && v != nil {
-		err = decodeAnswer(a, v)
+		err = c.decode(a, v)
 	}
 	return a, err
 }
 
-func decodeAnswer(a answer, v any) error {
-	if err := json.Unmarshal(a.body, v); err != nil {
+// unmarshal decodes JSON into v, an apiv1 type.
+func (c *apiClient) unmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if c.strict {
+		dec.DisallowUnknownFields()
+	}
+	return dec.Decode(v)
+}
+
+// decode decodes an answer into v, an apiv1 type.
+func (c *apiClient) decode(a answer, v any) error {
+	if err := c.unmarshal(a.body, v); err != nil {
 		return failf("the server's answer is not the JSON liftoff's API answers (is --server a liftoff daemon?): %v", err)
 	}
 	return nil
@@ -222,84 +235,6 @@ func trimText(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
-}
-
-// --- the API's JSON (server/api.go's views) ---
-
-type deploymentJSON struct {
-	Name        string       `json:"name"`
-	Environment string       `json:"environment"`
-	Image       string       `json:"image"`
-	Tags        []string     `json:"tags"`
-	Strategy    string       `json:"strategy"`
-	Paused      bool         `json:"paused"`
-	PausedBy    string       `json:"paused_by"`
-	PausedSince *time.Time   `json:"paused_since"`
-	Running     *runningJSON `json:"running"`
-	Down        *string      `json:"down"`
-	Last        *lastJSON    `json:"last"`
-	Pending     *pushJSON    `json:"pending"`
-	Held        *pushJSON    `json:"held"`
-	History     []deployJSON `json:"history"` // GET /deployments/{name} only
-}
-
-type runningJSON struct {
-	Container string     `json:"container"`
-	ID        string     `json:"id"`
-	Tag       string     `json:"tag"`
-	Digest    string     `json:"digest"`
-	Since     *time.Time `json:"since"`
-	State     string     `json:"state"`
-	Health    string     `json:"health"`
-}
-
-type lastJSON struct {
-	ID      int64      `json:"id"`
-	Outcome *string    `json:"outcome"`
-	Tag     string     `json:"tag"`
-	Digest  string     `json:"digest"`
-	Started time.Time  `json:"started"`
-	Ended   *time.Time `json:"ended"`
-	Error   string     `json:"error"`
-}
-
-type pushJSON struct {
-	Delivery string    `json:"delivery"`
-	Tag      string    `json:"tag"`
-	Digest   string    `json:"digest"`
-	Pusher   string    `json:"pusher"`
-	Received time.Time `json:"received"`
-	Expires  time.Time `json:"expires"`
-}
-
-type deployJSON struct {
-	ID             int64              `json:"id"`
-	Deployment     string             `json:"deployment"`
-	Environment    string             `json:"environment"`
-	Image          string             `json:"image"`
-	Tag            string             `json:"tag"`
-	Digest         string             `json:"digest"`
-	PreviousDigest string             `json:"previous_digest"`
-	Trigger        string             `json:"trigger"`
-	Actor          string             `json:"actor"`
-	Pusher         string             `json:"pusher"`
-	Delivery       string             `json:"delivery"`
-	Outcome        *string            `json:"outcome"`
-	Settled        *bool              `json:"settled"` // nil from a daemon that does not say
-	Step           string             `json:"step"`
-	Error          string             `json:"error"`
-	Started        time.Time          `json:"started"`
-	Ended          *time.Time         `json:"ended"`
-	Phases         map[string]float64 `json:"phases"`
-}
-
-type deploysJSON struct {
-	Deploys []deployJSON `json:"deploys"`
-	Next    *string      `json:"next"`
-}
-
-type deliveryJSON struct {
-	Delivery string `json:"delivery"`
 }
 
 func deploymentPath(name, action string) string {

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // WaitFlags are the flags of the commands that start a deploy.
@@ -65,12 +67,8 @@ func (c *deployCmd) check() error {
 
 func (c *deployCmd) Run(s *session) error {
 	tag, digest, _ := c.ref() // checked
-	body := map[string]string{"tag": tag}
-	if digest != "" {
-		body = map[string]string{"digest": digest}
-	}
-	var d deliveryJSON
-	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "deploy"), body, &d)
+	var d apiv1.Enqueued
+	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "deploy"), apiv1.DeployRequest{Tag: tag, Digest: digest}, &d)
 	if err != nil {
 		return s.explainFor(err, c.Deployment)
 	}

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // table is a tabwriter whose lines lose their trailing blanks (a last
@@ -70,17 +72,6 @@ func (s *session) progress() io.Writer {
 	return s.stdout
 }
 
-// shortDigest: the first 12 hex digits, as docker shows image ids.
-func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok {
-		d = hex
-	}
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
-}
-
 // refOf names what a deploy deploys: its tag, else its digest.
 func refOf(tag, digest string) string {
 	switch {
@@ -111,78 +102,18 @@ func orDash(s string) string {
 	return s
 }
 
-// ago says when t was, relative to now: "just now", "42s ago", "5m ago",
-// "3h ago", "2d ago"; or "in 3h" for a time to come.
+// ago says when t was, as apiv1.Ago does ("5m ago", "in 3h05m"); "-"
+// for the zero time.
 func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t)
-	future := d < 0
-	if future {
-		d = -d
-	}
-	var s string
-	switch {
-	case d < time.Second:
-		return "just now"
-	case d < time.Minute:
-		s = fmt.Sprintf("%ds", int(d/time.Second))
-	case d < time.Hour:
-		s = fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 48*time.Hour:
-		s = fmt.Sprintf("%dh", int(d/time.Hour))
-	default:
-		s = fmt.Sprintf("%dd", int(d/(24*time.Hour)))
-	}
-	if future {
-		return "in " + s
-	}
-	return s + " ago"
+	return orDash(apiv1.Ago(now, t))
 }
 
-// seconds formats a duration given in seconds: 0.42s, 8.3s, 2m05s.
-func seconds(sec float64) string {
-	switch {
-	case sec < 0:
-		return "-"
-	case sec < 10:
-		return strconv.FormatFloat(sec, 'f', 2, 64) + "s"
-	case sec < 60:
-		return strconv.FormatFloat(sec, 'f', 1, 64) + "s"
-	}
-	d := time.Duration(sec * float64(time.Second)).Round(time.Second)
-	if d >= time.Hour {
-		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
-	}
-	return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
-}
-
-// stepOrder is the order of a deploy's steps (deploy/journal.go), for
-// printing its phases.
-var stepOrder = []string{"resolve", "pull", "prepare", "stop", "rename", "create", "start", "gate", "publish", "cleanup", "rollback"}
-
-// phasesLine lists phases in step order: "resolve 0.05s, pull 2.31s".
+// phasesLine lists phases in the order of the steps:
+// "resolve 0.05s, pull 2.31s".
 func phasesLine(phases map[string]float64) string {
-	keys := make([]string, 0, len(phases))
-	for k := range phases {
-		keys = append(keys, k)
-	}
-	rank := func(k string) int {
-		if i := slices.Index(stepOrder, k); i >= 0 {
-			return i
-		}
-		return len(stepOrder)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		if ra, rb := rank(a), rank(b); ra != rb {
-			return ra - rb
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + " " + seconds(phases[k])
+	var parts []string
+	for _, k := range slices.SortedFunc(maps.Keys(phases), apiv1.CompareSteps) {
+		parts = append(parts, k+" "+apiv1.Seconds(phases[k]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 type historyCmd struct {
@@ -42,7 +44,7 @@ func (c *historyCmd) Run(s *session) error {
 	if c.Before > 0 {
 		q.Set("before", strconv.FormatInt(c.Before, 10))
 	}
-	var page deploysJSON
+	var page apiv1.Deploys
 	a, err := s.api.get(s.ctx, "/deploys", q, &page)
 	if err != nil {
 		return s.explain(err)
@@ -65,7 +67,7 @@ func (c *historyCmd) Run(s *session) error {
 	})
 }
 
-func (s *session) historyTable(ds []deployJSON) {
+func (s *session) historyTable(ds []apiv1.Deploy) {
 	now := s.now()
 	tw := newTable(s.stdout)
 	fmt.Fprintln(tw, "ID\tWHEN\tDEPLOYMENT\tTAG\tDIGEST\tTRIGGER\tBY\tOUTCOME\tDURATION\tERROR")
@@ -75,17 +77,17 @@ func (s *session) historyTable(ds []deployJSON) {
 			outcome += " (" + d.Step + ")"
 		}
 		if d.Ended != nil {
-			duration = seconds(d.Ended.Sub(d.Started).Seconds())
+			duration = apiv1.Seconds(d.Ended.Sub(d.Started).Seconds())
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, ago(now, d.Started), d.Deployment, orDash(d.Tag),
-			orDash(shortDigest(d.Digest)), orDash(d.Trigger), orDash(who(d)), outcome, duration, trimText(d.Error, 60))
+			orDash(apiv1.ShortDigest(d.Digest)), orDash(d.Trigger), orDash(who(d)), outcome, duration, trimText(d.Error, 60))
 	}
 	tw.Flush()
 }
 
 // who asked for a deploy: the API token's name, the pusher, or both for
 // an approved push.
-func who(d deployJSON) string {
+func who(d apiv1.Deploy) string {
 	switch {
 	case d.Actor != "" && d.Pusher != "" && d.Actor != d.Pusher:
 		return d.Pusher + ", approved by " + d.Actor

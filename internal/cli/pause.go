@@ -1,6 +1,10 @@
 package cli
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
+)
 
 type pauseCmd struct {
 	Deployment string `arg:"" help:"The deployment to pause."`
@@ -14,7 +18,7 @@ Needs the scope deploy:<environment>.`
 }
 
 func (c *pauseCmd) Run(s *session) error {
-	var d deploymentJSON
+	var d apiv1.Acted
 	return s.act(c.Deployment, "pause", &d, func() {
 		fmt.Fprintf(s.stdout, "Paused %s: pushes are held until liftoff resume %s.\n", c.Deployment, c.Deployment)
 	})
@@ -30,13 +34,7 @@ Fails (409) if not paused. Needs the scope deploy:<environment>.`
 }
 
 func (c *resumeCmd) Run(s *session) error {
-	var d struct {
-		deploymentJSON
-		// The push held meanwhile, sent on: queued, or pending approval.
-		Resumed *struct {
-			Delivery, Tag, Digest, State string
-		} `json:"resumed"`
-	}
+	var d apiv1.Acted // with the push held meanwhile, sent on: queued, or pending approval
 	return s.act(c.Deployment, "resume", &d, func() {
 		fmt.Fprintf(s.stdout, "Resumed %s: pushes deploy again.\n", c.Deployment)
 		if h := d.Resumed; h != nil {

@@ -1,6 +1,10 @@
 package cli
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
+)
 
 type rollbackCmd struct {
 	Deployment string `arg:"" help:"The deployment, as named in the daemon's config."`
@@ -24,14 +28,12 @@ func (c *rollbackCmd) check() error {
 }
 
 func (c *rollbackCmd) Run(s *session) error {
-	body := map[string]int64{}
 	what := "rollback of " + c.Deployment
 	if c.To != 0 {
-		body["to"] = c.To
 		what = fmt.Sprintf("rollback of %s to deploy #%d", c.Deployment, c.To)
 	}
-	var d deliveryJSON
-	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "rollback"), body, &d)
+	var d apiv1.Enqueued
+	a, err := s.api.post(s.ctx, deploymentPath(c.Deployment, "rollback"), apiv1.RollbackRequest{To: c.To}, &d)
 	if err != nil {
 		return s.explainFor(err, c.Deployment)
 	}

@@ -80,7 +80,7 @@ func newSession(ctx context.Context, f ClientFlags, env Env) (*session, error) {
 		poll = defaultPoll
 	}
 	return &session{ctx: ctx, stdout: env.Stdout, stderr: env.Stderr, json: f.JSON, poll: poll, now: time.Now,
-		api: &apiClient{base: base, token: token, tokenFrom: from, http: hc, version: env.Version}}, nil
+		api: &apiClient{base: base, token: token, tokenFrom: from, http: hc, version: env.Version, strict: env.Strict}}, nil
 }
 
 // parseServer checks --server: an http or https URL with a host, and

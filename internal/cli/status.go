@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 type statusCmd struct {
@@ -15,12 +18,14 @@ environment, deployment, the tag and short digest running, since when, the
 container's state/health, how the last deploy ended, and marks: PAUSED,
 PENDING (a push awaits approval), HELD (a push waits for resume), DOWN (no
 container passes its health gate). Each mark is explained under the table.
-With DEPLOYMENT, that line and its newest deploys. Needs the read scope.`
+With DEPLOYMENT, that line, how its registry is polled (if it is: every
+how long, the last poll and what the registry answered, the next), and its
+newest deploys. Needs the read scope.`
 }
 
 func (c *statusCmd) Run(s *session) error {
 	if c.Deployment != "" {
-		var d deploymentJSON
+		var d apiv1.DeploymentDetail
 		a, err := s.api.get(s.ctx, deploymentPath(c.Deployment, ""), nil, &d)
 		if err != nil {
 			return s.explainFor(err, c.Deployment)
@@ -28,24 +33,24 @@ func (c *statusCmd) Run(s *session) error {
 		if s.json {
 			return s.printJSON(a.body)
 		}
-		s.statusTable([]deploymentJSON{d})
+		s.statusTable([]apiv1.Deployment{d.Deployment}, true)
 		if len(d.History) > 0 {
 			fmt.Fprintln(s.stdout)
 			s.historyTable(d.History)
 		}
 		return nil
 	}
-	var list struct {
-		Deployments []deploymentJSON `json:"deployments"`
-	}
+	var list apiv1.Deployments
 	a, err := s.api.get(s.ctx, "/deployments", nil, &list)
 	if err != nil {
 		return s.explain(err)
 	}
-	return s.list(a, len(list.Deployments), "No deployments configured.", func() { s.statusTable(list.Deployments) })
+	return s.list(a, len(list.Deployments), "No deployments configured.", func() { s.statusTable(list.Deployments, false) })
 }
 
-func (s *session) statusTable(ds []deploymentJSON) {
+// statusTable prints a line per deployment, then the notes on them; with
+// detail (one deployment), its polls too.
+func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 	now := s.now()
 	tw := newTable(s.stdout)
 	fmt.Fprintln(tw, "ENVIRONMENT\tDEPLOYMENT\tTAG\tDIGEST\tSINCE\tSTATE\tLAST\t")
@@ -53,13 +58,17 @@ func (s *session) statusTable(ds []deploymentJSON) {
 	for _, d := range ds {
 		tag, digest, since, state := "-", "-", "-", "not running"
 		if r := d.Running; r != nil {
-			tag, digest, state = orDash(r.Tag), orDash(shortDigest(r.Digest)), orDash(r.State)
+			tag, digest, state = orDash(r.Tag), orDash(apiv1.ShortDigest(r.Digest)), orDash(r.State)
 			if r.Health != "" && r.Health != "none" {
 				state += "/" + r.Health
 			}
 			if r.Since != nil {
 				since = ago(now, *r.Since)
 			}
+		}
+		if e := d.EngineError; e != nil && d.Running == nil {
+			state = "unknown"
+			notes = append(notes, fmt.Sprintf("%s: what runs is unknown: %s", d.Name, trimText(*e, 200)))
 		}
 		last := "-"
 		if l := d.Last; l != nil {
@@ -101,6 +110,9 @@ func (s *session) statusTable(ds []deploymentJSON) {
 			marks = append(marks, "DOWN")
 			notes = append(notes, fmt.Sprintf("%s: DOWN: %s", d.Name, trimText(*d.Down, 200)))
 		}
+		if p := d.Poll; p != nil && detail {
+			notes = append(notes, d.Name+": "+pollText(now, *p))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Environment), d.Name, tag, digest, since, state, last,
 			strings.Join(marks, " "))
 	}
@@ -111,4 +123,19 @@ func (s *session) statusTable(ds []deploymentJSON) {
 			fmt.Fprintln(s.stdout, n)
 		}
 	}
+}
+
+// pollText says how the deployment's registry is polled: "polled every
+// 5m00s: last 42s ago, ok; next in 4m".
+func pollText(now time.Time, p apiv1.Poll) string {
+	t := "polled every " + apiv1.Seconds(p.IntervalSeconds) + ": "
+	if p.Polled != nil {
+		t += "last " + ago(now, *p.Polled) + ", " + orDash(trimText(p.Result, 200))
+	} else {
+		t += "not polled yet"
+	}
+	if p.Next != nil {
+		t += "; next " + ago(now, *p.Next)
+	}
+	return t
 }

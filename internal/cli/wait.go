@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
 )
 
 // followed is a deploy the daemon accepted (202) and the client follows.
@@ -22,7 +24,7 @@ type followed struct {
 }
 
 // sameAs tells whether deploy d deploys what f asked for.
-func (f followed) sameAs(d deployJSON) bool {
+func (f followed) sameAs(d apiv1.Deploy) bool {
 	switch {
 	case f.tag != "":
 		return d.Tag == f.tag
@@ -50,11 +52,14 @@ func (s *session) started(a answer, f followed, w WaitFlags) error {
 	return s.follow(f, w.Timeout)
 }
 
-// stepText says what each step of a deploy does (deploy/journal.go).
+// stepText says what each step of a deploy (apiv1.Steps) does.
 var stepText = map[string]string{
 	"resolve":  "looking up the tag's digest",
 	"pull":     "pulling the image",
 	"prepare":  "preparing the container, checking the policies",
+	"backup":   "running the environment's backup",
+	"release":  "running the release command",
+	"service":  "creating the service, or updating it to the new spec",
 	"stop":     "stopping the previous container",
 	"rename":   "setting the previous container aside",
 	"create":   "creating the new container",
@@ -79,7 +84,7 @@ func (s *session) follow(f followed, timeout time.Duration) error {
 		lost        bool
 		interrupted bool
 		baseline    int64 = -1 // the deployment's newest deploy while ours had not begun
-		last        *deployJSON
+		last        *apiv1.Deploy
 	)
 	for {
 		rec, body, err := s.deployOf(ctx, f)
@@ -87,7 +92,7 @@ func (s *session) follow(f followed, timeout time.Duration) error {
 			// Not begun: waiting behind another deploy, or replaced by
 			// a newer request (latest wins), which then begins while
 			// ours never does.
-			var newest *deployJSON
+			var newest *apiv1.Deploy
 			newest, err = s.newestDeploy(ctx, f.deployment)
 			if err != nil && forbidden(err) {
 				// A token without read sees only its own delivery's
@@ -142,7 +147,7 @@ func (s *session) follow(f followed, timeout time.Duration) error {
 				step = rec.Step
 				fmt.Fprintf(out, "  %-8s  %s\n", step, stepText[step])
 			}
-		case rec.Settled != nil && !*rec.Settled:
+		case !rec.Settled:
 			// Interrupted (liftoff stopped or died): the daemon repaired
 			// it and deploys the same push again, under this delivery.
 			lost, last = false, rec
@@ -163,8 +168,8 @@ func (s *session) follow(f followed, timeout time.Duration) error {
 
 // deployOf returns the newest deploy of f's delivery and deployment (nil
 // if none began yet) and the API's answer.
-func (s *session) deployOf(ctx context.Context, f followed) (*deployJSON, []byte, error) {
-	var page deploysJSON
+func (s *session) deployOf(ctx context.Context, f followed) (*apiv1.Deploy, []byte, error) {
+	var page apiv1.Deploys
 	q := url.Values{"delivery": {f.delivery}, "deployment": {f.deployment}, "limit": {"1"}}
 	a, err := s.api.get(ctx, "/deploys", q, &page)
 	if err != nil || len(page.Deploys) == 0 {
@@ -174,8 +179,8 @@ func (s *session) deployOf(ctx context.Context, f followed) (*deployJSON, []byte
 }
 
 // newestDeploy returns the deployment's newest deploy, nil if none.
-func (s *session) newestDeploy(ctx context.Context, deployment string) (*deployJSON, error) {
-	var page deploysJSON
+func (s *session) newestDeploy(ctx context.Context, deployment string) (*apiv1.Deploy, error) {
+	var page apiv1.Deploys
 	_, err := s.api.get(ctx, "/deploys", url.Values{"deployment": {deployment}, "limit": {"1"}}, &page)
 	if err != nil || len(page.Deploys) == 0 {
 		return nil, err
@@ -184,14 +189,14 @@ func (s *session) newestDeploy(ctx context.Context, deployment string) (*deployJ
 }
 
 // ended reports a deploy that ended: its phases and outcome.
-func (s *session) ended(d deployJSON, body []byte) error {
+func (s *session) ended(d apiv1.Deploy, body []byte) error {
 	out := s.progress()
 	if len(d.Phases) > 0 {
 		fmt.Fprintf(out, "  phases: %s\n", phasesLine(d.Phases))
 	}
 	took := "-"
 	if d.Ended != nil {
-		took = seconds(d.Ended.Sub(d.Started).Seconds())
+		took = apiv1.Seconds(d.Ended.Sub(d.Started).Seconds())
 	}
 	if s.json {
 		if err := s.printJSON(body); err != nil {
@@ -203,9 +208,9 @@ func (s *session) ended(d deployJSON, body []byte) error {
 	ref := d.Tag
 	switch {
 	case ref == "":
-		ref = "@" + shortDigest(d.Digest)
+		ref = "@" + apiv1.ShortDigest(d.Digest)
 	case d.Digest != "":
-		ref += " (" + shortDigest(d.Digest) + ")"
+		ref += " (" + apiv1.ShortDigest(d.Digest) + ")"
 	}
 	switch o := outcomeOf(d.Outcome); o {
 	case "succeeded":
@@ -224,7 +229,7 @@ func (s *session) ended(d deployJSON, body []byte) error {
 }
 
 // gaveUp says why waiting stopped before the deploy ended.
-func (s *session) gaveUp(f followed, timeout time.Duration, last *deployJSON) error {
+func (s *session) gaveUp(f followed, timeout time.Duration, last *apiv1.Deploy) error {
 	follow := "liftoff history --delivery " + f.delivery
 	if s.ctx.Err() != nil {
 		return failf("interrupted: stopped waiting; the %s goes on in the daemon (%s)", f.what, follow)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/poll"
 )
 
 // Engine is what the service asks of the deploy engine (*deploy.Engine).
@@ -49,6 +50,12 @@ type History interface {
 	// Deliveries returns deliveries newest first and the cursor of the
 	// next page (0: none).
 	Deliveries(ctx context.Context, limit int, before int64) ([]deploy.Delivery, int64, error)
+}
+
+// Polls tells what the polls of a deployment's tags did last
+// (*poll.Poller); false for a deployment it does not poll.
+type Polls interface {
+	Status(deployment string) (poll.Status, bool)
 }
 
 // Catalogue finds a deployment of the configuration in force.
@@ -106,6 +113,9 @@ type Options struct {
 	// Catalogue returns the configuration in force, read once per call.
 	Catalogue func() Catalogue
 	Logger    zerolog.Logger
+	// Polls, if set, says what the polls did, for the deployments the
+	// config polls; nil when nothing is polled.
+	Polls Polls
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// OnDelivery, if set, is told of every request that acted (the
@@ -118,6 +128,7 @@ type Options struct {
 type Service struct {
 	engine     Engine
 	history    History
+	polls      Polls
 	catalogue  func() Catalogue
 	log        zerolog.Logger
 	now        func() time.Time
@@ -126,7 +137,7 @@ type Service struct {
 
 // New returns a Service for opts.
 func New(opts Options) *Service {
-	s := &Service{engine: opts.Engine, history: opts.History, catalogue: opts.Catalogue, log: opts.Logger,
+	s := &Service{engine: opts.Engine, history: opts.History, polls: opts.Polls, catalogue: opts.Catalogue, log: opts.Logger,
 		now: opts.Now, onDelivery: opts.OnDelivery}
 	if s.now == nil {
 		s.now = time.Now

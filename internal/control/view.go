@@ -73,7 +73,23 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 	if h := st.Held; h != nil {
 		v.Held = &apiv1.Push{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
+	v.Poll = s.pollView(d)
 	return v, last, engineErr
+}
+
+// pollView is what the polls of d did, nil if d is not polled. A
+// deployment the config polls but the poller does not know yet (before it
+// runs, or just after a reload) has its interval only.
+func (s *Service) pollView(d *deployments.Deployment) *apiv1.Poll {
+	every := d.PollInterval()
+	if s.polls == nil || every <= 0 {
+		return nil
+	}
+	v := &apiv1.Poll{IntervalSeconds: every.Seconds()}
+	if st, ok := s.polls.Status(d.Name); ok {
+		v.Polled, v.Result, v.Next = timePtr(st.Polled), st.Result, timePtr(st.Next)
+	}
+	return v
 }
 
 // Deliveries is ds as the API shows them.

@@ -199,6 +199,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		MetricsElsewhere: cfg.MetricsListen != "",
 		DeployEngine:     a.engine,
 		History:          store,
+		Polls:            a.poller,
 		APIElsewhere:     cfg.APIListen != "",
 	})
 	if err := a.listen(cfg); err != nil {

@@ -91,6 +91,9 @@ type Options struct {
 	// set: the daemon passes its engine once.
 	DeployEngine control.Engine
 	History      control.History
+	// Polls says what the registry polls did, for the API and the page;
+	// nil when nothing is polled.
+	Polls control.Polls
 	// APIElsewhere leaves /api and the status page off Handler, for a
 	// config that serves them on their own listener (ServeAPI).
 	APIElsewhere bool
@@ -212,6 +215,7 @@ func New(opts Options) *Server {
 		svc := control.New(control.Options{
 			Engine:     opts.DeployEngine,
 			History:    opts.History,
+			Polls:      opts.Polls,
 			Catalogue:  func() control.Catalogue { return opts.Catalogue() },
 			Logger:     opts.Logger,
 			Now:        opts.Now,

@@ -216,6 +216,7 @@ type uiHarness struct {
 	hist     *fakeHistory
 	cfg      atomic.Pointer[deployments.Config]
 	later    atomic.Int64 // the clock is testNow plus this many nanoseconds
+	polls    fakePolls
 	recorded []deploy.Delivery
 	recMu    sync.Mutex
 }
@@ -231,7 +232,7 @@ func parseUIConfig(t testing.TB, text string) *deployments.Config {
 
 func newUIHarness(t testing.TB) *uiHarness {
 	t.Helper()
-	u := &uiHarness{eng: newFakeEngine(), hist: &fakeHistory{}}
+	u := &uiHarness{eng: newFakeEngine(), hist: &fakeHistory{}, polls: fakePolls{}}
 	u.cfg.Store(parseUIConfig(t, uiConfig))
 	started := testNow.Add(-10 * time.Minute)
 	u.eng.running["web-prod"] = &deploy.Container{ID: "c1", Name: "web-prod", Status: "running", Running: true, Health: "healthy",
@@ -253,7 +254,7 @@ func newUIHarness(t testing.TB) *uiHarness {
 	}
 	u.harness = newHarness(t, func(o *Options) {
 		o.Catalogue = func() Catalogue { return u.cfg.Load() }
-		o.DeployEngine, o.History = u.eng, u.hist
+		o.DeployEngine, o.History, o.Polls = u.eng, u.hist, u.polls
 		o.Now = func() time.Time { return testNow.Add(time.Duration(u.later.Load())) }
 		o.OnDelivery = func(d deploy.Delivery) {
 			u.recMu.Lock()

@@ -31,13 +31,6 @@ var pages = func() map[string]*template.Template {
 	return pages
 }()
 
-// phaseOrder is the order in which a deploy takes its steps: the order of
-// the segments of its bar.
-var phaseOrder = []string{deploy.StepResolve, deploy.StepPull, deploy.StepPrepare, deploy.StepBackup, deploy.StepRelease,
-	deploy.StepService,
-	deploy.StepStop, deploy.StepRename, deploy.StepCreate, deploy.StepStart, deploy.StepGate, deploy.StepPublish,
-	deploy.StepCleanup, deploy.StepRollback}
-
 // failureOutcomes are the outcomes the overview lists as failures.
 var failureOutcomes = []deploy.Outcome{deploy.Failed, deploy.RolledBack, deploy.Refused}
 
@@ -207,8 +200,7 @@ func (h *Handler) rows(recs []deploy.Record) []deployRow {
 // bar lays phases end to end on a scale of 100, in the order a deploy
 // takes them.
 func bar(phases map[string]float64) []phase {
-	names := slices.Sorted(maps.Keys(phases))
-	slices.SortStableFunc(names, func(a, b string) int { return rank(a) - rank(b) })
+	names := slices.SortedFunc(maps.Keys(phases), apiv1.CompareSteps)
 	var total float64
 	for _, n := range names {
 		total += phases[n]
@@ -224,13 +216,6 @@ func bar(phases map[string]float64) []phase {
 		x += w
 	}
 	return out
-}
-
-func rank(phase string) int {
-	if i := slices.Index(phaseOrder, phase); i >= 0 {
-		return i
-	}
-	return len(phaseOrder)
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
