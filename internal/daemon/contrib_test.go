@@ -79,6 +79,7 @@ func TestContribQueriesUseRealMetrics(t *testing.T) {
 // each alert fires when it should and not otherwise), where promtool is
 // installed (Debian's prometheus package has it).
 func TestAlertRulesWithPromtool(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"context"
 	"fmt"
 	"net/http"
@@ -137,6 +138,7 @@ func logOut(t *testing.T, ctx context.Context) {
 // an approver approves a pending push and watches the page show that it
 // succeeded.
 func TestStatusPageInABrowser(t *testing.T) {
+	testenv.Slow(t)
 	t.Parallel()
 	ctx := startBrowser(t)
 	d := startDaemon(t, uiBrowserConfig)
