@@ -1,9 +1,9 @@
 package daemon_test
 
 import (
-	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"context"
 	"fmt"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"net/http"
 	"os"
 	"os/exec"
