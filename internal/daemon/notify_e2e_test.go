@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
 // notifyConfig: NAME-staging, NAME-prod and NAME-canary (whose pushes

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
 // policyConfig is a production environment with every kind of policy

@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"github.com/liftoff-deploy/liftoff/internal/testenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
 // tokLeadReader reads and approves in production: what an operator who
