@@ -26,7 +26,7 @@ import (
 const testToken = "cli-test-api-token-0123456789abcdef"
 
 // fakeDaemon serves canned answers of the management API, as
-// server/api.go writes them, and remembers what it was asked.
+// internal/server/api writes them, and remembers what it was asked.
 type fakeDaemon struct {
 	t   *testing.T
 	srv *httptest.Server

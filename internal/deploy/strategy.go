@@ -144,7 +144,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 // timeouts; publishing, waiting 2s, then stopping, 1 EOF, 3 resets and 144
 // timeouts; draining, none, with 246 of 35473 answers taking 0.5 to 1.07s
 // (SYNs sent again after the reconnect of a drain or a publish). And
-// cmd/liftoff's TestStartFirstZeroDowntime under that load, 4 runs at a
+// internal/daemon's TestStartFirstZeroDowntime under that load, 4 runs at a
 // time with -race: before, 20 runs, 58 requests lost to the stale DNS of
 // the old one as it stopped; after, 48 runs, no loss in 47, and in one
 // Docker took 1.4s to give the drained container its address back, so
