@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -117,14 +118,24 @@ func (p *Poller) pollOnce(ctx context.Context, t *target) time.Time {
 		log.Warn().Str("error", t.result).Msg("poll failed; retrying with backoff, logged again once it recovers")
 	}
 	t.failures++
-	wait = t.every << min(t.failures-1, 30)
-	wait = min(wait, backoffFactor*t.every, max(maxBackoff, t.every))
+	wait = backoff(t.every, t.failures)
 	var ra interface{ RetryAfter() time.Duration }
 	if errors.As(err, &ra) {
-		// Never before the registry said: no jitter taken off.
-		wait = max(wait, ra.RetryAfter())
+		// Never before the registry said (no jitter taken off), and never
+		// later than the longest backoff: a Retry-After of a year, from the
+		// registry or a proxy in front of it, would stop the poll.
+		wait = max(wait, min(ra.RetryAfter(), max(maxBackoff, t.every)))
 	}
 	return end.Add(wait)
+}
+
+// backoff is the wait after the given number of failed polls in a row (1
+// or more): the interval doubled at each, at most backoffFactor intervals
+// and at most maxBackoff (or one interval, if that is longer). The shift
+// stops where the factor does, so that it never overflows.
+func backoff(every time.Duration, failures int) time.Duration {
+	wait := every << min(failures-1, bits.Len(backoffFactor)-1)
+	return min(wait, backoffFactor*every, max(maxBackoff, every))
 }
 
 // check asks the registry what t's rule points to now and delivers it if
@@ -136,13 +147,13 @@ func (p *Poller) check(ctx context.Context, t *target) (_ string, _ outcome, err
 		return "", failed, err
 	}
 	auth := deploy.AuthOf(cred) // a helper's answer is cached: not one run per poll
+	var listed map[string]bool
 	tag, ok := t.rule.Exact()
 	if !ok {
 		tags, lerr := p.o.Registry.Tags(ctx, pullRepo, auth)
 		if lerr != nil {
 			return "", errOutcome(lerr), redact(lerr, auth)
 		}
-		var listed map[string]bool
 		tag, listed = p.pick(t, tags)
 		// The listing counts as seen once its pick is delivered (or
 		// found running): a failed poll leaves the new tag new.
@@ -172,7 +183,8 @@ func (p *Poller) check(ctx context.Context, t *target) (_ string, _ outcome, err
 	for _, d := range deps {
 		cur, err := p.o.Current(ctx, d)
 		if errors.Is(err, ErrBusy) {
-			return tag, unchanged, nil // nothing recorded: the next poll decides
+			listed = nil // nothing recorded, the listing neither: the next poll decides
+			return tag, unchanged, nil
 		}
 		if err != nil {
 			return tag, failed, fmt.Errorf("what %s runs: %w", d, err)

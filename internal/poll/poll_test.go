@@ -253,3 +253,28 @@ func TestPollReplanKeepsDelivered(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// A glob rule's new tag that first shows while the deployment is busy is
+// not lost: the listing is not taken as seen until the tag is decided.
+func TestPollGlobNewTagWhileBusy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.push(t, "acme/globbusy", "release-1")
+	f.start(t, deploymentsYAML(1, "acme/globbusy", `["glob:release-*"]`, "1m"))
+	f.clock.settle(t, 1)
+	f.mu.Lock()
+	f.busy["d0"] = true
+	f.mu.Unlock()
+	want := f.push(t, "acme/globbusy", "release-2")
+	f.clock.advance(t, 1, time.Minute, time.Minute)
+	if p := f.delivered(); len(p) != 0 {
+		t.Fatalf("delivered %+v while busy", p)
+	}
+	f.mu.Lock()
+	f.busy["d0"] = false
+	f.mu.Unlock()
+	f.clock.advance(t, 1, time.Minute, time.Minute)
+	if p := f.delivered(); len(p) != 1 || p[0].Tag != "release-2" || p[0].Digest != want {
+		t.Errorf("delivered %+v once idle, want release-2", p)
+	}
+}
