@@ -25,8 +25,8 @@ type ecrEvent struct {
 }
 
 // ECR reads an Amazon ECR "ECR Image Action" event that an EventBridge
-// API destination posts (the caller compares the connection's header with
-// CheckAuthHeader). A successful PUSH with a tag deploys; the registry
+// API destination posts (the hook compares the connection's header with
+// its auth_header). A successful PUSH with a tag deploys; the registry
 // host is <account>.dkr.ecr.<region>.amazonaws.com (.amazonaws.com.cn in
 // China's regions). Other ECR events a broad rule forwards (scans, pull
 // through cache, deletes) are skipped.

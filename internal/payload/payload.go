@@ -16,8 +16,9 @@
 // read the first of two keys or the other spelling, cannot be shown one
 // tag while liftoff deploys another.
 //
-// VerifySignature and CheckAuthHeader check the senders that sign or send
-// a static header.
+// VerifySignature checks the senders that sign; the configured
+// Authorization header of the others is compared by the hook
+// (deployments.HookCheck).
 package payload
 
 import (

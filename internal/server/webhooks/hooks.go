@@ -215,14 +215,21 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 		return err
 	}
 	received := h.now()
-	if parsed.ID != "" && h.redelivery.seenSince(name, parsed.ID, received) {
-		d.status = http.StatusOK
-		d.ignored = []deployments.Ignored{{Reason: "redelivery: this delivery was received already"}}
-		return nil
-	}
 	if parsed.Ping {
 		d.status = http.StatusOK
 		return nil
+	}
+	if parsed.ID != "" {
+		if !h.redelivery.claim(name, parsed.ID, received) {
+			d.status = http.StatusOK
+			d.ignored = []deployments.Ignored{{Reason: "redelivery: this delivery was received already"}}
+			return nil
+		}
+		defer func() {
+			if err != nil {
+				h.redelivery.release(name, parsed.ID)
+			}
+		}()
 	}
 	if len(parsed.Pushes) > 0 {
 		d.push, d.pushes = parsed.Pushes[0], len(parsed.Pushes)
@@ -233,9 +240,6 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	defer func() {
 		if err != nil {
 			return
-		}
-		if parsed.ID != "" {
-			h.redelivery.remember(name, parsed.ID, received)
 		}
 		if h.onDelivery != nil {
 			// Recorded in the background once answered 202, whatever it
@@ -296,8 +300,9 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 // header (the configured auth_header).
 var errSenderAuth = fmt.Errorf("%w: the Authorization header is not the hook's auth_header", httperr.ErrSenderAuth)
 
-// tagsOf is the tag a delivery is listed with: its one tag, or its tags
-// joined.
+// tagsOf is the tag a delivery is listed with, beside the image of its
+// first push: its one tag, or its tags joined; a tag of another
+// repository (a registry's batch of several) as repository:tag.
 func tagsOf(ps []push) string {
 	switch len(ps) {
 	case 0:
@@ -307,8 +312,12 @@ func tagsOf(ps []push) string {
 	}
 	tags := make([]string, 0, len(ps))
 	for _, p := range ps {
-		if !slices.Contains(tags, p.Tag) {
-			tags = append(tags, p.Tag)
+		t := p.Tag
+		if p.Repo != ps[0].Repo {
+			t = p.Repo + ":" + p.Tag
+		}
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
 		}
 	}
 	return strings.Join(tags, ",")
