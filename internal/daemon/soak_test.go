@@ -372,11 +372,14 @@ func (s *soak) check(t *testing.T, restarted time.Time, v int) {
 // failed try (stop-first has nothing serving between the old container's
 // stop and the new one's start), and the engine not answering the test's
 // own inspection in time (a loaded machine: nothing is known of the app);
-// then it must answer within 2s of the excuse's end, and within a minute
-// in all.
+// then it must answer within 5s of the excuse's end (the engine may still
+// be bringing the new container up when the journal's step has moved on,
+// on a machine loaded by the rest of the suite: 2s failed 1 run in 3
+// there), and within a minute in all.
 func (s *soak) stillAnswers(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	const grace = 5 * time.Second
+	deadline := time.Now().Add(grace)
 	limit := time.Now().Add(time.Minute)
 	var excused []string
 	for {
@@ -389,10 +392,10 @@ func (s *soak) stillAnswers(t *testing.T) {
 		}
 		if step, ok := s.swapping(t); ok {
 			excused = append(excused, step)
-			deadline = time.Now().Add(2 * time.Second)
+			deadline = time.Now().Add(grace)
 		} else if errors.Is(err, testenv.ErrInspect) {
 			excused = append(excused, "the engine slow to answer the test")
-			deadline = time.Now().Add(2 * time.Second)
+			deadline = time.Now().Add(grace)
 		}
 		if now := time.Now(); now.After(deadline) || now.After(limit) {
 			t.Fatalf("5s after it first answered, %s does not answer (%v), and no deploy swaps (seen swapping: %v)\ncontainers: %v\n%s",
