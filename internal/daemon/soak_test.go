@@ -35,7 +35,7 @@ import (
 //   - within stop_timeout + 10s exactly one container of the deployment
 //     runs and answers;
 //   - it still answers 5s later (a swap of the resumed deploy may be under
-//     way then: it must answer within 2s);
+//     way then: it must answer within 5s of the swap's end);
 //   - in the end the pushed version serves, from the one container left,
 //     and the journal holds no unfinished deploy and no open request.
 //
@@ -367,7 +367,7 @@ func (s *soak) check(t *testing.T, restarted time.Time, v int) {
 	}
 }
 
-// stillAnswers checks that the deployment answers within 2s. The
+// stillAnswers checks that the deployment answers within 5s. The
 // excuses are a deploy swapping meanwhile, as the journal proves at each
 // failed try (stop-first has nothing serving between the old container's
 // stop and the new one's start), and the engine not answering the test's
