@@ -125,7 +125,7 @@ func newApp(t *testing.T, name string) *app {
 		h.Set("X-Upstream", name)
 		h.Set("X-Got-Host", r.Host)
 		h.Set("X-Got-Uri", r.RequestURI)
-		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+		for _, k := range append([]string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}, clientIPHeaders...) {
 			if v := r.Header[k]; v != nil {
 				h["X-Got-"+k] = v
 			}
@@ -285,3 +285,7 @@ func (s *syncBuffer) lines() []string {
 	}
 	return strings.Split(out, "\n")
 }
+
+// clientIPHeaders are the headers TestClientIPHeaders sends: those the
+// proxy strips, and X-Real-IP, which it sets.
+var clientIPHeaders = append([]string{"X-Real-Ip"}, spoofable...)

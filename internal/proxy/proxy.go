@@ -92,7 +92,8 @@ type Route struct {
 	// MaxBody limits request bodies, in bytes; 0 is no limit. A larger
 	// body is answered 413.
 	MaxBody int64
-	// TrustForwarded keeps the incoming X-Forwarded-For (appending the
+	// TrustForwarded keeps the incoming X-Real-IP and the other
+	// client-address headers (see spoofable), X-Forwarded-For (appending the
 	// client's address to it), X-Forwarded-Host and X-Forwarded-Proto
 	// (as they are: one host, one scheme, the first proxy's). False, the
 	// default, replaces them with the client's address, the Host and

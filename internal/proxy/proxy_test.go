@@ -76,6 +76,46 @@ func TestForward(t *testing.T) {
 	}
 }
 
+// TestClientIPHeaders: the headers apps and frameworks read the client's
+// address (or scheme, or path) from are the proxy's to set, not the
+// client's: without trust_forwarded a client cannot claim another address
+// with X-Real-IP, True-Client-IP, CF-Connecting-IP and the like.
+func TestClientIPHeaders(t *testing.T) {
+	t.Parallel()
+	for _, trust := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trust=%v", trust), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			a := newApp(t, "a")
+			r := web()
+			r.TrustForwarded = trust
+			h.configure(r)
+			h.p.Switch("web", a.addr())
+			req, err := http.NewRequest(http.MethodGet, h.url("web", "/"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range clientIPHeaders {
+				req.Header.Set(k, "203.0.113.9")
+			}
+			res, _ := h.do(req)
+			for _, k := range clientIPHeaders {
+				got := strings.Join(res.Header["X-Got-"+http.CanonicalHeaderKey(k)], ", ")
+				want := ""
+				switch {
+				case trust:
+					want = "203.0.113.9"
+				case k == "X-Real-Ip":
+					want = "127.0.0.1" // set to the address the proxy saw
+				}
+				if got != want {
+					t.Errorf("%s reached the app as %q, want %q", k, got, want)
+				}
+			}
+		})
+	}
+}
+
 func TestSwitchUnderLoad(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)

@@ -91,6 +91,14 @@ func (s *site) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 	rt := s.route.Load()
 	if rt == nil || !rt.TrustForwarded {
 		pr.SetXForwarded()
+		for _, k := range spoofable {
+			delete(pr.Out.Header, k)
+		}
+		if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+			pr.Out.Header.Set("X-Real-Ip", ip)
+		} else {
+			delete(pr.Out.Header, "X-Real-Ip")
+		}
 		return
 	}
 	in, out := pr.In.Header, pr.Out.Header
@@ -198,3 +206,28 @@ func (p *bufferPool) Get() []byte {
 }
 
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+// spoofable are the headers besides X-Forwarded-* and Forwarded that apps,
+// frameworks and CDNs read the client's address, scheme or path from.
+// Without TrustForwarded a client could claim any address with them, so
+// the proxy removes them; X-Real-IP it sets to the address it saw.
+var spoofable = []string{
+	"True-Client-Ip",
+	"X-Client-Ip",
+	"Cf-Connecting-Ip",
+	"Cf-Connecting-Ipv6",
+	"Fastly-Client-Ip",
+	"X-Cluster-Client-Ip",
+	"X-Original-Forwarded-For",
+	"X-Forwarded",
+	"X-Forwarded-Server",
+	"X-Forwarded-Port",
+	"X-Forwarded-Prefix",
+	"X-Forwarded-Scheme",
+	"X-Forwarded-Ssl",
+	"X-Url-Scheme",
+	"Front-End-Https",
+	"X-Original-Url",
+	"X-Rewrite-Url",
+	"Client-Ip",
+}
