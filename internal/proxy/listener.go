@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -39,6 +40,8 @@ func (p *Proxy) retire(l *listener) {
 // change (Configure hands it over).
 type listener struct {
 	addr    string // as configured
+	kind    int    // what it serves: one route, the front door, or its redirect
+	p       *Proxy
 	ln      net.Listener
 	srv     *http.Server
 	site    atomic.Pointer[site]
@@ -50,24 +53,51 @@ type listener struct {
 	quiet    chan struct{} // closed when upgraded empties, if someone waits
 }
 
-func (p *Proxy) newListener(addr string, ln net.Listener) *listener {
-	l := &listener{addr: addr, ln: ln, served: make(chan struct{}), upgraded: map[net.Conn]struct{}{}}
+// Kinds of listener.
+const (
+	kindRoute = iota // one route's own Listen
+	kindFront        // the front door's Listen, routed by Host
+	kindPlain        // the front door's HTTPListen: ACME and redirects
+)
+
+func (p *Proxy) newListener(addr string, ln net.Listener, kind int, tc *tls.Config) *listener {
+	l := &listener{addr: addr, kind: kind, p: p, ln: ln, served: make(chan struct{}), upgraded: map[net.Conn]struct{}{}}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
+	if tc != nil {
+		protos.SetHTTP2(true)
+	}
 	l.srv = &http.Server{
 		Handler:           l,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          p.srvLog,
 		Protocols:         &protos,
+		TLSConfig:         tc,
 	}
 	return l
+}
+
+func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch l.kind {
+	case kindFront:
+		l.p.serveFront(l, w, r)
+	case kindPlain:
+		l.p.servePlain(w, r)
+	default:
+		l.site.Load().serve(l, w, r)
+	}
 }
 
 func (l *listener) start(p *Proxy) {
 	go func() {
 		defer close(l.served)
-		err := l.srv.Serve(l.ln)
+		var err error
+		if l.srv.TLSConfig != nil {
+			err = l.srv.ServeTLS(l.ln, "", "")
+		} else {
+			err = l.srv.Serve(l.ln)
+		}
 		if !errors.Is(err, http.ErrServerClosed) && !l.closing.Load() {
 			p.log.Error().Err(err).Str("listen", l.addr).Msg("proxy: listener failed")
 		}

@@ -9,6 +9,7 @@ type metrics struct {
 	errors   *prometheus.CounterVec
 	inflight *prometheus.GaugeVec
 	waiting  *prometheus.GaugeVec
+	unrouted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,9 +35,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "liftoff_proxy_waiting_requests",
 			Help: "Requests waiting for the deployment to have a container to go to (before its first deploy, or while its upstream is unset).",
 		}, []string{"deployment"}),
+		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "liftoff_front_door_unrouted_total",
+			Help: "Requests to the front door whose Host and path no deployment's proxy names, answered 404 (without front_door.default).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.errors, m.inflight, m.waiting)
+		reg.MustRegister(m.requests, m.duration, m.errors, m.inflight, m.waiting, m.unrouted)
 	}
 	return m
 }

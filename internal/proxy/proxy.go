@@ -40,6 +40,7 @@ import (
 	stdlog "log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,7 +82,18 @@ type Options struct {
 // Route is one deployment's front door (from config deployments[].proxy).
 type Route struct {
 	Deployment string
-	Listen     string // "127.0.0.1:8001", ":8001"
+	// Listen is the route's own address: "127.0.0.1:8001", ":8001". ""
+	// routes it through the front door (see Door) by Hosts and
+	// PathPrefix instead.
+	Listen string
+	// Hosts are the Host names the front door sends to the deployment:
+	// exact ("app.example.com") or one label of wildcard
+	// ("*.example.com"; an exact host wins over a wildcard).
+	Hosts []string
+	// PathPrefix, if set, narrows Hosts to the paths under it ("/api"
+	// takes /api and /api/x, not /apix); the longest prefix wins. The
+	// path reaches the container unchanged.
+	PathPrefix string
 	// DrainTimeout is how long Drain should wait at most (the caller's
 	// deadline) and how long a removed route lets its requests finish
 	// (default 30s).
@@ -119,6 +131,11 @@ type Proxy struct {
 	headerTimeout time.Duration
 	onWait        func(deployment string)
 	onAcquire     func()
+
+	// What the front door's open listeners read at each request or
+	// handshake; replaced whole by Apply.
+	front atomic.Pointer[front]
+	table atomic.Pointer[table]
 
 	mu     sync.Mutex // guards what follows
 	closed bool
@@ -236,6 +253,9 @@ func (p *Proxy) Close(ctx context.Context) error {
 	p.closed = true
 	doors := p.doors
 	p.doors = map[*listener]bool{}
+	for _, l := range p.front.Load().listeners() {
+		doors[l] = true
+	}
 	sites := make([]*site, 0, len(p.sites))
 	for _, s := range p.sites {
 		s.drop()

@@ -22,10 +22,6 @@ const statusClientGone = 499
 // seconds.
 const retryAfter = "5"
 
-func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	l.site.Load().serve(l, w, r)
-}
-
 func (s *site) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	m := s.met
