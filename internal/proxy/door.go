@@ -77,8 +77,11 @@ type front struct {
 	main  *listener // Listen
 	plain *listener // HTTPListen, nil if none
 	acme  *autocert.Manager
-	cert  *tls.Certificate // from the files, nil if none
-	leaf  []string         // the names the file's certificate covers
+	// challenges answers HTTP-01; making it is also what tells the
+	// manager to offer HTTP-01 besides TLS-ALPN-01.
+	challenges http.Handler
+	cert       *tls.Certificate // from the files, nil if none
+	leaf       []string         // the names the file's certificate covers
 }
 
 // table routes a request to a site by Host and path.
@@ -222,8 +225,8 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusServiceUnavailable, "liftoff: the front door is closing")
 		return
 	}
-	if f.acme != nil && strings.HasPrefix(r.URL.Path, acmeChallenge) {
-		f.acme.HTTPHandler(nil).ServeHTTP(w, r)
+	if f.challenges != nil && strings.HasPrefix(r.URL.Path, acmeChallenge) {
+		f.challenges.ServeHTTP(w, r)
 		return
 	}
 	host := r.Host
@@ -299,7 +302,7 @@ func (p *Proxy) loadFront(cfg Door, prev *front) (*front, error) {
 	}
 	if a := cfg.TLS.ACME; a != nil {
 		if prev != nil && prev.acme != nil && prev.cfg.TLS != nil && sameACME(prev.cfg.TLS.ACME, a) {
-			f.acme = prev.acme
+			f.acme, f.challenges = prev.acme, prev.challenges
 		} else {
 			f.acme = &autocert.Manager{
 				Prompt:      autocert.AcceptTOS,
@@ -307,14 +310,20 @@ func (p *Proxy) loadFront(cfg Door, prev *front) (*front, error) {
 				Cache:       autocert.DirCache(a.CacheDir),
 				RenewBefore: a.RenewBefore,
 				// The hosts the routes name now, read at each request.
+				// The HTTP-01 handler passes the Host header as it
+				// came, with its port if not 80.
 				HostPolicy: func(_ context.Context, host string) error {
-					if t := p.table.Load(); t != nil && t.hosts[host] {
+					if h, _, err := net.SplitHostPort(host); err == nil {
+						host = h
+					}
+					if t := p.table.Load(); t != nil && t.hosts[strings.ToLower(host)] {
 						return nil
 					}
 					return fmt.Errorf("front door: no route names host %q", host)
 				},
 				Client: &acme.Client{DirectoryURL: a.DirectoryURL, HTTPClient: a.HTTPClient},
 			}
+			f.challenges = f.acme.HTTPHandler(nil)
 		}
 	}
 	return f, nil
