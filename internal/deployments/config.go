@@ -46,6 +46,10 @@ type Config struct {
 	// off. server.Options.HookRateLimit means the same.
 	HookRateLimit int `yaml:"hook_rate_limit"`
 
+	// FrontDoor, if set, is one address for the deployments whose proxy
+	// names hosts (see FrontDoor).
+	FrontDoor *FrontDoor `yaml:"front_door"`
+
 	// APIListen, if set, is the only address the management API (/api/)
 	// is served on; empty, it is served on Listen.
 	APIListen string `yaml:"api_listen"`

@@ -1,6 +1,7 @@
 package deployments
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -18,6 +19,14 @@ type Proxy struct {
 	// Listen is where liftoff accepts the deployment's requests:
 	// "127.0.0.1:8001", ":80".
 	Listen string `yaml:"listen"`
+	// Hosts, instead of Listen, has the front door (front_door) send the
+	// requests for these Host names here: exact ("app.example.com") or
+	// one label of wildcard ("*.example.com"; an exact host wins).
+	Hosts []string `yaml:"hosts"`
+	// PathPrefix narrows Hosts to the paths under it ("/api" takes /api
+	// and /api/x, not /apix); the longest prefix wins. The path reaches
+	// the container unchanged.
+	PathPrefix string `yaml:"path_prefix"`
 	// Port is the container's port the app listens on.
 	Port int `yaml:"port"`
 	// DrainTimeout bounds the wait for the old container's requests in
@@ -76,9 +85,24 @@ func (c *Config) checkProxy(p *problems, at string, d *Deployment, listens map[s
 	x := d.Proxy
 	x.fillDefaults()
 	host, port, err := net.SplitHostPort(x.Listen)
+	for j, h := range x.Hosts {
+		if msg := checkHost(h); msg != "" {
+			p.addf(fmt.Sprintf("%s.hosts[%d]", at, j), "%s: %s", p.quote(fmt.Sprintf("%s.hosts[%d]", at, j), h), msg)
+		}
+	}
+	switch pp := x.PathPrefix; {
+	case pp == "":
+	case len(x.Hosts) == 0:
+		p.addf(at+".path_prefix", "a path prefix narrows hosts: give hosts too")
+	case !strings.HasPrefix(pp, "/") || strings.ContainsAny(pp, "?#* "):
+		p.addf(at+".path_prefix", "%s: want a plain path starting with /, e.g. /api", p.quote(at+".path_prefix", pp))
+	}
 	switch {
+	case len(x.Hosts) > 0 && x.Listen != "":
+		p.addf(at+".listen", "give listen (an address of its own) or hosts (on the front door), not both")
+	case len(x.Hosts) > 0:
 	case x.Listen == "":
-		p.addf(at+".listen", "missing: want [host]:port, e.g. \"127.0.0.1:8001\" or \":80\"")
+		p.addf(at+".listen", "missing: want [host]:port, e.g. \"127.0.0.1:8001\" or \":80\", or hosts on the front door")
 	case err != nil || port == "":
 		p.addf(at+".listen", "%s: want [host]:port, e.g. \"127.0.0.1:8001\" or \":80\"", p.quote(at+".listen", x.Listen))
 	default:

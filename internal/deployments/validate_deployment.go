@@ -18,6 +18,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 	containers := map[string]int{}       // engine/container name → index
 	published := map[string][]hostPort{} // by engine
 	listens := c.listenAddrs()
+	c.checkFrontDoor(p, listens)
 	for i := range c.Deployments {
 		d := &c.Deployments[i]
 		dp := fmt.Sprintf("deployments[%d]", i)
@@ -101,6 +102,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 		}
 		checkRelease(p, dp+".release", &d.Release, c.nullPaths[dp+".release"])
 	}
+	c.checkFrontDoorRoutes(p)
 	return repos
 }
 
