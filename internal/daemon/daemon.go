@@ -208,7 +208,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 	}
 	// The front doors listen at once; their requests wait until the
 	// reconcile has found each deployment's container (Run).
-	if err := a.proxy.Configure(proxyRoutes(cfg)); err != nil {
+	if err := a.proxy.Apply(frontDoor(cfg), proxyRoutes(cfg)); err != nil {
 		a.close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}

@@ -21,9 +21,11 @@ func (a *Daemon) Reload() error {
 		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
 		return err
 	}
-	// The front doors first: a listen address that cannot be opened
-	// fails the reload, and the running configuration stays.
-	if err := a.proxy.Configure(proxyRoutes(cfg)); err != nil {
+	// The front doors first: a listen address that cannot be opened, or
+	// front_door's certificate files that no longer load, fail the
+	// reload, and the running configuration stays. Files that load are
+	// read again: a reload is how a renewed certificate is picked up.
+	if err := a.proxy.Apply(frontDoor(cfg), proxyRoutes(cfg)); err != nil {
 		a.reloadOK.Set(0)
 		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
 		return fmt.Errorf("proxy: %w", err)
