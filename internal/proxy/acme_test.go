@@ -40,6 +40,15 @@ var pebbleBin struct {
 	err  error
 }
 
+// TestMain removes the Pebble binary the tests built, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pebbleBin.path != "" {
+		os.RemoveAll(filepath.Dir(pebbleBin.path))
+	}
+	os.Exit(code)
+}
+
 func buildPebble(t *testing.T) string {
 	t.Helper()
 	pebbleBin.once.Do(func() {
