@@ -23,6 +23,7 @@ type backend struct {
 	tr       *http.Transport
 	rp       *httputil.ReverseProxy
 	inflight atomic.Int64
+	stats    upstreamStats // for a canary's judge (Figures)
 
 	watched atomic.Bool // someone waits for inflight to reach 0
 	mu      sync.Mutex  // guards zero
@@ -150,8 +151,10 @@ func (b *backend) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch kind {
 	case kindConnect:
 		rec.m.connect.Inc()
+		rec.upErr = true
 	case kindTimeout:
 		rec.m.timeout.Inc()
+		rec.upErr = true
 	default:
 		rec.m.other.Inc()
 	}

@@ -10,6 +10,8 @@ type metrics struct {
 	inflight *prometheus.GaugeVec
 	waiting  *prometheus.GaugeVec
 	unrouted prometheus.Counter
+	weight   *prometheus.GaugeVec
+	sides    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +42,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests to the front door whose Host and path no deployment's proxy names, answered 404 (without front_door.default).",
 		}),
 	}
+	m.weight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "liftoff_canary_weight",
+		Help: "Percent of a deployment's new clients its proxy sends to the canary (the new container) beside the current one; 0 without a canary.",
+	}, []string{"deployment"})
+	m.sides = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "liftoff_canary_requests_total",
+		Help: "Requests answered while a canary split is on, by side (old: the current container, new: the canary) and status class (5xx includes the proxy's own 502 and 504).",
+	}, []string{"deployment", "side", "code"})
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.errors, m.inflight, m.waiting, m.unrouted)
+		reg.MustRegister(m.requests, m.duration, m.errors, m.inflight, m.waiting, m.unrouted, m.weight, m.sides)
 	}
 	return m
 }
@@ -54,6 +64,8 @@ type siteMetrics struct {
 	duration                prometheus.Observer
 	connect, timeout, other prometheus.Counter
 	inflight, waiting       prometheus.Gauge
+	weight                  prometheus.Gauge
+	sides                   [2][6]prometheus.Counter // [old, new][status / 100]
 }
 
 func (m *metrics) site(deployment string) *siteMetrics {
@@ -69,6 +81,13 @@ func (m *metrics) site(deployment string) *siteMetrics {
 		s.codes[i+1] = m.requests.WithLabelValues(deployment, class)
 	}
 	s.codes[0] = s.codes[5] // out of range: count it as the proxy's failure
+	s.weight = m.weight.WithLabelValues(deployment)
+	for i, side := range []string{"old", "new"} {
+		for j, class := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+			s.sides[i][j+1] = m.sides.WithLabelValues(deployment, side, class)
+		}
+		s.sides[i][0] = s.sides[i][5]
+	}
 	return s
 }
 
@@ -80,6 +99,18 @@ func (m *siteMetrics) count(status int) {
 	m.codes[i].Inc()
 }
 
+// side counts a request answered while a canary split is on.
+func (m *siteMetrics) side(canary bool, status int) {
+	i, j := 0, status/100
+	if canary {
+		i = 1
+	}
+	if j < 1 || j > 5 {
+		j = 0
+	}
+	m.sides[i][j].Inc()
+}
+
 // forget deletes the deployment's series.
 func (m *metrics) forget(deployment string) {
 	l := prometheus.Labels{"deployment": deployment}
@@ -88,4 +119,6 @@ func (m *metrics) forget(deployment string) {
 	m.errors.DeletePartialMatch(l)
 	m.inflight.DeletePartialMatch(l)
 	m.waiting.DeletePartialMatch(l)
+	m.weight.DeletePartialMatch(l)
+	m.sides.DeletePartialMatch(l)
 }

@@ -131,6 +131,7 @@ type Proxy struct {
 	headerTimeout time.Duration
 	onWait        func(deployment string)
 	onAcquire     func()
+	rollFn        func() int // decides a new client's side of a canary split
 
 	// What the front door's open listeners read at each request or
 	// handshake; replaced whole by Apply.
@@ -214,11 +215,12 @@ func (p *Proxy) Drain(ctx context.Context, deployment, upstream string) error {
 	}
 	err := b.idle(ctx)
 	s.mu.Lock()
-	if s.cur.Load() != b && s.backends[upstream] == b && b.inflight.Load() == 0 {
+	canary := s.isCanary(b)
+	if s.cur.Load() != b && !canary && s.backends[upstream] == b && b.inflight.Load() == 0 {
 		delete(s.backends, upstream)
 	}
 	s.mu.Unlock()
-	if s.cur.Load() != b {
+	if s.cur.Load() != b && !canary {
 		b.tr.CloseIdleConnections()
 	}
 	if err != nil {

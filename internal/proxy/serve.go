@@ -45,6 +45,10 @@ func (s *site) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 		}
 		// Last, so that what Drain waited for is also counted.
 		if b != nil {
+			b.observe(status, time.Since(start), rec.upErr)
+			if c := s.canary.Load(); c != nil {
+				m.side(c.b == b, status)
+			}
 			b.release()
 		}
 	}()
@@ -63,7 +67,7 @@ func (s *site) serve(l *listener, w http.ResponseWriter, r *http.Request) {
 		r.Body = rec.body
 	}
 
-	if b = s.acquire(); b == nil {
+	if b = s.pick(rec, r); b == nil {
 		var err error
 		if b, err = s.await(r.Context(), m, rt.WaitTimeout); err != nil {
 			if r.Context().Err() != nil {
@@ -136,6 +140,7 @@ type recorder struct {
 	status int
 	conn   net.Conn // hijacked for an upgrade
 	body   *bodyReader
+	upErr  bool // the container could not be reached, or did not answer in time
 }
 
 func (w *recorder) WriteHeader(code int) {

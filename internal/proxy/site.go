@@ -21,6 +21,9 @@ type site struct {
 	met   *siteMetrics          // set by Configure before any request
 	door  *listener             // guarded by p.mu
 	cur   atomic.Pointer[backend]
+	// canary, if set, takes a share of the requests (see Canary); its
+	// backend is in backends too.
+	canary atomic.Pointer[canary]
 
 	mu       sync.Mutex          // guards what follows
 	ready    chan struct{}       // closed while cur is set
@@ -72,7 +75,7 @@ func (s *site) set(addr string) string {
 	// request that took one before the Store above finds it no longer
 	// current and takes the new one.
 	for a, x := range s.backends {
-		if x != b && x.inflight.Load() == 0 {
+		if x != b && !s.isCanary(x) && x.inflight.Load() == 0 {
 			delete(s.backends, a)
 			x.tr.CloseIdleConnections()
 		}
@@ -148,4 +151,10 @@ func (s *site) await(ctx context.Context, m *siteMetrics, wait time.Duration) (*
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// isCanary tells whether b is the canary's backend.
+func (s *site) isCanary(b *backend) bool {
+	c := s.canary.Load()
+	return c != nil && c.b == b
 }

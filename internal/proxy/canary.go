@@ -1,0 +1,230 @@
+package proxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// A canary is a second upstream of a deployment that gets a share of its
+// requests, beside the current one, so that a new container can be judged
+// by its own traffic before it gets all of it. Each client sticks to the
+// side it was first sent to (a cookie), so that one user does not flip
+// between versions. The proxy only splits and measures; who decides the
+// weight, and when to promote (Switch to the canary) or abort (end the
+// split, Drain the canary), is the caller's business.
+//
+// The canary's backend is counted and drained like any other: a request
+// counts itself on it and checks that the split is still the same, so that
+// once Canary has ended the split, every request either is counted there
+// (and Drain waits for it) or goes to the current upstream.
+
+// CanaryCookie is the cookie that keeps a client on its side of a split:
+// "new" (the canary) or "old".
+const CanaryCookie = "liftoff_canary"
+
+// canaryCookieAge is how long a client keeps its side: longer than a
+// canary's steps, short enough not to outlive the next release by much.
+const canaryCookieAge = 24 * time.Hour
+
+type canary struct {
+	b      *backend
+	weight int // percent of the clients without a cookie, 0 to 100
+}
+
+// Canary sends weight percent (0 to 100) of the deployment's clients to
+// upstream beside its current upstream, each client sticking to its side;
+// upstream "" ends the split (weight is then ignored). Calling it again
+// with the same upstream changes the weight, keeping each client on its
+// side. It returns an error for a weight out of range, an upstream that is
+// already the current one, or a deployment without a current upstream.
+func (p *Proxy) Canary(deployment, upstream string, weight int) error {
+	if upstream != "" && (weight < 0 || weight > 100) {
+		return fmt.Errorf("canary of %s: weight %d: want 0 to 100", deployment, weight)
+	}
+	p.mu.Lock()
+	s := p.sites[deployment]
+	p.mu.Unlock()
+	if s == nil {
+		if upstream == "" {
+			return nil
+		}
+		return fmt.Errorf("canary of %s: the deployment has no upstream", deployment)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if upstream == "" {
+		s.canary.Store(nil)
+		if s.met != nil {
+			s.met.weight.Set(0)
+		}
+		return nil
+	}
+	cur := s.cur.Load()
+	switch {
+	case cur == nil:
+		return fmt.Errorf("canary of %s: the deployment has no upstream", deployment)
+	case cur.addr == upstream:
+		return fmt.Errorf("canary of %s: %s is already its upstream", deployment, upstream)
+	}
+	b := s.backends[upstream]
+	if b == nil {
+		b = s.p.newBackend(s, upstream)
+		s.backends[upstream] = b
+	}
+	s.canary.Store(&canary{b: b, weight: weight})
+	if s.met != nil { // nil until Configure routes the deployment
+		s.met.weight.Set(float64(weight))
+	}
+	return nil
+}
+
+// pick counts the request on the backend it goes to: the canary's, if a
+// split is on and the client is (or falls) on its side, else the current
+// one (nil if none). It sets the cookie that keeps a new client on its side.
+func (s *site) pick(w http.ResponseWriter, r *http.Request) *backend {
+	c := s.canary.Load()
+	if c == nil {
+		return s.acquire()
+	}
+	side := ""
+	if ck, err := r.Cookie(CanaryCookie); err == nil && (ck.Value == "new" || ck.Value == "old") {
+		side = ck.Value
+	} else {
+		side = "old"
+		if s.p.roll() < c.weight {
+			side = "new"
+		}
+		http.SetCookie(w, &http.Cookie{Name: CanaryCookie, Value: side, Path: "/", MaxAge: int(canaryCookieAge / time.Second),
+			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	}
+	if side == "new" {
+		c.b.inflight.Add(1)
+		if s.canary.Load() == c {
+			return c.b
+		}
+		c.b.release() // the split changed meanwhile: the current one
+	}
+	return s.acquire()
+}
+
+// Figures are what the proxy measured of one upstream since it became one:
+// requests answered, those answered 5xx (the proxy's own 502 and 504
+// included), those of them the container could not be reached or did not
+// answer in time for, and the latency histogram.
+type Figures struct {
+	Requests    int64
+	ServerError int64
+	ConnErrors  int64
+	// Buckets counts requests by latency: Buckets[i] those at most
+	// LatencyBuckets[i], the last those above every bound.
+	Buckets []int64
+}
+
+// LatencyBuckets are the upper bounds of Figures.Buckets.
+var LatencyBuckets = []time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+	1600 * time.Millisecond, 3200 * time.Millisecond, 10 * time.Second,
+}
+
+// Sub returns what f counted since then (an earlier Figures of the same
+// upstream): the figures of a window.
+func (f Figures) Sub(then Figures) Figures {
+	d := Figures{Requests: f.Requests - then.Requests, ServerError: f.ServerError - then.ServerError,
+		ConnErrors: f.ConnErrors - then.ConnErrors, Buckets: slices.Clone(f.Buckets)}
+	for i := range d.Buckets {
+		if i < len(then.Buckets) {
+			d.Buckets[i] -= then.Buckets[i]
+		}
+	}
+	return d
+}
+
+// ErrorRate is the share of requests answered 5xx (ConnErrors included).
+func (f Figures) ErrorRate() float64 {
+	if f.Requests == 0 {
+		return 0
+	}
+	return float64(f.ServerError) / float64(f.Requests)
+}
+
+// Quantile returns the upper bound of the latency bucket that holds the
+// q-th quantile (0 < q ≤ 1), 0 without requests; above every bound, the
+// largest bound.
+func (f Figures) Quantile(q float64) time.Duration {
+	var n int64
+	for _, c := range f.Buckets {
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	rank := int64(q*float64(n) + 0.999999)
+	var seen int64
+	for i, c := range f.Buckets {
+		seen += c
+		if seen >= rank && i < len(LatencyBuckets) {
+			return LatencyBuckets[i]
+		}
+	}
+	return LatencyBuckets[len(LatencyBuckets)-1]
+}
+
+// Figures returns the figures of the deployment's current upstream and of
+// its canary (zero without a split).
+func (p *Proxy) Figures(deployment string) (current, canary Figures) {
+	p.mu.Lock()
+	s := p.sites[deployment]
+	p.mu.Unlock()
+	if s == nil {
+		return Figures{}, Figures{}
+	}
+	if b := s.cur.Load(); b != nil {
+		current = b.figures()
+	}
+	if c := s.canary.Load(); c != nil {
+		canary = c.b.figures()
+	}
+	return current, canary
+}
+
+// upstreamStats are one backend's figures, counted as its requests end.
+type upstreamStats struct {
+	requests, serverError, connErrors atomic.Int64
+	buckets                           [14]atomic.Int64 // len(LatencyBuckets)+1
+}
+
+func (b *backend) observe(status int, took time.Duration, connErr bool) {
+	st := &b.stats
+	st.requests.Add(1)
+	if status >= 500 {
+		st.serverError.Add(1)
+	}
+	if connErr {
+		st.connErrors.Add(1)
+	}
+	i, _ := slices.BinarySearch(LatencyBuckets, took)
+	st.buckets[i].Add(1)
+}
+
+func (b *backend) figures() Figures {
+	st := &b.stats
+	f := Figures{Requests: st.requests.Load(), ServerError: st.serverError.Load(), ConnErrors: st.connErrors.Load(),
+		Buckets: make([]int64, len(st.buckets))}
+	for i := range st.buckets {
+		f.Buckets[i] = st.buckets[i].Load()
+	}
+	return f
+}
+
+// roll returns a number in [0, 100) that decides a new client's side.
+func (p *Proxy) roll() int {
+	if p.rollFn != nil {
+		return p.rollFn()
+	}
+	return rand.IntN(100)
+}
