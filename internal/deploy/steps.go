@@ -197,6 +197,7 @@ func (a *attempt) newSpec(env []string) Spec {
 		Networks: d.Container.Networks,
 		Aliases:  d.Container.Aliases,
 		Restart:  d.Container.Restart,
+		Settings: d.Container.Settings(),
 	}
 	if d.Proxy != nil {
 		s.Ports = proxyPort(d)
