@@ -170,6 +170,10 @@ type Deployment struct {
 	// files. Read at each deploy.
 	SecretFiles map[string]string `yaml:"secret_files"`
 	Container   Container         `yaml:"container"`
+	// Compose, if set, reads the container spec (and the image's
+	// repository, the stop timeout and an environment under liftoff's)
+	// from a service of a compose file instead of Container.
+	Compose *Compose `yaml:"compose"`
 
 	// StopTimeout is how long a stop waits before killing (default 10s).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
@@ -270,7 +274,8 @@ type Container struct {
 	ExtraHosts        []string          `yaml:"extra_hosts"`        // --add-host: host:ip
 	Ulimits           map[string]string `yaml:"ulimits"`            // --ulimit: nofile: "1024:2048"
 
-	settings Settings // parsed by Validate
+	settings    Settings     // parsed by Validate
+	healthcheck *Healthcheck // a compose service's, set by Validate
 }
 
 // Credentials authenticate pulls from one registry. The zero value means

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 )
@@ -56,6 +57,19 @@ type Settings struct {
 	SecurityOpt []string // HostConfig.SecurityOpt
 	ExtraHosts  []string // HostConfig.ExtraHosts, host:ip
 	Ulimits     []Ulimit // HostConfig.Ulimits, sorted by name
+
+	// Healthcheck is a compose service's (Config.Healthcheck), for a
+	// container liftoff's health.cmd gives none.
+	Healthcheck *Healthcheck
+}
+
+// Healthcheck is a Docker HEALTHCHECK as the Engine API takes it.
+type Healthcheck struct {
+	Test        []string // ["CMD", ...], ["CMD-SHELL", "..."] or ["NONE"]
+	Interval    time.Duration
+	Timeout     time.Duration
+	StartPeriod time.Duration
+	Retries     int
 }
 
 // Ulimit is one resource limit (docker run --ulimit name=soft:hard).
@@ -169,6 +183,7 @@ func checkSettings(p *problems, at string, ct *Container) {
 		}
 		s.Ulimits = append(s.Ulimits, u)
 	}
+	s.Healthcheck = ct.healthcheck
 	ct.settings = s
 }
 

@@ -30,6 +30,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 			names[d.Name] = i
 		}
 
+		c.applyCompose(p, dp, d)
 		repos[i] = normalizeImage(p, dp+".image", d)
 		d.rules, d.rulesText = parseTagRules(p, dp, d.Tags)
 

@@ -152,6 +152,10 @@ func applySettings(cfg *container.Config, host *container.HostConfig, s deployme
 	if s.Entrypoint != nil {
 		cfg.Entrypoint = s.Entrypoint
 	}
+	if h := s.Healthcheck; h != nil && cfg.Healthcheck == nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
 	host.Memory = s.Memory
 	host.MemoryReservation = s.MemoryReservation
 	host.NanoCPUs = s.NanoCPUs

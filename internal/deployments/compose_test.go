@@ -1,0 +1,146 @@
+package deployments
+
+import (
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const shopDeployments = `
+  - name: shop-web
+    environment: staging
+    tags: [latest]
+    compose: {file: compose/shop/docker-compose.yml, service: web}
+    env: {WORKERS: "8"}
+  - name: shop-worker
+    environment: staging
+    tags: [latest]
+    compose: {file: compose/shop/docker-compose.yml, service: worker, project: dblood}
+`
+
+func TestComposeService(t *testing.T) {
+	c := mustParse(t, head+"deployments:"+shopDeployments)
+	web := c.Deployment("shop-web")
+	if web.Image != "ghcr.io/acme/shop" {
+		t.Errorf("image = %q, want the service's repository without its tag", web.Image)
+	}
+	dir, _ := filepath.Abs("testdata/compose/shop")
+	ct := web.Container
+	want := Container{
+		Name:     "shop-web",
+		Command:  []string{"gunicorn", "shop.wsgi"},
+		Ports:    []string{"127.0.0.1:8000:8000"},
+		Volumes:  []string{"shop_media:/srv/media", dir + "/static:/srv/static:ro"},
+		Networks: []string{"shop_back", "shop-front"},
+		Aliases:  []string{"web", "app", "www"},
+		Restart:  "unless-stopped",
+		Labels: map[string]string{"team": "shop",
+			"com.docker.compose.project": "shop", "com.docker.compose.service": "web",
+			"com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False",
+			"com.docker.compose.project.working_dir":  dir,
+			"com.docker.compose.project.config_files": dir + "/docker-compose.yml"},
+		Memory: "268435456", CPUs: 0.5, PidsLimit: 200,
+		Logging:     &Logging{Driver: "json-file", Options: map[string]string{"max-size": "5m", "max-file": "2"}},
+		User:        "1000:1000",
+		WorkingDir:  "/srv",
+		StopSignal:  "SIGINT",
+		Init:        true,
+		ReadOnly:    true,
+		Tmpfs:       []string{"/tmp/cache:size=16777216"},
+		CapDrop:     []string{"ALL"},
+		SecurityOpt: []string{"no-new-privileges:true"},
+		ExtraHosts:  []string{"db.local:10.1.2.3"},
+		Ulimits:     map[string]string{"nofile": "1024:2048"},
+	}
+	got := ct
+	got.settings, got.healthcheck = Settings{}, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("container =\n%+v\nwant\n%+v", got, want)
+	}
+	wantHC := &Healthcheck{Test: []string{"CMD", "/app", "healthcheck"}, Interval: 5 * time.Second, Timeout: 2 * time.Second, StartPeriod: 10 * time.Second, Retries: 4}
+	if s := ct.Settings(); !reflect.DeepEqual(s.Healthcheck, wantHC) || s.Memory != 256<<20 || s.LogOptions["max-size"] != "5m" {
+		t.Errorf("settings = %+v", s)
+	}
+	if web.StopTimeout != 30*time.Second {
+		t.Errorf("stop timeout = %v, want the service's stop_grace_period", web.StopTimeout)
+	}
+
+	// The service's environment (env_file, then environment with .env
+	// interpolated), under liftoff's deployment env.
+	env, err := c.Env(web, []string{"PATH=/bin", "WORKERS=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []string{"PATH=/bin", "WORKERS=8", "DJANGO_SETTINGS_MODULE=shop.settings", "DATABASE_URL=postgres://shop:FILESECRET-db@db/shop"} {
+		if !slices.Contains(env, kv) {
+			t.Errorf("env %q lacks %s", env, kv)
+		}
+	}
+	if sk := c.SecretKeys(web); !sk["DATABASE_URL"] || !sk["DJANGO_SETTINGS_MODULE"] {
+		t.Errorf("secret keys %v: a compose service's variables may come from files or the shell", sk)
+	}
+
+	// extends, deploy.resources, a project given in liftoff's config.
+	worker := c.Deployment("shop-worker")
+	if worker.Container.Restart != "on-failure:5" || worker.Container.Memory != "134217728" ||
+		worker.Container.Labels["com.docker.compose.project"] != "dblood" || !slices.Equal(worker.Container.Networks, []string{"dblood_default"}) {
+		t.Errorf("worker container = %+v", worker.Container)
+	}
+	env, _ = c.Env(worker, nil)
+	if !slices.Contains(env, "CELERY_CONCURRENCY=4") {
+		t.Errorf("worker env %q lacks what extends brings", env)
+	}
+}
+
+func TestComposeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, dep string
+		want      []string
+	}{
+		{"keys liftoff cannot honour", "  - {name: bad, tags: [x], compose: {file: compose/shop/docker-compose.yml}}\n", []string{
+			"deployments[0].compose: compose/shop/docker-compose.yml: service bad: privileged: liftoff cannot honour it",
+			"deployments[0].compose: compose/shop/docker-compose.yml: service bad: network_mode: liftoff cannot honour it",
+			"service bad: deploy.replicas: liftoff runs one container per deployment",
+			"service bad: depends_on.db.condition: service_healthy",
+		}},
+		{"no such service", "  - {name: api, tags: [x], compose: {file: compose/shop/docker-compose.yml}}\n", []string{
+			`deployments[0].compose.service: compose/shop/docker-compose.yml: no service "api" (the file has bad, beat, db, web, worker)`}},
+		{"no such file", "  - {name: api, tags: [x], compose: {file: compose/nope.yml}}\n", []string{"deployments[0].compose: compose/nope.yml:"}},
+		{"container keys beside compose", "  - {name: w, tags: [x], compose: {file: compose/shop/docker-compose.yml, service: web}, container: {ports: [\"80:80\"], memory: 1g}}\n", []string{
+			"deployments[0].container.ports: comes from service web of compose/shop/docker-compose.yml",
+			"deployments[0].container.memory: comes from service web"}},
+		{"another image", "  - {name: w, image: acme/other, tags: [x], compose: {file: compose/shop/docker-compose.yml, service: web}}\n", []string{
+			`deployments[0].image: "acme/other", but service web of compose/shop/docker-compose.yml runs ghcr.io/acme/shop`}},
+		{"two healthchecks", "  - {name: w, tags: [x], health: {cmd: [true]}, compose: {file: compose/shop/docker-compose.yml, service: web}}\n", []string{
+			"deployments[0].health.cmd: service web of compose/shop/docker-compose.yml has a healthcheck"}},
+		{"no file", "  - {name: w, tags: [x], compose: {service: web}}\n", []string{"deployments[0].compose.file: missing"}},
+		{"on a service", "  - {name: w, tags: [x], service: {}, compose: {file: compose/shop/docker-compose.yml, service: db}}\n", []string{
+			"deployments[0].compose: a service deployment takes its spec from container:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseString(t, head+"deployments:\n"+tc.dep)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error:\n%v\nwant it to contain %q", err, w)
+				}
+			}
+			noLeak(t, err.Error())
+		})
+	}
+}
+
+func TestComposeProfiles(t *testing.T) {
+	// beat is in the cron profile, which is not active: naming it
+	// enables it, as `docker compose up beat` does.
+	c := mustParse(t, head+"deployments:\n  - {name: beat, tags: [x], compose: {file: compose/shop/docker-compose.yml}}\n")
+	d := c.Deployment("beat")
+	if !slices.Equal(d.Container.Command, []string{"celery", "-A", "shop", "beat"}) {
+		t.Errorf("command = %q", d.Container.Command)
+	}
+}
