@@ -450,7 +450,9 @@ func volumeSpec(p *types.Project, v types.ServiceVolumeConfig) (string, error) {
 	src := v.Source
 	if v.Type == types.VolumeTypeVolume {
 		if src == "" {
-			return v.Target, nil // anonymous
+			// Compose hands a recreated container the volume of the one
+			// it replaces; liftoff would give each deploy a new, empty one.
+			return "", fmt.Errorf("%s: an anonymous volume: name it (a named volume outlives each deploy's container)", v.Target)
 		}
 		if vol, ok := p.Volumes[src]; ok && vol.Name != "" {
 			src = vol.Name
@@ -548,6 +550,9 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 	file := c.resolve(cm.File)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Without the service, the image it names is unknown: "image:
+	// missing" would only repeat the error.
+	p.done[at+".image"] = d.Image == ""
 	proj, err := LoadCompose(ctx, file, cm.Project, c.lookup)
 	if err != nil {
 		p.addf(at+".compose", "%s: %s", cm.File, composeLoadError(err))
@@ -566,6 +571,7 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 		return
 	}
 	cm.svc = svc
+	p.done[at+".image"] = false
 
 	if d.Image == "" {
 		d.Image = svc.Image
