@@ -45,6 +45,12 @@ const (
 	ComposeOneoffLabel      = "com.docker.compose.oneoff"
 	ComposeWorkingDirLabel  = "com.docker.compose.project.working_dir"
 	ComposeConfigFilesLabel = "com.docker.compose.project.config_files"
+	// ComposeVersionLabel is the version of Compose that made the
+	// container. docker-compose 1.x compares it with 1.21.0 on every
+	// container of the project and fails on one without it; liftoff
+	// writes ComposeVersion.
+	ComposeVersionLabel = "com.docker.compose.version"
+	ComposeVersion      = "2.0.0"
 )
 
 // ComposeService is one service of a compose file as liftoff runs it: the
@@ -619,6 +625,7 @@ func composeLabels(s *ComposeService) map[string]string {
 		ComposeOneoffLabel:      "False",
 		ComposeWorkingDirLabel:  s.WorkingDir,
 		ComposeConfigFilesLabel: strings.Join(s.Files, ","),
+		ComposeVersionLabel:     ComposeVersion,
 	}
 }
 
