@@ -67,6 +67,9 @@ type ComposeService struct {
 	Image     string
 	Container Container
 	Env       map[string]string // environment and env_file, resolved
+	// Secret holds the variables of Env whose value may be secret: all
+	// but those written as a plain value under environment:.
+	Secret map[string]bool
 	// StopTimeout is stop_grace_period; 0 when not given.
 	StopTimeout time.Duration
 }
@@ -76,6 +79,10 @@ type ComposeService struct {
 // one by one with Service.
 type ComposeProject struct {
 	p *types.Project
+	// raw is the project read again without interpolation, to tell the
+	// variables written as plain values from those that came from ${VAR}
+	// or an env_file (nil: every value counts as secret).
+	raw *types.Project
 }
 
 // LoadCompose loads the compose file at path. project, if not empty,
@@ -91,12 +98,11 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 		cli.WithEnvFiles(),
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(),
-		cli.WithDiscardEnvFile,
 	}
 	if project != "" {
 		opts = append(opts, cli.WithName(project))
 	}
-	o, err := cli.NewProjectOptions([]string{path}, opts...)
+	o, err := cli.NewProjectOptions([]string{path}, append(slices.Clip(opts), cli.WithDiscardEnvFile)...)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +110,11 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 	if err != nil {
 		return nil, err
 	}
-	return &ComposeProject{p: p}, nil
+	cp := &ComposeProject{p: p}
+	if o, err := cli.NewProjectOptions([]string{path}, append(opts, cli.WithInterpolation(false), cli.WithoutEnvironmentResolution)...); err == nil {
+		cp.raw, _ = o.LoadProject(ctx)
+	}
+	return cp, nil
 }
 
 // environ is the environment Compose interpolates the file with and
@@ -171,11 +181,23 @@ func (cp *ComposeProject) Service(name string) (*ComposeService, error) {
 	} else {
 		out.Image = named.Name()
 	}
+	var plain types.MappingWithEquals
+	if cp.raw != nil {
+		if r, err := cp.raw.GetService(name); err == nil {
+			plain = r.Environment
+		} else if r, ok := cp.raw.DisabledServices[name]; ok {
+			plain = r.Environment
+		}
+	}
+	out.Secret = map[string]bool{}
 	for k, v := range svc.Environment {
 		if v == nil {
 			continue // "environment: [NAME]" with NAME unset: Compose leaves it out too
 		}
 		out.Env[k] = *v
+		if raw, ok := plain[k]; !ok || raw == nil || strings.Contains(*raw, "$") || *raw != *v {
+			out.Secret[k] = true
+		}
 	}
 
 	ct := &out.Container

@@ -80,8 +80,9 @@ func TestComposeService(t *testing.T) {
 			t.Errorf("env %q lacks %s", env, kv)
 		}
 	}
-	if sk := c.SecretKeys(web); !sk["DATABASE_URL"] || !sk["DJANGO_SETTINGS_MODULE"] {
-		t.Errorf("secret keys %v: a compose service's variables may come from files or the shell", sk)
+	// From env_file and from ${VAR}: secret; written as is: not.
+	if sk := c.SecretKeys(web); !sk["DATABASE_URL"] || !sk["WORKERS"] || sk["DJANGO_SETTINGS_MODULE"] {
+		t.Errorf("secret keys %v: want DATABASE_URL (env_file) and WORKERS (${WORKERS}), not DJANGO_SETTINGS_MODULE", sk)
 	}
 
 	// extends, deploy.resources, a project given in liftoff's config.

@@ -28,10 +28,10 @@ func (c *Config) layers(d *Deployment, imageEnv []string) (map[string]envValue, 
 		}
 	}
 	if cm := d.Compose; cm != nil && cm.svc != nil {
-		// The compose service's environment and env_file: values may
-		// come from a file or the shell, so each is secret.
+		// The compose service's environment and env_file: a value from
+		// a file or ${VAR} is secret.
 		for k, v := range cm.svc.Env {
-			l.set(k, v, true, "compose service "+cm.svc.Service)
+			l.set(k, v, cm.svc.Secret[k], "compose service "+cm.svc.Service)
 		}
 	}
 	if e, ok := c.Environments[d.Environment]; ok && d.Environment != "" {
