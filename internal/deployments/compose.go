@@ -402,8 +402,8 @@ func checkComposeKeys(svc types.ServiceConfig, refuse func(key, why string)) {
 		}
 	}
 	if d := svc.Deploy; d != nil {
-		if d.Replicas != nil && *d.Replicas > 1 {
-			refuse("deploy.replicas", "liftoff runs one container per deployment (replicas > 1 need Swarm: see service:)")
+		if d.Replicas != nil && *d.Replicas != 1 {
+			refuse("deploy.replicas", fmt.Sprintf("%d: liftoff runs one container per deployment (more replicas need Swarm: see service:)", *d.Replicas))
 		}
 		if d.Mode != "" && d.Mode != "replicated" {
 			refuse("deploy.mode", d.Mode+": Swarm only")

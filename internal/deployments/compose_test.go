@@ -105,7 +105,7 @@ func TestComposeRefused(t *testing.T) {
 		{"keys liftoff cannot honour", "  - {name: bad, tags: [x], compose: {file: compose/shop/docker-compose.yml}}\n", []string{
 			"deployments[0].compose: compose/shop/docker-compose.yml: service bad: privileged: liftoff cannot honour it",
 			"deployments[0].compose: compose/shop/docker-compose.yml: service bad: network_mode: liftoff cannot honour it",
-			"service bad: deploy.replicas: liftoff runs one container per deployment",
+			"service bad: deploy.replicas: 3: liftoff runs one container per deployment",
 			"service bad: depends_on.db.condition: service_healthy",
 		}},
 		{"no such service", "  - {name: api, tags: [x], compose: {file: compose/shop/docker-compose.yml}}\n", []string{
