@@ -107,15 +107,25 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 		return nil, err
 	}
 	p, err := o.LoadProject(ctx)
-	if err != nil {
-		return nil, err
-	}
 	cp := &ComposeProject{p: p}
+	var rawErr error
 	if o, err := cli.NewProjectOptions([]string{path}, append(opts, cli.WithInterpolation(false), cli.WithoutEnvironmentResolution)...); err == nil {
-		cp.raw, _ = o.LoadProject(ctx)
+		cp.raw, rawErr = o.LoadProject(ctx)
+	}
+	if err != nil {
+		// compose-go's errors quote the values they could not use, and
+		// a value may come from ${VAR}, .env or an env_file: say what
+		// the file alone says, else the error without its quotes.
+		if rawErr != nil {
+			return nil, rawErr
+		}
+		return nil, errors.New(quoted.ReplaceAllString(err.Error(), "(value not shown)"))
 	}
 	return cp, nil
 }
+
+// quoted finds what an error of compose-go quotes.
+var quoted = regexp.MustCompile(`"[^"]*"`)
 
 // environ is the environment Compose interpolates the file with and
 // takes COMPOSE_* from: lookup's value of each variable the process has,
@@ -631,10 +641,10 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 	}
 }
 
-// composeLoadError is compose-go's error without the environment it may
-// quote: interpolation errors name the variable, not its value.
+// composeLoadError is compose-go's error on one line, as every error of
+// the config is (LoadCompose has taken the values out of it).
 func composeLoadError(err error) string {
-	return err.Error()
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // composeLabels are the labels Docker Compose puts on a service's first

@@ -1,6 +1,7 @@
 package deployments
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -144,5 +145,34 @@ func TestComposeProfiles(t *testing.T) {
 	d := c.Deployment("beat")
 	if !slices.Equal(d.Container.Command, []string{"celery", "-A", "shop", "beat"}) {
 		t.Errorf("command = %q", d.Container.Command)
+	}
+}
+
+func TestComposeErrorsHideSecrets(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".env", "DOTENV=FILESECRET-dotenv-value\n")
+	for _, tc := range []struct{ name, file string }{
+		{"from liftoff's environment", "services:\n  web:\n    image: acme/web\n    mem_limit: ${SECRET}\n"},
+		{"from .env", "services:\n  web:\n    image: acme/web\n    cpus: ${DOTENV}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			write("docker-compose.yml", tc.file)
+			_, err := parseString(t, head+"deployments:\n  - {name: web, tags: [x], compose: {file: "+filepath.Join(dir, "docker-compose.yml")+"}}\n")
+			if err == nil || !strings.Contains(err.Error(), "deployments[0].compose: ") {
+				t.Fatalf("error = %v", err)
+			}
+			noLeak(t, err.Error())
+			for _, part := range []string{"0f1e2d3c", "dotenv-value"} {
+				if strings.Contains(err.Error(), part) {
+					t.Errorf("error shows part of a secret: %v", err)
+				}
+			}
+		})
 	}
 }
