@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	composeloader "github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
 )
@@ -33,6 +34,9 @@ type Compose struct {
 	Project string `yaml:"project"`
 
 	svc *ComposeService // as loaded by Validate
+	// own is the deployment's container: as written, kept so that
+	// Validate, run again, sees it and not the service's.
+	own *Container
 }
 
 // Labels Docker Compose puts on the containers of a project, and reads to
@@ -104,7 +108,7 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 	}
 	o, err := cli.NewProjectOptions([]string{path}, append(slices.Clip(opts), cli.WithDiscardEnvFile)...)
 	if err != nil {
-		return nil, err
+		return nil, unquote(err)
 	}
 	p, err := o.LoadProject(ctx)
 	cp := &ComposeProject{p: p}
@@ -115,17 +119,33 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 	if err != nil {
 		// compose-go's errors quote the values they could not use, and
 		// a value may come from ${VAR}, .env or an env_file: say what
-		// the file alone says, else the error without its quotes.
+		// the file alone says (read without interpolation), else the
+		// error; either without what it quotes but the paths of keys.
 		if rawErr != nil {
-			return nil, rawErr
+			err = rawErr
 		}
-		return nil, errors.New(quoted.ReplaceAllString(err.Error(), "(value not shown)"))
+		return nil, unquote(err)
 	}
 	return cp, nil
 }
 
-// quoted finds what an error of compose-go quotes.
-var quoted = regexp.MustCompile(`"[^"]*"`)
+// unquote returns err without the values it quotes, which may be secret,
+// but for the paths of keys ('services[web].mem_limit').
+func unquote(err error) error {
+	return errors.New(quoted.ReplaceAllStringFunc(err.Error(), func(q string) string {
+		if keyPath.MatchString(q[1 : len(q)-1]) {
+			return q
+		}
+		return "(value not shown)"
+	}))
+}
+
+var (
+	// quoted finds what an error of compose-go quotes.
+	quoted = regexp.MustCompile(`"[^"]*"|'[^']*'`)
+	// keyPath matches the path of a key of the compose file.
+	keyPath = regexp.MustCompile(`^(services|networks|volumes|secrets|configs|models|include)([.\[][a-zA-Z0-9_.\[\]-]*)?$`)
+)
 
 // environ is the environment Compose interpolates the file with and
 // takes COMPOSE_* from: lookup's value of each variable the process has,
@@ -581,6 +601,10 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 		p.addf(at+".compose.file", "missing: the compose file, e.g. docker-compose.yml")
 		return
 	}
+	if pr := cm.Project; pr != "" && pr != composeloader.NormalizeProjectName(pr) {
+		p.addf(at+".compose.project", "%s: want lowercase letters, digits, - and _, starting with a letter or digit, as Compose does", p.quote(at+".compose.project", pr))
+		return
+	}
 	name := cm.Service
 	if name == "" {
 		name = d.Name
@@ -616,7 +640,11 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 	} else if n, err := reference.ParseNormalizedNamed(d.Image); err == nil && n.Name() != svc.Image {
 		p.addf(at+".image", "%s, but service %s of %s runs %s: give one of them", p.quote(at+".image", d.Image), name, cm.File, svc.Image)
 	}
-	own := d.Container
+	if cm.own == nil {
+		own := d.Container
+		cm.own = &own
+	}
+	own := *cm.own
 	for _, k := range givenContainerKeys(&own) {
 		p.addf(at+".container."+k, "comes from service %s of %s: set it there", name, cm.File)
 	}

@@ -119,6 +119,8 @@ func TestComposeRefused(t *testing.T) {
 			`deployments[0].image: "acme/other", but service web of compose/shop/docker-compose.yml runs ghcr.io/acme/shop`}},
 		{"two healthchecks", "  - {name: w, tags: [x], health: {cmd: [true]}, compose: {file: compose/shop/docker-compose.yml, service: web}}\n", []string{
 			"deployments[0].health.cmd: service web of compose/shop/docker-compose.yml has a healthcheck"}},
+		{"project name", "  - {name: w, tags: [x], compose: {file: compose/shop/docker-compose.yml, service: web, project: Shop}}\n", []string{
+			`deployments[0].compose.project: "Shop": want lowercase letters`}},
 		{"no file", "  - {name: w, tags: [x], compose: {service: web}}\n", []string{"deployments[0].compose.file: missing"}},
 		{"on a service", "  - {name: w, tags: [x], service: {}, compose: {file: compose/shop/docker-compose.yml, service: db}}\n", []string{
 			"deployments[0].compose: a service deployment takes its spec from container:"}},

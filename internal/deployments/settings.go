@@ -178,7 +178,7 @@ func checkSettings(p *problems, at string, ct *Container) {
 		up := at + ".ulimits." + name
 		u, err := parseUlimit(name, ct.Ulimits[name])
 		if err != nil {
-			p.addf(up, "%v", err)
+			p.addf(up, "%s: %v", p.quote(up, ct.Ulimits[name]), err)
 			continue
 		}
 		s.Ulimits = append(s.Ulimits, u)
@@ -308,7 +308,7 @@ var ulimitNames = []string{"core", "cpu", "data", "fsize", "locks", "memlock", "
 // -1 is unlimited.
 func parseUlimit(name, v string) (Ulimit, error) {
 	if !slices.Contains(ulimitNames, name) {
-		return Ulimit{}, fmt.Errorf("unknown limit %q: want one of %s", name, strings.Join(ulimitNames, ", "))
+		return Ulimit{}, fmt.Errorf("unknown limit: want one of %s", strings.Join(ulimitNames, ", "))
 	}
 	soft, hard, two := strings.Cut(v, ":")
 	s, err1 := strconv.ParseInt(soft, 10, 64)
@@ -319,9 +319,9 @@ func parseUlimit(name, v string) (Ulimit, error) {
 	}
 	switch {
 	case err1 != nil || err2 != nil || s < -1 || h < -1:
-		return Ulimit{}, fmt.Errorf("%q: want a number (soft and hard) or soft:hard, -1 for unlimited", v)
+		return Ulimit{}, fmt.Errorf("want a number (soft and hard) or soft:hard, -1 for unlimited")
 	case h != -1 && (s == -1 || s > h):
-		return Ulimit{}, fmt.Errorf("%q: the soft limit is above the hard one", v)
+		return Ulimit{}, fmt.Errorf("the soft limit is above the hard one")
 	}
 	return Ulimit{Name: name, Soft: s, Hard: h}, nil
 }

@@ -72,7 +72,7 @@ func TestSettingsErrors(t *testing.T) {
 		{"unknown security opt", "      security_opt: [privileged]\n", "security_opt[0]: \"privileged\": unknown option"},
 		{"extra host", "      extra_hosts: [db]\n", `deployments[0].container.extra_hosts[0]: "db": want host:ip`},
 		{"extra host ip", "      extra_hosts: [\"db:ten\"]\n", "want host:ip with an IP address or host-gateway"},
-		{"ulimit name", "      ulimits: {files: 10}\n", `deployments[0].container.ulimits.files: unknown limit "files"`},
+		{"ulimit name", "      ulimits: {files: 10}\n", `deployments[0].container.ulimits.files: "10": unknown limit: want one of core`},
 		{"ulimit order", "      ulimits: {nofile: \"10:5\"}\n", "deployments[0].container.ulimits.nofile: \"10:5\": the soft limit is above the hard one"},
 		{"tmpfs", "      tmpfs: [run]\n", `deployments[0].container.tmpfs[0]: "run": want /path[:options]`},
 		{"working dir", "      working_dir: srv\n", "deployments[0].container.working_dir: \"srv\": must be an absolute path"},
