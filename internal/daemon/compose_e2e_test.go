@@ -184,24 +184,45 @@ func TestComposeServicesOnTheEngine(t *testing.T) {
 		t.Errorf("worker env LAYER=%q STAGE=%q, want compose-worker, staging", env["LAYER"], env["STAGE"])
 	}
 
-	// A change of the compose file applies at the next deploy.
+	// A change of the compose file (its .env here, and a limit) applies
+	// at the next deploy, without a reload, as env_files do.
 	write(".env", "GREETING=bonjour\n")
-	if status, msg := d.reload(); status != http.StatusOK {
-		t.Fatalf("reload: %d %s", status, msg)
+	compose = strings.Replace(compose, "mem_limit: 128m", "mem_limit: 160m", 1)
+	write("docker-compose.yml", compose)
+	pushBoth := func(version string) map[string]deploy.Result {
+		t.Helper()
+		d.pushImage("staging", testenv.AppImage{Version: version})
+		if status, ans := d.hook("staging"); status != http.StatusAccepted || len(ans.Accepted) != 2 {
+			t.Fatalf("push: %d %+v", status, ans)
+		}
+		out := map[string]deploy.Result{}
+		for range 2 {
+			r := d.next()
+			out[r.Request.Deployment] = r
+		}
+		return out
 	}
-	d.pushImage("staging", testenv.AppImage{Version: "v2"})
-	if status, ans := d.hook("staging"); status != http.StatusAccepted || len(ans.Accepted) != 2 {
-		t.Fatalf("push: %d %+v", status, ans)
-	}
-	for range 2 {
-		if r := d.next(); r.Outcome != deploy.Succeeded {
-			t.Fatalf("deploy of %s: %s %v", r.Request.Deployment, r.Outcome, r.Err)
+	for name, r := range pushBoth("v2") {
+		if r.Outcome != deploy.Succeeded {
+			t.Fatalf("deploy of %s: %s %v", name, r.Outcome, r.Err)
 		}
 	}
 	if env := d.serving(web, "v2"); env["GREETING"] != "bonjour" {
 		t.Errorf("after the change GREETING = %q, want bonjour", env["GREETING"])
 	}
 	sameAsCompose(t, loadCompose(t, file, project), "web", d.eng.Inspect(t, web), net)
+
+	// A key liftoff cannot honour, added since: the deploy fails before
+	// anything is stopped, naming it, and v2 serves on.
+	write("docker-compose.yml", strings.Replace(compose, "    mem_limit: 160m\n", "    mem_limit: 160m\n    privileged: true\n", 1))
+	results := pushBoth("v3")
+	if r := results[web]; r.Outcome != deploy.Failed || r.Err == nil || !strings.Contains(r.Err.Error(), "service web: privileged: liftoff cannot honour it") {
+		t.Errorf("deploy of web with privileged: %s %v", r.Outcome, r.Err)
+	}
+	if r := results[worker]; r.Outcome != deploy.Succeeded {
+		t.Errorf("deploy of worker: %s %v", r.Outcome, r.Err)
+	}
+	d.serving(web, "v2")
 }
 
 // loadCompose reads the file as Docker Compose does.

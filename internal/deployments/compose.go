@@ -34,9 +34,11 @@ type Compose struct {
 	Project string `yaml:"project"`
 
 	svc *ComposeService // as loaded by Validate
-	// own is the deployment's container: as written, kept so that
-	// Validate, run again, sees it and not the service's.
-	own *Container
+	// own and ownStop are the deployment's container and stop_timeout as
+	// written, kept so that Validate run again, and Fresh, see them and
+	// not the service's.
+	own     *Container
+	ownStop time.Duration
 }
 
 // Labels Docker Compose puts on the containers of a project, and reads to
@@ -642,7 +644,7 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 	}
 	if cm.own == nil {
 		own := d.Container
-		cm.own = &own
+		cm.own, cm.ownStop = &own, d.StopTimeout
 	}
 	own := *cm.own
 	for _, k := range givenContainerKeys(&own) {
@@ -661,7 +663,7 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 	}
 	ct.ReplaceUnmanaged = own.ReplaceUnmanaged
 	d.Container = ct
-	if d.StopTimeout == 0 {
+	if d.StopTimeout = cm.ownStop; d.StopTimeout == 0 {
 		d.StopTimeout = svc.StopTimeout
 	}
 	if ct.healthcheck != nil && len(d.Health.Cmd) > 0 {
@@ -706,4 +708,44 @@ func givenContainerKeys(ct *Container) []string {
 	add("command", ct.Command != nil)
 	add("labels", len(ct.Labels) > 0)
 	return append(keys, givenSettings(ct)...)
+}
+
+// Fresh returns d with its compose service read again, as a deploy that
+// starts now must run it: like env_files, a compose file (and its .env
+// and env_files) edited since the config was loaded applies to the next
+// deploy without a reload. d is not changed. A deployment without compose
+// is returned as is. An error, naming the file, the service and the key,
+// means the file no longer gives a container this deployment can run
+// (among others: another image, another container name: those need a
+// reload, which checks the whole config).
+func (c *Config) Fresh(d *Deployment) (*Deployment, error) {
+	if d.Compose == nil || d.Compose.own == nil {
+		return d, nil
+	}
+	nd := *d
+	cm := *d.Compose
+	nd.Compose = &cm
+	p := newProblems(c.secretPaths)
+	c.applyCompose(p, d.path, &nd)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	if nd.Container.Name == "" {
+		nd.Container.Name = nd.Name
+	}
+	if nd.StopTimeout == 0 {
+		nd.StopTimeout = DefaultStopTimeout
+	}
+	at := d.path + ".container"
+	if nd.Container.Name != d.Container.Name {
+		p.addf(at+".name", "service %s of %s now names the container %s, not %s: reload liftoff's config to rename it", cm.svc.Service, cm.File, nd.Container.Name, d.Container.Name)
+	}
+	if nd.Strategy == StartFirst && len(nd.Container.Ports) > 0 {
+		p.addf(d.path+".strategy", "start-first runs two containers at once, and service %s of %s now publishes ports", cm.svc.Service, cm.File)
+	}
+	checkContainer(p, at, &nd.Container, nil)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return &nd, nil
 }

@@ -178,3 +178,44 @@ func TestComposeErrorsHideSecrets(t *testing.T) {
 		})
 	}
 }
+
+func TestComposeFresh(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "docker-compose.yml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("services:\n  web:\n    image: acme/web\n    environment: {A: one}\n")
+	c := mustParse(t, head+"deployments:\n  - {name: web, tags: [x], compose: {file: "+file+"}}\n  - {name: plain, image: acme/web, tags: [y]}\n")
+	d := c.Deployment("web")
+	if plain := c.Deployment("plain"); func() *Deployment { f, _ := c.Fresh(plain); return f }() != plain {
+		t.Error("Fresh of a deployment without compose is not the deployment itself")
+	}
+
+	write("services:\n  web:\n    image: acme/web\n    environment: {A: two}\n    stop_grace_period: 5s\n    mem_limit: 64m\n")
+	f, err := c.Fresh(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := c.Env(f, nil); !slices.Contains(env, "A=two") || f.StopTimeout != 5*time.Second || f.Container.Settings().Memory != 64<<20 {
+		t.Errorf("fresh: env %q, stop %v, settings %+v", env, f.StopTimeout, f.Container.Settings())
+	}
+	if env, _ := c.Env(d, nil); !slices.Contains(env, "A=one") || d.StopTimeout != DefaultStopTimeout {
+		t.Errorf("Fresh changed the loaded deployment: env %q, stop %v", env, d.StopTimeout)
+	}
+
+	for _, tc := range []struct{ file, want string }{
+		{"services:\n  web:\n    image: acme/other\n", `deployments[0].image: "docker.io/acme/web", but service web of ` + file + ` runs docker.io/acme/other`},
+		{"services:\n  web:\n    image: acme/web\n    container_name: web2\n", "deployments[0].container.name: service web of " + file + " now names the container web2, not web: reload"},
+		{"services:\n  web:\n    image: acme/web\n    privileged: true\n", "service web: privileged: liftoff cannot honour it"},
+		{"services:\n  web:\n    image: acme/web\n    cap_add: [NOPE]\n", `deployments[0].container.cap_add[0]: unknown capability "NOPE"`},
+	} {
+		write(tc.file)
+		if _, err := c.Fresh(d); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Fresh of\n%s: error %v\nwant %q", tc.file, err, tc.want)
+		}
+	}
+}
