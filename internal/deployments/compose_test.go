@@ -219,3 +219,43 @@ func TestComposeFresh(t *testing.T) {
 		}
 	}
 }
+
+// The project's name as Docker Compose decides it: project:, else
+// COMPOSE_PROJECT_NAME, else the file's name:, else its directory's name.
+func TestComposeProjectName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "My.Shop")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "compose.yaml")
+	for _, tc := range []struct {
+		name, top, project, envName, want string
+	}{
+		{"directory", "", "", "", "myshop"},
+		{"name:", "name: dblood\n", "", "", "dblood"},
+		{"COMPOSE_PROJECT_NAME", "name: dblood\n", "", "fromenv", "fromenv"},
+		{"project:", "name: dblood\n", "given", "fromenv", "given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(tc.top+"services:\n  web:\n    image: acme/web\n    networks: [back]\nnetworks: {back: {}}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := testEnv()
+			if tc.envName != "" {
+				env["COMPOSE_PROJECT_NAME"] = tc.envName
+			}
+			project := ""
+			if tc.project != "" {
+				project = ", project: " + tc.project
+			}
+			c, err := Parse([]byte(head+"deployments:\n  - {name: web, tags: [x], compose: {file: "+file+project+"}}\n"), "", lookupMap(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct := c.Deployment("web").Container
+			if got := ct.Labels[ComposeProjectLabel]; got != tc.want || !slices.Equal(ct.Networks, []string{tc.want + "_back"}) {
+				t.Errorf("project %q, networks %v; want %q", got, ct.Networks, tc.want)
+			}
+		})
+	}
+}
