@@ -355,6 +355,12 @@ func (cp *ComposeProject) Service(name string) (*ComposeService, error) {
 	return out, nil
 }
 
+// composeLoad is one compose file read while validating a config.
+type composeLoad struct {
+	proj *ComposeProject
+	err  error
+}
+
 // ComposeError lists what liftoff cannot honour in a compose service.
 type ComposeError struct {
 	Service  string
@@ -591,7 +597,10 @@ func composeHealth(h *types.HealthCheckConfig) *Healthcheck {
 // applyCompose reads d's compose service into d: image, container spec,
 // stop timeout, and the environment liftoff's layers go on top of. What
 // the deployment sets itself beside compose must not contradict it.
-func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
+//
+// loaded, when not nil, holds the files read so far by file and project,
+// so that a config with several services of one file reads it once.
+func (c *Config) applyCompose(p *problems, at string, d *Deployment, loaded map[[2]string]composeLoad) {
 	cm := d.Compose
 	if cm == nil {
 		if c.nullPaths[at+".compose"] {
@@ -617,7 +626,15 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment) {
 	// Without the service, the image it names is unknown: "image:
 	// missing" would only repeat the error.
 	p.done[at+".image"] = d.Image == ""
-	proj, err := LoadCompose(ctx, file, cm.Project, c.lookup)
+	key := [2]string{file, cm.Project}
+	l, ok := loaded[key]
+	if !ok {
+		l.proj, l.err = LoadCompose(ctx, file, cm.Project, c.lookup)
+		if loaded != nil {
+			loaded[key] = l
+		}
+	}
+	proj, err := l.proj, l.err
 	if err != nil {
 		p.addf(at+".compose", "%s: %s", cm.File, composeLoadError(err))
 		return
@@ -726,7 +743,7 @@ func (c *Config) Fresh(d *Deployment) (*Deployment, error) {
 	cm := *d.Compose
 	nd.Compose = &cm
 	p := newProblems(c.secretPaths)
-	c.applyCompose(p, d.path, &nd)
+	c.applyCompose(p, d.path, &nd, nil)
 	if err := p.err(); err != nil {
 		return nil, err
 	}

@@ -259,3 +259,27 @@ func TestComposeProjectName(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkComposeFresh is what each deploy of a compose deployment adds:
+// reading the fixture's file (anchors, extends, .env, env_file) again.
+func BenchmarkComposeFresh(b *testing.B) {
+	c, err := Parse([]byte(head+"deployments:"+shopDeployments), "testdata", lookupMap(testEnv()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := c.Deployment("shop-web")
+	for b.Loop() {
+		if _, err := c.Fresh(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkComposeLoad is loading a config of two services of one file.
+func BenchmarkComposeLoad(b *testing.B) {
+	for b.Loop() {
+		if _, err := Parse([]byte(head+"deployments:"+shopDeployments), "testdata", lookupMap(testEnv())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

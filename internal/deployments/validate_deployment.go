@@ -18,6 +18,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 	containers := map[string]int{}       // engine/container name → index
 	published := map[string][]hostPort{} // by engine
 	listens := c.listenAddrs()
+	composes := map[[2]string]composeLoad{}
 	for i := range c.Deployments {
 		d := &c.Deployments[i]
 		dp := fmt.Sprintf("deployments[%d]", i)
@@ -30,7 +31,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 			names[d.Name] = i
 		}
 
-		c.applyCompose(p, dp, d)
+		c.applyCompose(p, dp, d, composes)
 		repos[i] = normalizeImage(p, dp+".image", d)
 		d.rules, d.rulesText = parseTagRules(p, dp, d.Tags)
 
