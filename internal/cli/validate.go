@@ -9,6 +9,7 @@ import (
 
 type validateCmd struct {
 	Config string `default:"liftoff.yaml" placeholder:"FILE" help:"Config file to check. Default: ${default}."`
+	Print  bool   `help:"Also print each deployment's container as liftoff will run it (a compose service's included), as YAML; secret values are not shown."`
 }
 
 func (c *validateCmd) Help() string {
@@ -16,7 +17,9 @@ func (c *validateCmd) Help() string {
 files, tag rules, names, policies on what the config itself sets), without
 contacting Docker or any registry; says what only a deploy can check.
 Prints every problem, each naming its field; exits 0 if the file is valid,
-2 if not.`
+2 if not. With --print, also prints each deployment's container as a
+deploy will create it: the compose service read, liftoff's env layered on
+top (image ENV aside), the settings as the Engine API takes them.`
 }
 
 func (c *validateCmd) Run(in *invocation) error {
@@ -31,6 +34,9 @@ func (c *validateCmd) Run(in *invocation) error {
 	fmt.Fprintln(in.Stdout, "checked against the environments' require/forbid policies at every deploy, before anything is stopped.")
 	for _, w := range cfg.ValidatePolicies() {
 		fmt.Fprintf(in.Stdout, "warning: %s\n", w)
+	}
+	if c.Print {
+		return printDeployments(in.Stdout, cfg)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package deploy
 import (
 	"errors"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // ErrNotFound is returned by Runtime methods when the container, image or tag
@@ -123,6 +125,10 @@ type Spec struct {
 	Restart  string   // "", "no", "always", "unless-stopped", "on-failure[:N]"
 	// Healthcheck, if set, replaces the image's HEALTHCHECK.
 	Healthcheck *Healthcheck
+	// Settings are the rest of docker run's (limits, logging, user...).
+	// The container carries them, so a rollback or repair that renames it
+	// back keeps them.
+	Settings deployments.Settings
 }
 
 // Healthcheck is a Docker health check: Test is ["CMD", args...] or

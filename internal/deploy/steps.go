@@ -142,6 +142,12 @@ func (a *attempt) prepare() (Outcome, error) {
 		if err != nil {
 			return err
 		}
+		// A compose file edited since the config was loaded applies now.
+		d, err := a.cfg.Fresh(a.d)
+		if err != nil {
+			return err
+		}
+		a.d = d
 		env, err := a.cfg.Env(a.d, imageEnv)
 		if err != nil {
 			return err
@@ -197,6 +203,7 @@ func (a *attempt) newSpec(env []string) Spec {
 		Networks: d.Container.Networks,
 		Aliases:  d.Container.Aliases,
 		Restart:  d.Container.Restart,
+		Settings: d.Container.Settings(),
 	}
 	if d.Proxy != nil {
 		s.Ports = proxyPort(d)

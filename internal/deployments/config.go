@@ -174,6 +174,10 @@ type Deployment struct {
 	// files. Read at each deploy.
 	SecretFiles map[string]string `yaml:"secret_files"`
 	Container   Container         `yaml:"container"`
+	// Compose, if set, reads the container spec (and the image's
+	// repository, the stop timeout and an environment under liftoff's)
+	// from a service of a compose file instead of Container.
+	Compose *Compose `yaml:"compose"`
 
 	// StopTimeout is how long a stop waits before killing (default 10s).
 	StopTimeout time.Duration `yaml:"stop_timeout"`
@@ -252,6 +256,30 @@ type Container struct {
 	Command          []string          `yaml:"command"`
 	Labels           map[string]string `yaml:"labels"`
 	ReplaceUnmanaged bool              `yaml:"replace_unmanaged"`
+
+	// The settings below are docker run's, with Compose's names; Validate
+	// parses them into Settings (see settings.go).
+	Memory            string            `yaml:"memory"`             // --memory: 512m, 2g
+	MemoryReservation string            `yaml:"memory_reservation"` // --memory-reservation
+	CPUs              float64           `yaml:"cpus"`               // --cpus: 1.5
+	PidsLimit         int64             `yaml:"pids_limit"`         // --pids-limit; -1: unlimited
+	ShmSize           string            `yaml:"shm_size"`           // --shm-size
+	Logging           *Logging          `yaml:"logging"`            // default: json-file, max-size 10m, max-file 3
+	User              string            `yaml:"user"`               // --user: user[:group]
+	WorkingDir        string            `yaml:"working_dir"`        // --workdir
+	StopSignal        string            `yaml:"stop_signal"`        // --stop-signal
+	Entrypoint        []string          `yaml:"entrypoint"`         // --entrypoint, as a list
+	Init              bool              `yaml:"init"`               // --init
+	ReadOnly          bool              `yaml:"read_only"`          // --read-only
+	Tmpfs             []string          `yaml:"tmpfs"`              // --tmpfs: /path[:options]
+	CapAdd            []string          `yaml:"cap_add"`            // --cap-add: NET_ADMIN, ALL
+	CapDrop           []string          `yaml:"cap_drop"`           // --cap-drop
+	SecurityOpt       []string          `yaml:"security_opt"`       // --security-opt
+	ExtraHosts        []string          `yaml:"extra_hosts"`        // --add-host: host:ip
+	Ulimits           map[string]string `yaml:"ulimits"`            // --ulimit: nofile: "1024:2048"
+
+	settings    Settings     // parsed by Validate
+	healthcheck *Healthcheck // a compose service's, set by Validate
 }
 
 // Credentials authenticate pulls from one registry. The zero value means

@@ -17,7 +17,7 @@ type envValue struct {
 }
 
 // layers builds d's environment, later layers winning: image ENV <
-// environment.env < environment.env_files < d.env < d.env_files <
+// the compose service's environment < environment.env < environment.env_files < d.env < d.env_files <
 // d.secret_files. It goes on past an unreadable file, so that SecretKeys
 // still sees the rest; the error names every file that failed.
 func (c *Config) layers(d *Deployment, imageEnv []string) (map[string]envValue, error) {
@@ -25,6 +25,13 @@ func (c *Config) layers(d *Deployment, imageEnv []string) (map[string]envValue, 
 	for _, kv := range imageEnv {
 		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
 			l.set(k, v, false, "image")
+		}
+	}
+	if cm := d.Compose; cm != nil && cm.svc != nil {
+		// The compose service's environment and env_file: a value from
+		// a file or ${VAR} is secret.
+		for k, v := range cm.svc.Env {
+			l.set(k, v, cm.svc.Secret[k], "compose service "+cm.svc.Service)
 		}
 	}
 	if e, ok := c.Environments[d.Environment]; ok && d.Environment != "" {

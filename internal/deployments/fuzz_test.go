@@ -42,6 +42,8 @@ func FuzzParse(f *testing.F) {
 		"environments: {p: {backup: {command: [\"${C}\"], image: \"${I:-postgres:16@sha256:0123456789012345678901234567890123456789012345678901234567890123}\", timeout: ${T}}}}\n",
 		"environments: {p: {backup: }}\ndeployments: [{name: ab, image: a/b, tags: [x], release: {}}]\n",
 		"deployments: [{name: ab, image: a/b, tags: [x], promote_from: cd, release: {command: [m], timeout: ${T:-1m}}}, {name: cd, image: a/b, tags: [y], promote_from: ab}]\n",
+		"deployments: [{name: web, tags: [x], env: {A: \"${A}\"}, compose: {file: compose/shop/docker-compose.yml, project: \"${P:-p}\"}}, {name: w, tags: [y], compose: {file: compose/shop/docker-compose.yml, service: worker}}]\n",
+		"deployments: [{name: ab, image: a/b, tags: [x], container: {memory: \"${M}\", cpus: 1.5, ulimits: {nofile: \"${N}\"}, extra_hosts: [\"${H}\"], cap_add: [\"${C}\"], logging: {driver: json-file, options: {max-size: \"${S}\"}}}}]\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -95,6 +95,13 @@ func (c *Config) checkService(p *problems, at string, d *Deployment, strategyGiv
 	if d.Container.ReplaceUnmanaged {
 		p.addf(dp+".container.replace_unmanaged", "applies to containers, not to services")
 	}
+	if d.Compose != nil {
+		p.addf(dp+".compose", "a service deployment takes its spec from container: (a compose service becomes a container)")
+		return
+	}
+	for _, k := range givenSettings(&d.Container) {
+		p.addf(dp+".container."+k, "applies to containers: liftoff does not set it on a service's tasks")
+	}
 	if d.Health.URL != "" {
 		p.addf(dp+".health.url", "a service's tasks are checked by Swarm: use health.cmd (it becomes the service's healthcheck)")
 	}

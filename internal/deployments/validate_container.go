@@ -83,6 +83,7 @@ func checkContainer(p *problems, at string, ct *Container, published []hostPort)
 			p.addf(at+".labels", "%q: liftoff.* labels are liftoff's own (they tell which containers it manages)", k)
 		}
 	}
+	checkSettings(p, at, ct)
 	return published
 }
 

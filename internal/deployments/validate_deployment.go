@@ -19,6 +19,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 	published := map[string][]hostPort{} // by engine
 	listens := c.listenAddrs()
 	c.checkFrontDoor(p, listens)
+	composes := map[[2]string]composeLoad{}
 	for i := range c.Deployments {
 		d := &c.Deployments[i]
 		dp := fmt.Sprintf("deployments[%d]", i)
@@ -31,6 +32,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 			names[d.Name] = i
 		}
 
+		c.applyCompose(p, dp, d, composes)
 		repos[i] = normalizeImage(p, dp+".image", d)
 		d.rules, d.rulesText = parseTagRules(p, dp, d.Tags)
 

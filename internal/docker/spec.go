@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // containerConfig turns spec into the three parts of a create request. The
@@ -64,6 +65,7 @@ func containerConfig(spec deploy.Spec) (*container.Config, *container.HostConfig
 			host.Binds = append(host.Binds, v)
 		}
 	}
+	applySettings(cfg, host, spec.Settings)
 	var nw *network.NetworkingConfig
 	switch {
 	case len(spec.Networks) > 0:
@@ -139,4 +141,43 @@ func restartPolicy(s string) (container.RestartPolicy, error) {
 		return p, fmt.Errorf("restart %q: only on-failure takes a retry count", s)
 	}
 	return p, nil
+}
+
+// applySettings sets the fields docker run sets for each of s: what
+// `docker run --memory 512m --user app ...` would send.
+func applySettings(cfg *container.Config, host *container.HostConfig, s deployments.Settings) {
+	cfg.User = s.User
+	cfg.WorkingDir = s.WorkingDir
+	cfg.StopSignal = s.StopSignal
+	if s.Entrypoint != nil {
+		cfg.Entrypoint = s.Entrypoint
+	}
+	if h := s.Healthcheck; h != nil && cfg.Healthcheck == nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	host.Memory = s.Memory
+	host.MemoryReservation = s.MemoryReservation
+	host.NanoCPUs = s.NanoCPUs
+	if s.PidsLimit != 0 {
+		n := s.PidsLimit
+		host.PidsLimit = &n
+	}
+	host.ShmSize = s.ShmSize
+	if s.LogDriver != "" {
+		host.LogConfig = container.LogConfig{Type: s.LogDriver, Config: s.LogOptions}
+	}
+	if s.Init {
+		t := true
+		host.Init = &t
+	}
+	host.ReadonlyRootfs = s.ReadOnly
+	host.Tmpfs = s.Tmpfs
+	host.CapAdd = s.CapAdd
+	host.CapDrop = s.CapDrop
+	host.SecurityOpt = s.SecurityOpt
+	host.ExtraHosts = s.ExtraHosts
+	for _, u := range s.Ulimits {
+		host.Ulimits = append(host.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
 }
