@@ -71,6 +71,9 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 	if d.Service != nil {
 		return e.repairService(ctx, log, d, self) // no container plans: Swarm owns its tasks
 	}
+	if d.HasProcesses() {
+		return e.repairApp(ctx, log, d, self) // each process's containers, then the app's records
+	}
 	recs, err := e.interrupted(ctx, d.Name, self)
 	if err != nil {
 		return false, err
