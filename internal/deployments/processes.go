@@ -149,6 +149,7 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 			}
 		}
 		if pr.Health != nil {
+			pr.Health.fillDefaults()
 			checkHealth(p, at+".health", pr.Health)
 		}
 	}
@@ -237,9 +238,7 @@ func (d *Deployment) unit(name string, n int, pr Process) *Deployment {
 	}
 	u.Container = ct
 	if pr.Health != nil {
-		h := *pr.Health
-		h.fillDefaults()
-		u.Health = h
+		u.Health = *pr.Health
 	}
 	return &u
 }
