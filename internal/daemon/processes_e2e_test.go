@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -139,6 +140,30 @@ func TestAppOfProcesses(t *testing.T) {
 		t.Errorf("the web's v3 swap in the API: %v", web)
 	}
 	d.noOneOffs()
+
+	// The API and the CLI show the app as one deployment with its
+	// processes, each with its container and digest.
+	got := d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, "")
+	ps, _ := got["processes"].([]any)
+	v2digest := d.eng.Inspect(t, app+"-web-1").Config.Labels[deploy.LabelDigest]
+	var names []string
+	for _, p := range ps {
+		p := p.(map[string]any)
+		run, _ := p["running"].(map[string]any)
+		if run["digest"] != v2digest || run["state"] != "running" {
+			t.Errorf("process %v in the API: want running the v2 digest", p)
+		}
+		names = append(names, fmt.Sprintf("%v.%v %v", p["process"], p["replica"], run["container"]))
+	}
+	if want := []string{"web.1 " + app + "-web-1", "worker.1 " + app + "-worker-1", "worker.2 " + app + "-worker-2", "beat.1 " + app + "-beat-1"}; !slices.Equal(names, want) {
+		t.Errorf("the API's processes %v, want %v (in swap order)", names, want)
+	}
+	out := d.liftoffCLI(tokRead, "status", app)
+	for _, line := range []string{"web.1", "worker.2", "beat.1"} {
+		if out.code != 0 || !strings.Contains(out.stdout, "  "+line) {
+			t.Errorf("liftoff status %s lacks a line for %s:\n%s", app, line, out)
+		}
+	}
 
 	// The same digest again: nothing to do.
 	d.push("staging", "v2")

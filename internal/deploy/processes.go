@@ -313,3 +313,47 @@ func (e *Engine) proveApp(ctx context.Context, d *deployments.Deployment) error 
 	}
 	return errors.Join(errs...)
 }
+
+// Process is what runs as one replica of an app's process.
+type Process struct {
+	Process   string
+	Replica   int
+	Container *Container // nil: none
+}
+
+// Processes returns what runs as each replica of each process of an app,
+// in swap order; nil for a deployment without processes.
+func (e *Engine) Processes(ctx context.Context, deployment string) ([]Process, error) {
+	d := e.opts.Config().Deployment(deployment)
+	if d == nil || !d.HasProcesses() {
+		return nil, nil
+	}
+	var ps []Process
+	for _, u := range d.Units() {
+		p := Process{Process: u.Process, Replica: u.Replica}
+		c, err := e.inspect(ctx, u.Deployment, u.Deployment.ContainerName())
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			p.Container = &c
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+// runningApp is Running of an app: its first container found.
+func (e *Engine) runningApp(ctx context.Context, d *deployments.Deployment) (*Container, error) {
+	ps, err := e.Processes(ctx, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.Container != nil {
+			return p.Container, nil
+		}
+	}
+	return nil, nil
+}
