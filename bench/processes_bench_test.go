@@ -23,11 +23,11 @@ import (
 // finished, or the last of the three); web-serving-ms is webhook → the web
 // answers with the new version on its port.
 func BenchmarkAppOfProcesses(b *testing.B) {
-	const single = `  - name: %[1]s-%[3]s
-    image: %[2]s
+	const single = `  - name: {name}-%[1]s
+    image: {repo}
     tags: [staging]
     environment: bench
-    container: {command: [%[3]s]}
+    container: {command: [%[1]s]}
 `
 	for _, c := range []struct {
 		name    string
@@ -44,7 +44,7 @@ func BenchmarkAppOfProcesses(b *testing.B) {
 		{"three-deployments", 3, func(port int) target {
 			more := ""
 			for _, p := range []string{"worker", "beat"} {
-				more += fmt.Sprintf(single, "%[1]s", "%[2]s", p)
+				more += fmt.Sprintf(single, p)
 			}
 			return target{strategy: "stop-first", port: port, extra: "      command: [web]\n", more: more}
 		}},
