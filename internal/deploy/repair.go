@@ -191,7 +191,9 @@ func (e *Engine) finishInterrupted(ctx context.Context, d *deployments.Deploymen
 		if err := j.Finish(ctx, r.ID, r, last && settle); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
-		e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
+		if e.opts.Config().Unit(d.Name) == nil { // a process's swap counts in its app's deploy
+			e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
+		}
 	}
 	return nil
 }
