@@ -170,6 +170,23 @@ func TestAppOfProcesses(t *testing.T) {
 	if r := d.deploy("staging"); r.Outcome != deploy.Unchanged {
 		t.Errorf("v2 again: %s %v, want unchanged", r.Outcome, r.Err)
 	}
+
+	// One worker fewer: the next deploy removes worker-2 once the others
+	// run the new version.
+	d.rewrite(strings.NewReplacer("DATADIR", data, "ORDER", "order: [web, worker, beat]", "scale: 2", "scale: 1").Replace(appConfig))
+	if status, why := d.reload(); status != 200 {
+		t.Fatalf("reload: %d %s", status, why)
+	}
+	d.push("staging", "v4")
+	d.deployOK("staging")
+	var want []string
+	for _, c := range []string{"beat-1", "web-1", "worker-1"} {
+		want = append(want, app+"-"+c+" running")
+		d.serving(app+"-"+c, "v4")
+	}
+	if got := d.eng.Containers(t, d.prefix); !slices.Equal(got, want) {
+		t.Errorf("containers after scale 1: %v, want %v", got, want)
+	}
 }
 
 func maps2Equal(a, b map[string]string) bool {

@@ -129,7 +129,46 @@ func (a *attempt) appSwap() (Outcome, error) {
 		// left (an old container to retire) reconcile finishes.
 		return Failed, errors.Join(errs...)
 	}
+	a.retire()
 	return Succeeded, nil
+}
+
+// retire removes, once every unit runs the new version, the containers of
+// processes or replicas the configuration no longer has (a process
+// removed, a lower scale): left, they would run the old version for good.
+// It needs a runtime that lists containers (the docker adapter does); a
+// container it could not remove is tried again at the next deploy.
+func (a *attempt) retire() {
+	l, ok := a.rt.(lister)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), a.stopTimeout()+a.e.opts.OpTimeout)
+	defer cancel()
+	cs, err := l.List(ctx, map[string]string{LabelManaged: "true", LabelApp: a.d.Name})
+	if err != nil {
+		a.log.Warn().Err(err).Msg("could not list the app's containers to remove those of processes no longer configured")
+		return
+	}
+	units := map[string]bool{}
+	for _, u := range a.d.Units() {
+		units[u.Deployment.Name] = true
+	}
+	for _, c := range cs {
+		if units[c.Labels[LabelDeployment]] {
+			continue
+		}
+		a.log.Info().Str("container", c.Name).Str("unit", c.Labels[LabelDeployment]).
+			Msg("removing the container of a process or replica no longer in the configuration")
+		if c.Running {
+			if err := a.rt.Stop(ctx, c.ID, a.d.StopTimeout); err != nil && !errors.Is(err, ErrNotFound) {
+				a.log.Warn().Err(err).Str("container", c.Name).Msg("could not stop it; removing it")
+			}
+		}
+		if err := a.rt.Remove(ctx, c.ID); err != nil {
+			a.log.Warn().Err(err).Str("container", c.Name).Msg("could not remove it; the next deploy tries again")
+		}
+	}
 }
 
 // undoUnits rolls back the units held (last first) after failure cause

@@ -318,3 +318,44 @@ func TestAppReconcileAfterCrashAtEveryStep(t *testing.T) {
 		})
 	}
 }
+
+// TestAppRetiresProcessesNoLongerConfigured: after a lower scale and a
+// process removed, the next deploy that succeeds removes their containers,
+// the set-aside ones too; a failed one leaves them.
+func TestAppRetiresProcessesNoLongerConfigured(t *testing.T) {
+	t.Parallel()
+	cfg := appLoad(t)
+	rt, j := newRCJournalRuntime()
+	e := newRCEngine(t, cfg, rt, j, nil)
+	rt.push("docker.io/acme/shop:latest", "sha256:v1")
+	if r := e.deploy(t, "shop"); r.Outcome != Succeeded {
+		t.Fatalf("v1: %s %v", r.Outcome, r.Err)
+	}
+	// A leftover of another app, and an unmanaged container, stay.
+	rt.add(Container{Name: "other-worker-2", Running: true, Labels: map[string]string{LabelManaged: "true", LabelApp: "other", LabelDeployment: "other/worker.2"}})
+	rt.add(Container{Name: "shop-extra", Running: true})
+
+	smaller, err := deployments.Parse([]byte(strings.Replace(appConfig, "worker: {command: [worker], scale: 2}", "cron: {command: [cron]}", 1)),
+		t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := newRCEngine(t, smaller, rt, j, nil)
+	rt.push("docker.io/acme/shop:latest", "sha256:v2-exits")
+	rt.exitOnStart["v2-exits"] = 1
+	if r := e2.deploy(t, "shop"); r.Outcome != Failed || !strings.Contains(r.Err.Error(), "process cron") {
+		t.Fatalf("v2-exits: %s %v, want failed in the new cron", r.Outcome, r.Err)
+	}
+	if _, ok := rt.get("shop-worker-2"); !ok {
+		t.Error("a failed deploy removed worker-2")
+	}
+	rt.push("docker.io/acme/shop:latest", "sha256:v3")
+	if r := e2.deploy(t, "shop"); r.Outcome != Succeeded {
+		t.Fatalf("v3: %s %v", r.Outcome, r.Err)
+	}
+	got := rcNames(rt)
+	want := []string{"other-worker-2(running)", "shop-cron-1(running)", "shop-extra(running)", "shop-web-1(running)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("containers %v, want %v: the workers gone, cron new, the others untouched", got, want)
+	}
+}
