@@ -241,8 +241,15 @@ func (a *attempt) unitAttempt(u deployments.Unit, cur *Container) (*attempt, err
 }
 
 // finishUnit records how a unit's swap ended, unless it was left half done
-// (then the app's record stays unfinished too, for reconcile).
+// (then the app's record stays unfinished too, for reconcile), and makes a
+// unit left down the app's.
 func (a *attempt) finishUnit(ua *attempt, o Outcome, err error) {
+	if why, down := a.e.Down()[ua.d.Name]; down {
+		// Its previous container failed its gate again: the app is down
+		// (Watch repairs the app, not the unit).
+		a.e.clearDown(ua.d.Name)
+		a.e.setDown(a.d.Name, fmt.Errorf("process %s: %w", ua.d.Name, why))
+	}
 	if ua.unrepaired {
 		a.unrepaired = true
 		return

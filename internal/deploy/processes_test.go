@@ -359,3 +359,49 @@ func TestAppRetiresProcessesNoLongerConfigured(t *testing.T) {
 		t.Errorf("containers %v, want %v: the workers gone, cron new, the others untouched", got, want)
 	}
 }
+
+// TestAppDownWhenARollbackFails: the web cannot be created and the
+// workers' previous containers no longer start: the app (not a process)
+// is down, and a later deploy that succeeds clears it.
+func TestAppDownWhenARollbackFails(t *testing.T) {
+	t.Parallel()
+	cfg := appLoad(t)
+	rt, j := newRCJournalRuntime()
+	e := newRCEngine(t, cfg, rt, j, nil)
+	rt.push("docker.io/acme/shop:latest", "sha256:v1")
+	if r := e.deploy(t, "shop"); r.Outcome != Succeeded {
+		t.Fatalf("v1: %s %v", r.Outcome, r.Err)
+	}
+	rt.mu.Lock()
+	rt.exitOnStart["sha256:v1"] = 1
+	rt.fail = func(op, arg string) error {
+		if op == "create" && arg == "shop-web-1" {
+			return errors.New("no room")
+		}
+		return nil
+	}
+	rt.mu.Unlock()
+	rt.push("docker.io/acme/shop:latest", "sha256:v2")
+	if r := e.deploy(t, "shop"); r.Outcome != Failed {
+		t.Fatalf("v2: %s %v, want failed", r.Outcome, r.Err)
+	}
+	down := e.Down()
+	if why, ok := down["shop"]; !ok || !strings.Contains(why.Error(), "shop/worker.") {
+		t.Errorf("down %v, want the app, naming a worker", down)
+	}
+	for name := range down {
+		if name != "shop" {
+			t.Errorf("%s is down on its own: a process's state is its app's", name)
+		}
+	}
+	rt.mu.Lock()
+	rt.fail = nil
+	rt.mu.Unlock()
+	rt.push("docker.io/acme/shop:latest", "sha256:v3")
+	if r := e.deploy(t, "shop"); r.Outcome != Succeeded {
+		t.Fatalf("v3: %s %v", r.Outcome, r.Err)
+	}
+	if len(e.Down()) != 0 {
+		t.Errorf("still down after a deploy that succeeded: %v", e.Down())
+	}
+}
