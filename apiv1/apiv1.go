@@ -37,6 +37,19 @@ type Deployment struct {
 	// Poll is how liftoff polls the deployment's registry for new
 	// digests; absent for a deployment that is not polled.
 	Poll *Poll `json:"poll,omitempty"`
+	// Processes are what runs as each replica of each process of an app
+	// of several processes, in the order a deploy swaps them; absent for
+	// a deployment without processes (then Running is its container; for
+	// an app, Running is its first process's).
+	Processes []Process `json:"processes,omitempty"`
+}
+
+// Process is one replica of a process of an app: what runs as it (null:
+// no container).
+type Process struct {
+	Process string   `json:"process"`
+	Replica int      `json:"replica"`
+	Running *Running `json:"running"`
 }
 
 // Poll is what the polls of a deployment's tags did last (poll.interval in

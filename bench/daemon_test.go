@@ -53,6 +53,10 @@ type target struct {
 	// proxy, if not 0, puts liftoff's proxy in front, listening on
 	// 127.0.0.1:proxy.
 	proxy int
+	// extra, if set, is YAML added to the deployment (its lines indented
+	// by four spaces), then more to the deployments list: {name} in either
+	// is the name, {repo} the repository.
+	extra, more string
 }
 
 // proxyMissing begins the skip message of a benchmark of the proxy mode
@@ -96,6 +100,7 @@ func startDaemon(tb testing.TB, reg *testenv.Reg, name string, t target) *daemon
 	if t.proxy != 0 {
 		fmt.Fprintf(&c, "    proxy: {listen: \"127.0.0.1:%d\", port: %d, drain_timeout: 10s}\n", t.proxy, testenv.AppPort)
 	}
+	c.WriteString(strings.NewReplacer("{name}", name, "{repo}", d.repo).Replace(t.extra + t.more))
 	path := filepath.Join(dir, "liftoff.yaml")
 	if err := os.WriteFile(path, []byte(c.String()), 0o600); err != nil {
 		tb.Fatal(err)

@@ -20,7 +20,9 @@ PENDING (a push awaits approval), HELD (a push waits for resume), DOWN (no
 container passes its health gate). Each mark is explained under the table.
 With DEPLOYMENT, that line, how its registry is polled (if it is: every
 how long, the last poll and what the registry answered, the next), and its
-newest deploys. Needs the read scope.`
+newest deploys. An app of several processes has a line under it per
+replica of each process (process.replica), in the order a deploy swaps
+them. Needs the read scope.`
 }
 
 func (c *statusCmd) Run(s *session) error {
@@ -56,16 +58,7 @@ func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 	fmt.Fprintln(tw, "ENVIRONMENT\tDEPLOYMENT\tTAG\tDIGEST\tSINCE\tSTATE\tLAST\t")
 	var notes []string
 	for _, d := range ds {
-		tag, digest, since, state := "-", "-", "-", "not running"
-		if r := d.Running; r != nil {
-			tag, digest, state = orDash(r.Tag), orDash(apiv1.ShortDigest(r.Digest)), orDash(r.State)
-			if r.Health != "" && r.Health != "none" {
-				state += "/" + r.Health
-			}
-			if r.Since != nil {
-				since = ago(now, *r.Since)
-			}
-		}
+		tag, digest, since, state := runningCells(now, d.Running)
 		if e := d.EngineError; e != nil && d.Running == nil {
 			state = "unknown"
 			notes = append(notes, fmt.Sprintf("%s: what runs is unknown: %s", d.Name, trimText(*e, 200)))
@@ -115,6 +108,11 @@ func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Environment), d.Name, tag, digest, since, state, last,
 			strings.Join(marks, " "))
+		// An app of several processes: a line per replica of each.
+		for _, p := range d.Processes {
+			tag, digest, since, state := runningCells(now, p.Running)
+			fmt.Fprintf(tw, "\t  %s.%d\t%s\t%s\t%s\t%s\t\t\n", p.Process, p.Replica, tag, digest, since, state)
+		}
 	}
 	tw.Flush()
 	if len(notes) > 0 {
@@ -138,4 +136,19 @@ func pollText(now time.Time, p apiv1.Poll) string {
 		t += "; next " + ago(now, *p.Next)
 	}
 	return t
+}
+
+// runningCells are the TAG, DIGEST, SINCE and STATE of what runs.
+func runningCells(now time.Time, r *apiv1.Running) (tag, digest, since, state string) {
+	tag, digest, since, state = "-", "-", "-", "not running"
+	if r != nil {
+		tag, digest, state = orDash(r.Tag), orDash(apiv1.ShortDigest(r.Digest)), orDash(r.State)
+		if r.Health != "" && r.Health != "none" {
+			state += "/" + r.Health
+		}
+		if r.Since != nil {
+			since = ago(now, *r.Since)
+		}
+	}
+	return tag, digest, since, state
 }

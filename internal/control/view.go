@@ -45,8 +45,20 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 		engineErr = fmt.Errorf("%w: container engine: %v", ErrUnavailable, err)
 	}
 	if c != nil {
-		v.Running = &apiv1.Running{Container: c.Name, ID: c.ID, Tag: c.Labels[deploy.LabelTag], Digest: c.Labels[deploy.LabelDigest],
-			Since: timePtr(c.StartedAt), State: c.Status, Health: c.Health}
+		v.Running = runningView(c)
+	}
+	if pe, ok := s.engine.(processEngine); ok && d.HasProcesses() && engineErr == nil {
+		ps, err := pe.Processes(ctx, d.Name)
+		if err != nil {
+			engineErr = fmt.Errorf("%w: container engine: %v", ErrUnavailable, err)
+		}
+		for _, p := range ps {
+			pv := apiv1.Process{Process: p.Process, Replica: p.Replica}
+			if p.Container != nil {
+				pv.Running = runningView(p.Container)
+			}
+			v.Processes = append(v.Processes, pv)
+		}
 	}
 	if why, down := s.engine.Down()[d.Name]; down {
 		msg := why.Error()
@@ -75,6 +87,17 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 	}
 	v.Poll = s.pollView(d)
 	return v, last, engineErr
+}
+
+// processEngine is the engine of an app of several processes: the
+// deploy engine has it; fakes need not.
+type processEngine interface {
+	Processes(ctx context.Context, deployment string) ([]deploy.Process, error)
+}
+
+func runningView(c *deploy.Container) *apiv1.Running {
+	return &apiv1.Running{Container: c.Name, ID: c.ID, Tag: c.Labels[deploy.LabelTag], Digest: c.Labels[deploy.LabelDigest],
+		Since: timePtr(c.StartedAt), State: c.Status, Health: c.Health}
 }
 
 // pollView is what the polls of d did, nil if d is not polled. A

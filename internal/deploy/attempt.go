@@ -67,6 +67,10 @@ type attempt struct {
 	// unfinished in the journal, so that reconcile finishes or undoes it
 	// (and the push is deployed again) as it would after a crash.
 	unrepaired bool
+
+	// An app of several processes (processes.go).
+	hold    bool         // a process's swap: stop after the gate (and publish); the app cleans up
+	unitCur []*Container // what runs as each unit before the deploy, in Units order
 }
 
 // run performs one deploy of q's deployment and records its outcome.

@@ -238,7 +238,9 @@ func deploymentEngine(config func() *deployments.Config, name string) string {
 }
 
 // Running returns the container that runs as the deployment (in whatever
-// state it is), or nil when there is none.
+// state it is), or nil when there is none; for an app of several
+// processes, the first one found in swap order (they all run one
+// version: see Processes for each).
 func (e *Engine) Running(ctx context.Context, deployment string) (*Container, error) {
 	d := e.opts.Config().Deployment(deployment)
 	if d == nil {
@@ -246,6 +248,9 @@ func (e *Engine) Running(ctx context.Context, deployment string) (*Container, er
 	}
 	if d.Service != nil {
 		return e.runningService(ctx, d)
+	}
+	if d.HasProcesses() {
+		return e.runningApp(ctx, d)
 	}
 	c, err := e.inspect(ctx, d, d.ContainerName())
 	switch {

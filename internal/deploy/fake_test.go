@@ -319,3 +319,24 @@ func (f *fakeRuntime) RunOnce(ctx context.Context, spec OneOff) (OneOffResult, e
 }
 
 var _ Runtime = (*fakeRuntime)(nil)
+
+// List returns the containers that carry all of labels ("" matches any
+// value), as the docker adapter's List.
+func (f *fakeRuntime) List(ctx context.Context, labels map[string]string) ([]Container, error) {
+	if err := f.call("list", ""); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Container
+next:
+	for _, c := range f.containers {
+		for k, v := range labels {
+			if got, ok := c.Labels[k]; !ok || v != "" && got != v {
+				continue next
+			}
+		}
+		out = append(out, *c)
+	}
+	return out, nil
+}

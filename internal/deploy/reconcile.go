@@ -49,7 +49,8 @@ func (e *Engine) Reconcile(ctx context.Context, engines ...string) error {
 		// Deploys of deployments no longer configured are closed, their
 		// containers left alone (removing a deployment never deletes).
 		for _, r := range recs {
-			if cfg.Deployment(r.Deployment) == nil && !e.Busy(r.Deployment) {
+			// A process's records are its app's to repair (processes.go).
+			if cfg.Deployment(r.Deployment) == nil && cfg.Unit(r.Deployment) == nil && !e.Busy(r.Deployment) {
 				r.Outcome, r.Ended = Failed, e.opts.Now()
 				r.Error = fmt.Sprintf("interrupted at step %s; the deployment is no longer configured, so its containers were left as they are", r.Step)
 				if err := j.Finish(ctx, r.ID, r, false); err != nil {
@@ -122,9 +123,14 @@ func (e *Engine) runRepair(deployment string) error {
 		return nil
 	}
 	if !repaired && e.isDown(d.Name) {
-		c, err := e.inspect(e.ctx, d, d.ContainerName())
-		if err == nil {
-			err = e.prove(e.ctx, d, &c)
+		var err error
+		if d.HasProcesses() {
+			err = e.proveApp(e.ctx, d)
+		} else {
+			var c Container
+			if c, err = e.inspect(e.ctx, d, d.ContainerName()); err == nil {
+				err = e.prove(e.ctx, d, &c)
+			}
 		}
 		if err != nil {
 			e.setDown(d.Name, err)

@@ -71,6 +71,9 @@ func (e *Engine) repair(ctx context.Context, log zerolog.Logger, d *deployments.
 	if d.Service != nil {
 		return e.repairService(ctx, log, d, self) // no container plans: Swarm owns its tasks
 	}
+	if d.HasProcesses() {
+		return e.repairApp(ctx, log, d, self) // each process's containers, then the app's records
+	}
 	recs, err := e.interrupted(ctx, d.Name, self)
 	if err != nil {
 		return false, err
@@ -188,7 +191,9 @@ func (e *Engine) finishInterrupted(ctx context.Context, d *deployments.Deploymen
 		if err := j.Finish(ctx, r.ID, r, last && settle); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
-		e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
+		if e.opts.Config().Unit(d.Name) == nil { // a process's swap counts in its app's deploy
+			e.metrics.deploys.WithLabelValues(d.Name, d.Environment, string(r.Outcome)).Inc()
+		}
 	}
 	return nil
 }

@@ -92,6 +92,9 @@ func (a *attempt) resolve() (Outcome, error) {
 	if d.Service != nil {
 		return a.resolvedService(digest)
 	}
+	if d.HasProcesses() {
+		return a.resolvedApp(digest)
+	}
 	if cur := a.cur; cur != nil {
 		a.res.Previous = cur.Labels[LabelDigest]
 		if !cur.Managed() && !d.Container.ReplaceUnmanaged {
@@ -111,6 +114,9 @@ func (a *attempt) resolve() (Outcome, error) {
 func (a *attempt) current(ctx context.Context) (*Container, error) {
 	if a.d.Service != nil {
 		return a.currentService(ctx)
+	}
+	if a.d.HasProcesses() {
+		return nil, a.currentApp(ctx)
 	}
 	c, err := a.rt.Inspect(ctx, a.name)
 	switch {
@@ -168,6 +174,9 @@ func (a *attempt) prepare() (Outcome, error) {
 func (a *attempt) swap() (Outcome, error) {
 	if a.d.Service != nil {
 		return a.serviceSwap()
+	}
+	if a.d.HasProcesses() {
+		return a.appSwap()
 	}
 	if a.d.Proxy != nil {
 		return a.proxySwap()

@@ -92,6 +92,16 @@ func (a *attempt) stopFirst() (Outcome, error) {
 	if err := a.gate(); err != nil {
 		return a.rollback(err)
 	}
+	if a.hold {
+		return "", nil // a process of an app: cleaned up once all passed (processes.go)
+	}
+	return a.stopFirstCleanup()
+}
+
+// stopFirstCleanup removes the previous container once the new one passed
+// its gate.
+func (a *attempt) stopFirstCleanup() (Outcome, error) {
+	rt := a.rt
 	a.res.ContainerID = a.newID
 	if a.prev != nil {
 		if err := a.step(StepCleanup, a.e.opts.OpTimeout, func(ctx context.Context) error {
@@ -156,7 +166,7 @@ func (a *attempt) stopFirst() (Outcome, error) {
 // the old one keeps its aliases there and gets its stop signal holding
 // them, as before, and the log says so.
 func (a *attempt) startFirst() (Outcome, error) {
-	rt, d, cur := a.rt, a.d, a.cur
+	rt, cur := a.rt, a.cur
 	spec := a.spec
 	a.newName = a.name + NextSuffix
 	spec.Name = a.newName
@@ -179,6 +189,16 @@ func (a *attempt) startFirst() (Outcome, error) {
 			return a.rollback(err)
 		}
 	}
+	if a.hold {
+		return "", nil // a process of an app: cleaned up once all passed (processes.go)
+	}
+	return a.startFirstCleanup()
+}
+
+// startFirstCleanup retires the previous container once the new one passed
+// its gate and holds the aliases.
+func (a *attempt) startFirstCleanup() (Outcome, error) {
+	rt, d, cur := a.rt, a.d, a.cur
 	// Past the gate the new container is the deployment: from here on a
 	// failure is repaired forward (reconcile does the same after a crash).
 	// The step may be retried from its start (the engine went away): each

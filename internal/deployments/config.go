@@ -212,12 +212,19 @@ type Deployment struct {
 	// Poll, if set, asks the registry for new digests (see Poll).
 	Poll *Poll `yaml:"poll"`
 
+	// Processes, if set, make the deployment an app of several processes
+	// run from its image with its environment (see Process); Order is the
+	// order they are swapped in (default: by name, web last).
+	Processes map[string]Process `yaml:"processes"`
+	Order     []string           `yaml:"order"`
+
 	// Set by Validate.
 	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval
 	rules     []tagRule       // parsed Tags
 	rulesText string          // "[staging glob:release-*]", for Ignored reasons
 	path      string          // "deployments[3]", for errors
 	secretEnv map[string]bool // keys of Env written with ${VAR}
+	units     []Unit          // the processes' containers, in swap order
 }
 
 // Deploy strategies.

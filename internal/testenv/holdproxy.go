@@ -159,6 +159,11 @@ func (p *HoldProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		// At once: the engine answers a container's wait with its headers
+		// first (the wait is registered), and its body only at the exit.
+		fl.Flush()
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := resp.Body.Read(buf)

@@ -8,6 +8,8 @@
 //	TESTAPP_HEALTH=fail  GET /healthz answers 500 instead of 200
 //	TESTAPP_HEALTH=hang  GET /healthz does not answer (a health check that times out)
 //	TESTAPP_EXIT=N       exit at once with code N
+//	TESTAPP_EXIT_ARG=A   exit at once with code 1 when the first argument is A (a
+//	                     process of an app, run as ["worker"], that fails in one image)
 //	TESTAPP_EXIT_AFTER=D exit after duration D with code TESTAPP_EXIT_CODE (default 1)
 //	TESTAPP_START_DELAY=D wait D before listening (a slow start)
 //	TESTAPP_IGNORE_TERM=1 ignore SIGTERM (a stop waits its whole grace period, then kills)
@@ -77,6 +79,10 @@ func run(args []string) int {
 	}
 	if len(args) > 0 && args[0] == "release" {
 		return release()
+	}
+	if a := os.Getenv("TESTAPP_EXIT_ARG"); a != "" && len(args) > 0 && args[0] == a {
+		fmt.Fprintf(os.Stderr, "testapp: exiting with 1 as %s, as told\n", a)
+		return 1
 	}
 	if v, ok := os.LookupEnv("TESTAPP_EXIT"); ok {
 		code, err := strconv.Atoi(v)
