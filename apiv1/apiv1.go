@@ -34,6 +34,9 @@ type Deployment struct {
 	Last    *Last   `json:"last"`
 	Pending *Push   `json:"pending"` // awaiting approval
 	Held    *Push   `json:"held"`    // held while paused
+	// Cooling is the push whose image is younger than the deployment's
+	// min_image_age: it deploys at its Until.
+	Cooling *Push `json:"cooling,omitempty"`
 	// Poll is how liftoff polls the deployment's registry for new
 	// digests; absent for a deployment that is not polled.
 	Poll *Poll `json:"poll,omitempty"`
@@ -76,8 +79,8 @@ type Last struct {
 	Error    string     `json:"error"`
 }
 
-// Push is a push a deployment keeps: pending approval (with Expires) or
-// held while it is paused.
+// Push is a push a deployment keeps: pending approval (with Expires),
+// held while it is paused, or cooling down (with Until).
 type Push struct {
 	Delivery string    `json:"delivery"`
 	Tag      string    `json:"tag"`
@@ -85,6 +88,7 @@ type Push struct {
 	Pusher   string    `json:"pusher"`
 	Received time.Time `json:"received"`
 	Expires  time.Time `json:"expires,omitzero"`
+	Until    time.Time `json:"until,omitzero"` // cooling: when the image is old enough, and deploys
 }
 
 // Deploy is one deploy of the history.

@@ -73,6 +73,10 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 	if h := st.Held; h != nil {
 		v.Held = &apiv1.Push{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
+	if c := st.Cooling; c != nil {
+		v.Cooling = &apiv1.Push{Delivery: c.Delivery, Tag: c.Tag, Digest: c.Digest, Pusher: c.Pusher,
+			Received: c.Received.UTC(), Until: c.Until.UTC()}
+	}
 	v.Poll = s.pollView(d)
 	return v, last, engineErr
 }

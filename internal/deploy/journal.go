@@ -84,4 +84,5 @@ type Journal interface {
 	Deploys
 	Interrupted
 	Successes
+	Coolings
 }

@@ -113,7 +113,7 @@ func (j *rcJournal) OpenRequests(ctx context.Context) ([]Request, error) {
 		if r.outcome == "" {
 			o := r.Request
 			for _, d := range j.recs {
-				if d.Request == o.ID {
+				if d.Request == o.ID && d.Outcome != Deferred {
 					o.Attempts++
 				}
 			}

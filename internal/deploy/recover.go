@@ -39,8 +39,8 @@ func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 	}
 	byDeployment := map[string][]Request{}
 	for _, r := range open {
-		if r.State == Held || r.State == Pending {
-			continue // still held or awaiting approval (see Load)
+		if r.State == Held || r.State == Pending || r.State == Cooling {
+			continue // still held, awaiting approval or cooling down (see Load)
 		}
 		byDeployment[r.Deployment] = append(byDeployment[r.Deployment], r)
 	}

@@ -203,6 +203,12 @@ type Deployment struct {
 	Service *Service `yaml:"service"`
 	// Poll, if set, asks the registry for new digests (see Poll).
 	Poll *Poll `yaml:"poll"`
+	// MinImageAge, if set, makes a pushed digest younger than this wait
+	// until it is this old before it deploys: a cool-down, so that an
+	// image pulled back or replaced soon after its push never reaches the
+	// deployment. Its age is from the image config's created time, or
+	// from when liftoff first saw the digest where created is missing.
+	MinImageAge time.Duration `yaml:"min_image_age"`
 
 	// Set by Validate.
 	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval

@@ -110,6 +110,12 @@ ALTER TABLE deliveries ADD COLUMN ignored TEXT NOT NULL DEFAULT '[]'; -- JSON [{
 		// most, secrets redacted).
 		`ALTER TABLE deploys ADD COLUMN release_output TEXT NOT NULL DEFAULT '';
 CREATE INDEX deploys_succeeded ON deploys (deployment, digest) WHERE outcome IN ('succeeded', 'unchanged');`,
+		// 4: a push cooling down (min_image_age) until when; the digest
+		// a webhook's sender reported, kept with its request and shown
+		// with a deploy whose tag resolved to another.
+		`ALTER TABLE requests ADD COLUMN until_at INTEGER;
+ALTER TABLE requests ADD COLUMN reported TEXT NOT NULL DEFAULT '';
+ALTER TABLE deploys ADD COLUMN reported_digest TEXT NOT NULL DEFAULT '';`,
 	}
 }
 
