@@ -93,13 +93,18 @@ type Push struct {
 
 // Deploy is one deploy of the history.
 type Deploy struct {
-	ID             int64   `json:"id"`
-	Deployment     string  `json:"deployment"`
-	Environment    string  `json:"environment"`
-	Image          string  `json:"image"`
-	Tag            string  `json:"tag"`
-	Digest         string  `json:"digest"`
-	PreviousDigest string  `json:"previous_digest"`
+	ID             int64  `json:"id"`
+	Deployment     string `json:"deployment"`
+	Environment    string `json:"environment"`
+	Image          string `json:"image"`
+	Tag            string `json:"tag"`
+	Digest         string `json:"digest"`
+	PreviousDigest string `json:"previous_digest"`
+	// ReportedDigest is the digest the webhook's sender said it pushed,
+	// shown only when the tag resolved to another one (DigestMismatch):
+	// Digest is what deployed.
+	ReportedDigest string  `json:"reported_digest,omitempty"`
+	DigestMismatch bool    `json:"digest_mismatch,omitempty"`
 	Trigger        string  `json:"trigger"`
 	Actor          string  `json:"actor"`
 	Pusher         string  `json:"pusher"`

@@ -81,7 +81,8 @@ func (e *Engine) run(q *queue, r Request) Result {
 	a.rec = Record{
 		Deployment: r.Deployment, Image: r.Image, Tag: r.Tag, Digest: r.Digest,
 		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Actor: r.Actor, Request: r.ID, Started: a.res.Started,
-		Phases: map[string]time.Duration{},
+		Reported: r.Reported,
+		Phases:   map[string]time.Duration{},
 	}
 
 	a.d = a.cfg.Deployment(r.Deployment)

@@ -45,6 +45,10 @@ type Record struct {
 	Pusher      string
 	Actor       string // API token that asked for it or approved it
 	Request     int64  // the accepted request it serves (0: none)
+	// Reported is the digest the webhook's sender said it pushed ("" when
+	// it said none); Digest is what the tag resolved to, which may differ
+	// (see Mismatch).
+	Reported string
 
 	Step    string  // last step journaled
 	PrevID  string  // id of the container being replaced
@@ -85,4 +89,11 @@ type Journal interface {
 	Interrupted
 	Successes
 	Coolings
+}
+
+// Mismatch tells whether the tag resolved to another digest than the
+// webhook's sender reported: the tag moved between the push and the
+// deploy, or the sender named another manifest than the registry serves.
+func (r Record) Mismatch() bool {
+	return r.Reported != "" && r.Digest != "" && r.Reported != r.Digest
 }

@@ -90,6 +90,12 @@ func (a *attempt) resolve() (Outcome, error) {
 	}
 	a.res.Digest = digest
 	a.ref = pullRepo + "@" + digest
+	if r.Reported != "" && r.Reported != digest {
+		// Recorded with the deploy (Record.Reported); the resolved digest
+		// is what deploys.
+		a.log.Warn().Str("reported_digest", r.Reported).Str("digest", digest).
+			Msg("the tag resolves to another digest than the sender reported: the registry's is deployed")
+	}
 	if d.Service != nil {
 		return a.resolvedService(digest)
 	}

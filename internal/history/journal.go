@@ -38,10 +38,10 @@ func (s *Store) Begin(ctx context.Context, r deploy.Record) (int64, error) {
 	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO deploys
 		(deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-		 step, prev_container, new_container, error, started_at, request, actor)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`,
+		 step, prev_container, new_container, error, started_at, request, actor, reported_digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
 		r.Deployment, r.Environment, r.Image, r.Tag, r.Digest, r.Previous, r.Trigger, r.Delivery, r.Pusher,
-		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request, r.Actor)
+		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request, r.Actor, r.Reported)
 	if err != nil {
 		return 0, fmt.Errorf("history: begin deploy of %s: %w", r.Deployment, err)
 	}
@@ -177,7 +177,7 @@ func nullString(b []byte) any {
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
 	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor, release_output,
-	coalesce((SELECT r.outcome IS NULL FROM requests r WHERE r.id = deploys.request), 0)`
+	reported_digest, coalesce((SELECT r.outcome IS NULL FROM requests r WHERE r.id = deploys.request), 0)`
 
 // Unfinished returns the deploys begun and not finished, oldest first.
 func (s *Store) Unfinished(ctx context.Context) ([]deploy.Record, error) {
@@ -238,7 +238,7 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.Open); err != nil {
+			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.Reported, &r.Open); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)
