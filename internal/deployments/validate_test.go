@@ -67,7 +67,7 @@ metrics_listen: 127.0.0.1:8080
 			"deployments[0].health.cmd: CMD needs a command after it", "deployments[1].strategy: start-first runs two containers at once, so it cannot publish ports"}},
 
 		{"hook source unknown", `hooks: [{source: gitlab, token: "${HOOK_TOKEN}"}]`, nil,
-			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub, ghcr, distribution, harbor, quay, ecr, generic)`}},
+			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub, ghcr, distribution, harbor, quay, ecr, gar, generic)`}},
 		{"hook secret missing", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}"}, {source: generic, token: "${HOOK_TOKEN}"}]`, nil,
 			[]string{"hooks[0].secret: missing: ghcr signs every delivery", "hooks[1].secret: missing: generic signs every delivery"}},
 		{"hook secret short", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}", secret: "${SHORT}"}]`, map[string]string{"SHORT": "FILESECRET-short"},
