@@ -103,13 +103,16 @@ type Deploy struct {
 	// ReportedDigest is the digest the webhook's sender said it pushed,
 	// shown only when the tag resolved to another one (DigestMismatch):
 	// Digest is what deployed.
-	ReportedDigest string  `json:"reported_digest,omitempty"`
-	DigestMismatch bool    `json:"digest_mismatch,omitempty"`
-	Trigger        string  `json:"trigger"`
-	Actor          string  `json:"actor"`
-	Pusher         string  `json:"pusher"`
-	Delivery       string  `json:"delivery"`
-	Outcome        *string `json:"outcome"` // null while it runs
+	ReportedDigest string `json:"reported_digest,omitempty"`
+	DigestMismatch bool   `json:"digest_mismatch,omitempty"`
+	// VouchedBy is the deploy of promote_from's deployment whose image
+	// had the same revision label (promote_from with match: revision).
+	VouchedBy *Vouch  `json:"vouched_by,omitempty"`
+	Trigger   string  `json:"trigger"`
+	Actor     string  `json:"actor"`
+	Pusher    string  `json:"pusher"`
+	Delivery  string  `json:"delivery"`
+	Outcome   *string `json:"outcome"` // null while it runs
 	// Settled: the push this deploy served reached its end; false while
 	// the deploy runs, and for one interrupted that a resumed deploy of
 	// the same delivery follows.
@@ -143,4 +146,12 @@ type Ignored struct {
 	Deployment string `json:"deployment,omitempty"`
 	Tag        string `json:"tag,omitempty"`
 	Reason     string `json:"reason"`
+}
+
+// Vouch is the deploy that let an image of the same revision through
+// promote_from: its id and deployment, and the revision they share.
+type Vouch struct {
+	ID         int64  `json:"id"`
+	Deployment string `json:"deployment"`
+	Revision   string `json:"revision"`
 }

@@ -115,6 +115,9 @@ func Deploys(recs []deploy.Record) []apiv1.Deploy {
 			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Settled: r.Outcome != "" && !r.Open,
 			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{},
 			ReleaseOutput: r.ReleaseOutput}
+		if r.VouchedBy != 0 {
+			v.VouchedBy = &apiv1.Vouch{ID: r.VouchedBy, Deployment: r.VouchedFrom, Revision: r.VouchedRevision}
+		}
 		if r.Mismatch() {
 			v.ReportedDigest, v.DigestMismatch = r.Reported, true
 		}

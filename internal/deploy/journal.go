@@ -49,6 +49,15 @@ type Record struct {
 	// it said none); Digest is what the tag resolved to, which may differ
 	// (see Mismatch).
 	Reported string
+	// Revisions are the image's revision labels (those the config's
+	// promote_from read; see vouch.go), by label.
+	Revisions map[string]string
+	// VouchedBy is the deploy of the promote_from deployment whose image
+	// had the same revision, VouchedRevision; 0 unless matched by revision.
+	// VouchedFrom is that deploy's deployment, as the journal reads it.
+	VouchedBy       int64
+	VouchedRevision string
+	VouchedFrom     string
 
 	Step    string  // last step journaled
 	PrevID  string  // id of the container being replaced
@@ -89,6 +98,7 @@ type Journal interface {
 	Interrupted
 	Successes
 	Coolings
+	Revisions
 }
 
 // Mismatch tells whether the tag resolved to another digest than the

@@ -42,6 +42,7 @@ func (a *attempt) deploy() (Outcome, error) {
 		a.resolve,  // 1. the tag's digest; unchanged if it runs already
 		a.promote,  //    refused unless it succeeded where promote_from says
 		a.pull,     // 2. image@digest, while the old container keeps serving
+		a.vouch,    //    its revision labels; refused unless promote_from's revision succeeded there
 		a.cooldown, // deferred while the image is younger than min_image_age
 		a.prepare,  // 3. the container's spec and environment; the policy
 		a.backup,   //    the environment's backup, if it has one

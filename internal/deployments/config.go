@@ -187,11 +187,13 @@ type Deployment struct {
 	Release Release `yaml:"release"`
 	// PromoteFrom names another deployment: a digest deploys here only if
 	// a deploy of it has succeeded there (production runs only what
-	// staging proved); otherwise the deploy is refused. Only digests are
-	// compared, so the other deployment may be of any environment, this
-	// one's too (a canary), and of another repository holding the same
-	// images (a copy between registries keeps the digest).
-	PromoteFrom string `yaml:"promote_from"`
+	// staging proved); otherwise the deploy is refused. By default only
+	// digests are compared, so the other deployment may be of any
+	// environment, this one's too (a canary), and of another repository
+	// holding the same images (a copy between registries keeps the
+	// digest). With match: revision, an image deploys if one with the
+	// same revision label succeeded there (two images of one commit).
+	PromoteFrom Promotion `yaml:"promote_from"`
 
 	// Engine names the engine the deployment runs on: LocalEngine
 	// ("local", the default) or one of Config.Engines.

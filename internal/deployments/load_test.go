@@ -185,8 +185,8 @@ func TestValidFixture(t *testing.T) {
 	if got := c.Deployment("web-staging").ContainerName(); got != "web-stage" {
 		t.Errorf("ContainerName = %q", got)
 	}
-	if r := d.Release; !reflect.DeepEqual(r.Command, []string{"python", "manage.py", "migrate", "--noinput"}) || r.Timeout != 5*time.Minute || d.PromoteFrom != "web-staging" {
-		t.Errorf("web-prod: release %+v, promote_from %q", r, d.PromoteFrom)
+	if r := d.Release; !reflect.DeepEqual(r.Command, []string{"python", "manage.py", "migrate", "--noinput"}) || r.Timeout != 5*time.Minute || d.PromoteFrom.Deployment != "web-staging" {
+		t.Errorf("web-prod: release %+v, promote_from %q", r, d.PromoteFrom.Deployment)
 	}
 	if r := c.Deployment("web-staging").Release; len(r.Command) != 4 || r.Timeout != DefaultReleaseTimeout {
 		t.Errorf("web-staging: release %+v", r)
@@ -245,10 +245,10 @@ func TestExampleLoads(t *testing.T) {
 			t.Errorf("%s: release %+v", name, r)
 		}
 	}
-	if p := c.Deployment("dblood-production").PromoteFrom; p != "dblood-staging" {
+	if p := c.Deployment("dblood-production").PromoteFrom.Deployment; p != "dblood-staging" {
 		t.Errorf("production promote_from %q", p)
 	}
-	if c.Deployment("dblood-staging").PromoteFrom != "" || c.BackupFor(c.Deployment("dblood-staging")) != nil {
+	if c.Deployment("dblood-staging").PromoteFrom.Deployment != "" || c.BackupFor(c.Deployment("dblood-staging")) != nil {
 		t.Error("staging promotes from something, or has a backup")
 	}
 	b := c.BackupFor(c.Deployment("dblood-production"))
