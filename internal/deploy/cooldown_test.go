@@ -257,3 +257,34 @@ func TestAPIDeployDoesNotCoolDown(t *testing.T) {
 		t.Fatalf("API deploy of a new image: %s %v", r.Outcome, r.Err)
 	}
 }
+
+// A push accepted after the cooling one, and not yet deployed when
+// liftoff died, replaces it at the next start: the older image never
+// deploys after the newer one.
+func TestRecoveredPushReplacesTheCoolingOne(t *testing.T) {
+	h := newCoolHarness(t)
+	h.push("v1", time.Now().Add(-30*time.Minute), "dockerhub")
+	if r := h.next(); r.Outcome != Deferred {
+		t.Fatalf("young image: %s %v", r.Outcome, r.Err)
+	}
+	cooling := h.e.Status("web").Cooling
+	// v2 accepted in the journal, but liftoff died before it was placed.
+	h.rt.push("v2", time.Now().Add(-2*time.Hour))
+	ids, err := h.j.Accept(context.Background(), []Request{{Deployment: "web", Image: "docker.io/acme/web", Tag: "v2",
+		Trigger: "dockerhub", Delivery: "d-v2", Received: time.Now(), State: Queued}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	if err := h.e.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.next(); r.Outcome != Succeeded || r.Request.ID != ids[0] {
+		t.Fatalf("after the restart: %s %s %v, want v2 deployed", r.Request.Tag, r.Outcome, r.Err)
+	}
+	h.none()
+	h.runs("web", "sha256:v2")
+	if q := h.j.request(cooling.ID); q.outcome != Superseded {
+		t.Errorf("the cooling push: %+v, want superseded by the recovered one", q)
+	}
+}
