@@ -23,3 +23,22 @@ func TestCLIStatusShowsCooling(t *testing.T) {
 		t.Errorf("status web-prod: %s\nwant %q", r, want)
 	}
 }
+
+// TestCLIHistoryVouchedAndMismatch: a deploy let through by a revision
+// says which deploy vouched for it; one whose tag resolved to another
+// digest than the sender reported says what the sender said.
+func TestCLIHistoryVouchedAndMismatch(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	f := newFakeDaemon(t)
+	vouched := strings.Replace(deployJSONText(12, "web-prod", "v2", digestA, "dockerhub", "", "alice", "succeeded", "", now.Add(-time.Minute), time.Second, ""),
+		`"id":12,`, `"id":12,"vouched_by":{"id":9,"deployment":"web-staging","revision":"3f9a0c1d2e4b5a69"},`, 1)
+	mismatch := strings.Replace(deployJSONText(11, "web-prod", "v1", digestA, "generic", "", "ci", "succeeded", "", now.Add(-time.Hour), time.Second, ""),
+		`"id":11,`, `"id":11,"reported_digest":"`+digestB+`","digest_mismatch":true,`, 1)
+	f.on("GET /api/v1/deploys", 200, `{"deploys":[`+vouched+`,`+mismatch+`],"next":null}`)
+	r := runClientTest(t, f.srv.URL, nil, "history", "web-prod")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "(revision 3f9a0c1d2e4…, vouched by #9 of web-staging)") ||
+		!strings.Contains(r.stdout, "(sender said "+digestB[7:19]+")") {
+		t.Errorf("history web-prod: %s", r)
+	}
+}
