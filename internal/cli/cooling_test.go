@@ -42,3 +42,26 @@ func TestCLIHistoryVouchedAndMismatch(t *testing.T) {
 		t.Errorf("history web-prod: %s", r)
 	}
 }
+
+// TestCLIWaitThroughACoolDown: a deploy deferred by min_image_age ends
+// unsettled; approve --wait says the push cools down, not that it was
+// interrupted, and follows the same delivery to its deploy.
+func TestCLIWaitThroughACoolDown(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	f := newFakeDaemon(t)
+	f.on("POST /api/v1/deployments/web-staging/approve", 202, `{"delivery":"d-50"}`)
+	deferred := strings.Replace(ended(now, "deferred", "min_image_age 10m0s: the image was built 2m0s ago; it deploys at 2026-12-07T08:00:00Z"),
+		`"settled":true`, `"settled":false`, 1)
+	done := strings.Replace(ended(now, "succeeded", ""), `"id":50`, `"id":51`, 1)
+	script := &deploysScript{answers: []string{deploysPage(deferred), deploysPage(deferred), deploysPage(done)}}
+	f.mux.HandleFunc("GET /api/v1/deploys", script.serve)
+	r := runClientTest(t, f.srv.URL, nil, "approve", "web-staging", "--wait")
+	if r.code != ExitOK {
+		t.Fatalf("approve --wait through a cool-down: %s", r)
+	}
+	if want := "cooling down: min_image_age 10m0s: the image was built 2m0s ago; it deploys at 2026-12-07T08:00:00Z"; !strings.Contains(r.stdout, want) ||
+		strings.Count(r.stdout, "cooling down") != 1 || strings.Contains(r.stdout, "interrupted") {
+		t.Errorf("stdout: want %q once and no interruption:\n%s", want, r.stdout)
+	}
+}
