@@ -156,7 +156,7 @@ func (e *Engine) cool(r Request, until time.Time) {
 // replaced. e.mu is held.
 func (e *Engine) placeAllLocked(r Request) []Request {
 	var out []Request
-	if c, ok := e.cooling[r.Deployment]; ok && c.ID != r.ID {
+	if c, ok := e.cooling[r.Deployment]; ok && !c.is(r) {
 		delete(e.cooling, r.Deployment)
 		if t := e.ripen[r.Deployment]; t != nil {
 			t.Stop()
@@ -179,10 +179,16 @@ func (e *Engine) placeCoolingLocked(r Request) (superseded *Request) {
 		t.Stop()
 	}
 	e.ripen[r.Deployment] = time.AfterFunc(max(r.Until.Sub(e.opts.Now()), 0), func() { e.ripened(r) })
-	if had && old.ID != r.ID {
+	if had && !old.is(r) {
 		return &old
 	}
 	return nil
+}
+
+// is tells whether r and o are the same accepted request (without a
+// journal, ids are 0: the delivery and the time tell them apart).
+func (r Request) is(o Request) bool {
+	return r.ID == o.ID && r.Delivery == o.Delivery && r.Received.Equal(o.Received)
 }
 
 // ripened moves a cooling push on once its image is old enough: where a
@@ -193,7 +199,7 @@ func (e *Engine) ripened(r Request) {
 	cfg := e.opts.Config()
 	e.mu.Lock()
 	cur, ok := e.cooling[r.Deployment]
-	if !ok || cur.ID != r.ID || cur.Delivery != r.Delivery || e.closed {
+	if !ok || !cur.is(r) || e.closed {
 		e.mu.Unlock()
 		return // replaced meanwhile, or closing: Load re-arms it at the next start
 	}
