@@ -142,8 +142,10 @@ func TestYoungImageWaitsThenDeploys(t *testing.T) {
 		t.Fatalf("old image: %s %v", r.Outcome, r.Err)
 	}
 
-	// One a second and a half short of the hour waits, nothing stopped.
-	created := time.Now().Add(-time.Hour + 1500*time.Millisecond)
+	// One 2.5s short of the hour waits, nothing stopped. (The deploy must
+	// reach its cool-down within those 2.5s: against fakes it takes
+	// milliseconds.)
+	created := time.Now().Add(-time.Hour + 2500*time.Millisecond)
 	h.push("v2", created, "dockerhub")
 	r := h.next()
 	if r.Outcome != Deferred || r.Err == nil || !strings.Contains(r.Err.Error(), "min_image_age 1h0m0s") {
