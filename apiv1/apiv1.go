@@ -34,6 +34,9 @@ type Deployment struct {
 	Last    *Last   `json:"last"`
 	Pending *Push   `json:"pending"` // awaiting approval
 	Held    *Push   `json:"held"`    // held while paused
+	// Cooling is the push whose image is younger than the deployment's
+	// min_image_age: it deploys at its Until.
+	Cooling *Push `json:"cooling,omitempty"`
 	// Poll is how liftoff polls the deployment's registry for new
 	// digests; absent for a deployment that is not polled.
 	Poll *Poll `json:"poll,omitempty"`
@@ -89,8 +92,8 @@ type Last struct {
 	Error    string     `json:"error"`
 }
 
-// Push is a push a deployment keeps: pending approval (with Expires) or
-// held while it is paused.
+// Push is a push a deployment keeps: pending approval (with Expires),
+// held while it is paused, or cooling down (with Until).
 type Push struct {
 	Delivery string    `json:"delivery"`
 	Tag      string    `json:"tag"`
@@ -98,22 +101,31 @@ type Push struct {
 	Pusher   string    `json:"pusher"`
 	Received time.Time `json:"received"`
 	Expires  time.Time `json:"expires,omitzero"`
+	Until    time.Time `json:"until,omitzero"` // cooling: when the image is old enough, and deploys
 }
 
 // Deploy is one deploy of the history.
 type Deploy struct {
-	ID             int64   `json:"id"`
-	Deployment     string  `json:"deployment"`
-	Environment    string  `json:"environment"`
-	Image          string  `json:"image"`
-	Tag            string  `json:"tag"`
-	Digest         string  `json:"digest"`
-	PreviousDigest string  `json:"previous_digest"`
-	Trigger        string  `json:"trigger"`
-	Actor          string  `json:"actor"`
-	Pusher         string  `json:"pusher"`
-	Delivery       string  `json:"delivery"`
-	Outcome        *string `json:"outcome"` // null while it runs
+	ID             int64  `json:"id"`
+	Deployment     string `json:"deployment"`
+	Environment    string `json:"environment"`
+	Image          string `json:"image"`
+	Tag            string `json:"tag"`
+	Digest         string `json:"digest"`
+	PreviousDigest string `json:"previous_digest"`
+	// ReportedDigest is the digest the webhook's sender said it pushed,
+	// shown only when the tag resolved to another one (DigestMismatch):
+	// Digest is what deployed.
+	ReportedDigest string `json:"reported_digest,omitempty"`
+	DigestMismatch bool   `json:"digest_mismatch,omitempty"`
+	// VouchedBy is the deploy of promote_from's deployment whose image
+	// had the same revision label (promote_from with match: revision).
+	VouchedBy *Vouch  `json:"vouched_by,omitempty"`
+	Trigger   string  `json:"trigger"`
+	Actor     string  `json:"actor"`
+	Pusher    string  `json:"pusher"`
+	Delivery  string  `json:"delivery"`
+	Outcome   *string `json:"outcome"` // null while it runs
 	// Settled: the push this deploy served reached its end; false while
 	// the deploy runs, and for one interrupted that a resumed deploy of
 	// the same delivery follows.
@@ -147,4 +159,12 @@ type Ignored struct {
 	Deployment string `json:"deployment,omitempty"`
 	Tag        string `json:"tag,omitempty"`
 	Reason     string `json:"reason"`
+}
+
+// Vouch is the deploy that let an image of the same revision through
+// promote_from: its id and deployment, and the revision they share.
+type Vouch struct {
+	ID         int64  `json:"id"`
+	Deployment string `json:"deployment"`
+	Revision   string `json:"revision"`
 }

@@ -79,8 +79,15 @@ func (s *session) historyTable(ds []apiv1.Deploy) {
 		if d.Ended != nil {
 			duration = apiv1.Seconds(d.Ended.Sub(d.Started).Seconds())
 		}
+		digest := orDash(apiv1.ShortDigest(d.Digest))
+		if d.DigestMismatch {
+			digest += " (sender said " + apiv1.ShortDigest(d.ReportedDigest) + ")"
+		}
+		if v := d.VouchedBy; v != nil {
+			digest += fmt.Sprintf(" (revision %s, vouched by #%d of %s)", trimText(v.Revision, 12), v.ID, v.Deployment)
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, ago(now, d.Started), d.Deployment, orDash(d.Tag),
-			orDash(apiv1.ShortDigest(d.Digest)), orDash(d.Trigger), orDash(who(d)), outcome, duration, trimText(d.Error, 60))
+			digest, orDash(d.Trigger), orDash(who(d)), outcome, duration, trimText(d.Error, 60))
 	}
 	tw.Flush()
 }

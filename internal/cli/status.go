@@ -95,6 +95,11 @@ func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 			}
 			notes = append(notes, n+" (liftoff approve|reject "+d.Name+")")
 		}
+		if c := d.Cooling; c != nil {
+			marks = append(marks, "COOLING")
+			notes = append(notes, fmt.Sprintf("%s: COOLING %s, pushed %s: its image is younger than min_image_age; deploys %s (%s)",
+				d.Name, refOf(c.Tag, c.Digest), ago(now, c.Received), ago(now, c.Until), c.Until.Format(time.RFC3339)))
+		}
 		if h := d.Held; h != nil {
 			marks = append(marks, "HELD")
 			notes = append(notes, fmt.Sprintf("%s: HELD %s, pushed %s, deploys on resume", d.Name, refOf(h.Tag, h.Digest), ago(now, h.Received)))

@@ -83,6 +83,7 @@ func (s *session) follow(f followed, timeout time.Duration) error {
 		queued      bool
 		lost        bool
 		interrupted bool
+		cooling     bool       // said that the push waits for min_image_age
 		baseline    int64 = -1 // the deployment's newest deploy while ours had not begun
 		last        *apiv1.Deploy
 	)
@@ -146,6 +147,14 @@ func (s *session) follow(f followed, timeout time.Duration) error {
 			if rec.Step != step {
 				step = rec.Step
 				fmt.Fprintf(out, "  %-8s  %s\n", step, stepText[step])
+			}
+		case !rec.Settled && *rec.Outcome == "deferred":
+			// The image is younger than min_image_age: the same push
+			// deploys once it is old enough, under this delivery.
+			lost, last = false, rec
+			if !cooling {
+				fmt.Fprintf(out, "  cooling down: %s\n", orDash(rec.Error))
+				cooling, step = true, ""
 			}
 		case !rec.Settled:
 			// Interrupted (liftoff stopped or died): the daemon repaired

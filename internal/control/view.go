@@ -85,6 +85,10 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 	if h := st.Held; h != nil {
 		v.Held = &apiv1.Push{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
+	if c := st.Cooling; c != nil {
+		v.Cooling = &apiv1.Push{Delivery: c.Delivery, Tag: c.Tag, Digest: c.Digest, Pusher: c.Pusher,
+			Received: c.Received.UTC(), Until: c.Until.UTC()}
+	}
 	v.Poll = s.pollView(d)
 	return v, last, engineErr
 }
@@ -134,6 +138,12 @@ func Deploys(recs []deploy.Record) []apiv1.Deploy {
 			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Settled: r.Outcome != "" && !r.Open,
 			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{},
 			ReleaseOutput: r.ReleaseOutput}
+		if r.VouchedBy != 0 {
+			v.VouchedBy = &apiv1.Vouch{ID: r.VouchedBy, Deployment: r.VouchedFrom, Revision: r.VouchedRevision}
+		}
+		if r.Mismatch() {
+			v.ReportedDigest, v.DigestMismatch = r.Reported, true
+		}
 		if r.Outcome == "" {
 			v.Step = r.Step // under way: how far it got
 		}

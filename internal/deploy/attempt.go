@@ -52,6 +52,7 @@ type attempt struct {
 	curSvc   *Service   // a service: the service cur stands for
 	ref      string     // pullRepo@digest
 	spec     Spec       // the new container
+	until    time.Time  // Deferred: when the image is old enough
 
 	// What the swap has done, for the rollback.
 	prev       *Container // the container being replaced, once the swap touches it
@@ -84,7 +85,8 @@ func (e *Engine) run(q *queue, r Request) Result {
 	a.rec = Record{
 		Deployment: r.Deployment, Image: r.Image, Tag: r.Tag, Digest: r.Digest,
 		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Actor: r.Actor, Request: r.ID, Started: a.res.Started,
-		Phases: map[string]time.Duration{},
+		Reported: r.Reported,
+		Phases:   map[string]time.Duration{},
 	}
 
 	a.d = a.cfg.Deployment(r.Deployment)
@@ -110,6 +112,9 @@ func (e *Engine) run(q *queue, r Request) Result {
 		Str("strategy", strategyOf(a.d)).Msg("deploy started")
 
 	a.finish(a.deploy())
+	if a.res.Outcome == Deferred {
+		e.cool(r, a.until)
+	}
 	return a.res
 }
 
@@ -119,7 +124,7 @@ func (a *attempt) finish(o Outcome, err error) {
 	a.res.Outcome, a.res.Err, a.res.Ended = o, err, e.opts.Now()
 	d := a.res.Ended.Sub(a.res.Started)
 	e.metrics.deploys.WithLabelValues(a.res.Request.Deployment, a.res.Environment, string(o)).Inc()
-	if o != Unchanged {
+	if o != Unchanged && o != Deferred {
 		e.metrics.duration.WithLabelValues(a.res.Request.Deployment, a.res.Environment).Observe(d.Seconds())
 	}
 	if a.id != 0 && a.unrepaired {
@@ -130,7 +135,8 @@ func (a *attempt) finish(o Outcome, err error) {
 			a.rec.Error = err.Error()
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 10*time.Second)
-		if jerr := e.opts.Journal.Finish(ctx, a.id, a.rec, true); jerr != nil {
+		// A deferred push is not at its end: it waits (cool) and deploys later.
+		if jerr := e.opts.Journal.Finish(ctx, a.id, a.rec, o != Deferred); jerr != nil {
 			a.log.Error().Err(jerr).Msg("journal: could not record the outcome; reconcile will look at it at the next start")
 		}
 		cancel()
@@ -140,6 +146,9 @@ func (a *attempt) finish(o Outcome, err error) {
 		ev = a.log.Error().Err(err)
 		if o == Refused {
 			ev = a.log.Warn().Err(err)
+		}
+		if o == Deferred { // not a failure: the push waits for its image to age
+			ev = a.log.Info().Str("reason", err.Error())
 		}
 	}
 	ev.Str("outcome", string(o)).Str("digest", a.res.Digest).Str("previous_digest", a.res.Previous).

@@ -116,6 +116,8 @@ type Engine struct {
 	held    map[string]Request     // the newest push of a paused deployment
 	pending map[string]Request     // the push awaiting approval
 	expiry  map[string]*time.Timer // of each pending push
+	cooling map[string]Request     // the push whose image is younger than min_image_age (cooldown.go)
+	ripen   map[string]*time.Timer // of each cooling push
 }
 
 // New returns an engine. Call Close to stop it.
@@ -162,6 +164,8 @@ func New(opts Options) *Engine {
 		held:    map[string]Request{},
 		pending: map[string]Request{},
 		expiry:  map[string]*time.Timer{},
+		cooling: map[string]Request{},
+		ripen:   map[string]*time.Timer{},
 		closing: make(chan struct{}),
 		http: &http.Client{
 			// 3xx passes the gate: do not follow redirects away from the container.
@@ -184,6 +188,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.closed = true
 	for _, t := range e.expiry {
 		t.Stop() // a push expiring now stays pending, for the next start
+	}
+	for _, t := range e.ripen {
+		t.Stop() // a push old enough now stays cooling: Load re-arms it
 	}
 	e.mu.Unlock()
 	done := make(chan struct{})

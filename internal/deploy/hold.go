@@ -30,6 +30,7 @@ type Status struct {
 	Paused  *Pause   // nil unless paused
 	Held    *Request // the newest push held while paused
 	Pending *Request // the push awaiting approval
+	Cooling *Request // the push whose image is younger than min_image_age (Until: when it is old enough)
 	Busy    bool     // a deploy (or repair) runs or waits
 }
 
@@ -47,13 +48,17 @@ func (e *Engine) Status(deployment string) Status {
 	if r, ok := e.pending[deployment]; ok {
 		s.Pending = &r
 	}
+	if r, ok := e.cooling[deployment]; ok {
+		s.Cooling = &r
+	}
 	_, s.Busy = e.queues[deployment]
 	return s
 }
 
 // Load reads from the journal what outlives a restart besides the
-// requests Recover deploys: the paused deployments, their held pushes and
-// the pushes awaiting approval (whose timeouts run on); and it starts the
+// requests Recover deploys: the paused deployments, their held pushes,
+// the pushes awaiting approval (whose timeouts run on) and those cooling
+// down (whose timers are re-armed); and it starts the
 // metrics (seedMetrics). Call it once, before taking requests.
 func (e *Engine) Load(ctx context.Context) error {
 	e.seedMetrics(ctx)
@@ -77,12 +82,10 @@ func (e *Engine) Load(ctx context.Context) error {
 	}
 	var superseded []Request
 	for _, r := range open { // oldest first: the newest of each kind wins
-		if r.State != Held && r.State != Pending {
+		if r.State != Held && r.State != Pending && r.State != Cooling {
 			continue
 		}
-		if old := e.placeLocked(r); old != nil {
-			superseded = append(superseded, *old)
-		}
+		superseded = append(superseded, e.placeAllLocked(r)...)
 	}
 	e.mu.Unlock()
 	e.settleSuperseded(ctx, superseded)
@@ -249,11 +252,9 @@ func (e *Engine) move(ctx context.Context, r Request, state Disposition, actor s
 	}
 	r.State = state
 	e.mu.Lock()
-	superseded := e.placeLocked(r)
+	superseded := e.placeAllLocked(r)
 	e.mu.Unlock()
-	if superseded != nil {
-		e.settleSuperseded(ctx, []Request{*superseded})
-	}
+	e.settleSuperseded(ctx, superseded)
 	return nil
 }
 

@@ -45,6 +45,19 @@ type Record struct {
 	Pusher      string
 	Actor       string // API token that asked for it or approved it
 	Request     int64  // the accepted request it serves (0: none)
+	// Reported is the digest the webhook's sender said it pushed ("" when
+	// it said none); Digest is what the tag resolved to, which may differ
+	// (see Mismatch).
+	Reported string
+	// Revisions are the image's revision labels (those the config's
+	// promote_from read; see vouch.go), by label.
+	Revisions map[string]string
+	// VouchedBy is the deploy of the promote_from deployment whose image
+	// had the same revision, VouchedRevision; 0 unless matched by revision.
+	// VouchedFrom is that deploy's deployment, as the journal reads it.
+	VouchedBy       int64
+	VouchedRevision string
+	VouchedFrom     string
 
 	Step    string  // last step journaled
 	PrevID  string  // id of the container being replaced
@@ -84,4 +97,13 @@ type Journal interface {
 	Deploys
 	Interrupted
 	Successes
+	Coolings
+	Revisions
+}
+
+// Mismatch tells whether the tag resolved to another digest than the
+// webhook's sender reported: the tag moved between the push and the
+// deploy, or the sender named another manifest than the registry serves.
+func (r Record) Mismatch() bool {
+	return r.Reported != "" && r.Digest != "" && r.Reported != r.Digest
 }

@@ -76,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, engineOf func(deployment string) stri
 }
 
 // outcomes are the values of liftoff_deploys_total's outcome label.
-var outcomes = []Outcome{Succeeded, Failed, RolledBack, Unchanged, Superseded, Refused, Expired, Rejected}
+var outcomes = []Outcome{Succeeded, Failed, RolledBack, Unchanged, Superseded, Refused, Expired, Rejected, Deferred}
 
 // seed makes a liftoff_deploys_total series at 0 for each outcome of each
 // deployment, so that increase() sees a deployment's first failure (a

@@ -142,9 +142,7 @@ func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, err
 	var superseded []Request
 	e.mu.Lock()
 	for _, r := range fresh {
-		if old := e.placeLocked(r); old != nil {
-			superseded = append(superseded, *old)
-		}
+		superseded = append(superseded, e.placeAllLocked(r)...)
 	}
 	e.mu.Unlock()
 	e.settleSuperseded(ctx, superseded)
@@ -170,7 +168,7 @@ func (e *Engine) routeLocked(cfg *deployments.Config, r Request) Disposition {
 }
 
 // placeLocked puts an accepted request where its State says: in the
-// deployment's queue, or as its held or pending push. It returns the
+// deployment's queue, or as its held, pending or cooling push. It returns the
 // request it replaced, if any. e.mu is held.
 func (e *Engine) placeLocked(r Request) (superseded *Request) {
 	switch r.State {
@@ -189,6 +187,8 @@ func (e *Engine) placeLocked(r Request) (superseded *Request) {
 			return &old
 		}
 		return nil
+	case Cooling:
+		return e.placeCoolingLocked(r)
 	default:
 		return e.queueLocked(deployJob(r))
 	}

@@ -1,9 +1,11 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -113,7 +115,7 @@ func (j *rcJournal) OpenRequests(ctx context.Context) ([]Request, error) {
 		if r.outcome == "" {
 			o := r.Request
 			for _, d := range j.recs {
-				if d.Request == o.ID {
+				if d.Request == o.ID && d.Outcome != Deferred {
 					o.Attempts++
 				}
 			}
@@ -215,6 +217,10 @@ func (j *rcJournal) Step(ctx context.Context, id int64, r Record) error {
 		return fmt.Errorf("deploy %d already finished", id)
 	}
 	old.Step, old.Digest, old.Previous, old.PrevID, old.NewID = r.Step, r.Digest, r.Previous, r.PrevID, r.NewID
+	if r.Revisions != nil {
+		old.Revisions = maps.Clone(r.Revisions)
+	}
+	old.VouchedBy, old.VouchedRevision = max(old.VouchedBy, r.VouchedBy), cmp.Or(r.VouchedRevision, old.VouchedRevision)
 	j.recs[id] = old
 	return nil
 }
@@ -232,6 +238,10 @@ func (j *rcJournal) Finish(ctx context.Context, id int64, r Record, settle bool)
 		return fmt.Errorf("deploy %d: no outcome", id)
 	}
 	old.Outcome, old.Error, old.Ended, old.Phases = r.Outcome, r.Error, r.Ended, r.Phases
+	if r.Revisions != nil {
+		old.Revisions = maps.Clone(r.Revisions)
+	}
+	old.VouchedBy, old.VouchedRevision = max(old.VouchedBy, r.VouchedBy), cmp.Or(r.VouchedRevision, old.VouchedRevision)
 	for _, kv := range []struct {
 		dst *string
 		v   string

@@ -39,8 +39,8 @@ func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 	}
 	byDeployment := map[string][]Request{}
 	for _, r := range open {
-		if r.State == Held || r.State == Pending {
-			continue // still held or awaiting approval (see Load)
+		if r.State == Held || r.State == Pending || r.State == Cooling {
+			continue // still held, awaiting approval or cooling down (see Load)
 		}
 		byDeployment[r.Deployment] = append(byDeployment[r.Deployment], r)
 	}
@@ -86,14 +86,15 @@ func (e *Engine) Recover(ctx context.Context, engines ...string) error {
 		r.Trigger = TriggerResume
 		log.Warn().Int("attempts", r.Attempts).Time("received", r.Received).
 			Msg("resuming a push that was accepted but never deployed (liftoff stopped or died first)")
+		r.State = Queued
 		e.mu.Lock()
-		superseded := e.queueLocked(deployJob(r))
+		// A push cooling down (Load put it back) is older: this one was
+		// accepted after it, and replaces it. Anything waiting in the
+		// queue cannot be: it was accepted later, so it is the newest;
+		// it is settled all the same rather than lost.
+		superseded := e.placeAllLocked(r)
 		e.mu.Unlock()
-		if superseded != nil {
-			// Cannot happen: anything waiting was accepted later, so it is
-			// the newest. Settle it all the same rather than lose it.
-			e.settleSuperseded(ctx, []Request{*superseded})
-		}
+		e.settleSuperseded(ctx, superseded)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("resume: %w", errs[0])

@@ -59,10 +59,10 @@ var ErrOneOff = errors.New("command failed")
 // config says it is promoted from: production then only ever runs what
 // staging proved.
 func (a *attempt) promote() (Outcome, error) {
-	from := a.d.PromoteFrom
+	from := a.d.PromoteFrom.Deployment
 	switch {
-	case from == "":
-		return "", nil
+	case from == "" || a.d.PromoteFrom.ByRevision():
+		return "", nil // by revision: vouch reads the pulled image's label
 	case a.e.opts.Journal == nil:
 		return Refused, fmt.Errorf("promote_from %s: no history to tell what succeeded there", from)
 	}

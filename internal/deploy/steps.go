@@ -39,13 +39,15 @@ const (
 // every failure ends in a rollback.
 func (a *attempt) deploy() (Outcome, error) {
 	for _, step := range []func() (Outcome, error){
-		a.resolve, // 1. the tag's digest; unchanged if it runs already
-		a.promote, //    refused unless it succeeded where promote_from says
-		a.pull,    // 2. image@digest, while the old container keeps serving
-		a.prepare, // 3. the container's spec and environment; the policy
-		a.backup,  //    the environment's backup, if it has one
-		a.release, //    the deployment's release command (migrations), if any
-		a.swap,    // 4-6. per strategy: swap, health gate, clean up or roll back
+		a.resolve,  // 1. the tag's digest; unchanged if it runs already
+		a.promote,  //    refused unless it succeeded where promote_from says
+		a.pull,     // 2. image@digest, while the old container keeps serving
+		a.vouch,    //    its revision labels; refused unless promote_from's revision succeeded there
+		a.cooldown, // deferred while the image is younger than min_image_age
+		a.prepare,  // 3. the container's spec and environment; the policy
+		a.backup,   //    the environment's backup, if it has one
+		a.release,  //    the deployment's release command (migrations), if any
+		a.swap,     // 4-6. per strategy: swap, health gate, clean up or roll back
 	} {
 		if o, err := step(); o != "" || err != nil {
 			return o, err
@@ -89,6 +91,12 @@ func (a *attempt) resolve() (Outcome, error) {
 	}
 	a.res.Digest = digest
 	a.ref = pullRepo + "@" + digest
+	if r.Reported != "" && r.Reported != digest {
+		// Recorded with the deploy (Record.Reported); the resolved digest
+		// is what deploys.
+		a.log.Warn().Str("reported_digest", r.Reported).Str("digest", digest).
+			Msg("the tag resolves to another digest than the sender reported: the registry's is deployed")
+	}
 	if d.Service != nil {
 		return a.resolvedService(digest)
 	}

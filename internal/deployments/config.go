@@ -195,11 +195,13 @@ type Deployment struct {
 	Release Release `yaml:"release"`
 	// PromoteFrom names another deployment: a digest deploys here only if
 	// a deploy of it has succeeded there (production runs only what
-	// staging proved); otherwise the deploy is refused. Only digests are
-	// compared, so the other deployment may be of any environment, this
-	// one's too (a canary), and of another repository holding the same
-	// images (a copy between registries keeps the digest).
-	PromoteFrom string `yaml:"promote_from"`
+	// staging proved); otherwise the deploy is refused. By default only
+	// digests are compared, so the other deployment may be of any
+	// environment, this one's too (a canary), and of another repository
+	// holding the same images (a copy between registries keeps the
+	// digest). With match: revision, an image deploys if one with the
+	// same revision label succeeded there (two images of one commit).
+	PromoteFrom Promotion `yaml:"promote_from"`
 
 	// Engine names the engine the deployment runs on: LocalEngine
 	// ("local", the default) or one of Config.Engines.
@@ -211,6 +213,12 @@ type Deployment struct {
 	Service *Service `yaml:"service"`
 	// Poll, if set, asks the registry for new digests (see Poll).
 	Poll *Poll `yaml:"poll"`
+	// MinImageAge, if set, makes a pushed digest younger than this wait
+	// until it is this old before it deploys: a cool-down, so that an
+	// image pulled back or replaced soon after its push never reaches the
+	// deployment. Its age is from the image config's created time, or
+	// from when liftoff first saw the digest where created is missing.
+	MinImageAge time.Duration `yaml:"min_image_age"`
 
 	// Processes, if set, make the deployment an app of several processes
 	// run from its image with its environment (see Process); Order is the

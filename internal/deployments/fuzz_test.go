@@ -80,8 +80,8 @@ func FuzzParse(f *testing.F) {
 			if len(d.Release.Command) > 0 && d.Release.Timeout <= 0 {
 				t.Fatalf("deployment %q: release without a timeout", d.Name)
 			}
-			if d.PromoteFrom != "" && (d.PromoteFrom == d.Name || c.Deployment(d.PromoteFrom) == nil) {
-				t.Fatalf("deployment %q: promote_from %q", d.Name, d.PromoteFrom)
+			if from := d.PromoteFrom.Deployment; from != "" && (from == d.Name || c.Deployment(from) == nil) {
+				t.Fatalf("deployment %q: promote_from %q", d.Name, d.PromoteFrom.Deployment)
 			}
 			if b := c.BackupFor(d); b != nil {
 				if b.Timeout <= 0 {

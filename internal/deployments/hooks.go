@@ -14,6 +14,7 @@ const (
 	SourceHarbor       = "harbor"       // Harbor, default and CloudEvents formats
 	SourceQuay         = "quay"         // Quay's repo_push notifications
 	SourceECR          = "ecr"          // Amazon ECR through an EventBridge API destination
+	SourceGAR          = "gar"          // Google Artifact Registry through a Pub/Sub push subscription
 	SourceGeneric      = "generic"      // liftoff's own {"image", "tag", "digest"}, signed
 )
 
@@ -21,7 +22,7 @@ const (
 // hooks[].source accepts. The server has a payload parser for each of them
 // and for no other.
 func HookSources() []string {
-	return []string{SourceDockerHub, SourceGHCR, SourceDistribution, SourceHarbor, SourceQuay, SourceECR, SourceGeneric}
+	return []string{SourceDockerHub, SourceGHCR, SourceDistribution, SourceHarbor, SourceQuay, SourceECR, SourceGAR, SourceGeneric}
 }
 
 // signedSources sign each body with the hook's secret, which they need;

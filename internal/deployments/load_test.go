@@ -185,8 +185,8 @@ func TestValidFixture(t *testing.T) {
 	if got := c.Deployment("web-staging").ContainerName(); got != "web-stage" {
 		t.Errorf("ContainerName = %q", got)
 	}
-	if r := d.Release; !reflect.DeepEqual(r.Command, []string{"python", "manage.py", "migrate", "--noinput"}) || r.Timeout != 5*time.Minute || d.PromoteFrom != "web-staging" {
-		t.Errorf("web-prod: release %+v, promote_from %q", r, d.PromoteFrom)
+	if r := d.Release; !reflect.DeepEqual(r.Command, []string{"python", "manage.py", "migrate", "--noinput"}) || r.Timeout != 5*time.Minute || d.PromoteFrom.Deployment != "web-staging" {
+		t.Errorf("web-prod: release %+v, promote_from %q", r, d.PromoteFrom.Deployment)
 	}
 	if r := c.Deployment("web-staging").Release; len(r.Command) != 4 || r.Timeout != DefaultReleaseTimeout {
 		t.Errorf("web-staging: release %+v", r)
@@ -233,7 +233,7 @@ func TestExampleLoads(t *testing.T) {
 	if len(prod.Accepted) != 1 || prod.Accepted[0].Name != "dblood-production" {
 		t.Errorf("v1.4.2 → %+v", prod)
 	}
-	stg := c.Match("docker.io/acme/dblood", "staging")
+	stg := c.Match("docker.io/acme/dblood-dev", "staging")
 	if len(stg.Accepted) != 1 || stg.Accepted[0].Name != "dblood-staging" {
 		t.Errorf("staging → %+v", stg)
 	}
@@ -245,10 +245,13 @@ func TestExampleLoads(t *testing.T) {
 			t.Errorf("%s: release %+v", name, r)
 		}
 	}
-	if p := c.Deployment("dblood-production").PromoteFrom; p != "dblood-staging" {
-		t.Errorf("production promote_from %q", p)
+	if p := c.Deployment("dblood-production").PromoteFrom; p.Deployment != "dblood-staging" || !p.ByRevision() {
+		t.Errorf("production promote_from %+v, want dblood-staging by revision (two images, one commit)", p)
 	}
-	if c.Deployment("dblood-staging").PromoteFrom != "" || c.BackupFor(c.Deployment("dblood-staging")) != nil {
+	if got := c.Match("docker.io/acme/dblood", "staging"); len(got.Accepted) != 0 {
+		t.Errorf("acme/dblood:staging deploys %+v: staging runs the dev image", got.Accepted)
+	}
+	if c.Deployment("dblood-staging").PromoteFrom.Deployment != "" || c.BackupFor(c.Deployment("dblood-staging")) != nil {
 		t.Error("staging promotes from something, or has a backup")
 	}
 	b := c.BackupFor(c.Deployment("dblood-production"))

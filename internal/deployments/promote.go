@@ -10,11 +10,11 @@ import (
 // checkPromotions checks deployments[].promote_from: it names another
 // configured deployment, and following promote_from from any deployment
 // never comes back to it — in a cycle no deployment could ever deploy,
-// each waiting for a digest to succeed in the one before. The other
-// deployment may be of any environment, this one's too: only digests are
-// compared, and a canary proving digests for the production deployment of
-// its own environment is as sound as staging proving them. It runs after
-// index, on byName.
+// each waiting for a digest to succeed in the one before; and its match
+// and label (checkPromotion). The other deployment may be of any
+// environment, this one's too: a canary proving digests for the production
+// deployment of its own environment is as sound as staging proving them.
+// It runs after index, on byName.
 func (c *Config) checkPromotions(p *problems) {
 	// next[i] is the deployment i promotes from, -1 for none (or one that
 	// is reported here already).
@@ -22,22 +22,27 @@ func (c *Config) checkPromotions(p *problems) {
 	for i := range c.Deployments {
 		d := &c.Deployments[i]
 		next[i] = -1
-		if d.PromoteFrom == "" {
+		checkPromotion(p, d.path+".promote_from", &d.PromoteFrom)
+		from := d.PromoteFrom.Deployment
+		if from == "" {
 			continue
 		}
 		at := d.path + ".promote_from"
-		j, ok := c.byName[d.PromoteFrom]
+		if d.PromoteFrom.long {
+			at += ".deployment"
+		}
+		j, ok := c.byName[from]
 		switch {
-		case d.PromoteFrom == d.Name:
+		case from == d.Name:
 			// Shown as the name is: hidden when it or promote_from came
 			// from ${VAR}.
 			name := p.quote(d.path+".name", d.Name)
 			if p.secrets[at] {
-				name = p.quote(at, d.PromoteFrom)
+				name = p.quote(at, from)
 			}
 			p.addf(at, "%s is this deployment's own name: promote from another deployment, e.g. its staging one", name)
 		case !ok:
-			p.addf(at, "unknown deployment %s (have: %s)", p.quote(at, d.PromoteFrom), c.deploymentNames(p))
+			p.addf(at, "unknown deployment %s (have: %s)", p.quote(at, from), c.deploymentNames(p))
 		default:
 			next[i] = j
 		}

@@ -1,6 +1,7 @@
 package deployments
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -87,14 +88,60 @@ deployments:
 		if d == nil {
 			t.Fatalf("no deployment %q", name)
 		}
-		if d.PromoteFrom != from {
-			t.Errorf("%s: promote_from %q, want %q", d.Name, d.PromoteFrom, from)
+		if d.PromoteFrom.Deployment != from {
+			t.Errorf("%s: promote_from %q, want %q", d.Name, d.PromoteFrom.Deployment, from)
 		}
-		if from != "" && c.Deployment(d.PromoteFrom) == nil {
-			t.Errorf("%s: promote_from %q is not a deployment", d.Name, d.PromoteFrom)
+		if from != "" && c.Deployment(d.PromoteFrom.Deployment) == nil {
+			t.Errorf("%s: promote_from %q is not a deployment", d.Name, d.PromoteFrom.Deployment)
 		}
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("validating again: %v", err)
+	}
+}
+
+// promote_from as a mapping: match digest (the default) or revision, with
+// the revision label; a mistake in any key is named.
+func TestPromoteFromByRevision(t *testing.T) {
+	c := mustParse(t, head+`deployments:
+  - {name: web-staging, image: acme/web-dev, tags: [staging]}
+  - {name: web-prod, image: acme/web, tags: [latest], promote_from: {deployment: web-staging, match: revision}}
+  - {name: web-eu, image: acme/web, tags: [eu], promote_from: {deployment: web-staging, match: revision, label: com.example.git-sha}}
+  - {name: web-copy, image: acme/web, tags: [copy], promote_from: {deployment: web-prod}}
+`)
+	for name, want := range map[string]struct {
+		from  string
+		rev   bool
+		label string
+	}{
+		"web-prod": {"web-staging", true, DefaultRevisionLabel},
+		"web-eu":   {"web-staging", true, "com.example.git-sha"},
+		"web-copy": {"web-prod", false, DefaultRevisionLabel},
+	} {
+		p := c.Deployment(name).PromoteFrom
+		if p.Deployment != want.from || p.ByRevision() != want.rev || p.RevisionLabel() != want.label {
+			t.Errorf("%s: promote_from %+v, want %+v", name, p, want)
+		}
+	}
+	if got := c.RevisionLabels(); !slices.Equal(got, []string{DefaultRevisionLabel, "com.example.git-sha"}) {
+		t.Errorf("RevisionLabels = %q", got)
+	}
+
+	for yaml, want := range map[string]string{
+		`{deployment: web-staging, match: commit}`:                  `deployments[1].promote_from.match: "commit": want digest (the same image) or revision`,
+		`{deployment: web-staging, label: x}`:                       "deployments[1].promote_from.label: only with match: revision",
+		`{deployment: web-staging, match: revision, label: "a b"}`:  `deployments[1].promote_from.label: "a b": want a label key such as org.opencontainers.image.revision`,
+		`{match: revision}`:                                         "deployments[1].promote_from.deployment: missing",
+		`{deployment: nope, match: revision}`:                       `deployments[1].promote_from.deployment: unknown deployment "nope"`,
+		`{deployment: web-prod, match: revision}`:                   `deployments[1].promote_from.deployment: "web-prod" is this deployment's own name`,
+		`{deployment: web-staging, match: revision, revision: abc}`: `unknown key "revision"`,
+	} {
+		_, err := parseString(t, head+`deployments:
+  - {name: web-staging, image: acme/web-dev, tags: [staging]}
+  - {name: web-prod, image: acme/web, tags: [latest], promote_from: `+yaml+`}
+`)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("promote_from %s: %v, want %q", yaml, err, want)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func TestReleaseBackupPromoteErrors(t *testing.T) {
 		{"promote_from itself, promote_from by variable", head + "deployments:\n  - {name: " + envSecret + ", image: acme/web, tags: [a], promote_from: \"${SECRET}\"}\n", nil,
 			[]string{"deployments[0].promote_from: (value from ${VAR}) is this deployment's own name"}},
 		{"promote_from not a string", head + "deployments:" + web + "    promote_from: [staging]\n", nil,
-			[]string{"deployments[0].promote_from: cannot unmarshal !!seq into string (line 7)"}},
+			[]string{"deployments[0].promote_from: cannot unmarshal !!seq into deployments.Promotion (line 7)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,6 +103,9 @@ func (c *Config) validateDeployments(p *problems) []string {
 		if d.StopTimeout < 0 {
 			p.addf(dp+".stop_timeout", "must be positive, e.g. 10s")
 		}
+		if d.MinImageAge < 0 {
+			p.addf(dp+".min_image_age", "%s: must be positive, e.g. 10m (0 or absent: no cool-down)", d.MinImageAge)
+		}
 		checkRelease(p, dp+".release", &d.Release, c.nullPaths[dp+".release"])
 	}
 	c.checkFrontDoorRoutes(p)

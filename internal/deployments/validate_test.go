@@ -67,7 +67,7 @@ metrics_listen: 127.0.0.1:8080
 			"deployments[0].health.cmd: CMD needs a command after it", "deployments[1].strategy: start-first runs two containers at once, so it cannot publish ports"}},
 
 		{"hook source unknown", `hooks: [{source: gitlab, token: "${HOOK_TOKEN}"}]`, nil,
-			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub, ghcr, distribution, harbor, quay, ecr, generic)`}},
+			[]string{`hooks[0].source: unknown source "gitlab" (supported: dockerhub, ghcr, distribution, harbor, quay, ecr, gar, generic)`}},
 		{"hook secret missing", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}"}, {source: generic, token: "${HOOK_TOKEN}"}]`, nil,
 			[]string{"hooks[0].secret: missing: ghcr signs every delivery", "hooks[1].secret: missing: generic signs every delivery"}},
 		{"hook secret short", `hooks: [{source: ghcr, token: "${HOOK_TOKEN}", secret: "${SHORT}"}]`, map[string]string{"SHORT": "FILESECRET-short"},
@@ -209,6 +209,7 @@ deployments:
       networks: [web, web, ""]
       restart: "on-failure:x"
     stop_timeout: -1s
+    min_image_age: -10m
 `, nil, []string{"deployments[0].container.ports[2]: want [ip:][hostPort:]containerPort[/tcp|udp|sctp]: invalid IP address: 1.2.3.4.5",
 			"deployments[0].container.ports[3]: want [ip:][hostPort:]containerPort[/tcp|udp|sctp]: invalid proto: icmp",
 			"deployments[0].container.ports[4]: want",
@@ -229,7 +230,8 @@ deployments:
 			"deployments[1].container.ports[0]: host port 8001/tcp is also published by deployments[0].container.ports[1]",
 			"deployments[1].container.networks[1]: listed twice", "deployments[1].container.networks[2]: empty network name",
 			`deployments[1].container.restart: "on-failure:x"`,
-			"deployments[1].stop_timeout: must be positive"}},
+			"deployments[1].stop_timeout: must be positive",
+			"deployments[1].min_image_age: -10m0s: must be positive, e.g. 10m"}},
 
 		// Values from ${VAR} are secrets even where they are not meant to be.
 		{"secret image", head + "deployments:\n  - {name: web, image: \"${IMG}\", tags: [a]}\n", map[string]string{"IMG": envSecret + ":x:y"},

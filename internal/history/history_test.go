@@ -153,7 +153,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	refused(t, path, ErrTooNew, "schema version 99 is newer than this liftoff (knows up to 3)", "upgrade liftoff")
+	refused(t, path, ErrTooNew, "schema version 99 is newer than this liftoff (knows up to 5)", "upgrade liftoff")
 }
 
 func TestOpenRefusesGarbage(t *testing.T) {

@@ -38,10 +38,10 @@ func (s *Store) Begin(ctx context.Context, r deploy.Record) (int64, error) {
 	}
 	res, err := s.w.ExecContext(ctx, `INSERT INTO deploys
 		(deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-		 step, prev_container, new_container, error, started_at, request, actor)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`,
+		 step, prev_container, new_container, error, started_at, request, actor, reported_digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`,
 		r.Deployment, r.Environment, r.Image, r.Tag, r.Digest, r.Previous, r.Trigger, r.Delivery, r.Pusher,
-		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request, r.Actor)
+		r.Step, r.PrevID, r.NewID, r.Started.UnixNano(), r.Request, r.Actor, r.Reported)
 	if err != nil {
 		return 0, fmt.Errorf("history: begin deploy of %s: %w", r.Deployment, err)
 	}
@@ -68,11 +68,16 @@ func (s *Store) Step(ctx context.Context, id int64, r deploy.Record) error {
 			return fmt.Errorf("history: step %s of deploy %d: %w", r.Step, id, err)
 		}
 	}
+	revisions, err := revisionsJSON(r.Revisions)
+	if err != nil {
+		return fmt.Errorf("history: step %s of deploy %d: %w", r.Step, id, err)
+	}
 	res, err := s.w.ExecContext(ctx, `UPDATE deploys
 		SET step = ?, digest = ?, previous_digest = ?, prev_container = ?, new_container = ?,
-		    phases = coalesce(?, phases)
+		    phases = coalesce(?, phases), revisions = coalesce(?, revisions),
+		    vouched_by = coalesce(nullif(?, 0), vouched_by), vouched_revision = coalesce(nullif(?, ''), vouched_revision)
 		WHERE id = ? AND outcome IS NULL`,
-		r.Step, r.Digest, r.Previous, r.PrevID, r.NewID, nullString(phases), id)
+		r.Step, r.Digest, r.Previous, r.PrevID, r.NewID, nullString(phases), revisions, r.VouchedBy, r.VouchedRevision, id)
 	if err == nil {
 		err = changed(ctx, s.w, res, id)
 	}
@@ -102,16 +107,22 @@ func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record, settle bo
 			return fmt.Errorf("history: finish deploy %d: %w", id, err)
 		}
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	revisions, err := revisionsJSON(r.Revisions)
+	if err != nil {
+		return fmt.Errorf("history: finish deploy %d: %w", id, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE deploys
 			SET outcome = ?, error = ?, ended_at = ?, phases = ?,
+			    revisions = coalesce(?, revisions),
+			    vouched_by = coalesce(nullif(?, 0), vouched_by), vouched_revision = coalesce(nullif(?, ''), vouched_revision),
 			    digest = coalesce(nullif(?, ''), digest),
 			    previous_digest = coalesce(nullif(?, ''), previous_digest),
 			    prev_container = coalesce(nullif(?, ''), prev_container),
 			    new_container = coalesce(nullif(?, ''), new_container),
 			    release_output = coalesce(nullif(?, ''), release_output)
 			WHERE id = ? AND outcome IS NULL`,
-			string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases),
+			string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases), revisions, r.VouchedBy, r.VouchedRevision,
 			r.Digest, r.Previous, r.PrevID, r.NewID, r.ReleaseOutput, id)
 		if err == nil {
 			err = changed(ctx, tx, res, id)
@@ -177,6 +188,8 @@ func nullString(b []byte) any {
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
 	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor, release_output,
+	reported_digest, revisions, vouched_by, vouched_revision,
+	coalesce((SELECT v.deployment FROM deploys v WHERE v.id = deploys.vouched_by), ''),
 	coalesce((SELECT r.outcome IS NULL FROM requests r WHERE r.id = deploys.request), 0)`
 
 // Unfinished returns the deploys begun and not finished, oldest first.
@@ -235,10 +248,11 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 			started int64
 			ended   sql.NullInt64
 			phases  sql.NullString
+			revs    string
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.Open); err != nil {
+			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.Reported, &revs, &r.VouchedBy, &r.VouchedRevision, &r.VouchedFrom, &r.Open); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)
@@ -249,6 +263,11 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		if phases.Valid {
 			if err := json.Unmarshal([]byte(phases.String), &r.Phases); err != nil {
 				return nil, fmt.Errorf("deploy %d: phases: %w", r.ID, err)
+			}
+		}
+		if revs != "" && revs != "{}" {
+			if err := json.Unmarshal([]byte(revs), &r.Revisions); err != nil {
+				return nil, fmt.Errorf("deploy %d: revisions: %w", r.ID, err)
 			}
 		}
 		rs = append(rs, r)
@@ -340,4 +359,34 @@ func (s *Store) Succeeded(ctx context.Context, deployment, digest string) (bool,
 		return false, fmt.Errorf("history: did %s succeed in %s: %w", digest, deployment, err)
 	}
 	return ok, nil
+}
+
+// Vouched returns the newest deploy of deployment that succeeded (or found
+// its image running) with an image whose label held revision; false if
+// none did.
+func (s *Store) Vouched(ctx context.Context, deployment, label, revision string) (deploy.Record, bool, error) {
+	rs, err := s.records(ctx, `SELECT `+deployColumns+` FROM deploys
+		WHERE deployment = ? AND outcome IN ('succeeded', 'unchanged')
+		  AND EXISTS (SELECT 1 FROM json_each(deploys.revisions) WHERE key = ? AND value = ?)
+		ORDER BY id DESC LIMIT 1`, deployment, label, revision)
+	if err != nil {
+		return deploy.Record{}, false, fmt.Errorf("history: did revision %s succeed in %s: %w", revision, deployment, err)
+	}
+	if len(rs) == 0 {
+		return deploy.Record{}, false, nil
+	}
+	return rs[0], true, nil
+}
+
+// revisionsJSON is a deploy's revisions as stored; nil (keep what is
+// stored) when it has none.
+func revisionsJSON(m map[string]string) (any, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
 }

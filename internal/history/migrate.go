@@ -110,6 +110,18 @@ ALTER TABLE deliveries ADD COLUMN ignored TEXT NOT NULL DEFAULT '[]'; -- JSON [{
 		// most, secrets redacted).
 		`ALTER TABLE deploys ADD COLUMN release_output TEXT NOT NULL DEFAULT '';
 CREATE INDEX deploys_succeeded ON deploys (deployment, digest) WHERE outcome IN ('succeeded', 'unchanged');`,
+		// 4: a push cooling down (min_image_age) until when; the digest
+		// a webhook's sender reported, kept with its request and shown
+		// with a deploy whose tag resolved to another.
+		`ALTER TABLE requests ADD COLUMN until_at INTEGER;
+ALTER TABLE requests ADD COLUMN reported TEXT NOT NULL DEFAULT '';
+ALTER TABLE deploys ADD COLUMN reported_digest TEXT NOT NULL DEFAULT '';`,
+		// 5: the revision labels of a deploy's image (JSON, by label),
+		// and the deploy whose image of the same revision vouched for it
+		// (promote_from with match: revision).
+		`ALTER TABLE deploys ADD COLUMN revisions TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE deploys ADD COLUMN vouched_by INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deploys ADD COLUMN vouched_revision TEXT NOT NULL DEFAULT '';`,
 	}
 }
 

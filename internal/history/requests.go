@@ -25,10 +25,10 @@ func (s *Store) Accept(ctx context.Context, rs []deploy.Request) ([]int64, error
 				state = deploy.Queued
 			}
 			res, err := tx.ExecContext(ctx, `INSERT INTO requests
-				(deployment, image, tag, digest, "trigger", delivery, pusher, actor, received_at, state, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				(deployment, image, tag, digest, "trigger", delivery, pusher, actor, received_at, state, expires_at, until_at, reported)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				r.Deployment, r.Image, r.Tag, r.Digest, r.Trigger, r.Delivery, r.Pusher, r.Actor,
-				r.Received.UnixNano(), string(state), nullTime(r.Expires))
+				r.Received.UnixNano(), string(state), nullTime(r.Expires), nullTime(r.Until), r.Reported)
 			if err != nil {
 				return err
 			}
@@ -69,11 +69,12 @@ func (s *Store) Settle(ctx context.Context, ids []int64, o deploy.Outcome, why s
 
 // OpenRequests returns the requests not settled yet, oldest first, with how many
 // deploys of each began (all of them interrupted: a deploy that reached
-// its outcome settled its request).
+// its outcome settled its request), not counting those deferred by
+// min_image_age, which end without settling it.
 func (s *Store) OpenRequests(ctx context.Context) ([]deploy.Request, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.deployment, r.image, r.tag, r.digest, r."trigger",
-		r.delivery, r.pusher, r.actor, r.received_at, r.state, r.expires_at,
-		(SELECT count(*) FROM deploys d WHERE d.request = r.id)
+		r.delivery, r.pusher, r.actor, r.received_at, r.state, r.expires_at, r.until_at, r.reported,
+		(SELECT count(*) FROM deploys d WHERE d.request = r.id AND coalesce(d.outcome, '') != 'deferred')
 		FROM requests r WHERE r.outcome IS NULL ORDER BY r.id`)
 	if err != nil {
 		return nil, fmt.Errorf("history: open requests: %w", err)
@@ -86,15 +87,19 @@ func (s *Store) OpenRequests(ctx context.Context) ([]deploy.Request, error) {
 			received int64
 			state    string
 			expires  sql.NullInt64
+			until    sql.NullInt64
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Image, &r.Tag, &r.Digest, &r.Trigger,
-			&r.Delivery, &r.Pusher, &r.Actor, &received, &state, &expires, &r.Attempts); err != nil {
+			&r.Delivery, &r.Pusher, &r.Actor, &received, &state, &expires, &until, &r.Reported, &r.Attempts); err != nil {
 			return nil, fmt.Errorf("history: open requests: %w", err)
 		}
 		r.Received = fromNanos(received)
 		r.State = deploy.Disposition(state)
 		if expires.Valid {
 			r.Expires = fromNanos(expires.Int64)
+		}
+		if until.Valid {
+			r.Until = fromNanos(until.Int64)
 		}
 		out = append(out, r)
 	}
@@ -168,4 +173,36 @@ func nullTime(t time.Time) any {
 		return nil
 	}
 	return t.UnixNano()
+}
+
+// Cool records that open request id waits, its image too young for
+// min_image_age, until until. Safe to repeat.
+func (s *Store) Cool(ctx context.Context, id int64, until time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE requests SET state = ?, until_at = ?
+		WHERE id = ? AND outcome IS NULL`, string(deploy.Cooling), until.UnixNano(), id)
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil && n != 1 {
+			err = fmt.Errorf("no open request %d", id)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("history: cool request %d: %w", id, err)
+	}
+	return nil
+}
+
+// FirstSeen returns when the first deploy of deployment that knew digest
+// began; zero if none did.
+func (s *Store) FirstSeen(ctx context.Context, deployment, digest string) (time.Time, error) {
+	var first sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT min(started_at) FROM deploys WHERE deployment = ? AND digest = ?`,
+		deployment, digest).Scan(&first)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("history: when %s first saw %s: %w", deployment, digest, err)
+	}
+	if !first.Valid {
+		return time.Time{}, nil
+	}
+	return fromNanos(first.Int64), nil
 }

@@ -59,3 +59,7 @@ func BenchmarkVerifySignature(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkParseGAR(b *testing.B) {
+	benchParser(b, GAR, http.Header{"Content-Type": {"application/json"}}, fixture(b, "gar", "insert_tagged.json"))
+}

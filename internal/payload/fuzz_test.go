@@ -1,6 +1,7 @@
 package payload
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -98,4 +99,22 @@ func FuzzECR(f *testing.F) {
 func FuzzGeneric(f *testing.F) {
 	fuzzParser(f, "generic", Generic, []http.Header{{"Content-Type": {"application/json"}}},
 		`{"image": "index.docker.io/a/b", "tag": "v1"}`, `{"image": "registry-1.docker.io/library/x", "tag": "x.sig", "digest": null}`)
+}
+
+func FuzzGAR(f *testing.F) {
+	fuzzParser(f, "gar", GAR, []http.Header{{"Content-Type": {"application/json"}}},
+		`{"message": {"data": "e30=", "messageId": "1"}}`, `{"message": null}`, `{"message": {"data": "=="}}`)
+}
+
+// FuzzGAREvent fuzzes the event inside message.data, which the bytes of
+// a whole push would only rarely reach through its base64.
+func FuzzGAREvent(f *testing.F) {
+	wrapped := func(h http.Header, event []byte) (Parsed, error) {
+		body := `{"message": {"data": "` + base64.StdEncoding.EncodeToString(event) + `", "messageId": "1", "publishTime": "2026-12-07T03:12:34Z"}}`
+		return GAR(h, []byte(body))
+	}
+	fuzzParser(f, "", wrapped, []http.Header{{"Content-Type": {"application/json"}}},
+		`{"action": "INSERT", "digest": "us-docker.pkg.dev/p/r/i@sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b", "tag": "us-docker.pkg.dev/p/r/i:v1"}`,
+		`{"action": "INSERT", "tag": "localhost:5000/i:v1.sig"}`, `{"action": "DELETE", "tag": "gcr.io/p/i:v1"}`,
+		`{"action": "INSERT", "tag": "gcr.io:443/p/i:latest", "digest": "gcr.io:443/p/i@sha256:x"}`, `{"action": "INSERT", "tag": ":"}`)
 }

@@ -1,7 +1,7 @@
 // Package payload reads what each registry's webhook says was pushed.
 //
 // Each source has one parser, a pure function of the request's headers and
-// body: DockerHub, GHCR, Distribution, Harbor, Quay, ECR and Generic (and
+// body: DockerHub, GHCR, Distribution, Harbor, Quay, ECR, GAR and Generic (and
 // DockerHubParser, DockerHub with a cache for a server's hot path). None
 // of them does I/O, reads configuration or trusts a URL in the payload;
 // each returns the tags that may deploy (Parsed.Pushes), the events of

@@ -132,6 +132,9 @@ type AppImage struct {
 	Env         []string // image ENV, KEY=VALUE
 	Labels      map[string]string
 	Healthcheck bool
+	// Created is the config's created time; zero leaves it out, as
+	// reproducible builds do.
+	Created time.Time
 }
 
 // Image builds the test app image for opts without pushing it.
@@ -153,6 +156,9 @@ func Image(t testing.TB, opts AppImage) v1.Image {
 	cf.Config.ExposedPorts = map[string]struct{}{"8000/tcp": {}}
 	cf.Config.Env = append([]string(nil), opts.Env...)
 	cf.Config.Labels = opts.Labels
+	if !opts.Created.IsZero() {
+		cf.Created = v1.Time{Time: opts.Created}
+	}
 	if opts.Healthcheck {
 		cf.Config.Healthcheck = &v1.HealthConfig{
 			Test:     []string{"CMD", "/app", "healthcheck"},

@@ -264,7 +264,9 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 				Image:      p.Repo,
 				Tag:        p.Tag,
 				// The sender's digest is not trusted: the engine
-				// resolves the tag against the registry.
+				// resolves the tag against the registry, and records
+				// the sender's beside it when they differ.
+				Reported: p.Digest,
 				Trigger:  name,
 				Delivery: d.id,
 				Pusher:   p.Pusher,

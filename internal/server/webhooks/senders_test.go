@@ -31,6 +31,7 @@ var sendersConfig = `hooks:
   - {source: harbor, token: ` + testToken + `, auth_header: "` + sendersAuth + `"}
   - {source: ecr, token: ` + testToken + `}
   - {source: quay, token: ` + testToken + `}
+  - {source: gar, token: ` + testToken + `}
 deployments:
   - {name: gh-web, image: ghcr.io/acme-corp/web, tags: ["semver:^1"]}
   - {name: reg-web, image: registry.example.com/acme/web, tags: ["semver:^3"]}
@@ -38,6 +39,7 @@ deployments:
   - {name: quay-api, image: quay.io/acme/api, tags: [latest, "semver:^1"]}
   - {name: ecr-web, image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web, tags: ["regexp:^v[0-9]+$"]}
   - {name: generic-api, image: registry.example.com:5000/team/api, tags: ["semver:^2"]}
+  - {name: gar-web, image: europe-west1-docker.pkg.dev/acme-prod/apps/web, tags: ["glob:v*"]}
 `
 
 // sendersHarness serves the hooks of sendersConfig.
@@ -120,6 +122,8 @@ func TestEverySenderDeploys(t *testing.T) {
 		}, nil},
 		{"ecr", func(t *testing.T) sender { return sender{"ecr", payloadFixture(t, "ecr", "push_success.json"), nil} },
 			[]string{"ecr-web=123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web:v42"}},
+		{"gar, a Pub/Sub push", func(t *testing.T) sender { return sender{"gar", payloadFixture(t, "gar", "insert_tagged.json"), nil} },
+			[]string{"gar-web=europe-west1-docker.pkg.dev/acme-prod/apps/web:v42"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := sendersHarness(t)

@@ -38,6 +38,7 @@ func newSources() map[string]source {
 		deployments.SourceHarbor:       {parse: payload.Harbor},
 		deployments.SourceQuay:         {parse: payload.Quay},
 		deployments.SourceECR:          {parse: payload.ECR},
+		deployments.SourceGAR:          {parse: payload.GAR},
 		deployments.SourceGeneric:      {parse: payload.Generic, signature: headerLiftoffSignature},
 	}
 }

@@ -1,0 +1,106 @@
+package daemon_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/liftoff-deploy/liftoff/apiv1"
+	liftoff "github.com/liftoff-deploy/liftoff/internal/daemon"
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
+)
+
+// cooldownConfig: NAME-web deploys staging pushes whose image is at least
+// 15s old. %[1]s prefix, %[2]s mirror, %[3]s hook token.
+const cooldownConfig = configHead + `api_tokens:
+  - {name: reader, token: ` + tokRead + `, scopes: [read]}
+environments:
+  staging: {}
+deployments:
+  - name: %[1]s-web
+    image: acme/%[1]s
+    tags: [staging]
+    environment: staging
+    stop_timeout: 1s
+    health: {min_uptime: 200ms}
+    min_image_age: 15s
+`
+
+// cooling reads the deployment's cooling push from the API.
+func (d *daemon) cooling(name string) *apiv1.Push {
+	d.t.Helper()
+	status, raw := d.apiRaw(tokRead, "GET", "/api/v1/deployments/"+name, "")
+	var v apiv1.DeploymentDetail
+	if status != 200 || json.Unmarshal(raw, &v) != nil {
+		d.t.Fatalf("GET deployment %s: %d %s", name, status, raw)
+	}
+	return v.Cooling
+}
+
+// TestMinImageAgeWaitsAcrossARestart: on the real engine, an image built
+// an hour ago deploys at once; one built now waits (deferred, nothing
+// stopped, shown as cooling until its created time plus min_image_age),
+// the wait survives a restart of liftoff, and the push then deploys under
+// its own delivery.
+func TestMinImageAgeWaitsAcrossARestart(t *testing.T) {
+	testenv.Slow(t)
+	t.Parallel()
+	d := startDaemon(t, cooldownConfig)
+	name := d.prefix + "-web"
+
+	d.pushImage("staging", testenv.AppImage{Version: "v1", Created: time.Now().Add(-time.Hour)})
+	d.deployOK("staging")
+	if c := d.cooling(name); c != nil {
+		t.Fatalf("cooling after an old image deployed: %+v", c)
+	}
+
+	created := time.Now()
+	d.pushImage("staging", testenv.AppImage{Version: "v2", Created: created})
+	r := d.deploy("staging")
+	if r.Outcome != deploy.Deferred {
+		t.Fatalf("a young image: %s %v, want deferred", r.Outcome, r.Err)
+	}
+	want := created.Add(15 * time.Second)
+	c := d.cooling(name)
+	if c == nil || c.Delivery != r.Request.Delivery || c.Until.Sub(want).Abs() > time.Second {
+		t.Fatalf("cooling: %+v, want delivery %s until %s", c, r.Request.Delivery, want)
+	}
+	d.serving(name, "v1")
+	d.only(name)
+
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	d.launch(d.configPath, d.lookup, liftoff.Options{})
+	if again := d.cooling(name); again == nil || again.Delivery != r.Request.Delivery || !again.Until.Equal(c.Until) {
+		t.Fatalf("cooling after a restart: %+v, want delivery %s until %s", again, r.Request.Delivery, c.Until)
+	}
+
+	done := d.next()
+	if done.Outcome != deploy.Succeeded || done.Request.Delivery != r.Request.Delivery {
+		t.Fatalf("after the cool-down: %s %v (delivery %s, want %s)", done.Outcome, done.Err, done.Request.Delivery, r.Request.Delivery)
+	}
+	if !time.Now().After(c.Until) {
+		t.Errorf("deployed before %s", c.Until)
+	}
+	d.serving(name, "v2")
+	d.only(name)
+	if c := d.cooling(name); c != nil {
+		t.Errorf("still cooling after the deploy: %+v", c)
+	}
+	var ds apiv1.Deploys
+	status, raw := d.apiRaw(tokRead, "GET", "/api/v1/deploys?delivery="+r.Request.Delivery, "")
+	if status != 200 || json.Unmarshal(raw, &ds) != nil {
+		t.Fatalf("deploys of the delivery: %d %s", status, raw)
+	}
+	var outcomes []string
+	for _, x := range ds.Deploys {
+		if x.Outcome != nil {
+			outcomes = append(outcomes, *x.Outcome)
+		}
+	}
+	if len(outcomes) != 2 || outcomes[0] != "succeeded" || outcomes[1] != "deferred" {
+		t.Errorf("the delivery's deploys, newest first: %v, want [succeeded deferred]", outcomes)
+	}
+}
