@@ -135,8 +135,14 @@ func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
+		// Done: the answer says so even when the container engine does
+		// not answer now (what runs is then unknown: engine_error says
+		// why), as the list does.
 		v, _, err := h.svc.View(r.Context(), d)
-		if err != nil {
+		if errors.Is(err, control.ErrUnavailable) {
+			msg := err.Error()
+			v.EngineError = &msg
+		} else if err != nil {
 			h.fail(w, r, err)
 			return
 		}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -20,6 +19,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
+	"github.com/liftoff-deploy/liftoff/internal/server/bearer"
 	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
@@ -98,8 +98,8 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 			httperr.NotFound(w, r)
 			return
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		p, known := cat.APIAuth(strings.TrimSpace(token))
+		token, ok := bearer.Token(r)
+		p, known := cat.APIAuth(token)
 		if !ok || !known {
 			h.fail(w, r, httperr.ErrUnauthorized)
 			return

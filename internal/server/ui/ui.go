@@ -25,6 +25,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
+	"github.com/liftoff-deploy/liftoff/internal/server/bearer"
 	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
@@ -189,8 +190,8 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 		cat := h.catalogue()
 		// Another scheme (Basic, from a proxy that guards the page) is
 		// not liftoff's: the session decides.
-		if authz := r.Header.Get("Authorization"); len(authz) > 7 && strings.EqualFold(authz[:7], "Bearer ") {
-			p, known := cat.APIAuth(strings.TrimSpace(authz[7:]))
+		if token, ok := bearer.Token(r); ok {
+			p, known := cat.APIAuth(token)
 			if !known {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="liftoff"`)
 				h.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config.")
