@@ -41,6 +41,15 @@ type RollbackRequest struct {
 	To int64 `json:"to,omitempty"`
 }
 
+// DecideRequest is the body of POST /deployments/{name}/approve and
+// .../reject: the pending push decided, by its request id (required), and
+// optionally its digest. The answer is 409 when that push is no longer
+// the one pending (another push replaced it): look again.
+type DecideRequest struct {
+	Request int64  `json:"request"`
+	Digest  string `json:"digest,omitempty"`
+}
+
 // Enqueued answers a deploy or a rollback (202): the delivery that follows
 // it, what it deploys, and for a rollback the deploy it goes back to.
 type Enqueued struct {
@@ -70,6 +79,7 @@ type Resumed struct {
 // Decided answers an approval (202, Outcome queued) or a rejection (200,
 // Outcome rejected) with the push's delivery.
 type Decided struct {
+	Request    int64  `json:"request"`
 	Delivery   string `json:"delivery"`
 	Deployment string `json:"deployment"`
 	Tag        string `json:"tag"`

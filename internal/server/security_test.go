@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -59,5 +61,84 @@ func TestBearerAnyCase(t *testing.T) {
 				t.Errorf("GET %s with %q and an unknown token: %d, want 401", path, scheme, w.Code)
 			}
 		}
+	}
+}
+
+// TestApproveNamesThePendingPush: the API's approve and reject take the
+// pending push's request id (required) and optionally its digest, shown
+// as pending.request and pending.digest; a push that is no longer the
+// one pending is a 409 that says which one is, and nothing is decided.
+func TestApproveNamesThePendingPush(t *testing.T) {
+	u := newUIHarness(t)
+	b := u.browser(t)
+	b.header.Set("Authorization", "Bearer "+uiLead)
+	var view struct {
+		Pending struct {
+			Request int64
+			Digest  string
+		}
+	}
+	if w := b.get("/api/v1/deployments/web-prod"); json.Unmarshal(w.Body.Bytes(), &view) != nil ||
+		view.Pending.Request != pendingID || view.Pending.Digest != digestV2 {
+		t.Fatalf("GET web-prod: %d %s, want pending.request and pending.digest", w.Code, w.Body)
+	}
+	post := func(action, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/deployments/web-prod/"+action, strings.NewReader(body))
+		return b.do(r)
+	}
+	for _, tt := range []struct {
+		body   string
+		status int
+		says   string
+	}{
+		{``, http.StatusBadRequest, `give \"request\"`},
+		{`{"request": 0}`, http.StatusBadRequest, `give \"request\"`},
+		{`{"request": 6}`, http.StatusConflict, "request 6 is no longer the push of web-prod awaiting approval: request 7 is (tag latest, digest " + digestV2},
+		{`{"request": 7, "digest": "` + digestV1 + `"}`, http.StatusConflict, "request 7 is no longer"},
+		{`{"request": 7, "digest": "sha256:nope"}`, http.StatusBadRequest, "not a sha256 digest"},
+	} {
+		for _, action := range []string{"approve", "reject"} {
+			if w := post(action, tt.body); w.Code != tt.status || !strings.Contains(w.Body.String(), tt.says) {
+				t.Errorf("%s %s: %d %s, want %d saying %q", action, tt.body, w.Code, w.Body, tt.status, tt.says)
+			}
+		}
+	}
+	if c := u.eng.called(); len(c) != 0 {
+		t.Fatalf("decided: %v", c)
+	}
+	w := post("approve", `{"request": 7, "digest": "`+digestV2+`"}`)
+	var got struct {
+		Request int64
+		Digest  string
+	}
+	if json.Unmarshal(w.Body.Bytes(), &got) != nil || w.Code != http.StatusAccepted || got.Request != pendingID || got.Digest != digestV2 {
+		t.Errorf("approve: %d %s", w.Code, w.Body)
+	}
+	if c := u.eng.called(); !slices.Equal(c, []string{"approve web-prod lead"}) {
+		t.Errorf("engine calls: %v", c)
+	}
+}
+
+// TestUIApproveStale: the page's button names the push it showed; when
+// another replaced it meanwhile, the approval is refused with a flash
+// saying which one is pending now.
+func TestUIApproveStale(t *testing.T) {
+	u := newUIHarness(t)
+	b := u.browser(t)
+	b.login(uiLead)
+	csrf := b.csrf()
+	u.eng.mu.Lock()
+	st := u.eng.status["web-prod"]
+	swapped := *st.Pending
+	swapped.ID, swapped.Digest = pendingID+1, digestV1
+	st.Pending = &swapped
+	u.eng.status["web-prod"] = st
+	u.eng.mu.Unlock()
+	b.post("/deployments/web-prod/approve", url.Values{"csrf": {csrf}, "request": {"7"}, "digest": {digestV2}})
+	if body := b.get("/").Body.String(); !strings.Contains(body, "flash-error") || !strings.Contains(body, "request 8 is") {
+		t.Errorf("approve of a replaced push:\n%s", body)
+	}
+	if c := u.eng.called(); len(c) != 0 {
+		t.Errorf("decided: %v", c)
 	}
 }

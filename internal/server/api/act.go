@@ -113,10 +113,15 @@ func (h *Handler) postRollback(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d, err := h.target(r, a.Verb())
-		if err == nil {
-			err = decode(w, r, &struct{}{})
-		}
 		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if a == control.Approve || a == control.Reject {
+			h.decided(w, r, a, d)
+			return
+		}
+		if err := decode(w, r, &struct{}{}); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -127,9 +132,6 @@ func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 			err = h.svc.Pause(r.Context(), d, actor)
 		case control.Resume:
 			held, err = h.svc.Resume(r.Context(), d, actor)
-		default:
-			h.decided(w, r, a, d)
-			return
 		}
 		if err != nil {
 			h.fail(w, r, err)
@@ -155,19 +157,35 @@ func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 }
 
 // decided approves or rejects the pending push of d (its scope checked)
-// and answers it.
+// that the body names, and answers it.
 func (h *Handler) decided(w http.ResponseWriter, r *http.Request, a control.Action, d *deployments.Deployment) {
-	decide, status, outcome := h.svc.Approve, http.StatusAccepted, "queued"
-	if a == control.Reject {
-		decide, status, outcome = h.svc.Reject, http.StatusOK, string(deploy.Rejected)
+	var body apiv1.DecideRequest
+	if err := decode(w, r, &body); err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	push, err := decide(r.Context(), d, principal(r).Name)
+	var err error
+	switch {
+	case body.Request <= 0:
+		err = fmt.Errorf(`%w: give "request": the id of the push awaiting approval (pending.request in GET /api/v1/deployments/{name})`, httperr.ErrBadRequest)
+	case body.Digest != "" && !digestGrammar.MatchString(body.Digest):
+		err = fmt.Errorf(`%w: "digest" is not a sha256 digest (sha256: and 64 lowercase hex digits)`, httperr.ErrBadRequest)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httperr.JSON(w, status, apiv1.Decided{Delivery: push.Delivery, Deployment: d.Name, Tag: push.Tag, Digest: push.Digest,
-		Outcome: outcome})
+	decide, status, outcome := h.svc.Approve, http.StatusAccepted, "queued"
+	if a == control.Reject {
+		decide, status, outcome = h.svc.Reject, http.StatusOK, string(deploy.Rejected)
+	}
+	push, err := decide(r.Context(), d, principal(r).Name, deploy.Decision{Request: body.Request, Digest: body.Digest})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httperr.JSON(w, status, apiv1.Decided{Request: push.ID, Delivery: push.Delivery, Deployment: d.Name, Tag: push.Tag,
+		Digest: push.Digest, Outcome: outcome})
 }
 
 // trim keeps what a bad value echoes back short.
