@@ -266,7 +266,9 @@ func TestAPIApprovals(t *testing.T) {
 	if status, _ := d.api(tokProd, "POST", "/api/v1/deployments/"+app+"/approve", ""); status != http.StatusForbidden {
 		t.Errorf("approve with deploy:production: %d, want 403", status)
 	}
-	ans := d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", "")
+	p, _ := got["pending"].(map[string]any)
+	decide := fmt.Sprintf(`{"request": %v}`, p["request"])
+	ans := d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", decide)
 	if ans["delivery"] != hook2.Delivery || ans["tag"] != "release-2" {
 		t.Errorf("approve answers delivery %v, want the push's %s", ans["delivery"], hook2.Delivery)
 	}
@@ -279,14 +281,16 @@ func TestAPIApprovals(t *testing.T) {
 	}
 	d.next()
 	d.serving(app, "v2")
-	if status, _ := d.api(tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", ""); status != http.StatusConflict {
+	if status, _ := d.api(tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", decide); status != http.StatusConflict {
 		t.Errorf("approve with nothing pending: %d, want 409", status)
 	}
 
 	// Rejected: dropped, recorded.
 	d.push("latest", "v3")
 	_, hook3 := d.hook("latest")
-	d.apiOK(200, tokApprover, "POST", "/api/v1/deployments/"+app+"/reject", "")
+	got = d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, "")
+	p, _ = got["pending"].(map[string]any)
+	d.apiOK(200, tokApprover, "POST", "/api/v1/deployments/"+app+"/reject", fmt.Sprintf(`{"request": %v}`, p["request"]))
 	if r := d.follow(hook3.Delivery); r["outcome"] != "rejected" || r["actor"] != "lead" {
 		t.Errorf("rejected push: %v", r)
 	}

@@ -3,6 +3,8 @@ package daemon_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -71,4 +73,71 @@ api_tokens:
 	if strings.Contains(d.logs.String(), "applies only after a restart") {
 		t.Errorf("the reload took the override for a change of listen:\n%s", d.logs)
 	}
+}
+
+// TestApprovalBoundToWhatWasReviewed, on the real engine and a test
+// registry: a push to production is resolved to a digest as it arrives,
+// and the API shows it, pending, with its request id. Someone with the
+// hook token moves the tag and pushes again seconds before the approver
+// clicks: the approval of what the approver saw is a 409 naming the push
+// now pending, and nothing deploys. Approved, the digest shown deploys,
+// although the tag moves again after the approval, before the deploy
+// looks at it.
+func TestApprovalBoundToWhatWasReviewed(t *testing.T) {
+	testenv.Slow(t)
+	t.Parallel()
+	moved := make(chan struct{})
+	d := startDaemonWith(t, apiConfig, daemonOptions{BeforeStep: func(deployment, step string) {
+		if strings.HasSuffix(deployment, "-prod") && step == deploy.StepResolve {
+			<-moved // the approved deploy starts only once the tag has moved
+		}
+	}})
+	app := d.prefix + "-prod"
+	pending := func() (request float64, digest string) {
+		t.Helper()
+		got := d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, "")
+		p, _ := got["pending"].(map[string]any)
+		if p == nil {
+			t.Fatalf("nothing pending: %v", got)
+		}
+		request, _ = p["request"].(float64)
+		digest, _ = p["digest"].(string)
+		return request, digest
+	}
+
+	reviewedDigest := d.push("latest", "reviewed")
+	if status, _ := d.hook("latest"); status != http.StatusAccepted {
+		t.Fatalf("push: %d", status)
+	}
+	reviewed, shown := pending()
+	if reviewed == 0 || shown != reviewedDigest {
+		t.Fatalf("pending: request %v digest %q, want an id and %s, what the tag pointed to", reviewed, shown, reviewedDigest)
+	}
+
+	swappedDigest := d.push("latest", "swapped")
+	d.hook("latest")
+	swapped, now := pending()
+	if swapped == reviewed || now != swappedDigest {
+		t.Fatalf("after the swap: request %v digest %q", swapped, now)
+	}
+	body := fmt.Sprintf(`{"request": %d, "digest": %q}`, int64(reviewed), reviewedDigest)
+	status, raw := d.apiRaw(tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", body)
+	if status != http.StatusConflict || !strings.Contains(string(raw), fmt.Sprintf("request %d is (tag latest, digest %s)", int64(swapped), swappedDigest)) {
+		t.Fatalf("approve what was reviewed, replaced since: %d %s, want 409 naming the push now pending", status, raw)
+	}
+	d.quiet()
+
+	// The approver looks again and approves the push now pending; the tag
+	// moves once more before the deploy begins.
+	ans := d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", fmt.Sprintf(`{"request": %d}`, int64(swapped)))
+	if ans["digest"] != swappedDigest {
+		t.Errorf("approve answered %v, want digest %s", ans, swappedDigest)
+	}
+	d.push("latest", "later")
+	close(moved)
+	r := d.next()
+	if r.Outcome != deploy.Succeeded || r.Digest != swappedDigest {
+		t.Fatalf("approved deploy: %s %s %v, want %s", r.Outcome, r.Digest, r.Err, swappedDigest)
+	}
+	d.serving(app, "swapped")
 }
