@@ -18,7 +18,7 @@ func TestReloadIsLoopbackOnly(t *testing.T) {
 	})
 	post := func(remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/-/reload", nil)
-		r.RemoteAddr = remote
+		r.RemoteAddr, r.Host = remote, "127.0.0.1:8080"
 		w := httptest.NewRecorder()
 		h.srv.Handler().ServeHTTP(w, r)
 		return w

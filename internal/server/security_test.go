@@ -142,3 +142,99 @@ func TestUIApproveStale(t *testing.T) {
 		t.Errorf("decided: %v", c)
 	}
 }
+
+// TestCrossSiteAndRebindingRefused: a page in a browser can neither make
+// liftoff act without a token nor read what needs none. POST /-/reload
+// and the API's POSTs refuse what a browser marks as cross-site
+// (Sec-Fetch-Site, else an Origin that is not the Host); /-/reload
+// answers only a loopback Host; /metrics and /readyz refuse a dotted
+// name (DNS rebinding) and answer an IP address, localhost or a
+// one-label name; hooks, which registries send without either header,
+// are not checked.
+func TestCrossSiteAndRebindingRefused(t *testing.T) {
+	reloads := 0
+	u := newUIHarness(t)
+	h := newHarness(t, func(o *Options) { o.Reload = func() error { reloads++; return nil } })
+	serve := func(srv http.Handler, method, path, host string, header http.Header) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, nil)
+		r.RemoteAddr, r.Host = "127.0.0.1:40000", host
+		for k, v := range header {
+			r.Header[k] = v
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		return w
+	}
+	hdr := func(kv ...string) http.Header {
+		out := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name   string
+		host   string
+		header http.Header
+		want   int
+	}{
+		{"curl", "127.0.0.1:8080", nil, http.StatusOK},
+		{"localhost", "localhost:8080", nil, http.StatusOK},
+		{"ipv6 loopback", "[::1]:8080", nil, http.StatusOK},
+		{"same origin", "127.0.0.1:8080", hdr("Sec-Fetch-Site", "same-origin", "Origin", "http://127.0.0.1:8080"), http.StatusOK},
+		{"cross-site", "127.0.0.1:8080", hdr("Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"), http.StatusForbidden},
+		{"same-site", "127.0.0.1:8080", hdr("Sec-Fetch-Site", "same-site"), http.StatusForbidden},
+		{"foreign origin, no Sec-Fetch-Site", "127.0.0.1:8080", hdr("Origin", "https://evil.example"), http.StatusForbidden},
+		{"rebinding", "evil.example:8080", nil, http.StatusForbidden},
+		{"rebinding, same origin", "evil.example:8080", hdr("Sec-Fetch-Site", "same-origin"), http.StatusForbidden},
+		{"a LAN address", "192.168.1.5:8080", nil, http.StatusForbidden},
+	} {
+		before := reloads
+		w := serve(h.srv.Handler(), http.MethodPost, "/-/reload", tt.host, tt.header)
+		if w.Code != tt.want || (reloads > before) != (tt.want == http.StatusOK) {
+			t.Errorf("POST /-/reload, %s: %d %s, %d reloads", tt.name, w.Code, w.Body, reloads-before)
+		}
+		if strings.Contains(w.Body.String(), "evil") {
+			t.Errorf("POST /-/reload, %s: the answer echoes the Host or Origin: %s", tt.name, w.Body)
+		}
+	}
+
+	auth := hdr("Authorization", "Bearer "+uiAdmin)
+	if w := serve(u.srv.Handler(), http.MethodPost, "/api/v1/deployments/web-staging/pause", "127.0.0.1:8080",
+		hdr("Authorization", "Bearer "+uiAdmin, "Sec-Fetch-Site", "cross-site")); w.Code != http.StatusForbidden {
+		t.Errorf("API pause, cross-site: %d %s", w.Code, w.Body)
+	}
+	if c := u.eng.called(); len(c) != 0 {
+		t.Errorf("a cross-site API request acted: %v", c)
+	}
+	if w := serve(u.srv.Handler(), http.MethodPost, "/api/v1/deployments/web-staging/pause", "deploy.example.com", auth); w.Code != http.StatusOK {
+		t.Errorf("API pause from the CLI behind a named proxy: %d %s", w.Code, w.Body)
+	}
+	if w := serve(u.srv.Handler(), http.MethodGet, "/api/v1/deployments", "127.0.0.1:8080",
+		hdr("Authorization", "Bearer "+uiRead, "Sec-Fetch-Site", "cross-site")); w.Code != http.StatusOK {
+		t.Errorf("API GET, cross-site (safe, and the token is required anyway): %d", w.Code)
+	}
+
+	for _, path := range []string{"/metrics", "/readyz"} {
+		for host, want := range map[string]int{
+			"10.0.0.5:8080": http.StatusOK, "[2001:db8::1]:8080": http.StatusOK, "liftoff:8080": http.StatusOK,
+			"localhost:8080": http.StatusOK, "evil.example:8080": http.StatusForbidden, "evil.example.:8080": http.StatusForbidden,
+		} {
+			if w := serve(h.srv.Handler(), http.MethodGet, path, host, nil); w.Code != want {
+				t.Errorf("GET %s with Host %s: %d, want %d", path, host, w.Code, want)
+			}
+		}
+	}
+	if w := serve(h.srv.Handler(), http.MethodGet, "/healthz", "evil.example", nil); w.Code != http.StatusOK {
+		t.Errorf("GET /healthz by any name: %d, want 200 (it tells nothing)", w.Code)
+	}
+	body := fixture(t, "push.json")
+	r := httptest.NewRequest(http.MethodPost, "/hooks/dockerhub/"+testToken, strings.NewReader(body))
+	r.Header.Set("Origin", "https://hub.docker.com")
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	w := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(w, r)
+	if w.Code != http.StatusAccepted {
+		t.Errorf("hook with an Origin: %d %s, want 202 (hooks are not a browser's)", w.Code, w.Body)
+	}
+}

@@ -56,7 +56,13 @@ func New(svc *control.Service, catalogue func() Catalogue, log zerolog.Logger) *
 // the config; each says which scope it needs.
 func (h *Handler) Routes(r chi.Router) {
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(h.auth)
+		// A browser's cross-site POST is refused before its token is
+		// looked at: the API is for the CLI and scripts, not web pages.
+		cop := http.NewCrossOriginProtection()
+		cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httperr.JSON(w, http.StatusForbidden, apiv1.Error{Error: "cross-origin request refused: the API takes requests from the CLI and scripts, not from web pages"})
+		}))
+		r.Use(cop.Handler, h.auth)
 		r.Get("/deployments", h.listDeployments)
 		r.Get("/deployments/{name}", h.getDeployment)
 		r.Get("/deploys", h.listDeploys)
