@@ -43,6 +43,12 @@ func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
 	return c.MatchFn(repo, tag)
 }
 
+// IsToken: the tokens of the fake are those HookAuthFn takes for the
+// dockerhub source.
+func (c *fakeCatalogue) IsToken(v string) bool {
+	return c.HookAuthFn != nil && c.HookAuthFn("dockerhub", v)
+}
+
 // HookFor is HookAuthFn's answer, with a hook that requires nothing more.
 func (c *fakeCatalogue) HookFor(source, token string) (deployments.HookCheck, bool) {
 	c.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
+	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
 
 // TestPauseAnswersWhatItDid: a pause (or a resume) that took effect
@@ -236,5 +237,70 @@ func TestCrossSiteAndRebindingRefused(t *testing.T) {
 	h.srv.Handler().ServeHTTP(w, r)
 	if w.Code != http.StatusAccepted {
 		t.Errorf("hook with an Origin: %d %s, want 202 (hooks are not a browser's)", w.Code, w.Body)
+	}
+}
+
+// TestClientValuesNotEchoed: a 400 quotes at most a short excerpt of what
+// the client sent, and never a word that looks like a token; a tag or a
+// repository that is one of the config's tokens is refused before it is
+// deployed, logged, recorded or echoed.
+func TestClientValuesNotEchoed(t *testing.T) {
+	const secret = "Zq7c1d9e5b3a8f6e4d2c0b9a7f5e3d1c"
+	u := newUIHarness(t)
+	b := u.browser(t)
+	b.header.Set("Authorization", "Bearer "+uiAdmin)
+	postDeploy := func(body string) *httptest.ResponseRecorder {
+		return b.do(httptest.NewRequest(http.MethodPost, "/api/v1/deployments/web-staging/deploy", strings.NewReader(body)))
+	}
+	for _, body := range []string{
+		`{"tag": "` + uiAdmin + `"}`,             // an API token as the tag
+		`{"tag": "` + testToken + `"}`,           // the hook's token as the tag
+		`{"tag": "v1/` + secret + `"}`,           // a bad tag
+		`{"digest": "sha256:` + secret + `"}`,    // a bad digest
+		`{"tag": "v1", "` + secret + `": true}`,  // an unknown field
+		`{"tag": "v1", "x": "` + secret + `"} x`, // not one JSON value
+	} {
+		w := postDeploy(body)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("deploy %s: %d, want 400", body, w.Code)
+		}
+		for _, s := range []string{uiAdmin, testToken, secret, secret[:12]} {
+			if strings.Contains(w.Body.String(), s) {
+				t.Errorf("deploy %s: the answer echoes %q: %s", body, s, w.Body)
+			}
+		}
+	}
+	if got := u.eng.requests(); len(got) != 0 {
+		t.Errorf("deployed: %+v", got)
+	}
+
+	// Hooks: a token as the tag or the repository is refused (400) and
+	// not recorded; a bad tag is not echoed either.
+	var recorded []string
+	h := newHarness(t, func(o *Options) {
+		o.OnDelivery = func(d deploy.Delivery) { recorded = append(recorded, d.Tag) }
+	})
+	for _, body := range []string{
+		testenv.DockerHubPayload("pmpl/dblood", testToken),
+		testenv.DockerHubPayload("acme/"+testToken, "latest"),
+		testenv.DockerHubPayload("pmpl/dblood", "bad/"+secret),
+	} {
+		w := h.post(body)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("hook: %d %s, want 400", w.Code, w.Body)
+		}
+		for _, s := range []string{testToken, secret, secret[:12]} {
+			if strings.Contains(w.Body.String(), s) {
+				t.Errorf("hook: the answer echoes %q: %s", s, w.Body)
+			}
+		}
+	}
+	for _, s := range []string{testToken, secret[:12]} {
+		if strings.Contains(h.logs.String(), s) {
+			t.Errorf("the log holds %q:\n%s", s, h.logs)
+		}
+	}
+	if got := h.dep.requests(); len(got) != 0 || len(recorded) != 0 {
+		t.Errorf("deployed %+v, recorded %v", got, recorded)
 	}
 }

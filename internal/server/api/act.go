@@ -67,10 +67,14 @@ func (h *Handler) postDeploy(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case (body.Tag == "") == (body.Digest == ""):
 		err = fmt.Errorf(`%w: give either "tag" or "digest"`, httperr.ErrBadRequest)
+	case h.catalogue().IsToken(body.Tag):
+		// Neither deployed, logged nor echoed: a token pasted into the
+		// wrong field.
+		err = fmt.Errorf(`%w: "tag" is one of liftoff's tokens: refused`, httperr.ErrBadRequest)
 	case body.Tag != "" && !tagGrammar.MatchString(body.Tag):
-		err = fmt.Errorf("%w: %q is not a valid tag", httperr.ErrBadRequest, trim(body.Tag))
+		err = fmt.Errorf("%w: %q is not a valid tag (Docker's grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})", httperr.ErrBadRequest, body.Tag)
 	case body.Digest != "" && !digestGrammar.MatchString(body.Digest):
-		err = fmt.Errorf("%w: %q is not a sha256 digest (sha256: and 64 lowercase hex digits)", httperr.ErrBadRequest, trim(body.Digest))
+		err = fmt.Errorf("%w: %q is not a sha256 digest (sha256: and 64 lowercase hex digits)", httperr.ErrBadRequest, body.Digest)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -186,12 +190,4 @@ func (h *Handler) decided(w http.ResponseWriter, r *http.Request, a control.Acti
 	}
 	httperr.JSON(w, status, apiv1.Decided{Request: push.ID, Delivery: push.Delivery, Deployment: d.Name, Tag: push.Tag,
 		Digest: push.Digest, Outcome: outcome})
-}
-
-// trim keeps what a bad value echoes back short.
-func trim(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
 }

@@ -32,6 +32,9 @@ type Catalogue interface {
 	// one the API does not exist (404).
 	APIEnabled() bool
 	All() []*deployments.Deployment
+	// IsToken tells, in constant time, whether v is a token of the
+	// config (a hook's or an API token).
+	IsToken(v string) bool
 }
 
 var _ Catalogue = (*deployments.Config)(nil)

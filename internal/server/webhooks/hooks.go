@@ -38,6 +38,9 @@ type Catalogue interface {
 	// and what else the hook requires of a delivery (a signature, an
 	// Authorization header).
 	HookFor(source, token string) (deployments.HookCheck, bool)
+	// IsToken tells, in constant time, whether v is a token of the
+	// config (a hook's or an API token).
+	IsToken(v string) bool
 }
 
 var _ Catalogue = (*deployments.Config)(nil)
@@ -214,6 +217,11 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	if err != nil {
 		return err
 	}
+	// A token pasted as a tag or a repository is refused before anything
+	// of the delivery is kept, logged or answered.
+	if pastedToken(cat, parsed) {
+		return errTokenPasted
+	}
 	received := h.now()
 	if parsed.Ping {
 		d.status = http.StatusOK
@@ -294,6 +302,24 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 		}
 	}
 	return nil
+}
+
+// errTokenPasted answers a delivery that names a token of the config as a
+// tag or a repository.
+var errTokenPasted = fmt.Errorf("%w: a tag or repository of this delivery is one of liftoff's tokens: refused, and not recorded", payload.ErrInvalid)
+
+// pastedToken tells whether a push or a skipped tag of p names a token of
+// the config as its tag or its repository (or the repository's last path
+// element).
+func pastedToken(cat Catalogue, p payload.Parsed) bool {
+	found := false
+	for _, ps := range p.Pushes {
+		found = cat.IsToken(ps.Tag) || cat.IsToken(ps.Repo) || cat.IsToken(ps.Repo[strings.LastIndexByte(ps.Repo, '/')+1:]) || found
+	}
+	for _, sk := range p.Skipped {
+		found = cat.IsToken(sk.Tag) || found
+	}
+	return found
 }
 
 // errSenderAuth answers a hook whose sender sent the wrong Authorization
