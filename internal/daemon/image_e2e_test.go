@@ -158,7 +158,7 @@ deployments:
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), prefix+"-web") {
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"accepted":1,`) {
 		t.Fatalf("hook: %d %s", resp.StatusCode, body)
 	}
 

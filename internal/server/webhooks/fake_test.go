@@ -143,6 +143,20 @@ type harness struct {
 	dep    *fakeDeployer
 	reg    *prometheus.Registry
 	logs   *testenv.SyncBuffer
+
+	mu        sync.Mutex
+	delivered []deploy.Delivery // what OnDelivery was told: names and reasons
+}
+
+// last is the newest delivery OnDelivery was told of; the zero value if
+// none.
+func (h *harness) last() deploy.Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.delivered) == 0 {
+		return deploy.Delivery{}
+	}
+	return h.delivered[len(h.delivered)-1]
 }
 
 // newHarness builds a Handler on fakes, with the server's defaults; edit
@@ -157,6 +171,11 @@ func newHarness(t testing.TB, edit func(*Options)) *harness {
 		Registerer: h.reg,
 		RateLimit:  deployments.DefaultHookRate,
 		Now:        func() time.Time { return testNow },
+		OnDelivery: func(d deploy.Delivery) {
+			h.mu.Lock()
+			h.delivered = append(h.delivered, d)
+			h.mu.Unlock()
+		},
 	}
 	if edit != nil {
 		edit(&opts)

@@ -149,7 +149,11 @@ type delivery struct {
 	push     push   // the first of the delivery's pushes
 	pushes   int    // how many tags it announced
 	accepted []string
-	ignored  []deployments.Ignored
+	ignored  []deployments.Ignored // and why: the pending and held among them
+	pending  int                   // deployments whose push awaits approval
+	held     int                   // deployments paused, whose push is held
+	// redelivery: a sender's delivery id answered 202 already (200).
+	redelivery bool
 	// status is the answer's when not 202: 200 for a ping or a
 	// redelivery.
 	status int
@@ -229,7 +233,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	}
 	if parsed.ID != "" {
 		if !h.redelivery.claim(name, parsed.ID, received) {
-			d.status = http.StatusOK
+			d.status, d.redelivery = http.StatusOK, true
 			d.ignored = []deployments.Ignored{{Reason: "redelivery: this delivery was received already"}}
 			return nil
 		}
@@ -296,6 +300,12 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	d.accepted = make([]string, 0, len(reqs))
 	for i, rq := range reqs {
 		if why := dispositions[i].Why(envs[i]); why != "" {
+			switch dispositions[i] {
+			case deploy.Pending:
+				d.pending++
+			case deploy.Held:
+				d.held++
+			}
 			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes), Reason: why})
 		} else if !slices.Contains(d.accepted, rq.Deployment) {
 			d.accepted = append(d.accepted, rq.Deployment)
@@ -347,6 +357,26 @@ func tagsOf(ps []push) string {
 		}
 	}
 	return strings.Join(tags, ",")
+}
+
+// whyLog lists in the log why each deployment or tag of a delivery was
+// not deployed: "deployment: reason", "tag: reason" or "deployment (tag):
+// reason".
+type whyLog []deployments.Ignored
+
+func (l whyLog) MarshalZerologArray(a *zerolog.Array) {
+	for _, ig := range l {
+		switch {
+		case ig.Deployment != "" && ig.Tag != "":
+			a.Str(ig.Deployment + " (" + ig.Tag + "): " + ig.Reason)
+		case ig.Deployment != "":
+			a.Str(ig.Deployment + ": " + ig.Reason)
+		case ig.Tag != "":
+			a.Str(ig.Tag + ": " + ig.Reason)
+		default:
+			a.Str(ig.Reason)
+		}
+	}
 }
 
 // tagIfSeveral names the tag of an ignored deployment only when the
@@ -420,6 +450,10 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, er
 	}
 	if !start.IsZero() {
 		ev = ev.Dur("duration", time.Since(start))
+	}
+	if len(d.ignored) > 0 {
+		// The answer gives counts only; the log says why.
+		ev = ev.Array("why", whyLog(d.ignored))
 	}
 	ev.Strs("accepted", d.accepted).
 		Int("ignored", len(d.ignored)).

@@ -366,8 +366,9 @@ func TestHookHostileInput(t *testing.T) {
 				}
 			case http.StatusAccepted:
 				a := hookAnswer(t, w.Body.String())
-				if len(a.Accepted) != 0 || len(a.Ignored) != 1 || !strings.Contains(a.Ignored[0].Reason, tc.reason) {
-					t.Errorf("answer %s: want nothing accepted and one ignored, %q", w.Body, tc.reason)
+				ig := h.last().Ignored
+				if a.Accepted != 0 || a.Ignored != 1 || len(ig) != 1 || !strings.Contains(ig[0].Reason, tc.reason) {
+					t.Errorf("answer %s, recorded %+v: want nothing accepted and one ignored, %q", w.Body, ig, tc.reason)
 				}
 			}
 
