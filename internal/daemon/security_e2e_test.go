@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,11 +88,16 @@ func TestApprovalBoundToWhatWasReviewed(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
 	moved := make(chan struct{})
+	var once sync.Once
+	move := func() { once.Do(func() { close(moved) }) }
 	d := startDaemonWith(t, apiConfig, daemonOptions{BeforeStep: func(deployment, step string) {
 		if strings.HasSuffix(deployment, "-prod") && step == deploy.StepResolve {
 			<-moved // the approved deploy starts only once the tag has moved
 		}
 	}})
+	// Cleanups run last first: this one before the daemon stops, so that a
+	// failure before the tag moves leaves no deploy blocked.
+	t.Cleanup(move)
 	app := d.prefix + "-prod"
 	pending := func() (request float64, digest string) {
 		t.Helper()
@@ -134,7 +140,7 @@ func TestApprovalBoundToWhatWasReviewed(t *testing.T) {
 		t.Errorf("approve answered %v, want digest %s", ans, swappedDigest)
 	}
 	d.push("latest", "later")
-	close(moved)
+	move()
 	r := d.next()
 	if r.Outcome != deploy.Succeeded || r.Digest != swappedDigest {
 		t.Fatalf("approved deploy: %s %s %v, want %s", r.Outcome, r.Digest, r.Err, swappedDigest)
