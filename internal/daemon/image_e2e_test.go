@@ -478,8 +478,10 @@ func TestImageMirrorsDockerfile(t *testing.T) {
 	want := []string{
 		"COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/",
 		"COPY --from=build /out/liftoff /liftoff",
-		"COPY --from=build /out/data /data",
+		"COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /data",
 		"WORKDIR /data",
+		"USER 65532:65532",
+		"ENV LIFTOFF_LISTEN=0.0.0.0:8080",
 		"EXPOSE 8080",
 		`ENTRYPOINT ["/liftoff"]`,
 		`CMD ["serve", "--config", "/etc/liftoff/liftoff.yaml"]`,
