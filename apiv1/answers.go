@@ -41,6 +41,15 @@ type RollbackRequest struct {
 	To int64 `json:"to,omitempty"`
 }
 
+// DecideRequest is the body of POST /deployments/{name}/approve and
+// .../reject: the pending push decided, by its request id (required), and
+// optionally its digest. The answer is 409 when that push is no longer
+// the one pending (another push replaced it): look again.
+type DecideRequest struct {
+	Request int64  `json:"request"`
+	Digest  string `json:"digest,omitempty"`
+}
+
 // Enqueued answers a deploy or a rollback (202): the delivery that follows
 // it, what it deploys, and for a rollback the deploy it goes back to.
 type Enqueued struct {
@@ -70,6 +79,7 @@ type Resumed struct {
 // Decided answers an approval (202, Outcome queued) or a rejection (200,
 // Outcome rejected) with the push's delivery.
 type Decided struct {
+	Request    int64  `json:"request"`
 	Delivery   string `json:"delivery"`
 	Deployment string `json:"deployment"`
 	Tag        string `json:"tag"`
@@ -77,12 +87,23 @@ type Decided struct {
 	Outcome    string `json:"outcome"`
 }
 
-// HookAnswer is what a webhook delivery is answered with (202): the
-// deployments it queued and why the others did not deploy.
+// HookAnswer is what a webhook delivery is answered with (202; 200 for a
+// ping or a redelivery): the delivery's id, how many deployments it
+// queued (Accepted), left awaiting approval (Pending) or held while paused
+// (Held), and how many deployments and tags it did not deploy for another
+// reason (Ignored). It names no deployment and gives no reason, so that
+// the holder of a hook token learns nothing of the config: GET
+// /api/v1/deliveries, the status page and the log have the names and
+// reasons.
 type HookAnswer struct {
-	Delivery string    `json:"delivery"`
-	Accepted []string  `json:"accepted"`
-	Ignored  []Ignored `json:"ignored"`
+	Delivery string `json:"delivery"`
+	Accepted int    `json:"accepted"`
+	Pending  int    `json:"pending"`
+	Held     int    `json:"held"`
+	Ignored  int    `json:"ignored"`
+	// Redelivery: the sender's delivery id was answered 202 already
+	// (status 200); nothing was deployed.
+	Redelivery bool `json:"redelivery,omitempty"`
 }
 
 // Error is the body of every failure: why, and for a webhook delivery its

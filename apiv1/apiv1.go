@@ -93,8 +93,13 @@ type Last struct {
 }
 
 // Push is a push a deployment keeps: pending approval (with Expires),
-// held while it is paused, or cooling down (with Until).
+// held while it is paused, or cooling down (with Until). Request is the
+// accepted request's id, which an approval or a rejection names
+// (DecideRequest); Digest is what the tag pointed to when the push arrived,
+// which an approval deploys (empty for a pending push whose tag could not
+// be resolved: it cannot be approved).
 type Push struct {
+	Request  int64     `json:"request"`
 	Delivery string    `json:"delivery"`
 	Tag      string    `json:"tag"`
 	Digest   string    `json:"digest,omitempty"`

@@ -229,10 +229,10 @@ func (d *daemon) hook() {
 		d.tb.Fatalf("hook: %v", err)
 	}
 	defer resp.Body.Close()
-	var a struct{ Accepted []string }
+	var a struct{ Accepted int }
 	body, _ := io.ReadAll(resp.Body)
 	json.Unmarshal(body, &a)
-	if resp.StatusCode != http.StatusAccepted || !slices.Contains(a.Accepted, d.name) {
+	if resp.StatusCode != http.StatusAccepted || a.Accepted != 1 {
 		d.tb.Fatalf("hook: %d %s", resp.StatusCode, body)
 	}
 }

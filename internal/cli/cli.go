@@ -85,8 +85,8 @@ Client commands, which ask a running daemon through its management API:
   liftoff history  [DEPLOYMENT]                the newest deploys: what, who, how they ended
   liftoff deploy   DEPLOYMENT TAG|@sha256:...  deploy a tag or a digest now
   liftoff rollback DEPLOYMENT [--to ID]        go back to the last good version, or to deploy ID's
-  liftoff approve  DEPLOYMENT                  deploy the push that awaits approval
-  liftoff reject   DEPLOYMENT                  drop the push that awaits approval
+  liftoff approve  DEPLOYMENT [--request ID]   show the push that awaits approval; with its id, deploy it
+  liftoff reject   DEPLOYMENT [--request ID]   show the push that awaits approval; with its id, drop it
   liftoff pause    DEPLOYMENT                  hold pushes: record them, deploy none
   liftoff resume   DEPLOYMENT                  deploy pushes again, the newest held one first
 

@@ -633,7 +633,7 @@ func TestCLIWaitOutcomes(t *testing.T) {
 		f := newFakeDaemon(t)
 		f.on("POST /api/v1/deployments/web-staging/approve", 202, `{"delivery":"d-50"}`)
 		f.mux.HandleFunc("GET /api/v1/deploys", (&deploysScript{answers: []string{deploysPage(ended(now, outcome, "why"))}}).serve)
-		r := runClientTest(t, f.srv.URL, nil, "approve", "web-staging", "--wait")
+		r := runClientTest(t, f.srv.URL, nil, "approve", "web-staging", "--request", "50", "--wait")
 		if r.code != code || !strings.Contains(r.stdout+r.stderr, outcome+": ") {
 			t.Errorf("approve --wait, outcome %s: want exit %d: %s", outcome, code, r)
 		}
@@ -777,8 +777,8 @@ func TestCLIActions(t *testing.T) {
 	f := newFakeDaemon(t)
 	view := `{"name":"web","environment":"production","paused":%t,"running":null,"down":null,"last":null,"pending":null,"held":%s}`
 	f.on("POST /api/v1/deployments/web/rollback", 202, `{"delivery":"d-8"}`)
-	f.on("POST /api/v1/deployments/web/approve", 202, `{"delivery":"d-9"}`)
-	f.on("POST /api/v1/deployments/web/reject", 200, `{"delivery":"d-9"}`)
+	f.on("POST /api/v1/deployments/web/approve", 202, `{"request":9,"delivery":"d-9","digest":"sha256:99"}`)
+	f.on("POST /api/v1/deployments/web/reject", 200, `{"request":9,"delivery":"d-9"}`)
 	f.on("POST /api/v1/deployments/web/pause", 200, fmt.Sprintf(view, true, "null"))
 	// The answer to resume says what it sent on.
 	f.on("POST /api/v1/deployments/web/resume", 200, strings.Replace(fmt.Sprintf(view, false, "null"), `"held":null}`,
@@ -790,8 +790,8 @@ func TestCLIActions(t *testing.T) {
 	}{
 		{[]string{"rollback", "web"}, `{}`, "Accepted: rollback of web (delivery d-8)."},
 		{[]string{"rollback", "web", "--to", "3"}, `{"to":3}`, "Accepted: rollback of web to deploy #3 (delivery d-8)."},
-		{[]string{"approve", "web"}, `{}`, "Accepted: approved push to web (delivery d-9)."},
-		{[]string{"reject", "web"}, `{}`, "Rejected the push pending for web (delivery d-9): it will not be deployed."},
+		{[]string{"approve", "web", "--request", "9"}, `{"request":9}`, "Accepted: approved push to web (request 9, sha256:99) (delivery d-9)."},
+		{[]string{"reject", "web", "--request", "9"}, `{"request":9}`, "Rejected the push pending for web (request 9, delivery d-9): it will not be deployed."},
 		{[]string{"pause", "web"}, `{}`, "Paused web: pushes are held until liftoff resume web."},
 		{[]string{"resume", "web"}, `{}`, "Resumed web: pushes deploy again.\nThe push held meanwhile, v3 (delivery d-held), deploys now: liftoff history --delivery d-held"},
 	} {

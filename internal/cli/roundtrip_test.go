@@ -65,7 +65,7 @@ type rtEngine struct {
 }
 
 func (e *rtEngine) push(d, delivery string, state deploy.Disposition) *deploy.Request {
-	return &deploy.Request{Deployment: d, Image: "docker.io/acme/web", Tag: "v2", Digest: digestB, Trigger: "dockerhub",
+	return &deploy.Request{ID: 12, Deployment: d, Image: "docker.io/acme/web", Tag: "v2", Digest: digestB, Trigger: "dockerhub",
 		Delivery: delivery, Pusher: "alice", Received: e.now.Add(-time.Minute), State: state, Expires: e.now.Add(time.Hour)}
 }
 
@@ -122,11 +122,18 @@ func (e *rtEngine) Unpause(_ context.Context, d, _ string) (*deploy.Request, err
 	return e.push(d, "d-held", deploy.Queued), nil
 }
 
-func (e *rtEngine) Approve(_ context.Context, d, _ string) (deploy.Request, error) {
+// Approve and Reject decide web-prod's pending push, request 12.
+func (e *rtEngine) Approve(_ context.Context, d, _ string, want deploy.Decision) (deploy.Request, error) {
+	if want.Request != 12 {
+		return *e.push(d, "d-pending", deploy.Pending), deploy.ErrNotThePending
+	}
 	return *e.push(d, "d-pending", deploy.Queued), nil
 }
 
-func (e *rtEngine) Reject(_ context.Context, d, _ string) (deploy.Request, error) {
+func (e *rtEngine) Reject(_ context.Context, d, _ string, want deploy.Decision) (deploy.Request, error) {
+	if want.Request != 12 {
+		return *e.push(d, "d-pending", deploy.Pending), deploy.ErrNotThePending
+	}
 	return *e.push(d, "d-pending", deploy.Pending), nil
 }
 
@@ -271,8 +278,13 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 		{testToken, []string{"rollback", "web-staging", "--to", "1"}, ExitFailed, "deploy 1 is not a deploy of web-staging (409)"},
 		{testToken, []string{"rollback", "web-prod", "--to", "1", "--json"}, ExitOK, `"rollback_to": 1`},
 		{testToken, []string{"rollback", "web-staging"}, ExitOK, "Accepted: rollback of web-staging (delivery "},
-		{testToken, []string{"approve", "web-prod"}, ExitOK, "Accepted: approved push to web-prod (delivery d-pending)."},
-		{testToken, []string{"reject", "web-prod"}, ExitOK, "Rejected the push pending for web-prod (delivery d-pending)"},
+		{testToken, []string{"approve", "web-prod"}, ExitUsage, "run: liftoff approve web-prod --request 12 --digest " + digestB},
+		{testToken, []string{"approve", "web-prod"}, ExitUsage, "request 12\n  tag      v2\n  digest   " + digestB},
+		{testToken, []string{"approve", "web-prod", "--request", "12"}, ExitOK, "Accepted: approved push to web-prod (request 12, " + digestB + ") (delivery d-pending)."},
+		{testToken, []string{"approve", "web-prod", "--request", "11"}, ExitFailed, "request 11 is no longer the push of web-prod awaiting approval: request 12 is (tag v2, digest " + digestB + ")"},
+		{testToken, []string{"approve", "web-staging"}, ExitFailed, "no push of web-staging awaits approval"},
+		{testToken, []string{"reject", "web-prod"}, ExitUsage, "run: liftoff reject web-prod --request 12"},
+		{testToken, []string{"reject", "web-prod", "--request", "12"}, ExitOK, "Rejected the push pending for web-prod (request 12, delivery d-pending)"},
 		{testToken, []string{"pause", "web-staging"}, ExitOK, "Paused web-staging"},
 		{testToken, []string{"pause", "web-staging"}, ExitFailed, "(409)"},
 		{testToken, []string{"resume", "web-staging"}, ExitOK, "The push held meanwhile, v2 (delivery d-held), deploys now"},

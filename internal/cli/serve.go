@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -13,10 +15,16 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
+// envListen overrides the config's listen, as --listen does: liftoff's
+// image sets it to 0.0.0.0:8080, since 127.0.0.1 inside a container is
+// unreachable from its published port.
+const envListen = "LIFTOFF_LISTEN"
+
 type serveCmd struct {
 	Config    string `default:"liftoff.yaml" placeholder:"FILE" help:"Config file (YAML; see README, Configuration). Default: ${default}."`
 	LogFormat string `name:"log-format" default:"json" placeholder:"json|console" help:"Log format: json, or console for humans. Default: ${default}."`
 	LogLevel  string `name:"log-level" default:"info" placeholder:"LEVEL" help:"Log level: debug, info, warn, error. Default: ${default}."`
+	Listen    string `name:"listen" placeholder:"ADDR" help:"Serve on ADDR ([host]:port) instead of the config's listen (default 127.0.0.1:8080, this host only). Default: $LIFTOFF_LISTEN, which liftoff's image sets to 0.0.0.0:8080."`
 }
 
 func (c *serveCmd) Help() string {
@@ -39,11 +47,21 @@ func (c *serveCmd) Run(in *invocation) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	listen := c.Listen
+	if listen == "" {
+		listen, _ = in.Lookup(envListen)
+	}
+	if listen = strings.TrimSpace(listen); listen != "" {
+		if _, port, err := net.SplitHostPort(listen); err != nil || port == "" {
+			return usagef("--listen (or $%s) %q: want [host]:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080", envListen, listen)
+		}
+	}
 	cfg, err := deployments.Load(c.Config, in.Lookup)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	d, err := daemon.New(cfg, daemon.Options{Logger: log, ConfigPath: c.Config, Lookup: in.Lookup, Version: in.Version})
+	d, err := daemon.New(cfg, daemon.Options{Logger: log, ConfigPath: c.Config, Lookup: in.Lookup, Version: in.Version,
+		Listen: listen})
 	if err != nil {
 		log.Error().Err(err).Msg("start-up failed")
 		return &cliError{code: ExitFailed} // logged

@@ -106,31 +106,41 @@ func (s *Service) recordPause(d *deployments.Deployment, actor string, action Ac
 		Ignored: []deployments.Ignored{{Deployment: d.Name, Reason: string(action)}}})
 }
 
-// Approve approves d's pending push as actor, and returns the push: it
-// deploys now.
-func (s *Service) Approve(ctx context.Context, d *deployments.Deployment, actor string) (deploy.Request, error) {
-	return s.decide(ctx, d, actor, Approve)
+// Approve approves d's pending push as actor, if it is the one want names
+// (its request id, and its digest if given), and returns the push: it
+// deploys now, the digest shown while it was pending.
+func (s *Service) Approve(ctx context.Context, d *deployments.Deployment, actor string, want deploy.Decision) (deploy.Request, error) {
+	return s.decide(ctx, d, actor, Approve, want)
 }
 
-// Reject rejects d's pending push as actor, and returns the push.
-func (s *Service) Reject(ctx context.Context, d *deployments.Deployment, actor string) (deploy.Request, error) {
-	return s.decide(ctx, d, actor, Reject)
+// Reject rejects d's pending push as actor, if it is the one want names,
+// and returns the push.
+func (s *Service) Reject(ctx context.Context, d *deployments.Deployment, actor string, want deploy.Decision) (deploy.Request, error) {
+	return s.decide(ctx, d, actor, Reject, want)
 }
 
-func (s *Service) decide(ctx context.Context, d *deployments.Deployment, actor string, action Action) (deploy.Request, error) {
+func (s *Service) decide(ctx context.Context, d *deployments.Deployment, actor string, action Action, want deploy.Decision) (deploy.Request, error) {
 	f := s.engine.Approve
 	if action == Reject {
 		f = s.engine.Reject
 	}
-	push, err := f(ctx, d.Name, actor)
-	if errors.Is(err, deploy.ErrNothingPending) {
+	push, err := f(ctx, d.Name, actor, want)
+	switch {
+	case errors.Is(err, deploy.ErrNothingPending):
 		return push, fmt.Errorf("%w: no push of %s awaits approval", ErrConflict, d.Name)
-	}
-	if err != nil {
+	case errors.Is(err, deploy.ErrNotThePending):
+		s.log.Info().Str("deployment", d.Name).Str("actor", actor).Str("action", string(action)).Int64("asked", want.Request).
+			Int64("request", push.ID).Msg("api: refused: not the push awaiting approval")
+		return push, fmt.Errorf("%w: request %d is no longer the push of %s awaiting approval: request %d is (tag %s, digest %s); look at it, then %s it by its id",
+			ErrConflict, want.Request, d.Name, push.ID, push.Tag, digestOrUnknown(push.Digest), action)
+	case errors.Is(err, deploy.ErrUnresolved):
+		return push, fmt.Errorf("%w: request %d of %s has no digest (its tag could not be resolved when it was pushed), so there is nothing bound to approve: reject it and push again, or deploy a digest",
+			ErrConflict, push.ID, d.Name)
+	case err != nil:
 		return push, err
 	}
-	s.log.Info().Str("deployment", d.Name).Str("actor", actor).Str("action", string(action)).
-		Str("delivery", push.Delivery).Str("tag", push.Tag).Msg("api: " + string(action))
+	s.log.Info().Str("deployment", d.Name).Str("actor", actor).Str("action", string(action)).Int64("request", push.ID).
+		Str("delivery", push.Delivery).Str("tag", push.Tag).Str("digest", push.Digest).Msg("api: " + string(action))
 	rec := deploy.Delivery{ID: deploy.NewDeliveryID(), Source: deploy.TriggerAPI, Image: d.Image, Tag: TagOr(push.Tag, push.Digest),
 		Actor: actor, Received: s.now()}
 	if action == Approve {
@@ -140,6 +150,13 @@ func (s *Service) decide(ctx context.Context, d *deployments.Deployment, actor s
 	}
 	s.record(rec)
 	return push, nil
+}
+
+func digestOrUnknown(d string) string {
+	if d == "" {
+		return "unknown"
+	}
+	return d
 }
 
 func outcomeText(o deploy.Outcome) string {

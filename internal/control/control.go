@@ -33,8 +33,10 @@ type Engine interface {
 	Down() map[string]error
 	Pause(ctx context.Context, deployment, actor string) error
 	Unpause(ctx context.Context, deployment, actor string) (*deploy.Request, error)
-	Approve(ctx context.Context, deployment, actor string) (deploy.Request, error)
-	Reject(ctx context.Context, deployment, actor string) (deploy.Request, error)
+	// Approve and Reject decide the push awaiting approval when it is
+	// the one the Decision names (deploy.ErrNotThePending otherwise).
+	Approve(ctx context.Context, deployment, actor string, want deploy.Decision) (deploy.Request, error)
+	Reject(ctx context.Context, deployment, actor string, want deploy.Decision) (deploy.Request, error)
 }
 
 // History is what the service reads of the deploy history

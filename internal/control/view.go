@@ -79,7 +79,7 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 		}
 	}
 	if p := st.Pending; p != nil {
-		v.Pending = &apiv1.Push{Delivery: p.Delivery, Tag: p.Tag, Digest: p.Digest, Pusher: p.Pusher,
+		v.Pending = &apiv1.Push{Request: p.ID, Delivery: p.Delivery, Tag: p.Tag, Digest: p.Digest, Pusher: p.Pusher,
 			Received: p.Received.UTC(), Expires: p.Expires.UTC()}
 	}
 	if h := st.Held; h != nil {

@@ -190,7 +190,7 @@ func TestAPIDeployRollbackPause(t *testing.T) {
 	}
 	d.push("v3", "v3")
 	status, hook := d.hook("v3")
-	if status != 202 || len(hook.Accepted) != 0 || len(hook.Ignored) == 0 || !strings.HasPrefix(hook.Ignored[len(hook.Ignored)-1].Reason, "paused") {
+	if status != 202 || hook.Accepted != 0 || hook.Held != 1 {
 		t.Fatalf("push while paused: %d %+v", status, hook)
 	}
 	d.quiet()
@@ -235,7 +235,7 @@ func TestAPIApprovals(t *testing.T) {
 	d.push("latest", "v1")
 
 	status, hook := d.hook("latest")
-	if status != 202 || len(hook.Accepted) != 0 || !strings.Contains(fmt.Sprint(hook.Ignored), "awaiting approval") {
+	if status != 202 || hook.Accepted != 0 || hook.Pending != 1 {
 		t.Fatalf("push to production: %d %+v", status, hook)
 	}
 	d.quiet()
@@ -266,7 +266,9 @@ func TestAPIApprovals(t *testing.T) {
 	if status, _ := d.api(tokProd, "POST", "/api/v1/deployments/"+app+"/approve", ""); status != http.StatusForbidden {
 		t.Errorf("approve with deploy:production: %d, want 403", status)
 	}
-	ans := d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", "")
+	p, _ := got["pending"].(map[string]any)
+	decide := fmt.Sprintf(`{"request": %v}`, p["request"])
+	ans := d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", decide)
 	if ans["delivery"] != hook2.Delivery || ans["tag"] != "release-2" {
 		t.Errorf("approve answers delivery %v, want the push's %s", ans["delivery"], hook2.Delivery)
 	}
@@ -279,14 +281,16 @@ func TestAPIApprovals(t *testing.T) {
 	}
 	d.next()
 	d.serving(app, "v2")
-	if status, _ := d.api(tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", ""); status != http.StatusConflict {
+	if status, _ := d.api(tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", decide); status != http.StatusConflict {
 		t.Errorf("approve with nothing pending: %d, want 409", status)
 	}
 
 	// Rejected: dropped, recorded.
 	d.push("latest", "v3")
 	_, hook3 := d.hook("latest")
-	d.apiOK(200, tokApprover, "POST", "/api/v1/deployments/"+app+"/reject", "")
+	got = d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, "")
+	p, _ = got["pending"].(map[string]any)
+	d.apiOK(200, tokApprover, "POST", "/api/v1/deployments/"+app+"/reject", fmt.Sprintf(`{"request": %v}`, p["request"]))
 	if r := d.follow(hook3.Delivery); r["outcome"] != "rejected" || r["actor"] != "lead" {
 		t.Errorf("rejected push: %v", r)
 	}
@@ -429,7 +433,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"POST", deployPath, `{"tag": "` + strings.Repeat("a", 70<<10) + `"}`, 413, "over"},
 		{"POST", "/api/v1/deployments/" + app + "/rollback", `{}`, 409, "no earlier successful deploy"},
 		{"POST", "/api/v1/deployments/" + app + "/rollback", `{"to": 12345}`, 409, "not a deploy of"},
-		{"POST", "/api/v1/deployments/" + app + "/approve", ``, 409, "no push"},
+		{"POST", "/api/v1/deployments/" + app + "/approve", ``, 400, `give \"request\"`},
+		{"POST", "/api/v1/deployments/" + app + "/approve", `{"request": 1}`, 409, "no push"},
 		{"GET", "/api/v1/deploys?limit=x", "", 400, "limit"},
 		{"GET", "/api/v1/deploys?before=-1", "", 400, "before"},
 		{"DELETE", "/api/v1/deployments/" + app, "", 405, "method not allowed"},

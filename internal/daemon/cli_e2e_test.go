@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +143,18 @@ func TestCLIAgainstTheDaemon(t *testing.T) {
 	if r = d.liftoffCLI(tokRead, "status"); !strings.Contains(r.stdout, "PENDING") {
 		t.Errorf("status with a push pending: %s", r)
 	}
-	r = d.liftoffCLI(tokApprover, "approve", prod, "--wait")
+	// Without --request, approve shows the push and the command that
+	// approves it, and approves nothing (showing it takes read, which
+	// the approver's token lacks here: someone who reads passes it on).
+	if r = d.liftoffCLI(tokApprover, "approve", prod); r.code != exitFailed || !strings.Contains(r.stderr, "lacks scope read") {
+		t.Errorf("approve without --request nor read: %s", r)
+	}
+	r = d.liftoffCLI(tokRead, "approve", prod)
+	m := regexp.MustCompile(`--request (\d+) --digest (sha256:[0-9a-f]{64})`).FindStringSubmatch(r.stderr)
+	if r.code != exitUsage || m == nil || !strings.Contains(r.stdout, m[2]) {
+		t.Fatalf("approve without --request: %s", r)
+	}
+	r = d.liftoffCLI(tokApprover, "approve", prod, "--request", m[1], "--digest", m[2], "--wait")
 	if r.code != exitOK || !strings.Contains(r.stdout, "succeeded") {
 		t.Fatalf("approve --wait: %s", r)
 	}

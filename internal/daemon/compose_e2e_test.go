@@ -159,7 +159,7 @@ func TestComposeServicesOnTheEngine(t *testing.T) {
 	}
 
 	d.pushImage("staging", testenv.AppImage{Version: "v1"})
-	if status, ans := d.hook("staging"); status != http.StatusAccepted || len(ans.Accepted) != 2 {
+	if status, ans := d.hook("staging"); status != http.StatusAccepted || ans.Accepted != 2 {
 		t.Fatalf("push: %d %+v", status, ans)
 	}
 	for range 2 {
@@ -192,7 +192,7 @@ func TestComposeServicesOnTheEngine(t *testing.T) {
 	pushBoth := func(version string) map[string]deploy.Result {
 		t.Helper()
 		d.pushImage("staging", testenv.AppImage{Version: version})
-		if status, ans := d.hook("staging"); status != http.StatusAccepted || len(ans.Accepted) != 2 {
+		if status, ans := d.hook("staging"); status != http.StatusAccepted || ans.Accepted != 2 {
 			t.Fatalf("push: %d %+v", status, ans)
 		}
 		out := map[string]deploy.Result{}

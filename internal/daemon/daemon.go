@@ -59,6 +59,9 @@ type Options struct {
 	// RetryBackoff is the first wait before a deploy step retries an
 	// engine that does not answer (0: deploy's default, 1s).
 	RetryBackoff time.Duration
+	// Listen, if set, replaces the config's listen, at start-up and in
+	// every config a reload loads (serve's --listen, $LIFTOFF_LISTEN).
+	Listen string
 }
 
 // Daemon is the liftoff daemon: config, Docker adapter, deploy engine and HTTP
@@ -101,6 +104,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		opts.Version = "(devel)"
 	}
 	a := &Daemon{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	cfg = a.override(cfg)
 	a.cfg.Store(cfg)
 	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "liftoff_config_last_reload_successful",
@@ -213,6 +217,17 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	return a, nil
+}
+
+// override applies the daemon's options that replace the config's
+// settings (Listen) to a copy of cfg.
+func (a *Daemon) override(cfg *deployments.Config) *deployments.Config {
+	if a.opts.Listen == "" || a.opts.Listen == cfg.Listen {
+		return cfg
+	}
+	c := *cfg
+	c.Listen = a.opts.Listen
+	return &c
 }
 
 // Addr is the address the HTTP server listens on.

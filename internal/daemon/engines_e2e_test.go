@@ -114,7 +114,7 @@ func TestSeveralEngines(t *testing.T) {
 	// v2: far goes away in the middle of its deploy.
 	v2 := d.pushImage("staging", testenv.AppImage{Version: "v2"})
 	armed.Store(true)
-	if status, ans := d.hook("staging"); status != http.StatusAccepted || len(ans.Accepted) != 2 {
+	if status, ans := d.hook("staging"); status != http.StatusAccepted || ans.Accepted != 2 {
 		t.Fatalf("push of v2: %d %+v", status, ans)
 	}
 	select {
@@ -175,7 +175,7 @@ func TestSeveralEngines(t *testing.T) {
 // deployments, and returns their results by deployment.
 func (d *daemon) pushBoth(tag string) map[string]deploy.Result {
 	d.t.Helper()
-	if status, ans := d.hook(tag); status != http.StatusAccepted || len(ans.Accepted) != 2 {
+	if status, ans := d.hook(tag); status != http.StatusAccepted || ans.Accepted != 2 {
 		d.t.Fatalf("push of %s: %d %+v", tag, status, ans)
 	}
 	out := map[string]deploy.Result{}

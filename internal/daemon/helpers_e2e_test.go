@@ -104,7 +104,7 @@ func (d *daemon) pushImage(tag string, img testenv.AppImage) string {
 // waits for the deploy it caused.
 func (d *daemon) deploy(tag string) deploy.Result {
 	d.t.Helper()
-	if status, ans := d.hook(tag); status != 202 || len(ans.Accepted) != 1 {
+	if status, ans := d.hook(tag); status != 202 || ans.Accepted != 1 {
 		d.t.Fatalf("push of %s: %d %+v", tag, status, ans)
 	}
 	return d.next()

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,10 +97,16 @@ deployments:
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := prefix + "-liftoff"
+	// The image runs as an unprivileged user: it reaches the socket
+	// through the socket's group, as README's docker run adds it. On the
+	// host's network, the image's LIFTOFF_LISTEN (0.0.0.0:8080) would be
+	// the host's port 8080: the test gives it a free port of loopback.
 	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:   name,
-		Config: &container.Config{Image: ref}, // the image's ENTRYPOINT and CMD
+		Name: name,
+		Config: &container.Config{Image: ref, // the image's ENTRYPOINT, CMD and USER
+			Env: []string{fmt.Sprintf("LIFTOFF_LISTEN=127.0.0.1:%d", port)}},
 		HostConfig: &container.HostConfig{
+			GroupAdd:    []string{socketGroup(t, sock)},
 			NetworkMode: "host",
 			Binds: []string{
 				sock + ":/var/run/docker.sock",
@@ -125,6 +133,11 @@ deployments:
 		t.Fatalf("start %s: %v", name, err)
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	if in, err := cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{}); err != nil {
+		t.Fatal(err)
+	} else if u := in.Container.Config.User; u == "" || u == "0" || u == "root" || strings.HasPrefix(u, "0:") {
+		t.Errorf("liftoff's image runs as %q, want an unprivileged user", u)
+	}
 
 	// Ready: the config loaded, the history opened under /data, the
 	// engine answering through the mounted socket.
@@ -145,7 +158,7 @@ deployments:
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), prefix+"-web") {
+	if resp.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"accepted":1,`) {
 		t.Fatalf("hook: %d %s", resp.StatusCode, body)
 	}
 
@@ -182,6 +195,8 @@ deployments:
 	defer scancel()
 	if st, err := cli.ContainerStatPath(sctx, res.ID, client.ContainerStatPathOptions{Path: "/data/liftoff.db"}); err != nil || st.Stat.Size == 0 {
 		t.Errorf("no history at /data/liftoff.db in the container: %+v %v", st.Stat, err)
+	} else if st.Stat.Mode.Perm() != 0o600 {
+		t.Errorf("/data/liftoff.db has mode %v, want 0600", st.Stat.Mode.Perm())
 	}
 }
 
@@ -221,14 +236,16 @@ func mb(n int64) float64 { return float64(n) / 1e6 }
 //	FROM scratch
 //	COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/
 //	COPY --from=build /out/liftoff /liftoff
-//	COPY --from=build /out/data /data
+//	COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /data
 //	WORKDIR /data
+//	USER 65532:65532
+//	ENV LIFTOFF_LISTEN=0.0.0.0:8080
 //	EXPOSE 8080
 //	ENTRYPOINT ["/liftoff"]
 //	CMD ["serve", "--config", "/etc/liftoff/liftoff.yaml"]
 //
-// One layer per COPY, as docker build makes them; WORKDIR, EXPOSE,
-// ENTRYPOINT and CMD are the image config's.
+// One layer per COPY, as docker build makes them; WORKDIR, USER, ENV,
+// EXPOSE, ENTRYPOINT and CMD are the image config's.
 func liftoffImage(t *testing.T, bin, certs []byte) (v1.Image, imageSize) {
 	t.Helper()
 	var size imageSize
@@ -237,7 +254,7 @@ func liftoffImage(t *testing.T, bin, certs []byte) (v1.Image, imageSize) {
 		{{name: "etc/", dir: true}, {name: "etc/ssl/", dir: true}, {name: "etc/ssl/certs/", dir: true},
 			{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, data: certs}},
 		{{name: "liftoff", mode: 0o755, data: bin}},
-		{{name: "data/", dir: true}},
+		{{name: "data/", dir: true, mode: 0o700, owner: 65532}},
 	} {
 		raw, err := tarOf(files)
 		if err != nil {
@@ -269,6 +286,8 @@ func liftoffImage(t *testing.T, bin, certs []byte) (v1.Image, imageSize) {
 	// Without os and architecture the engine refuses to run the image.
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Config.WorkingDir = "/data"
+	cf.Config.User = "65532:65532"
+	cf.Config.Env = append(cf.Config.Env, "LIFTOFF_LISTEN=0.0.0.0:8080")
 	cf.Config.ExposedPorts = map[string]struct{}{"8080/tcp": {}}
 	cf.Config.Entrypoint = []string{"/liftoff"}
 	cf.Config.Cmd = []string{"serve", "--config", "/etc/liftoff/liftoff.yaml"}
@@ -279,10 +298,11 @@ func liftoffImage(t *testing.T, bin, certs []byte) (v1.Image, imageSize) {
 }
 
 type tarEntry struct {
-	name string
-	dir  bool
-	mode int64
-	data []byte
+	name  string
+	dir   bool
+	mode  int64 // a directory's: 0755 if 0
+	owner int   // uid and gid (COPY --chown); 0, root
+	data  []byte
 }
 
 // tarOf writes a layer's tar, owned by root as docker build's COPY makes
@@ -294,8 +314,9 @@ func tarOf(entries []tarEntry) ([]byte, error) {
 	for _, e := range entries {
 		hdr := &tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.data)), Typeflag: tar.TypeReg, ModTime: mtime}
 		if e.dir {
-			hdr = &tar.Header{Name: e.name, Mode: 0o755, Typeflag: tar.TypeDir, ModTime: mtime}
+			hdr = &tar.Header{Name: e.name, Mode: cmp.Or(e.mode, 0o755), Typeflag: tar.TypeDir, ModTime: mtime}
 		}
+		hdr.Uid, hdr.Gid = e.owner, e.owner
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err
 		}
@@ -362,6 +383,21 @@ func dockerSocket(t *testing.T) string {
 		skipOrFail(t, "DOCKER_HOST=%s is not a unix socket: a container cannot mount it", host)
 	}
 	return path
+}
+
+// socketGroup is the group id that owns the Docker socket at path: the
+// group the unprivileged user of liftoff's image needs.
+func socketGroup(t *testing.T, path string) string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		skipOrFail(t, "Docker socket %s: %v", path, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		skipOrFail(t, "Docker socket %s: no owner known on this system", path)
+	}
+	return strconv.Itoa(int(st.Gid))
 }
 
 func freePort(t *testing.T) int {
@@ -442,8 +478,10 @@ func TestImageMirrorsDockerfile(t *testing.T) {
 	want := []string{
 		"COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/",
 		"COPY --from=build /out/liftoff /liftoff",
-		"COPY --from=build /out/data /data",
+		"COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /data",
 		"WORKDIR /data",
+		"USER 65532:65532",
+		"ENV LIFTOFF_LISTEN=0.0.0.0:8080",
 		"EXPOSE 8080",
 		`ENTRYPOINT ["/liftoff"]`,
 		`CMD ["serve", "--config", "/etc/liftoff/liftoff.yaml"]`,

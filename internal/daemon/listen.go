@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -46,4 +47,46 @@ func (a *Daemon) listen(cfg *deployments.Config) error {
 		}
 	}
 	return nil
+}
+
+// logListeners says at start-up, one line per listener, which address
+// serves what, and warns when the API or /metrics is on every interface.
+func (a *Daemon) logListeners(cfg *deployments.Config) {
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	main := []string{"/hooks/", "/healthz", "/readyz", "/-/reload (loopback clients only)"}
+	if a.metricsLn == nil {
+		main = append(main, "/metrics")
+	}
+	api := []string{"/api/v1", "the status page (/)"}
+	if !cfg.APIEnabled() {
+		api = nil // no api_tokens: every /api/ path is 404
+	}
+	if a.apiLn == nil {
+		main = append(main, api...)
+	}
+	line := func(key string, ln net.Listener, scheme string, serves []string) {
+		addr := ln.Addr().String()
+		ev := a.log.Info()
+		if everyInterface(ln) && (slices.Contains(serves, "/metrics") || slices.Contains(serves, "/api/v1")) {
+			ev = a.log.Warn().Str("why", "on every interface: keep /metrics and the API private (see docs/SECURITY.md)")
+		}
+		ev.Str("key", key).Str("address", scheme+"://"+addr).Strs("serves", serves).Msg("listening")
+	}
+	line("listen", a.ln, scheme, main)
+	if a.apiLn != nil {
+		line("api_listen", a.apiLn, scheme, api)
+	}
+	if a.metricsLn != nil {
+		line("metrics_listen", a.metricsLn, "http", []string{"/metrics"})
+	}
+}
+
+// everyInterface tells whether ln listens on the unspecified address
+// (":8080", "0.0.0.0:8080", "[::]:8080").
+func everyInterface(ln net.Listener) bool {
+	tcp, ok := ln.Addr().(*net.TCPAddr)
+	return ok && tcp.IP.IsUnspecified()
 }

@@ -210,7 +210,7 @@ func TestNotifications(t *testing.T) {
 
 	// 4. A canary push awaits approval, then expires: team hears of both.
 	d.push("canary", "v4")
-	if status, ans := d.hook("canary"); status != 202 || len(ans.Accepted) != 0 {
+	if status, ans := d.hook("canary"); status != 202 || ans.Accepted != 0 {
 		t.Fatalf("canary push: %d %+v", status, ans)
 	}
 	if text := slackText(t, team.next(t)); !strings.Contains(text, "*"+canary+"* (canary) awaits approval of `canary`") {

@@ -72,7 +72,7 @@ func (d *daemon) policyInspect(name string) policyState {
 func (d *daemon) policyDeliver(tag, deployment string) deploy.Result {
 	d.t.Helper()
 	status, ans := d.hook(tag)
-	if status != http.StatusAccepted || len(ans.Accepted) != 1 || ans.Accepted[0] != deployment {
+	if status != http.StatusAccepted || ans.Accepted != 1 {
 		d.t.Fatalf("push of %s: %d %+v, want %s accepted", tag, status, ans, deployment)
 	}
 	r := d.next()

@@ -21,6 +21,7 @@ func (a *Daemon) Reload() error {
 		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
 		return err
 	}
+	cfg = a.override(cfg)
 	// The front doors first: a listen address that cannot be opened, or
 	// front_door's certificate files that no longer load, fail the
 	// reload, and the running configuration stays. Files that load are

@@ -119,7 +119,7 @@ func TestReloadDuringDeploy(t *testing.T) {
 
 	armed.Store(true)
 	d.pushImage("staging", testenv.AppImage{Version: "v2"})
-	if status, ans := d.hook("staging"); status != http.StatusAccepted || len(ans.Accepted) != 1 {
+	if status, ans := d.hook("staging"); status != http.StatusAccepted || ans.Accepted != 1 {
 		t.Fatalf("push: %d %+v", status, ans)
 	}
 	select {
@@ -173,7 +173,7 @@ func TestReloadLeavesRemovedDeploymentRunning(t *testing.T) {
 	}
 	// The api tag now matches nothing; web still deploys.
 	d.pushImage("api", testenv.AppImage{Version: "api-v2"})
-	if status, ans := d.hook("api"); status != http.StatusAccepted || len(ans.Accepted) != 0 {
+	if status, ans := d.hook("api"); status != http.StatusAccepted || ans.Accepted != 0 {
 		t.Errorf("push for the removed deployment: %d %+v, want nothing accepted", status, ans)
 	}
 	d.pushImage("staging", testenv.AppImage{Version: "web-v2"})

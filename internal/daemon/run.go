@@ -21,6 +21,7 @@ func (a *Daemon) Run(ctx context.Context) error {
 	cfg := a.cfg.Load()
 	a.log.Info().Str("version", a.opts.Version).Str("listen", a.Addr()).
 		Int("deployments", len(cfg.Deployments)).Msg("liftoff started")
+	a.logListeners(cfg)
 	a.pingEngines(ctx)
 
 	var g errgroup.Group

@@ -77,7 +77,7 @@ func TestOnPendingOnDropped(t *testing.T) {
 	push("v2") // replaces v1
 	nextDropped("v1", Superseded, "")
 	nextPending("v2")
-	if _, err := e.Reject(ctx, "api", "lead"); err != nil {
+	if _, err := e.Reject(ctx, "api", "lead", Decision{Request: e.Status("api").Pending.ID}); err != nil {
 		t.Fatal(err)
 	}
 	nextDropped("v2", Rejected, "lead")

@@ -19,6 +19,13 @@ type Pauses interface {
 var (
 	// ErrNothingPending: no push of the deployment awaits approval.
 	ErrNothingPending = errors.New("no push awaits approval")
+	// ErrNotThePending: the push awaiting approval is not the one the
+	// approver named (another push replaced it, or its digest differs).
+	ErrNotThePending = errors.New("the push awaiting approval is not the one named")
+	// ErrUnresolved: the push awaiting approval has no digest (its tag
+	// could not be resolved when it arrived), so there is nothing bound
+	// to approve.
+	ErrUnresolved = errors.New("the push awaiting approval has no digest: its tag could not be resolved when it arrived")
 	// ErrNotPaused and ErrPaused: the deployment is not (is already)
 	// paused.
 	ErrNotPaused = errors.New("the deployment is not paused")
@@ -173,45 +180,69 @@ func (e *Engine) Unpause(ctx context.Context, deployment, actor string) (*Reques
 	return &held, nil
 }
 
-// Approve deploys the push awaiting approval; actor is recorded as who
-// approved it. It returns the push.
-func (e *Engine) Approve(ctx context.Context, deployment, actor string) (Request, error) {
+// Decision names the push an approver approves or rejects: the pending
+// request's ID, as Status showed it, and optionally its Digest. An
+// approval or a rejection applies only while that request is the one
+// pending, so that a push that replaced it seconds before is not what
+// gets decided.
+type Decision struct {
+	Request int64
+	Digest  string // "" accepts the pending request's digest
+}
+
+// Approve deploys the push awaiting approval, if it is the one want
+// names; actor is recorded as who approved it. It deploys the digest
+// resolved when the push arrived, whatever the tag points to now. It
+// returns the push; ErrNothingPending, ErrNotThePending (with the
+// pending push) or ErrUnresolved when nothing was approved.
+func (e *Engine) Approve(ctx context.Context, deployment, actor string, want Decision) (Request, error) {
 	e.accept.Lock()
 	defer e.accept.Unlock()
-	r, ok := e.takePending(deployment)
-	if !ok {
-		return Request{}, ErrNothingPending
+	r, err := e.takePending(deployment, want, true)
+	if err != nil {
+		return r, err
 	}
 	r.Actor = actor
-	e.log.Info().Str("deployment", deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).Str("actor", actor).Msg("push approved")
+	e.log.Info().Str("deployment", deployment).Str("tag", r.Tag).Str("digest", r.Digest).Int64("request", r.ID).
+		Str("delivery", r.Delivery).Str("actor", actor).Msg("push approved")
 	return r, e.move(ctx, r, Queued, actor)
 }
 
-// Reject drops the push awaiting approval, recorded with outcome rejected.
-func (e *Engine) Reject(ctx context.Context, deployment, actor string) (Request, error) {
+// Reject drops the push awaiting approval, if it is the one want names,
+// recorded with outcome rejected. Errors as Approve's, but a push without
+// a digest can be rejected.
+func (e *Engine) Reject(ctx context.Context, deployment, actor string, want Decision) (Request, error) {
 	e.accept.Lock()
 	defer e.accept.Unlock()
-	r, ok := e.takePending(deployment)
-	if !ok {
-		return Request{}, ErrNothingPending
+	r, err := e.takePending(deployment, want, false)
+	if err != nil {
+		return r, err
 	}
 	e.settleDropped(ctx, r, Rejected, actor, fmt.Sprintf("rejected by %s", actor))
 	return r, nil
 }
 
-// takePending removes and returns the deployment's pending push.
-func (e *Engine) takePending(deployment string) (Request, bool) {
+// takePending removes and returns the deployment's pending push if it is
+// the one want names (and, to approve it, has a digest); otherwise it
+// leaves it and returns it with why.
+func (e *Engine) takePending(deployment string, want Decision, approve bool) (Request, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.pending[deployment]
-	if ok {
-		delete(e.pending, deployment)
-		if t := e.expiry[deployment]; t != nil {
-			t.Stop()
-			delete(e.expiry, deployment)
-		}
+	switch {
+	case !ok:
+		return Request{}, ErrNothingPending
+	case r.ID != want.Request || (want.Digest != "" && want.Digest != r.Digest):
+		return r, ErrNotThePending
+	case approve && r.Digest == "":
+		return r, ErrUnresolved
 	}
-	return r, ok
+	delete(e.pending, deployment)
+	if t := e.expiry[deployment]; t != nil {
+		t.Stop()
+		delete(e.expiry, deployment)
+	}
+	return r, nil
 }
 
 // armExpiryLocked makes the pending push r expire at r.Expires. e.mu is

@@ -74,6 +74,17 @@ func (h *holdHarness) push(deployment, tag string) Disposition {
 	return ds[0]
 }
 
+// pending names the push awaiting approval of deployment, as an
+// approver who looked at it would.
+func (h *holdHarness) pending(deployment string) Decision {
+	h.t.Helper()
+	p := h.e.Status(deployment).Pending
+	if p == nil {
+		h.t.Fatalf("no push of %s awaits approval", deployment)
+	}
+	return Decision{Request: p.ID, Digest: p.Digest}
+}
+
 func (h *holdHarness) next() Result {
 	h.t.Helper()
 	select {
@@ -175,8 +186,8 @@ func TestApprovalGatesPushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.none()
-	r, err := h.e.Approve(context.Background(), "api", "lead")
-	if err != nil || r.Tag != "v2" {
+	r, err := h.e.Approve(context.Background(), "api", "lead", h.pending("api"))
+	if err != nil || r.Tag != "v2" || r.Digest != "sha256:v2" {
 		t.Fatalf("approve: %+v %v", r, err)
 	}
 	res := h.next()
@@ -184,7 +195,7 @@ func TestApprovalGatesPushes(t *testing.T) {
 		t.Fatalf("approved deploy: %+v", res)
 	}
 	h.runs("api", "sha256:v2")
-	if _, err := h.e.Approve(context.Background(), "api", "lead"); !errors.Is(err, ErrNothingPending) {
+	if _, err := h.e.Approve(context.Background(), "api", "lead", Decision{Request: r.ID}); !errors.Is(err, ErrNothingPending) {
 		t.Errorf("approve with nothing pending: %v", err)
 	}
 
@@ -198,7 +209,7 @@ func TestApprovalGatesPushes(t *testing.T) {
 
 	// Reject drops a pending push.
 	h.push("api", "v4")
-	if r, err := h.e.Reject(context.Background(), "api", "lead"); err != nil || r.Tag != "v4" {
+	if r, err := h.e.Reject(context.Background(), "api", "lead", h.pending("api")); err != nil || r.Tag != "v4" {
 		t.Fatalf("reject: %+v %v", r, err)
 	}
 	h.none()
@@ -219,7 +230,7 @@ func TestApprovalExpires(t *testing.T) {
 		t.Errorf("journal: %+v, want expired", r)
 	}
 	h.none()
-	if _, err := h.e.Approve(context.Background(), "api", "lead"); !errors.Is(err, ErrNothingPending) {
+	if _, err := h.e.Approve(context.Background(), "api", "lead", Decision{Request: 1}); !errors.Is(err, ErrNothingPending) {
 		t.Errorf("approve after expiry: %v", err)
 	}
 	// Expired while liftoff was down: expires at the next start.

@@ -3,6 +3,8 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -94,6 +96,10 @@ type queue struct {
 // journal's error if the requests could not be recorded; either way
 // nothing was taken.
 func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, error) {
+	// Before e.accept: the registry is asked, and other deliveries must
+	// not wait for it.
+	rs = e.bindApprovals(ctx, e.opts.Config(), rs)
+
 	e.accept.Lock()
 	defer e.accept.Unlock()
 
@@ -152,6 +158,59 @@ func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, err
 		}
 	}
 	return dispositions, nil
+}
+
+// resolveForApproval bounds the look-up of a pushed tag's digest when the
+// push will await approval: the sender waits for it.
+const resolveForApproval = 15 * time.Second
+
+// bindApprovals resolves, before anything is recorded, the digest of each
+// push that will await approval (now, or once its paused deployment is
+// resumed): an approver approves that digest, shown beside the push, and
+// it is what deploys, wherever the tag points by then. A push whose tag
+// cannot be resolved is still taken, without a digest: it shows as
+// pending, can be rejected or expire, and cannot be approved
+// (ErrUnresolved). rs is returned, copied if changed.
+func (e *Engine) bindApprovals(ctx context.Context, cfg *deployments.Config, rs []Request) []Request {
+	var out []Request
+	for i, r := range rs {
+		d := cfg.Deployment(r.Deployment)
+		if d == nil || r.Actor != "" || r.Digest != "" {
+			continue
+		}
+		if required, _ := cfg.Approval(d); !required {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(rs)
+		}
+		digest, err := e.resolveTag(ctx, cfg, d, r.Tag)
+		if err != nil {
+			e.log.Warn().Err(err).Str("deployment", r.Deployment).Str("tag", r.Tag).Str("delivery", r.Delivery).
+				Msg("the push awaits approval but its tag could not be resolved: it cannot be approved; push it again")
+			continue
+		}
+		out[i].Digest = digest
+	}
+	if out == nil {
+		return rs
+	}
+	return out
+}
+
+// resolveTag looks up the digest tag of d's image points to now.
+func (e *Engine) resolveTag(ctx context.Context, cfg *deployments.Config, d *deployments.Deployment, tag string) (string, error) {
+	rt, err := e.runtime(d)
+	if err != nil {
+		return "", err
+	}
+	pullRepo, cred, err := cfg.PullRepo(d.Image)
+	if err != nil {
+		return "", fmt.Errorf("registry settings for %s: %w", d.Image, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveForApproval)
+	defer cancel()
+	return rt.Resolve(ctx, pullRepo+":"+tag, AuthOf(cred))
 }
 
 // routeLocked decides where a new request goes. e.mu is held.

@@ -300,7 +300,7 @@ func TestAPIErrors(t *testing.T) {
 		{"api_listen no port", head + "api_listen: \"127.0.0.1:\"\n", nil, []string{`api_listen: want [host]:port`}},
 		{"api_listen is listen", head + "listen: 127.0.0.1:8080\napi_listen: 127.0.0.1:8080\n", nil,
 			[]string{"api_listen: is the same address as listen; leave it empty to serve the API on listen"}},
-		{"api_listen is the default listen", head + "api_listen: \":8080\"\n", nil,
+		{"api_listen is the default listen", head + "api_listen: \"127.0.0.1:8080\"\n", nil,
 			[]string{"api_listen: is the same address as listen"}},
 		{"api_listen is metrics_listen", head + "metrics_listen: 127.0.0.1:9100\napi_listen: 127.0.0.1:9100\n", nil,
 			[]string{"api_listen: is the same address as metrics_listen"}},

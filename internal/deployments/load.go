@@ -17,7 +17,7 @@ import (
 
 // Defaults of the config file.
 const (
-	DefaultListen      = ":8080"
+	DefaultListen      = "127.0.0.1:8080" // this host only; liftoff's image sets 0.0.0.0:8080 (LIFTOFF_LISTEN)
 	DefaultHistory     = "liftoff.db"
 	DefaultHookRate    = 120
 	DefaultStopTimeout = 10 * time.Second

@@ -152,7 +152,7 @@ deployments:
     tags: [latest]
 `)
 	d := c.Deployment("web")
-	if c.Listen != ":8080" || d.ContainerName() != "web" || d.Container.Name != "web" || d.StopTimeout != 10*time.Second {
+	if c.Listen != "127.0.0.1:8080" || d.ContainerName() != "web" || d.Container.Name != "web" || d.StopTimeout != 10*time.Second {
 		t.Errorf("defaults: listen %q container %q stop %v", c.Listen, d.Container.Name, d.StopTimeout)
 	}
 	if d.Strategy != StopFirst || d.Health.Timeout != 60*time.Second || d.Health.MinUptime != 3*time.Second || d.Health.Cmd != nil || d.Health.Interval != 0 {
@@ -161,7 +161,7 @@ deployments:
 	if _, ok := c.Registries["docker.io"]; !ok || len(c.Registries) != 1 {
 		t.Errorf("registries not normalized: %v", c.Registries)
 	}
-	if d := Default(); d.Listen != ":8080" || d.Validate() != nil {
+	if d := Default(); d.Listen != "127.0.0.1:8080" || d.Validate() != nil {
 		t.Errorf("Default() = %+v, Validate = %v", d, d.Validate())
 	}
 }

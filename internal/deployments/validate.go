@@ -45,7 +45,7 @@ func (c *Config) validate(p *problems) {
 // checkTopLevel checks the settings of the daemon itself.
 func (c *Config) checkTopLevel(p *problems) {
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
-		p.addf("listen", "want [host]:port, e.g. \":8080\" or \"127.0.0.1:8080\"")
+		p.addf("listen", "want [host]:port, e.g. \"127.0.0.1:8080\" (this host only) or \":8080\" (every interface)")
 	}
 	if c.DockerHost != "" {
 		checkDockerHost(p, "docker_host", c.DockerHost)

@@ -216,7 +216,18 @@ func checkFile(path string) error {
 
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil // created by the first write
+		// Created here, empty and 0600, rather than by SQLite with the
+		// umask's 0644: the history names deployments, digests, pushers
+		// and tokens' names. SQLite gives its -wal and -shm files the
+		// database file's mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return checkFile(path) // created meanwhile: check it as found
+		}
+		if err != nil {
+			return fmt.Errorf("history %s: %w", path, err)
+		}
+		return f.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("history %s: %w", path, err)

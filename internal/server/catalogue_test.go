@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -82,7 +81,7 @@ func TestRealCatalogue(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(a.Accepted, tt.accepted) || len(a.Ignored) != tt.ignored {
+			if a.Accepted != len(tt.accepted) || a.Ignored != tt.ignored {
 				t.Errorf("body %s: want accepted %v and %d ignored", w.Body, tt.accepted, tt.ignored)
 			}
 			if after := len(h.dep.requests()); after-before != len(tt.accepted) {

@@ -43,6 +43,12 @@ func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
 	return c.MatchFn(repo, tag)
 }
 
+// IsToken: the tokens of the fake are those HookAuthFn takes for the
+// dockerhub source.
+func (c *fakeCatalogue) IsToken(v string) bool {
+	return c.HookAuthFn != nil && c.HookAuthFn("dockerhub", v)
+}
+
 // HookFor is HookAuthFn's answer, with a hook that requires nothing more.
 func (c *fakeCatalogue) HookFor(source, token string) (deployments.HookCheck, bool) {
 	c.mu.Lock()
@@ -176,9 +182,12 @@ func newHarness(t testing.TB, edit func(*Options)) *harness {
 	return h
 }
 
-// do serves one request from client 192.0.2.1.
+// do serves one request from client 192.0.2.1, to liftoff named by its
+// address, as Prometheus and curl name it (httptest's example.com is a
+// name that /metrics and /readyz refuse: see origin.go).
 func (h *harness) do(method, target string, body io.Reader) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, body)
+	r.Host = "192.0.2.10:8080"
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
 	h.srv.Handler().ServeHTTP(w, r)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,7 +19,7 @@ func TestReloadIsLoopbackOnly(t *testing.T) {
 	})
 	post := func(remote string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/-/reload", nil)
-		r.RemoteAddr = remote
+		r.RemoteAddr, r.Host = remote, "127.0.0.1:8080"
 		w := httptest.NewRecorder()
 		h.srv.Handler().ServeHTTP(w, r)
 		return w
@@ -69,20 +70,22 @@ func TestOnDeliverySeesEveryDelivery(t *testing.T) {
 }
 
 // TestHeldAndPendingPushes: pushes a paused deployment holds, or one that
-// awaits approval, are answered 202 with the deployment under ignored and
-// the reason.
+// awaits approval, are answered 202 with their count; the deployment and
+// the reason go to the history.
 func TestHeldAndPendingPushes(t *testing.T) {
-	h := newHarness(t, nil)
+	var got []deploy.Delivery
+	h := newHarness(t, func(o *Options) { o.OnDelivery = func(d deploy.Delivery) { got = append(got, d) } })
 	h.dep.dispose = map[string]deploy.Disposition{"dblood-staging": deploy.Held}
 	w := h.post(fixture(t, "push.json"))
-	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"accepted":[]`) ||
-		!strings.Contains(w.Body.String(), `{"deployment":"dblood-staging","reason":"paused: the push is held and deploys when the deployment is resumed"}`) {
-		t.Errorf("held: %d %s", w.Code, w.Body)
+	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"accepted":0,"pending":0,"held":1,"ignored":1}`) ||
+		!strings.Contains(fmt.Sprint(got[len(got)-1].Ignored), "{dblood-staging  paused: the push is held and deploys when the deployment is resumed}") {
+		t.Errorf("held: %d %s, recorded %+v", w.Code, w.Body, got)
 	}
 	h.dep.dispose = map[string]deploy.Disposition{"dblood-staging": deploy.Pending}
 	w = h.post(fixture(t, "push.json"))
-	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"deployment":"dblood-staging","reason":"awaiting approval: deploys once someone with approve:`) {
-		t.Errorf("pending: %d %s", w.Code, w.Body)
+	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), `"accepted":0,"pending":1,"held":0,"ignored":1}`) ||
+		!strings.Contains(fmt.Sprint(got[len(got)-1].Ignored), "{dblood-staging  awaiting approval: deploys once someone with approve:") {
+		t.Errorf("pending: %d %s, recorded %+v", w.Code, w.Body, got)
 	}
 }
 

@@ -22,12 +22,12 @@ import (
 func (s *Server) routes() chi.Router {
 	r := s.newRouter()
 	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
+	r.With(noRebinding).Get("/readyz", s.readyz)
 	if s.gatherer != nil && s.metricsOnMain {
-		r.Method(http.MethodGet, "/metrics", s.metricsHandler())
+		r.With(noRebinding).Method(http.MethodGet, "/metrics", s.metricsHandler())
 	}
 	if s.reload != nil {
-		r.Post("/-/reload", s.handleReload)
+		r.With(crossOrigin).Post("/-/reload", s.handleReload)
 	}
 	if s.api != nil && s.apiOnMain {
 		s.api.Routes(r)
@@ -136,11 +136,18 @@ func (s *Server) pingEngines(ctx context.Context) string {
 
 // handleReload reloads the configuration. It is open to loopback clients
 // only, without a token: whoever can reach liftoff from elsewhere must not
-// make it reread its files.
+// make it reread its files. The Host must be a loopback name too, so that
+// a page of another site that a browser on the host resolves to 127.0.0.1
+// (DNS rebinding) cannot call it either; crossOrigin refuses a page's
+// cross-site POST.
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		httperr.JSON(w, http.StatusForbidden, map[string]string{"error": "reload is allowed from loopback only (or send SIGHUP)"})
+		return
+	}
+	if !loopbackHost(r) {
+		httperr.JSON(w, http.StatusForbidden, map[string]string{"error": "reload answers only a loopback Host: POST http://127.0.0.1:<port>/-/reload or http://localhost:<port>/-/reload (or send SIGHUP)"})
 		return
 	}
 	if err := s.reload(); err != nil {

@@ -133,7 +133,7 @@ func (e *fakeEngine) Unpause(_ context.Context, d, actor string) (*deploy.Reques
 	return nil, nil
 }
 
-func (e *fakeEngine) take(action, d, actor string) (deploy.Request, error) {
+func (e *fakeEngine) take(action, d, actor string, want deploy.Decision) (deploy.Request, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.status[d]
@@ -141,18 +141,21 @@ func (e *fakeEngine) take(action, d, actor string) (deploy.Request, error) {
 		return deploy.Request{}, deploy.ErrNothingPending
 	}
 	r := *st.Pending
+	if r.ID != want.Request || (want.Digest != "" && want.Digest != r.Digest) {
+		return r, deploy.ErrNotThePending
+	}
 	st.Pending = nil
 	e.status[d] = st
 	e.call(action + " " + d + " " + actor)
 	return r, nil
 }
 
-func (e *fakeEngine) Approve(_ context.Context, d, actor string) (deploy.Request, error) {
-	return e.take("approve", d, actor)
+func (e *fakeEngine) Approve(_ context.Context, d, actor string, want deploy.Decision) (deploy.Request, error) {
+	return e.take("approve", d, actor, want)
 }
 
-func (e *fakeEngine) Reject(_ context.Context, d, actor string) (deploy.Request, error) {
-	return e.take("reject", d, actor)
+func (e *fakeEngine) Reject(_ context.Context, d, actor string, want deploy.Decision) (deploy.Request, error) {
+	return e.take("reject", d, actor, want)
 }
 
 func (e *fakeEngine) called() []string {
@@ -202,6 +205,9 @@ func (h *fakeHistory) Deliveries(_ context.Context, limit int, _ int64) ([]deplo
 	return out[:min(limit, len(out))], 0, nil
 }
 
+// pendingID is the request id of web-prod's pending push in uiHarness.
+const pendingID = 7
+
 const (
 	digestV1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	digestV2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
@@ -237,7 +243,7 @@ func newUIHarness(t testing.TB) *uiHarness {
 	started := testNow.Add(-10 * time.Minute)
 	u.eng.running["web-prod"] = &deploy.Container{ID: "c1", Name: "web-prod", Status: "running", Running: true, Health: "healthy",
 		StartedAt: started.Add(30 * time.Second), Labels: map[string]string{deploy.LabelTag: "latest", deploy.LabelDigest: digestV1}}
-	u.eng.status["web-prod"] = deploy.Status{Pending: &deploy.Request{Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest",
+	u.eng.status["web-prod"] = deploy.Status{Pending: &deploy.Request{ID: pendingID, Deployment: "web-prod", Image: "docker.io/acme/web", Tag: "latest",
 		Digest: digestV2, Delivery: "d2", Pusher: "alice", Received: testNow.Add(-time.Minute), Expires: testNow.Add(59 * time.Minute)}}
 	u.hist.deploys = []deploy.Record{
 		{ID: 1, Deployment: "web-prod", Environment: "production", Image: "docker.io/acme/web", Tag: "latest", Digest: digestV1,
@@ -507,16 +513,16 @@ func TestUIBearer(t *testing.T) {
 	// A button with Bearer needs no form token (a browser never sends the
 	// header by itself), but the scope.
 	b.header.Set("Authorization", "Bearer "+uiRead)
-	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusForbidden {
+	if w := b.post("/deployments/web-prod/approve", url.Values{"request": {"7"}}); w.Code != http.StatusForbidden {
 		t.Errorf("approve with read: %d, want 403", w.Code)
 	}
 	// Without a session there is no page to come back to: the answer
 	// says what happened.
 	b.header.Set("Authorization", "Bearer "+uiLead)
-	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "pprov") {
+	if w := b.post("/deployments/web-prod/approve", url.Values{"request": {"7"}}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "pprov") {
 		t.Errorf("approve with approve:production: %d %s, want 200 saying what it did", w.Code, w.Body)
 	}
-	if w := b.post("/deployments/web-prod/approve", nil); w.Code != http.StatusConflict {
+	if w := b.post("/deployments/web-prod/approve", url.Values{"request": {"7"}}); w.Code != http.StatusConflict {
 		t.Errorf("approve again, nothing pending: %d %s, want the API's 409", w.Code, w.Body)
 	}
 	if c := u.eng.called(); !slices.Equal(c, []string{"approve web-prod lead"}) {
@@ -612,7 +618,11 @@ func TestUIApprove(t *testing.T) {
 			t.Errorf("%s on the page of approve:production", unwanted)
 		}
 	}
-	w := b.post("/deployments/web-prod/approve", url.Values{"csrf": {b.csrf()}, "from": {"deployment"}})
+	// The buttons name the push shown: its request id and digest.
+	if !strings.Contains(body, `name="request" value="7"`) || !strings.Contains(body, `name="digest" value="`+digestV2+`"`) {
+		t.Errorf("the approve and reject forms do not name the pending push:\n%s", body)
+	}
+	w := b.post("/deployments/web-prod/approve", url.Values{"csrf": {b.csrf()}, "from": {"deployment"}, "request": {"7"}, "digest": {digestV2}})
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/deployments/web-prod" {
 		t.Fatalf("approve: %d %q %s", w.Code, w.Header().Get("Location"), w.Body)
 	}
@@ -626,14 +636,14 @@ func TestUIApprove(t *testing.T) {
 		t.Errorf("recorded deliveries: %+v", rec)
 	}
 	// The page says so, once.
-	if body := b.get("/deployments/web-prod").Body.String(); !strings.Contains(body, "Approved latest for web-prod") {
+	if body := b.get("/deployments/web-prod").Body.String(); !strings.Contains(body, "Approved latest ("+digestV2+") for web-prod") {
 		t.Errorf("no flash after approve:\n%s", body)
 	}
 	if body := b.get("/deployments/web-prod").Body.String(); strings.Contains(body, "Approved latest") || strings.Contains(body, "awaiting approval") {
 		t.Errorf("the flash or the pending push is still shown")
 	}
 	// Nothing is pending any more: the API's conflict, as a flash.
-	b.post("/deployments/web-prod/approve", url.Values{"csrf": {b.csrf()}})
+	b.post("/deployments/web-prod/approve", url.Values{"csrf": {b.csrf()}, "request": {"7"}})
 	if body := b.get("/").Body.String(); !strings.Contains(body, "flash-error") || !strings.Contains(body, "no push of web-prod awaits approval") {
 		t.Errorf("approve twice: %s", body)
 	}
@@ -705,7 +715,7 @@ func TestUIShowsWhatTheAPIShows(t *testing.T) {
 		"<h2>staging</h2>", "<h2>production</h2>", // grouped by environment
 		">latest<", ">111111111111<", "running · healthy", // what runs
 		"outcome-succeeded", "took 40.0s", `class="ph ph-pull" x="2.5" y="0" width="50"`, // the last deploy and its bar
-		"awaiting approval:", ">222222222222<", "pushed by alice", // the pending push
+		"awaiting approval:", "request 7", "<code>" + digestV2 + "</code>", "pushed by alice", // the pending push, what approving deploys
 		"health gate: container exited (code 3)", "outcome-rolled_back", // a failure
 		"tag latest matches none of its tags", // a delivery, and why it was ignored
 	} {

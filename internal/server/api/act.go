@@ -67,10 +67,14 @@ func (h *Handler) postDeploy(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case (body.Tag == "") == (body.Digest == ""):
 		err = fmt.Errorf(`%w: give either "tag" or "digest"`, httperr.ErrBadRequest)
+	case h.catalogue().IsToken(body.Tag):
+		// Neither deployed, logged nor echoed: a token pasted into the
+		// wrong field.
+		err = fmt.Errorf(`%w: "tag" is one of liftoff's tokens: refused`, httperr.ErrBadRequest)
 	case body.Tag != "" && !tagGrammar.MatchString(body.Tag):
-		err = fmt.Errorf("%w: %q is not a valid tag", httperr.ErrBadRequest, trim(body.Tag))
+		err = fmt.Errorf("%w: %q is not a valid tag (Docker's grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127})", httperr.ErrBadRequest, body.Tag)
 	case body.Digest != "" && !digestGrammar.MatchString(body.Digest):
-		err = fmt.Errorf("%w: %q is not a sha256 digest (sha256: and 64 lowercase hex digits)", httperr.ErrBadRequest, trim(body.Digest))
+		err = fmt.Errorf("%w: %q is not a sha256 digest (sha256: and 64 lowercase hex digits)", httperr.ErrBadRequest, body.Digest)
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -113,10 +117,15 @@ func (h *Handler) postRollback(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		d, err := h.target(r, a.Verb())
-		if err == nil {
-			err = decode(w, r, &struct{}{})
-		}
 		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if a == control.Approve || a == control.Reject {
+			h.decided(w, r, a, d)
+			return
+		}
+		if err := decode(w, r, &struct{}{}); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -127,16 +136,19 @@ func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 			err = h.svc.Pause(r.Context(), d, actor)
 		case control.Resume:
 			held, err = h.svc.Resume(r.Context(), d, actor)
-		default:
-			h.decided(w, r, a, d)
-			return
 		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
+		// Done: the answer says so even when the container engine does
+		// not answer now (what runs is then unknown: engine_error says
+		// why), as the list does.
 		v, _, err := h.svc.View(r.Context(), d)
-		if err != nil {
+		if errors.Is(err, control.ErrUnavailable) {
+			msg := err.Error()
+			v.EngineError = &msg
+		} else if err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -149,25 +161,33 @@ func (h *Handler) postAction(a control.Action) http.HandlerFunc {
 }
 
 // decided approves or rejects the pending push of d (its scope checked)
-// and answers it.
+// that the body names, and answers it.
 func (h *Handler) decided(w http.ResponseWriter, r *http.Request, a control.Action, d *deployments.Deployment) {
-	decide, status, outcome := h.svc.Approve, http.StatusAccepted, "queued"
-	if a == control.Reject {
-		decide, status, outcome = h.svc.Reject, http.StatusOK, string(deploy.Rejected)
+	var body apiv1.DecideRequest
+	if err := decode(w, r, &body); err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	push, err := decide(r.Context(), d, principal(r).Name)
+	var err error
+	switch {
+	case body.Request <= 0:
+		err = fmt.Errorf(`%w: give "request": the id of the push awaiting approval (pending.request in GET /api/v1/deployments/{name})`, httperr.ErrBadRequest)
+	case body.Digest != "" && !digestGrammar.MatchString(body.Digest):
+		err = fmt.Errorf(`%w: "digest" is not a sha256 digest (sha256: and 64 lowercase hex digits)`, httperr.ErrBadRequest)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httperr.JSON(w, status, apiv1.Decided{Delivery: push.Delivery, Deployment: d.Name, Tag: push.Tag, Digest: push.Digest,
-		Outcome: outcome})
-}
-
-// trim keeps what a bad value echoes back short.
-func trim(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
+	decide, status, outcome := h.svc.Approve, http.StatusAccepted, "queued"
+	if a == control.Reject {
+		decide, status, outcome = h.svc.Reject, http.StatusOK, string(deploy.Rejected)
 	}
-	return s
+	push, err := decide(r.Context(), d, principal(r).Name, deploy.Decision{Request: body.Request, Digest: body.Digest})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httperr.JSON(w, status, apiv1.Decided{Request: push.ID, Delivery: push.Delivery, Deployment: d.Name, Tag: push.Tag,
+		Digest: push.Digest, Outcome: outcome})
 }

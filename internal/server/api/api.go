@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -20,6 +19,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
+	"github.com/liftoff-deploy/liftoff/internal/server/bearer"
 	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
@@ -32,6 +32,9 @@ type Catalogue interface {
 	// one the API does not exist (404).
 	APIEnabled() bool
 	All() []*deployments.Deployment
+	// IsToken tells, in constant time, whether v is a token of the
+	// config (a hook's or an API token).
+	IsToken(v string) bool
 }
 
 var _ Catalogue = (*deployments.Config)(nil)
@@ -56,7 +59,13 @@ func New(svc *control.Service, catalogue func() Catalogue, log zerolog.Logger) *
 // the config; each says which scope it needs.
 func (h *Handler) Routes(r chi.Router) {
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(h.auth)
+		// A browser's cross-site POST is refused before its token is
+		// looked at: the API is for the CLI and scripts, not web pages.
+		cop := http.NewCrossOriginProtection()
+		cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httperr.JSON(w, http.StatusForbidden, apiv1.Error{Error: "cross-origin request refused: the API takes requests from the CLI and scripts, not from web pages"})
+		}))
+		r.Use(cop.Handler, h.auth)
 		r.Get("/deployments", h.listDeployments)
 		r.Get("/deployments/{name}", h.getDeployment)
 		r.Get("/deploys", h.listDeploys)
@@ -98,8 +107,8 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 			httperr.NotFound(w, r)
 			return
 		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		p, known := cat.APIAuth(strings.TrimSpace(token))
+		token, ok := bearer.Token(r)
+		p, known := cat.APIAuth(token)
 		if !ok || !known {
 			h.fail(w, r, httperr.ErrUnauthorized)
 			return

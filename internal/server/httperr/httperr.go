@@ -7,8 +7,13 @@ package httperr
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/control"
@@ -64,22 +69,64 @@ func Status(err error) int {
 }
 
 // Reason is the text of err fit to show a webhook's sender: bounded, and
-// generic for an internal error.
+// generic for an internal error; a 400's is Excerpt'ed.
 func Reason(err error, status int) string {
 	if status == http.StatusInternalServerError {
 		return "internal error"
 	}
 	msg := err.Error()
+	if status == http.StatusBadRequest {
+		msg = Excerpt(msg)
+	}
 	if len(msg) > MaxReason {
 		msg = msg[:MaxReason] + "..."
 	}
 	return msg
 }
 
+// quoted matches a Go-quoted string in a message: where a 400 quotes what
+// the client sent.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// tokenLike matches a word of 16 or more letters and digits: a token or a
+// key, or a part of one.
+var tokenLike = regexp.MustCompile(`[A-Za-z0-9]{16,}`)
+
+// maxQuoted is how much of a value a client sent a 400 may quote.
+const maxQuoted = 20
+
+// Excerpt keeps what a client sent short and safe in the text of a 4xx
+// answer (and its log line), in case it is a secret pasted into the wrong
+// field: a quoted value longer than 20 bytes keeps its first 6 and says
+// how long it was, and any word of 16 or more letters and digits that
+// mixes both (a token, a key) becomes "xxxxx".
+func Excerpt(msg string) string {
+	msg = quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		if len(q)-2 <= maxQuoted {
+			return q
+		}
+		inner := q[1 : len(q)-1]
+		cut := 6
+		for cut > 0 && !utf8.RuneStart(inner[cut]) {
+			cut--
+		}
+		return fmt.Sprintf(`"%s…" (%d bytes)`, inner[:cut], len(inner))
+	})
+	return tokenLike.ReplaceAllStringFunc(msg, func(w string) string {
+		if strings.ContainsAny(w, "0123456789") && strings.IndexFunc(w, unicode.IsLetter) >= 0 {
+			return "xxxxx"
+		}
+		return w
+	})
+}
+
 // Write answers status with {"error": msg, "delivery": delivery}, and the
 // headers the status calls for: WWW-Authenticate on a 401, Retry-After on a
 // 503.
 func Write(w http.ResponseWriter, status int, msg, delivery string) {
+	if status == http.StatusBadRequest {
+		msg = Excerpt(msg)
+	}
 	switch status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="liftoff"`)

@@ -22,6 +22,12 @@ var funcs = template.FuncMap{
 	"button": func(pg page, name, action, label, from string) buttonData {
 		return buttonData{Name: name, Action: action, Label: label, From: from, CSRF: pg.CSRF}
 	},
+	// decide is the button of an approval or a rejection: it names the
+	// pending push shown (its request id and digest), so that a push that
+	// replaced it meanwhile is not what gets decided.
+	"decide": func(pg page, name, action, label, from string, request int64, digest string) buttonData {
+		return buttonData{Name: name, Action: action, Label: label, From: from, CSRF: pg.CSRF, Request: request, Digest: digest}
+	},
 }
 
 // cardData is what the card template gets: the page, the deployment, and
@@ -34,6 +40,8 @@ type cardData struct {
 
 type buttonData struct {
 	Name, Action, Label, From, CSRF string
+	Request                         int64  // approve, reject: the pending push's request id
+	Digest                          string // and its digest
 }
 
 // when formats a time (time.Time or *time.Time), UTC; "" for none.

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
+	"github.com/liftoff-deploy/liftoff/internal/server/bearer"
 	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
 )
 
@@ -189,8 +191,8 @@ func (h *Handler) auth(next http.Handler) http.Handler {
 		cat := h.catalogue()
 		// Another scheme (Basic, from a proxy that guards the page) is
 		// not liftoff's: the session decides.
-		if authz := r.Header.Get("Authorization"); len(authz) > 7 && strings.EqualFold(authz[:7], "Bearer ") {
-			p, known := cat.APIAuth(strings.TrimSpace(authz[7:]))
+		if token, ok := bearer.Token(r); ok {
+			p, known := cat.APIAuth(token)
 			if !known {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="liftoff"`)
 				h.loginPage(w, r, http.StatusUnauthorized, "That is not an API token of liftoff's config.")
@@ -325,7 +327,18 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	text, err := h.act(r.Context(), d, principal(r).Name, a)
+	// An approval or a rejection names the push the page showed: its
+	// request id (required) and digest.
+	var want deploy.Decision
+	if a == control.Approve || a == control.Reject {
+		id, err := strconv.ParseInt(r.PostForm.Get("request"), 10, 64)
+		if err != nil || id <= 0 {
+			h.errorPage(w, r, http.StatusBadRequest, "This form does not say which push to decide: reload the page and try again.")
+			return
+		}
+		want = deploy.Decision{Request: id, Digest: r.PostForm.Get("digest")}
+	}
+	text, err := h.act(r.Context(), d, principal(r).Name, a, want)
 	f := flash{Text: text}
 	if err != nil {
 		f = flash{Text: h.errorText(r, err), Error: true}
@@ -349,17 +362,18 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
-// act does a to d as actor, and says what it did.
-func (h *Handler) act(ctx context.Context, d *deployments.Deployment, actor string, a control.Action) (string, error) {
+// act does a to d as actor, and says what it did. want names the pending
+// push an approval or a rejection decides.
+func (h *Handler) act(ctx context.Context, d *deployments.Deployment, actor string, a control.Action, want deploy.Decision) (string, error) {
 	switch a {
 	case control.Approve:
-		push, err := h.svc.Approve(ctx, d, actor)
+		push, err := h.svc.Approve(ctx, d, actor, want)
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("Approved %s for %s: it deploys now.", control.TagOr(push.Tag, push.Digest), d.Name), nil
+		return fmt.Sprintf("Approved %s (%s) for %s: it deploys now.", push.Tag, push.Digest, d.Name), nil
 	case control.Reject:
-		push, err := h.svc.Reject(ctx, d, actor)
+		push, err := h.svc.Reject(ctx, d, actor, want)
 		if err != nil {
 			return "", err
 		}

@@ -2,9 +2,8 @@ package webhooks
 
 import (
 	"net/http"
+	"strconv"
 	"unicode/utf8"
-
-	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
 // The header values of a 202, shared by every answer: net/http only reads
@@ -16,50 +15,49 @@ var (
 )
 
 // writeAnswer answers status (202, or 200 for a ping or a redelivery)
-// {"delivery", "accepted", "ignored"}, as
-// httperr.JSON would (TestAnswerJSON), without its reflection.
+// {"delivery", "accepted", "pending", "held", "ignored"[, "redelivery"]}: the delivery's
+// id and counts, as httperr.JSON would (TestAnswerJSON), without its
+// reflection. The answer names no deployment, tag rule or reason: whoever
+// holds the hook token learns nothing of the config from it; the reasons
+// are in the log, the history and the API.
 func writeAnswer(w http.ResponseWriter, status int, d *delivery) {
 	h := w.Header()
 	h["Content-Type"] = headerJSON
 	h["X-Content-Type-Options"] = headerNosniff
 	w.WriteHeader(status)
-	w.Write(appendAnswer(make([]byte, 0, 256), d.id, d.accepted, d.ignored))
+	w.Write(appendAnswer(make([]byte, 0, 128), d.id, d.counts()))
+}
+
+// counts is what a delivery's answer tells.
+type counts struct {
+	accepted, pending, held, ignored int
+	redelivery                       bool
+}
+
+// counts of d: the deployments queued, awaiting approval and held, and
+// every other deployment or tag not deployed.
+func (d *delivery) counts() counts {
+	return counts{accepted: len(d.accepted), pending: d.pending, held: d.held,
+		ignored: len(d.ignored) - d.pending - d.held, redelivery: d.redelivery}
 }
 
 // appendAnswer appends the body of a 202, newline included, to b: what
-// json.Marshal makes of apiv1.HookAnswer{id, accepted, ignored}, with []
-// for nil.
-func appendAnswer(b []byte, id string, accepted []string, ignored []deployments.Ignored) []byte {
+// json.Marshal makes of apiv1.HookAnswer.
+func appendAnswer(b []byte, id string, c counts) []byte {
 	b = append(b, `{"delivery":`...)
 	b = appendJSONString(b, id)
-	b = append(b, `,"accepted":[`...)
-	for i, a := range accepted {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, a)
+	b = append(b, `,"accepted":`...)
+	b = strconv.AppendInt(b, int64(c.accepted), 10)
+	b = append(b, `,"pending":`...)
+	b = strconv.AppendInt(b, int64(c.pending), 10)
+	b = append(b, `,"held":`...)
+	b = strconv.AppendInt(b, int64(c.held), 10)
+	b = append(b, `,"ignored":`...)
+	b = strconv.AppendInt(b, int64(c.ignored), 10)
+	if c.redelivery {
+		b = append(b, `,"redelivery":true`...)
 	}
-	b = append(b, `],"ignored":[`...)
-	for i, ig := range ignored {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		if ig.Deployment != "" {
-			b = append(b, `"deployment":`...)
-			b = appendJSONString(b, ig.Deployment)
-			b = append(b, ',')
-		}
-		if ig.Tag != "" {
-			b = append(b, `"tag":`...)
-			b = appendJSONString(b, ig.Tag)
-			b = append(b, ',')
-		}
-		b = append(b, `"reason":`...)
-		b = appendJSONString(b, ig.Reason)
-		b = append(b, '}')
-	}
-	return append(b, "]}\n"...)
+	return append(b, "}\n"...)
 }
 
 // appendJSONString appends s as a JSON string, escaped as encoding/json

@@ -34,26 +34,26 @@ func TestDockerHubAccepted(t *testing.T) {
 		fixture  string
 		repoTag  string // what Match is asked
 		accepted []string
-		ignored  []apiv1.Ignored
+		ignored  []deployments.Ignored
 		pusher   string
 	}{
 		{
 			fixture: "push.json", repoTag: "docker.io/pmpl/dblood:staging",
 			accepted: []string{staging},
-			ignored:  []apiv1.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
+			ignored:  []deployments.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}},
 			pusher:   "pmpl-ci",
 		},
 		{ // float pushed_at, images null, dockerfile present
 			fixture: "push_legacy.json", repoTag: "docker.io/svendowideit/testhook:latest",
-			accepted: []string{"testhook"}, ignored: []apiv1.Ignored{}, pusher: "trustedbuilder",
+			accepted: []string{"testhook"}, pusher: "trustedbuilder",
 		},
 		{ // official image as library/nginx
 			fixture: "official_library.json", repoTag: "docker.io/library/nginx:1.27-alpine",
-			accepted: []string{"proxy"}, ignored: []apiv1.Ignored{}, pusher: "doijanky",
+			accepted: []string{"proxy"}, pusher: "doijanky",
 		},
 		{ // official image as plain nginx: the same repository
 			fixture: "official_short.json", repoTag: "docker.io/library/nginx:1.27-alpine",
-			accepted: []string{"proxy"}, ignored: []apiv1.Ignored{}, pusher: "doijanky",
+			accepted: []string{"proxy"}, pusher: "doijanky",
 		},
 	}
 	for _, tt := range tests {
@@ -70,8 +70,12 @@ func TestDockerHubAccepted(t *testing.T) {
 			if !isDeliveryID(a.Delivery) {
 				t.Errorf("delivery %q: want 24 hex digits", a.Delivery)
 			}
-			if !reflect.DeepEqual(a.Accepted, tt.accepted) || !reflect.DeepEqual(a.Ignored, tt.ignored) {
-				t.Errorf("accepted %v ignored %v, want %v %v", a.Accepted, a.Ignored, tt.accepted, tt.ignored)
+			if a.Accepted != len(tt.accepted) || a.Ignored != len(tt.ignored) || a.Pending != 0 || a.Held != 0 {
+				t.Errorf("answer %+v, want %d accepted and %d ignored", a, len(tt.accepted), len(tt.ignored))
+			}
+			// The names and the reasons go to the history (and the log).
+			if d := h.last(); d.ID != a.Delivery || !reflect.DeepEqual(d.Accepted, tt.accepted) || !reflect.DeepEqual(d.Ignored, tt.ignored) {
+				t.Errorf("recorded %+v, want accepted %v ignored %v", d, tt.accepted, tt.ignored)
 			}
 			if got := h.cat.matches(); !reflect.DeepEqual(got, []string{tt.repoTag}) {
 				t.Errorf("Match calls %v, want [%s]", got, tt.repoTag)
@@ -100,8 +104,11 @@ func isDeliveryID(s string) bool {
 	return true
 }
 
-func TestDockerHubBodyShape(t *testing.T) {
-	// accepted and ignored are arrays, never null, even when empty.
+// TestHookAnswerGivesCountsOnly: the 202 is the delivery's id and counts,
+// numbers even when 0; it names no deployment, tag rule or reason, which
+// the holder of a hook token must not learn; the history gets them, and
+// the log line says why.
+func TestHookAnswerGivesCountsOnly(t *testing.T) {
 	h := newHarness(t, nil)
 	body := strings.Replace(fixture(t, "push.json"), `"tag": "staging"`, `"tag": "feature-x"`, 1)
 	w := h.post(body)
@@ -112,17 +119,28 @@ func TestDockerHubBodyShape(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
 		t.Fatal(err)
 	}
-	if string(raw["accepted"]) != "[]" || string(raw["ignored"]) != "[]" {
-		t.Errorf("unmatched tag: body %s, want accepted [] and ignored []", w.Body)
+	if len(raw) != 5 || string(raw["accepted"]) != "0" || string(raw["pending"]) != "0" || string(raw["held"]) != "0" || string(raw["ignored"]) != "0" {
+		t.Errorf("unmatched tag: body %s, want the delivery and four counts, 0", w.Body)
 	}
 	if n := len(h.dep.requests()); n != 0 {
 		t.Errorf("%d deploys queued for an unmatched tag", n)
 	}
 
-	// An ignored entry names its deployment or tag and a reason.
 	w = h.post(fixture(t, "push.json"))
-	if !strings.Contains(w.Body.String(), `"ignored":[{"deployment":"dblood-production","reason":"tag \"staging\" matches none of [semver:^1]"}]`) {
-		t.Errorf("body %s", w.Body)
+	a := hookAnswer(t, w.Body.String())
+	if a.Accepted != 1 || a.Ignored != 1 {
+		t.Errorf("body %s, want 1 accepted and 1 ignored", w.Body)
+	}
+	for _, leak := range []string{staging, production, "matches none", "semver"} {
+		if strings.Contains(w.Body.String(), leak) {
+			t.Errorf("the answer tells %q: %s", leak, w.Body)
+		}
+	}
+	if d := h.last(); !reflect.DeepEqual(d.Ignored, []deployments.Ignored{{Deployment: production, Reason: `tag "staging" matches none of [semver:^1]`}}) {
+		t.Errorf("recorded ignored %+v", d.Ignored)
+	}
+	if !strings.Contains(h.logs.String(), `"why":["dblood-production: tag \"staging\" matches none of [semver:^1]"]`) {
+		t.Errorf("the log does not say why:\n%s", h.logs)
 	}
 }
 
@@ -144,8 +162,11 @@ func TestDockerHubSignatureTagsIgnored(t *testing.T) {
 				t.Fatalf("status %d, body %s", w.Code, w.Body)
 			}
 			a := hookAnswer(t, w.Body.String())
-			if len(a.Accepted) != 0 || len(a.Ignored) != 1 || a.Ignored[0].Tag != tag || a.Ignored[0].Reason == "" {
+			if a.Accepted != 0 || a.Ignored != 1 {
 				t.Errorf("answer %+v", a)
+			}
+			if ig := h.last().Ignored; len(ig) != 1 || ig[0].Tag != tag || ig[0].Reason == "" {
+				t.Errorf("recorded ignored %+v", ig)
 			}
 			if n := len(h.dep.requests()); n != 0 {
 				t.Errorf("%d deploys queued", n)

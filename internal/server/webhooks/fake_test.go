@@ -43,6 +43,12 @@ func (c *fakeCatalogue) Match(repo, tag string) deployments.MatchResult {
 	return c.MatchFn(repo, tag)
 }
 
+// IsToken: the tokens of the fake are those HookAuthFn takes for the
+// dockerhub source.
+func (c *fakeCatalogue) IsToken(v string) bool {
+	return c.HookAuthFn != nil && c.HookAuthFn("dockerhub", v)
+}
+
 // HookFor is HookAuthFn's answer, with a hook that requires nothing more.
 func (c *fakeCatalogue) HookFor(source, token string) (deployments.HookCheck, bool) {
 	c.mu.Lock()
@@ -137,6 +143,20 @@ type harness struct {
 	dep    *fakeDeployer
 	reg    *prometheus.Registry
 	logs   *testenv.SyncBuffer
+
+	mu        sync.Mutex
+	delivered []deploy.Delivery // what OnDelivery was told: names and reasons
+}
+
+// last is the newest delivery OnDelivery was told of; the zero value if
+// none.
+func (h *harness) last() deploy.Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.delivered) == 0 {
+		return deploy.Delivery{}
+	}
+	return h.delivered[len(h.delivered)-1]
 }
 
 // newHarness builds a Handler on fakes, with the server's defaults; edit
@@ -151,6 +171,11 @@ func newHarness(t testing.TB, edit func(*Options)) *harness {
 		Registerer: h.reg,
 		RateLimit:  deployments.DefaultHookRate,
 		Now:        func() time.Time { return testNow },
+		OnDelivery: func(d deploy.Delivery) {
+			h.mu.Lock()
+			h.delivered = append(h.delivered, d)
+			h.mu.Unlock()
+		},
 	}
 	if edit != nil {
 		edit(&opts)

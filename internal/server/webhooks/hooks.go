@@ -38,6 +38,9 @@ type Catalogue interface {
 	// and what else the hook requires of a delivery (a signature, an
 	// Authorization header).
 	HookFor(source, token string) (deployments.HookCheck, bool)
+	// IsToken tells, in constant time, whether v is a token of the
+	// config (a hook's or an API token).
+	IsToken(v string) bool
 }
 
 var _ Catalogue = (*deployments.Config)(nil)
@@ -146,7 +149,11 @@ type delivery struct {
 	push     push   // the first of the delivery's pushes
 	pushes   int    // how many tags it announced
 	accepted []string
-	ignored  []deployments.Ignored
+	ignored  []deployments.Ignored // and why: the pending and held among them
+	pending  int                   // deployments whose push awaits approval
+	held     int                   // deployments paused, whose push is held
+	// redelivery: a sender's delivery id answered 202 already (200).
+	redelivery bool
 	// status is the answer's when not 202: 200 for a ping or a
 	// redelivery.
 	status int
@@ -214,6 +221,11 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	if err != nil {
 		return err
 	}
+	// A token pasted as a tag or a repository is refused before anything
+	// of the delivery is kept, logged or answered.
+	if pastedToken(cat, parsed) {
+		return errTokenPasted
+	}
 	received := h.now()
 	if parsed.Ping {
 		d.status = http.StatusOK
@@ -221,7 +233,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	}
 	if parsed.ID != "" {
 		if !h.redelivery.claim(name, parsed.ID, received) {
-			d.status = http.StatusOK
+			d.status, d.redelivery = http.StatusOK, true
 			d.ignored = []deployments.Ignored{{Reason: "redelivery: this delivery was received already"}}
 			return nil
 		}
@@ -290,12 +302,36 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	d.accepted = make([]string, 0, len(reqs))
 	for i, rq := range reqs {
 		if why := dispositions[i].Why(envs[i]); why != "" {
+			switch dispositions[i] {
+			case deploy.Pending:
+				d.pending++
+			case deploy.Held:
+				d.held++
+			}
 			d.ignored = append(d.ignored, deployments.Ignored{Deployment: rq.Deployment, Tag: tagIfSeveral(rq.Tag, d.pushes), Reason: why})
 		} else if !slices.Contains(d.accepted, rq.Deployment) {
 			d.accepted = append(d.accepted, rq.Deployment)
 		}
 	}
 	return nil
+}
+
+// errTokenPasted answers a delivery that names a token of the config as a
+// tag or a repository.
+var errTokenPasted = fmt.Errorf("%w: a tag or repository of this delivery is one of liftoff's tokens: refused, and not recorded", payload.ErrInvalid)
+
+// pastedToken tells whether a push or a skipped tag of p names a token of
+// the config as its tag or its repository (or the repository's last path
+// element).
+func pastedToken(cat Catalogue, p payload.Parsed) bool {
+	found := false
+	for _, ps := range p.Pushes {
+		found = cat.IsToken(ps.Tag) || cat.IsToken(ps.Repo) || cat.IsToken(ps.Repo[strings.LastIndexByte(ps.Repo, '/')+1:]) || found
+	}
+	for _, sk := range p.Skipped {
+		found = cat.IsToken(sk.Tag) || found
+	}
+	return found
 }
 
 // errSenderAuth answers a hook whose sender sent the wrong Authorization
@@ -323,6 +359,26 @@ func tagsOf(ps []push) string {
 		}
 	}
 	return strings.Join(tags, ",")
+}
+
+// whyLog lists in the log why each deployment or tag of a delivery was
+// not deployed: "deployment: reason", "tag: reason" or "deployment (tag):
+// reason".
+type whyLog []deployments.Ignored
+
+func (l whyLog) MarshalZerologArray(a *zerolog.Array) {
+	for _, ig := range l {
+		switch {
+		case ig.Deployment != "" && ig.Tag != "":
+			a.Str(ig.Deployment + " (" + ig.Tag + "): " + ig.Reason)
+		case ig.Deployment != "":
+			a.Str(ig.Deployment + ": " + ig.Reason)
+		case ig.Tag != "":
+			a.Str(ig.Tag + ": " + ig.Reason)
+		default:
+			a.Str(ig.Reason)
+		}
+	}
 }
 
 // tagIfSeveral names the tag of an ignored deployment only when the
@@ -396,6 +452,10 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, d *delivery, er
 	}
 	if !start.IsZero() {
 		ev = ev.Dur("duration", time.Since(start))
+	}
+	if len(d.ignored) > 0 {
+		// The answer gives counts only; the log says why.
+		ev = ev.Array("why", whyLog(d.ignored))
 	}
 	ev.Strs("accepted", d.accepted).
 		Int("ignored", len(d.ignored)).

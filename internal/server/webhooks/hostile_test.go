@@ -283,6 +283,17 @@ func hostileCases() []hostileCase {
 	cases = append(cases, hostileCase{name: "GET with a wrong token", method: http.MethodGet,
 		target: "/hooks/dockerhub/tok-00000000000000000000000000000000", status: http.StatusMethodNotAllowed})
 
+	// A token pasted where a tag or a repository goes: refused, and
+	// neither echoed nor logged (the loop checks the answer, the log and
+	// /metrics for the token); a long value in a 400 is an excerpt.
+	tokenTag := strings.ToLower(testToken)
+	bad("the hook token as the tag", withTag(jsonString(tokenTag)), "one of liftoff's tokens")
+	bad("the hook token as the repository", withRepo(jsonString("pmpl/"+tokenTag)), "one of liftoff's tokens")
+	bad("a token-like word in a bad tag", withTag(jsonString("v1/"+tokenCore+"x")), "tag")
+	// A browser's headers change nothing for hooks: registries send none.
+	cases = append(cases, hostileCase{name: "cross-site browser headers", body: withTag(`"x/y"`),
+		header: map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, status: http.StatusBadRequest, reason: "tag"})
+
 	// Over the 1 MiB limit.
 	huge := `{"x": "` + strings.Repeat("a", 10<<20) + `"}`
 	cases = append(cases,
@@ -366,8 +377,9 @@ func TestHookHostileInput(t *testing.T) {
 				}
 			case http.StatusAccepted:
 				a := hookAnswer(t, w.Body.String())
-				if len(a.Accepted) != 0 || len(a.Ignored) != 1 || !strings.Contains(a.Ignored[0].Reason, tc.reason) {
-					t.Errorf("answer %s: want nothing accepted and one ignored, %q", w.Body, tc.reason)
+				ig := h.last().Ignored
+				if a.Accepted != 0 || a.Ignored != 1 || len(ig) != 1 || !strings.Contains(ig[0].Reason, tc.reason) {
+					t.Errorf("answer %s, recorded %+v: want nothing accepted and one ignored, %q", w.Body, ig, tc.reason)
 				}
 			}
 
