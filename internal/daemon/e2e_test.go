@@ -147,6 +147,8 @@ type hookAnswer struct {
 	Held     int    `json:"held"`
 	Ignored  int    `json:"ignored"`
 	Error    string `json:"error"`
+	// Redelivery is true on the 200 to a sender's delivery id seen before.
+	Redelivery bool `json:"redelivery"`
 }
 
 func (d *daemon) post(path, body string) (int, hookAnswer) {

@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"encoding/base64"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
@@ -50,22 +49,22 @@ func TestGARPushDeploys(t *testing.T) {
 	digest := d.pushImage("staging", testenv.AppImage{Version: "v1"})
 
 	insert := `{"action": "INSERT", "digest": "` + image + `@` + digest + `", "tag": "` + image + `:staging"}`
-	if status, ans := d.pubsub("4471298364112", insert); status != http.StatusAccepted || len(ans.Accepted) != 1 || ans.Accepted[0] != name {
+	if status, ans := d.pubsub("4471298364112", insert); status != http.StatusAccepted || ans.Accepted != 1 {
 		t.Fatalf("INSERT: %d %+v", status, ans)
 	}
-	if r := d.next(); r.Outcome != deploy.Succeeded || r.Digest != digest {
-		t.Fatalf("deploy: %s %s %v", r.Outcome, r.Digest, r.Err)
+	if r := d.next(); r.Outcome != deploy.Succeeded || r.Digest != digest || r.Request.Deployment != name {
+		t.Fatalf("deploy of %s: %s %s %v", r.Request.Deployment, r.Outcome, r.Digest, r.Err)
 	}
 	d.serving(name, "v1")
 
-	if status, ans := d.pubsub("4471298364112", insert); status != http.StatusOK || len(ans.Ignored) != 1 || !strings.Contains(ans.Ignored[0].Reason, "redelivery") {
+	if status, ans := d.pubsub("4471298364112", insert); status != http.StatusOK || ans.Ignored != 1 || !ans.Redelivery {
 		t.Errorf("the message again: %d %+v, want 200, a redelivery", status, ans)
 	}
 	for id, ev := range map[string]string{
 		"4471298364113": `{"action": "DELETE", "tag": "` + image + `:staging"}`,
 		"4471298364114": `{"action": "INSERT", "digest": "` + image + `@` + digest + `"}`,
 	} {
-		if status, ans := d.pubsub(id, ev); status != http.StatusAccepted || len(ans.Accepted) != 0 || len(ans.Ignored) == 0 {
+		if status, ans := d.pubsub(id, ev); status != http.StatusAccepted || ans.Accepted != 0 || ans.Ignored == 0 {
 			t.Errorf("%s: %d %+v, want 202 with nothing deployed", ev, status, ans)
 		}
 	}

@@ -54,7 +54,7 @@ func (d *daemon) generic(tag, digest string) string {
 	}
 	defer resp.Body.Close()
 	var a hookAnswer
-	if resp.StatusCode != 202 || json.NewDecoder(resp.Body).Decode(&a) != nil || len(a.Accepted) != 1 {
+	if resp.StatusCode != 202 || json.NewDecoder(resp.Body).Decode(&a) != nil || a.Accepted != 1 {
 		d.t.Fatalf("generic push of %s: %d %+v", tag, resp.StatusCode, a)
 	}
 	return a.Delivery

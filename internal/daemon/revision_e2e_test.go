@@ -50,7 +50,7 @@ func revisionImage(version, revision string) testenv.AppImage {
 func (d *daemon) hookRepo(repo, tag string) deploy.Result {
 	d.t.Helper()
 	status, ans := d.post("/hooks/dockerhub/"+hookToken, testenv.DockerHubPayload(repo, tag))
-	if status != 202 || len(ans.Accepted) != 1 {
+	if status != 202 || ans.Accepted != 1 {
 		d.t.Fatalf("push of %s:%s: %d %+v", repo, tag, status, ans)
 	}
 	return d.next()
