@@ -56,7 +56,7 @@ func TestCLIWaitThroughACoolDown(t *testing.T) {
 	done := strings.Replace(ended(now, "succeeded", ""), `"id":50`, `"id":51`, 1)
 	script := &deploysScript{answers: []string{deploysPage(deferred), deploysPage(deferred), deploysPage(done)}}
 	f.mux.HandleFunc("GET /api/v1/deploys", script.serve)
-	r := runClientTest(t, f.srv.URL, nil, "approve", "web-staging", "--wait")
+	r := runClientTest(t, f.srv.URL, nil, "approve", "web-staging", "--request", "50", "--wait")
 	if r.code != ExitOK {
 		t.Fatalf("approve --wait through a cool-down: %s", r)
 	}
