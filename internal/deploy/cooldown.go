@@ -108,7 +108,8 @@ func (a *attempt) born() (time.Time, string, error) {
 // cool makes r, whose deploy was Deferred, wait as Cooling until until:
 // journaled first, then armed. A push accepted for the deployment
 // meanwhile, waiting behind the deploy, held or pending, is newer and
-// replaces it.
+// replaces it, unless r was approved and that push still awaits a
+// decision (replaces).
 func (e *Engine) cool(r Request, until time.Time) {
 	e.accept.Lock()
 	defer e.accept.Unlock()
@@ -117,10 +118,10 @@ func (e *Engine) cool(r Request, until time.Time) {
 	if q, ok := e.queues[r.Deployment]; ok && q.waiting != nil {
 		newer = true
 	}
-	if h, ok := e.held[r.Deployment]; ok && h.ID > r.ID {
+	if h, ok := e.held[r.Deployment]; ok && h.ID > r.ID && h.replaces(r) {
 		newer = true
 	}
-	if p, ok := e.pending[r.Deployment]; ok && p.ID > r.ID {
+	if p, ok := e.pending[r.Deployment]; ok && p.ID > r.ID && p.replaces(r) {
 		newer = true
 	}
 	e.mu.Unlock()
@@ -152,11 +153,11 @@ func (e *Engine) cool(r Request, until time.Time) {
 }
 
 // placeAllLocked places r as placeLocked does, and replaces the
-// deployment's cooling push, if any: r is newer. It returns the requests
-// replaced. e.mu is held.
+// deployment's cooling push, if any, where r replaces it: r is newer. It
+// returns the requests replaced. e.mu is held.
 func (e *Engine) placeAllLocked(r Request) []Request {
 	var out []Request
-	if c, ok := e.cooling[r.Deployment]; ok && !c.is(r) {
+	if c, ok := e.cooling[r.Deployment]; ok && !c.is(r) && r.replaces(c) {
 		delete(e.cooling, r.Deployment)
 		if t := e.ripen[r.Deployment]; t != nil {
 			t.Stop()
@@ -183,6 +184,18 @@ func (e *Engine) placeCoolingLocked(r Request) (superseded *Request) {
 		return &old
 	}
 	return nil
+}
+
+// replaces tells whether r, a newer push placed as r.State says, replaces
+// c, a push cooling down (or about to). A push someone approved is
+// replaced only by one that deploys without waiting for anyone: approved
+// too, asked for through the API, or queued where no approval is needed.
+// A held or pending push still awaits a decision, and a hook token's
+// holder must not undo an approval by pushing: the approved push deploys
+// once old enough (even while paused, as an approval given during a pause
+// deploys), and the newer one waits as it would behind any deploy.
+func (r Request) replaces(c Request) bool {
+	return c.Actor == "" || r.Actor != "" || r.State == Queued
 }
 
 // is tells whether r and o are the same accepted request (without a
