@@ -107,6 +107,9 @@ type Push struct {
 	Received time.Time `json:"received"`
 	Expires  time.Time `json:"expires,omitzero"`
 	Until    time.Time `json:"until,omitzero"` // cooling: when the image is old enough, and deploys
+	// ApprovedBy names who approved a cooling push (its environment
+	// requires approval): it deploys without asking again.
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // Deploy is one deploy of the history.

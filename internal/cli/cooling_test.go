@@ -24,6 +24,23 @@ func TestCLIStatusShowsCooling(t *testing.T) {
 	}
 }
 
+// TestCLIStatusShowsWhoApprovedTheCoolingPush: an approved push cooling
+// down says who approved it (it deploys without asking again).
+func TestCLIStatusShowsWhoApprovedTheCoolingPush(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	until := now.Add(7*time.Minute + 30*time.Second)
+	f := newFakeDaemon(t)
+	f.on("GET /api/v1/deployments/api", 200, `{"name":"api","environment":"production","paused":false,
+ "running":null,"down":null,"last":null,"pending":null,"held":null,
+ "cooling":{"request":6,"delivery":"d-cool","tag":"v2","digest":"`+digestA+`","pusher":"bob","received":"`+ts(now.Add(-2*time.Minute))+`","until":"`+ts(until)+`","approved_by":"lead"},
+ "history":[]}`)
+	r := runClientTest(t, f.srv.URL, nil, "status", "api")
+	if want := "pushed 2m ago, approved by lead: its image is younger than min_image_age; deploys in 7m"; r.code != ExitOK || !strings.Contains(r.stdout, want) {
+		t.Errorf("status api: %s\nwant %q", r, want)
+	}
+}
+
 // TestCLIHistoryVouchedAndMismatch: a deploy let through by a revision
 // says which deploy vouched for it; one whose tag resolved to another
 // digest than the sender reported says what the sender said.

@@ -97,8 +97,12 @@ func (s *session) statusTable(ds []apiv1.Deployment, detail bool) {
 		}
 		if c := d.Cooling; c != nil {
 			marks = append(marks, "COOLING")
-			notes = append(notes, fmt.Sprintf("%s: COOLING %s, pushed %s: its image is younger than min_image_age; deploys %s (%s)",
-				d.Name, refOf(c.Tag, c.Digest), ago(now, c.Received), ago(now, c.Until), c.Until.Format(time.RFC3339)))
+			by := ""
+			if c.ApprovedBy != "" {
+				by = ", approved by " + c.ApprovedBy
+			}
+			notes = append(notes, fmt.Sprintf("%s: COOLING %s, pushed %s%s: its image is younger than min_image_age; deploys %s (%s)",
+				d.Name, refOf(c.Tag, c.Digest), ago(now, c.Received), by, ago(now, c.Until), c.Until.Format(time.RFC3339)))
 		}
 		if h := d.Held; h != nil {
 			marks = append(marks, "HELD")

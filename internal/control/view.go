@@ -83,11 +83,12 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 			Received: p.Received.UTC(), Expires: p.Expires.UTC()}
 	}
 	if h := st.Held; h != nil {
-		v.Held = &apiv1.Push{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
+		v.Held = &apiv1.Push{Request: h.ID, Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher,
+			Received: h.Received.UTC()}
 	}
 	if c := st.Cooling; c != nil {
-		v.Cooling = &apiv1.Push{Delivery: c.Delivery, Tag: c.Tag, Digest: c.Digest, Pusher: c.Pusher,
-			Received: c.Received.UTC(), Until: c.Until.UTC()}
+		v.Cooling = &apiv1.Push{Request: c.ID, Delivery: c.Delivery, Tag: c.Tag, Digest: c.Digest, Pusher: c.Pusher,
+			Received: c.Received.UTC(), Until: c.Until.UTC(), ApprovedBy: c.Actor}
 	}
 	v.Poll = s.pollView(d)
 	return v, last, engineErr
