@@ -393,3 +393,107 @@ func TestApprovedCoolingPushDeploysThroughAPause(t *testing.T) {
 		t.Errorf("after the deploy: paused %+v held %+v, want still paused, nothing held", s.Paused, s.Held)
 	}
 }
+
+// agedSwarm is a fakeSwarm whose images have a created time.
+type agedSwarm struct {
+	*fakeSwarm
+	created time.Time
+}
+
+func (a *agedSwarm) ImageInfo(ctx context.Context, ref string) (ImageInfo, error) {
+	if err := a.call("image_info", ref); err != nil {
+		return ImageInfo{}, err
+	}
+	return ImageInfo{Created: a.created}, nil
+}
+
+// A Swarm service takes the same path: approval, then the cool-down with
+// nothing sent to Swarm, then one update pinned to the approved digest.
+func TestServiceApprovalAndCoolDown(t *testing.T) {
+	conf := strings.Replace(svcConfig, `env: {DEBUG: "False"}`, `env: {DEBUG: "False"}
+    approval: {required: true, timeout: 10h}`, 1)
+	conf = strings.Replace(conf, "    stop_timeout: 3s\n", "    stop_timeout: 3s\n    min_image_age: 1h\n", 1)
+	conf = strings.Replace(conf, "hooks:", "api_tokens: [{name: lead, token: lead-token-0123456789abcdef, scopes: [\"approve:production\"]}]\nhooks:", 1)
+	cfg, err := deployments.Parse([]byte(conf), t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	if d := cfg.Deployment("web"); d.Service == nil || d.MinImageAge != time.Hour {
+		t.Fatalf("web: %+v", d)
+	}
+	rt := &agedSwarm{fakeSwarm: newFakeSwarm(), created: time.Now().Add(-30 * time.Minute)}
+	h := &holdHarness{t: t, cfg: cfg, rt: rt.fakeRuntime, j: newRCJournal()}
+	start := func(now func() time.Time) {
+		if h.e != nil {
+			h.e.Close(context.Background())
+		}
+		h.e = newRCEngine(t, cfg, rt, h.j, nil)
+		h.e.opts.Now = now
+		if err := h.e.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.e.Recover(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(time.Now)
+	rt.push("docker.io/acme/web:latest", "sha256:approved")
+	ds, err := h.e.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: "latest",
+		Trigger: "dockerhub", Delivery: "d1"})
+	if err != nil || ds[0] != Pending {
+		t.Fatalf("push: %v %v, want pending", ds, err)
+	}
+	approved, err := h.e.Approve(context.Background(), "web", "lead", h.pending("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.next(); r.Outcome != Deferred {
+		t.Fatalf("approved: %s %v, want deferred", r.Outcome, r.Err)
+	}
+	if n := rt.count("deploy_service"); n != 0 {
+		t.Fatalf("%d service updates while the image cools down", n)
+	}
+	rt.push("docker.io/acme/web:latest", "sha256:moved")
+	start(func() time.Time { return time.Now().Add(31 * time.Minute) })
+	r := h.next()
+	if r.Outcome != Succeeded || r.Request.ID != approved.ID || r.Digest != "sha256:approved" {
+		t.Fatalf("after the cool-down: %s request %d %s %v", r.Outcome, r.Request.ID, r.Digest, r.Err)
+	}
+	if s := rt.lastSpec(); rt.count("deploy_service") != 1 || s.Image != "docker.io/acme/web@sha256:approved" {
+		t.Errorf("%d service updates, last %s, want one of the approved digest", rt.count("deploy_service"), s.Image)
+	}
+	h.none()
+}
+
+// The same push delivered again (a poll finds the tag's digest not
+// running yet, a sender retries) while its approved push cools down is
+// that push: no second request of the same digest to approve. The tag
+// moved to another image is a new push, pending.
+func TestRedeliveryOfAnApprovedCoolingPush(t *testing.T) {
+	h := newPlayHarness(t)
+	h.image("api", "release", "sha256:v1", time.Now().Add(-30*time.Minute), nil)
+	h.arrive("api", "api", "release", "d1")
+	approved := h.approve("api")
+	if r := h.next(); r.Outcome != Deferred {
+		t.Fatalf("v1: %s %v", r.Outcome, r.Err)
+	}
+	for _, r := range []Request{
+		{Deployment: "api", Image: "docker.io/acme/api", Tag: "release", Trigger: "dockerhub", Delivery: "d1-again"},
+		{Deployment: "api", Image: "docker.io/acme/api", Tag: "release", Digest: "sha256:v1", Trigger: "poll", Delivery: "poll-1"},
+	} {
+		ds, err := h.e.Enqueue(context.Background(), r)
+		if err != nil || ds[0] != Cooling {
+			t.Fatalf("%s: %v %v, want cooling", r.Delivery, ds, err)
+		}
+		if s := h.e.Status("api"); s.Pending != nil {
+			t.Fatalf("%s: pending %+v, want none", r.Delivery, s.Pending)
+		}
+		h.cooling("api", approved.ID, "sha256:v1", "lead")
+	}
+	h.image("api", "release", "sha256:v2", time.Now(), nil)
+	if d := h.arrive("api", "api", "release", "d2"); d != Pending {
+		t.Fatalf("the tag moved: %s, want pending", d)
+	}
+	h.cooling("api", approved.ID, "sha256:v1", "lead")
+	h.none()
+}

@@ -83,7 +83,9 @@ type queue struct {
 //   - Pending: the deployment's environment requires approval and no
 //     one approved this push yet (a request with an Actor was asked for or
 //     approved by someone, and needs none); it deploys once approved (see
-//     Approve), or expires.
+//     Approve), or expires;
+//   - Cooling: the same push (same tag and digest) was approved and
+//     cools down (cooldown.go); that one stands for it.
 //
 // It returns once the requests are recorded as accepted in the journal: a
 // request Enqueue took is kept even if liftoff dies first (see Recover). It
@@ -119,6 +121,10 @@ func (e *Engine) Enqueue(ctx context.Context, rs ...Request) ([]Disposition, err
 		if r.State == Pending {
 			_, timeout := cfg.Approval(cfg.Deployment(r.Deployment))
 			r.Expires = r.Received.Add(timeout)
+		}
+		if e.approvedCoolingLocked(r) {
+			dispositions[i] = Cooling // it stands for r: approved already
+			continue
 		}
 		dispositions[i] = r.State
 		if !e.redundantLocked(r) {
@@ -251,6 +257,16 @@ func (e *Engine) placeLocked(r Request) (superseded *Request) {
 	default:
 		return e.queueLocked(deployJob(r))
 	}
+}
+
+// approvedCoolingLocked tells whether r, not approved, asks for what the
+// deployment's approved cooling push deploys already: a poll finds the
+// tag's digest not running yet, a sender delivers again. It is redundant,
+// not a second request of the same digest to approve, which would not
+// replace the approved one either (replaces). e.mu is held.
+func (e *Engine) approvedCoolingLocked(r Request) bool {
+	c, ok := e.cooling[r.Deployment]
+	return ok && c.Actor != "" && r.Actor == "" && r.State != Queued && r.same(c)
 }
 
 // redundantLocked tells whether r is a duplicate of what its deployment
