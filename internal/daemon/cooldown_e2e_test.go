@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -102,5 +104,90 @@ func TestMinImageAgeWaitsAcrossARestart(t *testing.T) {
 	}
 	if len(outcomes) != 2 || outcomes[0] != "succeeded" || outcomes[1] != "deferred" {
 		t.Errorf("the delivery's deploys, newest first: %v, want [succeeded deferred]", outcomes)
+	}
+}
+
+// approvedCoolConfig: NAME-prod needs approval and deploys images at
+// least 15s old. %[1]s prefix, %[2]s mirror, %[3]s hook token.
+const approvedCoolConfig = configHead + `api_tokens:
+  - {name: reader, token: ` + tokRead + `, scopes: [read]}
+  - {name: lead, token: ` + tokApprover + `, scopes: ["approve:production"]}
+environments:
+  production:
+    approval: {required: true, timeout: 10m}
+deployments:
+  - name: %[1]s-prod
+    image: acme/%[1]s
+    tags: [latest]
+    environment: production
+    stop_timeout: 1s
+    health: {min_uptime: 200ms}
+    min_image_age: 15s
+`
+
+// TestApprovedPushCoolsDownAcrossRestarts: on the real engine and the
+// real history file, a push that needs approval and whose image is young
+// keeps its request id and digest pending across a restart; approved, it
+// cools down with its approver, across another restart, while the tag
+// moves to another image; then it deploys the digest approved, under the
+// same request, without asking for approval again.
+func TestApprovedPushCoolsDownAcrossRestarts(t *testing.T) {
+	testenv.Slow(t)
+	t.Parallel()
+	d := startDaemon(t, approvedCoolConfig)
+	name := d.prefix + "-prod"
+	detail := func() apiv1.DeploymentDetail {
+		t.Helper()
+		status, raw := d.apiRaw(tokRead, "GET", "/api/v1/deployments/"+name, "")
+		var v apiv1.DeploymentDetail
+		if status != 200 || json.Unmarshal(raw, &v) != nil {
+			t.Fatalf("GET deployment %s: %d %s", name, status, raw)
+		}
+		return v
+	}
+	restart := func() {
+		t.Helper()
+		if err := d.stop(); err != nil {
+			t.Fatal(err)
+		}
+		d.launch(d.configPath, d.lookup, liftoff.Options{})
+	}
+
+	digest := d.pushImage("latest", testenv.AppImage{Version: "v2", Created: time.Now()})
+	if status, ans := d.hook("latest"); status != http.StatusAccepted || ans.Pending != 1 {
+		t.Fatalf("push: %d %+v, want one pending", status, ans)
+	}
+	p := detail().Pending
+	if p == nil || p.Request == 0 || p.Digest != digest {
+		t.Fatalf("pending: %+v, want a request of %s", p, digest)
+	}
+	restart()
+	if again := detail().Pending; again == nil || again.Request != p.Request || again.Digest != digest {
+		t.Fatalf("pending after a restart: %+v, want request %d of %s", again, p.Request, digest)
+	}
+
+	d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+name+"/approve", fmt.Sprintf(`{"request": %d}`, p.Request))
+	if r := d.next(); r.Outcome != deploy.Deferred || r.Digest != digest || r.Request.ID != p.Request {
+		t.Fatalf("approved young image: %s %s request %d %v, want deferred", r.Outcome, r.Digest, r.Request.ID, r.Err)
+	}
+	c := detail().Cooling
+	if c == nil || c.Request != p.Request || c.Digest != digest || c.ApprovedBy != "lead" {
+		t.Fatalf("cooling: %+v, want request %d of %s approved by lead", c, p.Request, digest)
+	}
+	d.pushImage("latest", testenv.AppImage{Version: "v3", Created: time.Now().Add(-time.Hour)})
+	restart()
+	if v := detail(); v.Pending != nil || v.Cooling == nil || *v.Cooling != *c {
+		t.Fatalf("after a restart: pending %+v cooling %+v, want still cooling as %+v", v.Pending, v.Cooling, c)
+	}
+
+	r := d.next()
+	if r.Outcome != deploy.Succeeded || r.Digest != digest || r.Request.ID != p.Request || r.Request.Actor != "lead" {
+		t.Fatalf("after the cool-down: %s %s request %d by %q %v, want %s, request %d, lead",
+			r.Outcome, r.Digest, r.Request.ID, r.Request.Actor, r.Err, digest, p.Request)
+	}
+	d.serving(name, "v2")
+	d.only(name)
+	if v := detail(); v.Pending != nil || v.Cooling != nil {
+		t.Errorf("after the deploy: pending %+v cooling %+v", v.Pending, v.Cooling)
 	}
 }
