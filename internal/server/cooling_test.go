@@ -45,6 +45,25 @@ func TestAPIAndPageShowCooling(t *testing.T) {
 	}
 }
 
+// TestPageShowsWhoApprovedTheCoolingPush: an approved push cooling down
+// names its approver, in the API and on the card.
+func TestPageShowsWhoApprovedTheCoolingPush(t *testing.T) {
+	u := newUIHarness(t)
+	u.eng.status["web-prod"] = deploy.Status{Cooling: &deploy.Request{ID: 12, Deployment: "web-prod", Image: "docker.io/acme/web",
+		Tag: "latest", Digest: digestV2, Delivery: "d12", Pusher: "bob", Actor: "lead", Received: testNow.Add(-3 * time.Minute),
+		State: deploy.Cooling, Until: testNow.Add(7 * time.Minute)}}
+	var d apiv1.DeploymentDetail
+	u.apiGet(t, "/api/v1/deployments/web-prod", &d)
+	if c := d.Cooling; c == nil || c.Request != 12 || c.ApprovedBy != "lead" || c.Digest != digestV2 {
+		t.Errorf("web-prod cooling: %+v, want request 12 of %s approved by lead", c, digestV2)
+	}
+	b := u.browser(t)
+	b.login(uiRead)
+	if body := b.get("/deployments/web-prod").Body.String(); !strings.Contains(body, ", approved by lead, is younger than min_image_age") {
+		t.Errorf("web-prod's page does not say who approved the cooling push:\n%s", body)
+	}
+}
+
 // TestPageShowsVouchAndMismatch: the deployment's history on the page
 // names the deploy that vouched for a revision, and what a sender
 // reported when the tag resolved to another digest; the API says both.
