@@ -2,8 +2,10 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,7 +79,8 @@ func (r *infoRuntime) ImageInfo(ctx context.Context, ref string) (ImageInfo, err
 
 type playHarness struct {
 	*holdHarness
-	rt *infoRuntime
+	rt      *infoRuntime
+	journal Journal // if set, the engine's journal instead of h.j
 }
 
 func newPlayHarness(t *testing.T) *playHarness {
@@ -100,7 +103,11 @@ func (h *playHarness) restartAt(now func() time.Time) {
 	if h.e != nil {
 		h.e.Close(context.Background())
 	}
-	h.e = newRCEngine(h.t, h.cfg, h.rt, h.j, nil)
+	var j Journal = h.j
+	if h.journal != nil {
+		j = h.journal
+	}
+	h.e = newRCEngine(h.t, h.cfg, h.rt, j, nil)
 	h.e.opts.Now = now
 	if err := h.e.Load(context.Background()); err != nil {
 		h.t.Fatalf("load: %v", err)
@@ -496,4 +503,55 @@ func TestRedeliveryOfAnApprovedCoolingPush(t *testing.T) {
 	}
 	h.cooling("api", approved.ID, "sha256:v1", "lead")
 	h.none()
+}
+
+// lostCool is a journal that loses the cool-down's record, as liftoff
+// SIGKILLed between the deferred deploy's outcome and Journal.Cool does.
+type lostCool struct {
+	*rcJournal
+	lose atomic.Bool
+}
+
+func (j *lostCool) Cool(ctx context.Context, id int64, until time.Time) error {
+	if j.lose.Load() {
+		return errors.New("killed")
+	}
+	return j.rcJournal.Cool(ctx, id, until)
+}
+
+// An approved push whose cool-down was never journaled (liftoff died
+// first) is still open and approved: Recover deploys it again, it is
+// deferred again and cools under the same request with its approver and
+// digest, then deploys what was approved.
+func TestApprovedPushKilledBeforeItsCoolDownWasJournaled(t *testing.T) {
+	h := newPlayHarness(t)
+	lc := &lostCool{rcJournal: h.j}
+	lc.lose.Store(true)
+	h.journal = lc
+	h.restartAt(time.Now)
+	h.image("api", "release", "sha256:reviewed", time.Now().Add(-30*time.Minute), nil)
+	h.arrive("api", "api", "release", "d1")
+	approved := h.approve("api")
+	if r := h.next(); r.Outcome != Deferred {
+		t.Fatalf("approved young image: %s %v", r.Outcome, r.Err)
+	}
+	if q := h.j.request(approved.ID); q.outcome != "" || q.State != Queued || q.Actor != "lead" {
+		t.Fatalf("journal after the lost cool-down: %+v, want open, queued, approved by lead", q)
+	}
+	h.image("api", "release", "sha256:later", time.Now().Add(-48*time.Hour), nil)
+
+	lc.lose.Store(false)
+	h.restartAt(time.Now) // Recover resumes it
+	if r := h.next(); r.Outcome != Deferred || r.Request.ID != approved.ID || r.Digest != "sha256:reviewed" {
+		t.Fatalf("resumed: %s request %d %s %v, want deferred again", r.Outcome, r.Request.ID, r.Digest, r.Err)
+	}
+	h.cooling("api", approved.ID, "sha256:reviewed", "lead")
+	if h.e.Status("api").Pending != nil {
+		t.Fatal("the resumed approved push asks for approval again")
+	}
+	h.restartAt(func() time.Time { return time.Now().Add(31 * time.Minute) })
+	if r := h.next(); r.Outcome != Succeeded || r.Request.ID != approved.ID || r.Digest != "sha256:reviewed" {
+		t.Fatalf("after the cool-down: %s request %d %s %v", r.Outcome, r.Request.ID, r.Digest, r.Err)
+	}
+	h.runs("api", "sha256:reviewed")
 }
