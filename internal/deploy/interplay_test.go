@@ -298,6 +298,10 @@ func TestCoolingPushRipensWhilePaused(t *testing.T) {
 	// liftoff restarts after the hour: the timer fires at once, into the
 	// pause.
 	h.restartAt(func() time.Time { return time.Now().Add(31 * time.Minute) })
+	// The timer fires on its own goroutine: wait until the push moved.
+	for deadline := time.Now().Add(10 * time.Second); h.e.Status("web").Held == nil && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	h.none()
 	s := h.e.Status("web")
 	if s.Cooling != nil || s.Held == nil || s.Held.ID != c.ID {
