@@ -3,7 +3,11 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,4 +194,68 @@ func TestApprovedPushCoolsDownAcrossRestarts(t *testing.T) {
 	if v := detail(); v.Pending != nil || v.Cooling != nil {
 		t.Errorf("after the deploy: pending %+v cooling %+v", v.Pending, v.Cooling)
 	}
+}
+
+// TestAppApprovedOnceCoolsDownOnce: on the real engine, an app of three
+// processes whose environment requires approval and whose images must be
+// 10s old: a young push is one pending push, approved once, one deferred
+// deploy with nothing stopped, then one deploy that brings every process
+// to the approved version, under the same request.
+func TestAppApprovedOnceCoolsDownOnce(t *testing.T) {
+	testenv.Slow(t)
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(data, 0o777); err != nil { // the containers write as root
+		t.Fatal(err)
+	}
+	config := strings.NewReplacer("DATADIR", data, "    ORDER\n", "    min_image_age: 10s\n",
+		"    env: {STAGE: staging}\n", "    env: {STAGE: staging}\n    approval: {required: true, timeout: 10m}\n",
+		"scopes: [read]}\n", "scopes: [read]}\n  - {name: lead, token: "+tokApprover+", scopes: [\"approve:staging\"]}\n").Replace(appConfig)
+	d := startDaemon(t, config)
+	app := d.prefix + "-app"
+	approve := func(version string) deploy.Result {
+		t.Helper()
+		if status, ans := d.hook("staging"); status != http.StatusAccepted || ans.Pending != 1 {
+			t.Fatalf("push of %s: %d %+v, want one pending", version, status, ans)
+		}
+		got := d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, "")
+		p, _ := got["pending"].(map[string]any)
+		request, _ := p["request"].(float64)
+		if request == 0 {
+			t.Fatalf("pending of %s: %v", version, got["pending"])
+		}
+		d.apiOK(202, tokApprover, "POST", "/api/v1/deployments/"+app+"/approve", fmt.Sprintf(`{"request": %d}`, int64(request)))
+		return d.next()
+	}
+
+	d.pushImage("staging", testenv.AppImage{Version: "v1", Created: time.Now().Add(-time.Hour)})
+	if r := approve("v1"); r.Outcome != deploy.Succeeded {
+		t.Fatalf("v1: %s %v", r.Outcome, r.Err)
+	}
+	before := d.onVersion("v1")
+
+	digest := d.pushImage("staging", testenv.AppImage{Version: "v2", Created: time.Now()})
+	deferred := approve("v2")
+	if deferred.Outcome != deploy.Deferred || deferred.Digest != digest {
+		t.Fatalf("v2: %s %s %v, want deferred", deferred.Outcome, deferred.Digest, deferred.Err)
+	}
+	if c := d.cooling(app); c == nil || c.Request != deferred.Request.ID || c.ApprovedBy != "lead" {
+		t.Fatalf("cooling: %+v, want request %d approved by lead", c, deferred.Request.ID)
+	}
+	if now := d.onVersion("v1"); !maps.Equal(now, before) {
+		t.Errorf("containers changed while the app cools down: %v, were %v", now, before)
+	}
+
+	r := d.next()
+	if r.Outcome != deploy.Succeeded || r.Digest != digest || r.Request.ID != deferred.Request.ID {
+		t.Fatalf("after the cool-down: %s %s request %d %v, want request %d", r.Outcome, r.Digest, r.Request.ID, r.Err, deferred.Request.ID)
+	}
+	d.onVersion("v2")
+	if got := d.apiOK(200, tokRead, "GET", "/api/v1/deployments/"+app, ""); got["pending"] != nil || got["cooling"] != nil {
+		t.Errorf("after the deploy: pending %v cooling %v", got["pending"], got["cooling"])
+	}
+	d.quiet()
 }
