@@ -29,7 +29,7 @@ func openEngines(cfg *deployments.Config, reg prometheus.Registerer, log zerolog
 	others := map[string]*docker.Client{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Engines)) {
 		e := cfg.Engines[name]
-		c, err := docker.Open(docker.Engine{Name: name, Host: e.Host, TLSCA: e.TLSCA, TLSCert: e.TLSCert, TLSKey: e.TLSKey}, reg,
+		c, err := docker.Open(docker.Engine{Name: name, Host: e.Host, TLSCA: e.TLSCA, TLSCert: e.TLSCert, TLSKey: e.TLSKey, Insecure: e.Insecure}, reg,
 			log.With().Str("engine", name).Logger())
 		if err != nil {
 			local.Close()
@@ -39,6 +39,10 @@ func openEngines(cfg *deployments.Config, reg prometheus.Registerer, log zerolog
 			return nil, nil, fmt.Errorf("engines.%s: %w", name, err)
 		}
 		others[name] = c
+		if e.Insecure {
+			log.Warn().Str("engine", name).Str("host", e.Host).
+				Msg("INSECURE ENGINE: plain tcp:// to another host without TLS (insecure: true): Docker API calls, root on that host, and registry passwords cross the network unencrypted; anyone on the path can read them or take the host over. Set tls_ca/tls_cert/tls_key or reach it over ssh://")
+		}
 	}
 	return local, others, nil
 }
