@@ -38,6 +38,8 @@ type Config struct {
 	// History is the SQLite file of the deploy journal and history
 	// (default liftoff.db, relative to the working directory).
 	History string `yaml:"history"`
+	// HistoryRetention bounds the history file (see Retention).
+	HistoryRetention Retention `yaml:"history_retention"`
 	// TLSCert and TLSKey, both or neither, make Listen serve HTTPS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
