@@ -72,6 +72,8 @@ type Config struct {
 	// secretPaths are the field paths whose value came from ${VAR}, recorded
 	// while loading so that errors and SecretKeys can hide them.
 	secretPaths map[string]bool
+	// expanded are the values ${VAR} brought into the file (SecretValues).
+	expanded []string
 	// nullPaths are the field paths given with no value (key:, ~, null),
 	// which the decoder leaves as if they were absent.
 	nullPaths map[string]bool

@@ -110,6 +110,9 @@ ALTER TABLE deliveries ADD COLUMN ignored TEXT NOT NULL DEFAULT '[]'; -- JSON [{
 		// most, secrets redacted).
 		`ALTER TABLE deploys ADD COLUMN release_output TEXT NOT NULL DEFAULT '';
 CREATE INDEX deploys_succeeded ON deploys (deployment, digest) WHERE outcome IN ('succeeded', 'unchanged');`,
+		// 4: the end of a deploy's backup command's output (64 KiB at
+		// most, secrets redacted), kept for logs:<env> alone.
+		`ALTER TABLE deploys ADD COLUMN backup_output TEXT NOT NULL DEFAULT '';`,
 	}
 }
 
