@@ -52,6 +52,7 @@ type grammar struct {
 
 	Serve    serveCmd    `cmd:"" help:"Run the daemon: webhooks, deploys, metrics, the API."`
 	Validate validateCmd `cmd:"" help:"Check a config file without starting anything."`
+	Audit    auditCmd    `cmd:"" help:"Say what a config file exposes or turns off that is risky, and why (--strict: exit 1 on findings)."`
 	Version  versionCmd  `cmd:"" help:"Print the version."`
 
 	Status   statusCmd   `cmd:"" help:"What every deployment runs: tag, digest, since when, state, last deploy, and whether it is paused, awaits an approval or is down."`
@@ -79,6 +80,7 @@ const usage = `liftoff deploys Docker images the moment they are pushed.
 Usage:
   liftoff serve    --config FILE    run the daemon: webhooks, deploys, metrics, the API
   liftoff validate --config FILE    check a config file without starting anything
+  liftoff audit    --config FILE    say what in a config file is risky, and why (--strict: exit 1 if any)
   liftoff version                   print the version
 
 Client commands, which ask a running daemon through its management API:
