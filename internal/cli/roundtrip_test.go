@@ -302,6 +302,12 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 	// What the CLI does not ask for, a Go client does: the same decoder.
 	u, _ := url.Parse(d.url)
 	c := &apiClient{base: u, token: testToken, http: http.DefaultClient, strict: true}
+	for _, id := range []string{"abc", "0", "-1", "99999999999999999999"} {
+		var se *apiStatusError
+		if _, err := c.get(context.Background(), "/deploys/"+id+"/logs", nil, nil); !errors.As(err, &se) || se.status != http.StatusBadRequest {
+			t.Errorf("GET /deploys/%s/logs: %v, want 400", id, err)
+		}
+	}
 	var ds apiv1.Deliveries
 	if _, err := c.get(context.Background(), "/deliveries", url.Values{"limit": {"10"}}, &ds); err != nil || len(ds.Deliveries) != 1 || ds.Next == nil {
 		t.Errorf("GET /deliveries: %v %+v", err, ds)

@@ -118,7 +118,7 @@ func (a *attempt) backup() (Outcome, error) {
 	// for logs:<env>.
 	if err != nil {
 		if out != "" {
-			a.log.Warn().Str("output", logTail(out)).Msg("backup output (its end; the whole output is in the history, for logs:<env>)")
+			a.log.Warn().Str("output", logTail(out)).Msg("backup output")
 		}
 		return Failed, err
 	}
@@ -173,7 +173,7 @@ func (a *attempt) release() (Outcome, error) {
 	out, err := a.oneOff(StepRelease, a.ref, false, spec, a.secrets())
 	a.rec.ReleaseOutput = out
 	if out != "" {
-		a.log.Info().Str("output", logTail(out)).Msg("release output (its end; the whole output is in the history, for logs:<env>)")
+		a.log.Info().Str("output", logTail(out)).Msg("release output")
 	}
 	if err != nil {
 		return Failed, err

@@ -3,6 +3,7 @@ package deployments
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAudit: each risky thing a valid config can do is one finding naming
@@ -79,5 +80,29 @@ notifications:
 `)
 	if fs := safe.Audit(); len(fs) != 0 {
 		t.Errorf("findings in a careful config: %v", fs)
+	}
+}
+
+// TestRetentionConfig: history_retention's defaults, its day durations,
+// and an error naming the field for each value it refuses.
+func TestRetentionConfig(t *testing.T) {
+	cfg := mustParse(t, head)
+	if r := cfg.HistoryRetention; r.DeliveryAge != DefaultDeliveryAge || r.MaxDeliveries != DefaultMaxDeliveries || r.Deploys != DefaultDeploys {
+		t.Errorf("defaults: %+v", r)
+	}
+	cfg = mustParse(t, head+"history_retention: {deliveries: 7d, max_deliveries: 5000, deploys: 50}\n")
+	if r := cfg.HistoryRetention; r.DeliveryAge != 7*24*time.Hour || r.MaxDeliveries != 5000 || r.Deploys != 50 {
+		t.Errorf("7d, 5000, 50: %+v", r)
+	}
+	for yaml, want := range map[string]string{
+		"{deliveries: 3x}":        `history_retention.deliveries: "3x": want a duration such as "30d" or "72h"`,
+		"{deliveries: 10m}":       "history_retention.deliveries: want at least 1h",
+		"{max_deliveries: 10}":    "history_retention.max_deliveries: want at least 100",
+		"{deploys: 1}":            "history_retention.deploys: want at least 2 per deployment",
+		"{deliveries: 30d, x: 1}": `history_retention: unknown key "x"`,
+	} {
+		if _, err := parseString(t, head+"history_retention: "+yaml+"\n"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("history_retention: %s: %v, want %q", yaml, err, want)
+		}
 	}
 }
