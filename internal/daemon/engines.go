@@ -21,10 +21,16 @@ import (
 // that does not answer makes only its deployments wait (see
 // deploy.Engine.Watch). Engines apply at start-up only (see restartOnly).
 func openEngines(cfg *deployments.Config, reg prometheus.Registerer, log zerolog.Logger) (*docker.Client, map[string]*docker.Client, error) {
-	local, err := docker.Open(docker.Engine{Name: deployments.LocalEngine, Host: cfg.DockerHost}, reg,
+	local, err := docker.Open(docker.Engine{Name: deployments.LocalEngine, Host: cfg.DockerHost, Insecure: cfg.DockerHostInsecure}, reg,
 		log.With().Str("engine", deployments.LocalEngine).Logger())
 	if err != nil {
 		return nil, nil, fmt.Errorf("docker_host: %w", err)
+	}
+	if cfg.DockerHostInsecure {
+		if h := local.Host(); deployments.PlainRemoteTCP(h) {
+			log.Warn().Str("engine", deployments.LocalEngine).Str("host", h).
+				Msg("INSECURE ENGINE: docker_host is plain tcp:// to another host without TLS (docker_host_insecure: true): Docker API calls, root on that host, and registry passwords cross the network unencrypted; keep it on a private network only this liftoff reaches (a socket proxy's internal network), or use TLS or ssh://")
+		}
 	}
 	others := map[string]*docker.Client{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Engines)) {

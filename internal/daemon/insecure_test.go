@@ -57,10 +57,26 @@ func TestInsecureEngineAtStartUp(t *testing.T) {
 		t.Fatalf("docker_host: %v", err)
 	}
 	t.Setenv("DOCKER_CERT_PATH", "")
-	if app, err := liftoff.New(cfg, liftoff.Options{Logger: zerolog.Nop()}); !errors.Is(err, docker.ErrPlainTCP) || !strings.Contains(err.Error(), "docker_host") {
+	if app, err := liftoff.New(cfg, liftoff.Options{Logger: zerolog.Nop()}); !errors.Is(err, docker.ErrPlainTCP) ||
+		!strings.Contains(err.Error(), "docker_host") || !strings.Contains(err.Error(), "docker_host_insecure: true") {
 		if err == nil {
 			app.Close()
 		}
-		t.Errorf("start with a plain tcp:// docker_host: %v, want ErrPlainTCP naming docker_host", err)
+		t.Errorf("start with a plain tcp:// docker_host: %v, want ErrPlainTCP naming docker_host and the fix", err)
+	}
+
+	// A socket proxy on a private network: docker_host_insecure accepts it, loudly.
+	cfg, err = deployments.Parse([]byte(head+"docker_host: tcp://192.0.2.1:2375\ndocker_host_insecure: true\n"), dir, none)
+	if err != nil {
+		t.Fatalf("docker_host_insecure: %v", err)
+	}
+	logs = &testenv.SyncBuffer{}
+	app, err = liftoff.New(cfg, liftoff.Options{Logger: zerolog.New(logs)})
+	if err != nil {
+		t.Fatalf("start with docker_host_insecure: %v", err)
+	}
+	app.Close()
+	if !strings.Contains(logs.String(), `"engine":"local","host":"tcp://192.0.2.1:2375","message":"INSECURE ENGINE`) {
+		t.Errorf("no start-up warning for the insecure docker_host; log:\n%s", logs.String())
 	}
 }

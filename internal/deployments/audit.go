@@ -53,7 +53,11 @@ func (c *Config) Audit() []Finding {
 				"set metrics_listen to a loopback or private address")
 	}
 
-	if plain := PlainRemoteTCP(c.DockerHost); plain {
+	switch {
+	case c.DockerHostInsecure:
+		add("docker_host_insecure", "the local engine may be reached over plain TCP, without TLS",
+			"if docker_host (or DOCKER_HOST) is tcp:// to another host, every Docker API call and the registry passwords cross that network in the clear; keep it to a private network only liftoff reaches (a socket proxy's)")
+	case PlainRemoteTCP(c.DockerHost):
 		add("docker_host", "plain tcp:// to another host",
 			"liftoff refuses to start on it unless DOCKER_CERT_PATH gives it TLS: without, Docker API calls (root on that host) and registry passwords cross the network in the clear")
 	}

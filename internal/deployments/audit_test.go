@@ -67,6 +67,10 @@ notifications:
 	if fs := remote.Audit(); len(fs) != 1 || fs[0].Field != "docker_host" {
 		t.Errorf("a plain tcp:// docker_host to another host: %v", fs)
 	}
+	proxied := mustParse(t, head+"listen: \"127.0.0.1:8080\"\ndocker_host: tcp://socket-proxy:2375\ndocker_host_insecure: true\n")
+	if fs := proxied.Audit(); len(fs) != 1 || fs[0].Field != "docker_host_insecure" {
+		t.Errorf("docker_host_insecure: %v", fs)
+	}
 
 	safe := mustParse(t, head+`listen: "127.0.0.1:8080"
 api_listen: "10.0.0.5:8081"

@@ -24,6 +24,10 @@ import (
 type Config struct {
 	Listen     string `yaml:"listen"`
 	DockerHost string `yaml:"docker_host"`
+	// DockerHostInsecure is the insecure of the local engine (see
+	// Engine.Insecure): it accepts docker_host (or DOCKER_HOST) as plain
+	// tcp:// to another host, such as a socket proxy on a private network.
+	DockerHostInsecure bool `yaml:"docker_host_insecure"`
 	// Engines are more Docker engines, by name; docker_host is the one
 	// named LocalEngine ("local"). A deployment runs on one (its Engine).
 	Engines      map[string]Engine      `yaml:"engines"`

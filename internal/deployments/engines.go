@@ -69,7 +69,7 @@ func (c *Config) EngineNames() []string {
 // LocalEngine ("" meaning DOCKER_HOST or the local socket).
 func (c *Config) EngineHost(name string) (Engine, bool) {
 	if name == LocalEngine {
-		return Engine{Host: c.DockerHost}, true
+		return Engine{Host: c.DockerHost, Insecure: c.DockerHostInsecure}, true
 	}
 	e, ok := c.Engines[name]
 	return e, ok

@@ -115,7 +115,7 @@ func Open(e Engine, reg prometheus.Registerer, log zerolog.Logger) (*Client, err
 		fix := "set its tls_ca (and tls_cert, tls_key), reach it over ssh://, or set insecure: true to accept the risk"
 		if local {
 			fix = "set DOCKER_CERT_PATH (and DOCKER_TLS_VERIFY=1) as for the docker CLI, reach it over ssh://, " +
-				"or declare it under engines with tls_* files (or insecure: true) and name that engine in the deployments"
+				"or, on a private network only liftoff reaches (a socket proxy's), set docker_host_insecure: true to accept the risk"
 		}
 		return nil, fmt.Errorf("docker engine %q at %s: %w: Docker API calls (root on that host) and registry passwords would cross the network unencrypted; %s",
 			e.Name, host, ErrPlainTCP, fix)
@@ -160,6 +160,10 @@ func Open(e Engine, reg prometheus.Registerer, log zerolog.Logger) (*Client, err
 	}
 	return &Client{cli: cli, engine: e.Name, host: host, errs: errs, log: log}, nil
 }
+
+// Host returns the engine's address: as configured, or the one the client
+// found (DOCKER_HOST, the local socket).
+func (c *Client) Host() string { return c.addr() }
 
 // Engine returns the name of the client's engine.
 func (c *Client) Engine() string { return c.engine }
