@@ -33,7 +33,11 @@ func (c *auditCmd) Run(in *invocation) error {
 		fmt.Fprintf(in.Stdout, "%s: no findings\n", c.Config)
 		return nil
 	}
-	fmt.Fprintf(in.Stdout, "%s: %d findings\n", c.Config, len(fs))
+	plural := "s"
+	if len(fs) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(in.Stdout, "%s: %d finding%s\n", c.Config, len(fs), plural)
 	for _, f := range fs {
 		fmt.Fprintf(in.Stdout, "\n%s: %s\n%s\n", f.Field, f.Risk, indent(f.Why))
 	}
