@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -59,17 +60,47 @@ func (s *Store) Prune(ctx context.Context, r Retention, batch int) (Pruned, erro
 		}
 	}
 	if r.Deploys > 0 {
-		if p.Deploys, err = s.prune(ctx, "deploys", pruneDeploys, r.Deploys, r.Deploys, batch); err != nil {
+		if p.Deploys, err = s.pruneDeploys(ctx, r.Deploys, batch); err != nil {
 			return p, err
 		}
 	}
 	return p, nil
 }
 
-// pruneDeploys deletes a batch of deploys beyond each deployment's newest
-// N (the first two arguments), keeping those Prune promises to keep.
-const pruneDeploys = `DELETE FROM deploys WHERE id IN (
-WITH wins AS (
+// pruneDeploys picks a batch of deploys to delete on a reader, where the
+// window functions over the whole table cost the journal's writes
+// nothing, then deletes them in a short write transaction. What was
+// picked stays prunable meanwhile: a deploy that ended never reopens, and
+// the deploys and requests written since are newer, so they can only
+// make it less needed.
+func (s *Store) pruneDeploys(ctx context.Context, keep, batch int) (int, error) {
+	rows, err := s.r.QueryContext(ctx, doomedDeploys, keep, keep, batch)
+	if err != nil {
+		return 0, fmt.Errorf("history: prune deploys: %w", err)
+	}
+	var ids []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("history: prune deploys: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("history: prune deploys: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	return s.prune(ctx, "deploys", `DELETE FROM deploys WHERE outcome IS NOT NULL AND id IN (`+marks+`)`, ids...)
+}
+
+// doomedDeploys selects a batch of deploys beyond each deployment's
+// newest N (the first two arguments), but those Prune promises to keep.
+const doomedDeploys = `WITH wins AS (
 	SELECT id, deployment, outcome,
 		ROW_NUMBER() OVER (PARTITION BY deployment, outcome, digest ORDER BY id DESC) AS n
 	FROM deploys WHERE outcome IN ('succeeded', 'unchanged') AND digest != ''
@@ -84,7 +115,7 @@ SELECT id FROM ranked
 WHERE n > ? AND outcome IS NOT NULL
 	AND id NOT IN needed
 	AND NOT (request != 0 AND request IN (SELECT id FROM requests WHERE outcome IS NULL))
-ORDER BY id LIMIT ?)`
+ORDER BY id LIMIT ?`
 
 // pruneDeliveries deletes a batch of deliveries older than the age or
 // beyond the newest MaxDeliveries, except those an open request came from.
