@@ -3,6 +3,7 @@ package history
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"database/sql"
 	"errors"
 	"io/fs"
@@ -153,7 +154,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	refused(t, path, ErrTooNew, "schema version 99 is newer than this liftoff (knows up to 3)", "upgrade liftoff")
+	refused(t, path, ErrTooNew, fmt.Sprintf("schema version 99 is newer than this liftoff (knows up to %d)", len(migrations())), "upgrade liftoff")
 }
 
 func TestOpenRefusesGarbage(t *testing.T) {
