@@ -3,9 +3,9 @@ package history
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
