@@ -142,9 +142,22 @@ type Deploy struct {
 	Error   string     `json:"error"`
 	Started time.Time  `json:"started"`
 	Ended   *time.Time `json:"ended"`
-	// Phases are the seconds each step took, by step name.
-	Phases        map[string]float64 `json:"phases"`
-	ReleaseOutput string             `json:"release_output"`
+	// Phases are the seconds each step took, by step name. The output of
+	// its backup and release commands is not here: a failed step's last
+	// line is in Error, the rest in DeployLogs (scope logs:<env>).
+	Phases map[string]float64 `json:"phases"`
+}
+
+// DeployLogs is what GET /deploys/{id}/logs answers (scope logs:<env>):
+// the end of the output of the deploy's backup and release commands (64
+// KiB of each at most), secrets redacted; "" for a command that did not
+// run or printed nothing.
+type DeployLogs struct {
+	ID          int64  `json:"id"`
+	Deployment  string `json:"deployment"`
+	Environment string `json:"environment"`
+	Backup      string `json:"backup"`
+	Release     string `json:"release"`
 }
 
 // Delivery is one webhook delivery or API request that asked for

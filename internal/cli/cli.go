@@ -52,10 +52,12 @@ type grammar struct {
 
 	Serve    serveCmd    `cmd:"" help:"Run the daemon: webhooks, deploys, metrics, the API."`
 	Validate validateCmd `cmd:"" help:"Check a config file without starting anything."`
+	Audit    auditCmd    `cmd:"" help:"Say what a config file exposes or turns off that is risky, and why (--strict: exit 1 on findings)."`
 	Version  versionCmd  `cmd:"" help:"Print the version."`
 
 	Status   statusCmd   `cmd:"" help:"What every deployment runs: tag, digest, since when, state, last deploy, and whether it is paused, awaits an approval or is down."`
 	History  historyCmd  `cmd:"" help:"The newest deploys, of one deployment or of all: when, what, who, how they ended, how long they took."`
+	Logs     logsCmd     `cmd:"" help:"What a deploy's backup and release commands printed (needs logs:<env>)."`
 	Deploy   deployCmd   `cmd:"" help:"Deploy a tag or a digest to a deployment now (--wait follows it)."`
 	Rollback rollbackCmd `cmd:"" help:"Go back to the last version that deployed successfully, or to the one of deploy --to ID (--wait follows it)."`
 	Approve  approveCmd  `cmd:"" help:"Approve the push waiting for approval, which then deploys (--wait follows it)."`
@@ -78,11 +80,13 @@ const usage = `liftoff deploys Docker images the moment they are pushed.
 Usage:
   liftoff serve    --config FILE    run the daemon: webhooks, deploys, metrics, the API
   liftoff validate --config FILE    check a config file without starting anything
+  liftoff audit    --config FILE    say what in a config file is risky, and why (--strict: exit 1 if any)
   liftoff version                   print the version
 
 Client commands, which ask a running daemon through its management API:
   liftoff status   [DEPLOYMENT]                what each deployment runs, since when, its last deploy
   liftoff history  [DEPLOYMENT]                the newest deploys: what, who, how they ended
+  liftoff logs     ID                          what deploy ID's backup and release printed (logs:<env>)
   liftoff deploy   DEPLOYMENT TAG|@sha256:...  deploy a tag or a digest now
   liftoff rollback DEPLOYMENT [--to ID]        go back to the last good version, or to deploy ID's
   liftoff approve  DEPLOYMENT [--request ID]   show the push that awaits approval; with its id, deploy it

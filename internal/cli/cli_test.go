@@ -833,12 +833,12 @@ func TestCLIUsage(t *testing.T) {
 			clientCommands = append(clientCommands, c.Name)
 		}
 	}
-	want := []string{"serve", "validate", "version", "status", "history", "deploy", "rollback", "approve", "reject", "pause", "resume"}
+	want := []string{"serve", "validate", "audit", "version", "status", "history", "logs", "deploy", "rollback", "approve", "reject", "pause", "resume"}
 	if !slices.Equal(names, want) {
 		t.Errorf("the grammar's commands %v, want %v", names, want)
 	}
-	if !slices.Equal(clientCommands, want[3:]) {
-		t.Errorf("the grammar's client commands %v, want %v", clientCommands, want[3:])
+	if !slices.Equal(clientCommands, want[4:]) {
+		t.Errorf("the grammar's client commands %v, want %v", clientCommands, want[4:])
 	}
 	for _, name := range names {
 		if !regexp.MustCompile(`(?m)^  liftoff ` + name + ` .*\S`).MatchString(out) {

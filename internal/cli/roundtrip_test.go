@@ -31,10 +31,14 @@ import (
 
 const rtReader = "cli-roundtrip-reader-0123456789ab"
 
+// rtStager may read the logs of staging's deploys, and nothing else.
+const rtStager = "cli-roundtrip-stager-0123456789ab"
+
 const rtConfig = `
 api_tokens:
   - {name: root, token: ` + testToken + `, scopes: [admin]}
   - {name: reader, token: ` + rtReader + `, scopes: [read]}
+  - {name: stager, token: ` + rtStager + `, scopes: ["logs:staging"]}
 environments:
   staging: {}
   production:
@@ -273,6 +277,12 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 		{testToken, []string{"history"}, ExitOK, "alice, approved by lead"},
 		{testToken, []string{"history", "web-staging", "--limit", "1"}, ExitOK, "Older: liftoff history web-staging --before 3"},
 		{testToken, []string{"history", "--delivery", "d2"}, ExitOK, "running (gate)"},
+		{testToken, []string{"logs", "1"}, ExitOK, "== release of deploy 1 (web-prod)\nApplying migrations... OK"},
+		{testToken, []string{"logs", "99"}, ExitFailed, "no deploy 99 (404)"},
+		{rtReader, []string{"logs", "1"}, ExitFailed, "refused (403): forbidden: this token lacks scope logs:production"},
+		{rtStager, []string{"logs", "1"}, ExitFailed, "refused (403): forbidden: this token lacks scope logs:production"},
+		{rtStager, []string{"logs", "99"}, ExitFailed, "(403)"}, // no probing which ids exist
+		{rtStager, []string{"logs", "3"}, ExitOK, "Deploy 3 of web-staging: no backup or release output."},
 		{testToken, []string{"deploy", "web-staging", "v2"}, ExitOK, "Accepted: deploy of v2 to web-staging (delivery "},
 		{testToken, []string{"deploy", "web-staging", "@" + digestA, "--json"}, ExitOK, `"digest": "` + digestA + `"`},
 		{testToken, []string{"rollback", "web-staging", "--to", "1"}, ExitFailed, "deploy 1 is not a deploy of web-staging (409)"},
@@ -297,9 +307,19 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 			t.Errorf("liftoff %s: want exit %d and %q: %s", strings.Join(tc.args, " "), tc.code, tc.says, r)
 		}
 	}
+	// read sees that a step failed and why (error), never the output.
+	if r := d.run(t, rtReader, "history", "--json"); r.code != ExitOK || strings.Contains(r.stdout, "Applying migrations") || strings.Contains(r.stdout, "release_output") {
+		t.Errorf("liftoff history --json with read shows the release's output: %s", r)
+	}
 	// What the CLI does not ask for, a Go client does: the same decoder.
 	u, _ := url.Parse(d.url)
 	c := &apiClient{base: u, token: testToken, http: http.DefaultClient, strict: true}
+	for _, id := range []string{"abc", "0", "-1", "99999999999999999999"} {
+		var se *apiStatusError
+		if _, err := c.get(context.Background(), "/deploys/"+id+"/logs", nil, nil); !errors.As(err, &se) || se.status != http.StatusBadRequest {
+			t.Errorf("GET /deploys/%s/logs: %v, want 400", id, err)
+		}
+	}
 	var ds apiv1.Deliveries
 	if _, err := c.get(context.Background(), "/deliveries", url.Values{"limit": {"10"}}, &ds); err != nil || len(ds.Deliveries) != 1 || ds.Next == nil {
 		t.Errorf("GET /deliveries: %v %+v", err, ds)

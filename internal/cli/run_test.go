@@ -132,3 +132,34 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditCommand: audit says each finding with its field, what and why;
+// exits 0 with findings, 1 with --strict, 2 for an invalid file; and
+// prints no secret.
+func TestAuditCommand(t *testing.T) {
+	risky := writeConfig(t, `
+listen: ":8080"
+hook_rate_limit: -1
+hooks: [{source: dockerhub, token: "${LIFTOFF_HOOK_TOKEN}"}]
+api_tokens: [{name: root, token: audit-root-token-0123456789abcdef, scopes: [admin]}]
+`)
+	code, out, errOut := runCLI(t, "audit", "--config", risky)
+	if code != ExitOK || !strings.Contains(out, ": 4 findings") || !strings.Contains(out, "hook_rate_limit: the rate limit of /hooks is off") ||
+		!strings.Contains(out, `api_tokens[0].scopes: token "root" has admin`) || !strings.Contains(out, "  it may deploy, roll back") {
+		t.Errorf("audit: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, "audit-root-token") || strings.Contains(out+errOut, "cli-test-token") {
+		t.Errorf("audit printed a token:\n%s%s", out, errOut)
+	}
+	if code, _, _ := runCLI(t, "audit", "--strict", "--config", risky); code != ExitFailed {
+		t.Errorf("audit --strict with findings: exit %d, want %d", code, ExitFailed)
+	}
+	safe := writeConfig(t, "listen: \"127.0.0.1:8080\"\nhooks: [{source: dockerhub, token: \"${LIFTOFF_HOOK_TOKEN}\"}]\n")
+	if code, out, _ := runCLI(t, "audit", "--strict", "--config", safe); code != ExitOK || !strings.Contains(out, "no findings") {
+		t.Errorf("audit --strict of a careful config: exit %d %q", code, out)
+	}
+	bad := writeConfig(t, "listen: nowhere\n")
+	if code, _, errOut := runCLI(t, "audit", "--config", bad); code != ExitUsage || !strings.Contains(errOut, "invalid") {
+		t.Errorf("audit of an invalid file: exit %d %q", code, errOut)
+	}
+}

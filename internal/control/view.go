@@ -18,6 +18,29 @@ func (s *Service) ListDeploys(ctx context.Context, q deploy.DeployQuery) ([]depl
 	return s.history.Deploys(ctx, q)
 }
 
+// Logs returns the output of deploy id's backup and release commands if p
+// may read them (logs:<env> of its environment); ErrNotFound if there is
+// no such deploy (deploy.ErrNotFound), which p without any logs scope is told as ErrForbidden
+// first, so that it cannot probe which ids exist.
+func (s *Service) Logs(ctx context.Context, p deployments.Principal, id int64) (apiv1.DeployLogs, error) {
+	r, ok, err := s.history.Deploy(ctx, id)
+	if err != nil {
+		return apiv1.DeployLogs{}, err
+	}
+	env := ""
+	if ok {
+		env = r.Environment
+	}
+	if err := May(p, deployments.VerbLogs, env); err != nil {
+		return apiv1.DeployLogs{}, err
+	}
+	if !ok {
+		return apiv1.DeployLogs{}, fmt.Errorf("%w: no deploy %d", deploy.ErrNotFound, id)
+	}
+	return apiv1.DeployLogs{ID: r.ID, Deployment: r.Deployment, Environment: r.Environment,
+		Backup: r.BackupOutput, Release: r.ReleaseOutput}, nil
+}
+
 // ListDeliveries returns deliveries newest first and the cursor of the
 // next page (0: none).
 func (s *Service) ListDeliveries(ctx context.Context, limit int, before int64) ([]deploy.Delivery, int64, error) {
@@ -137,8 +160,7 @@ func Deploys(recs []deploy.Record) []apiv1.Deploy {
 		v := apiv1.Deploy{ID: r.ID, Deployment: r.Deployment, Environment: r.Environment, Image: r.Image, Tag: r.Tag,
 			Digest: r.Digest, PreviousDigest: r.Previous, Trigger: r.Trigger, Actor: r.Actor, Pusher: r.Pusher,
 			Delivery: r.Delivery, Outcome: outcome(r.Outcome), Settled: r.Outcome != "" && !r.Open,
-			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{},
-			ReleaseOutput: r.ReleaseOutput}
+			Error: r.Error, Started: r.Started.UTC(), Ended: timePtr(r.Ended), Phases: map[string]float64{}}
 		if r.VouchedBy != 0 {
 			v.VouchedBy = &apiv1.Vouch{ID: r.VouchedBy, Deployment: r.VouchedFrom, Revision: r.VouchedRevision}
 		}

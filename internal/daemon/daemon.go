@@ -62,28 +62,34 @@ type Options struct {
 	// Listen, if set, replaces the config's listen, at start-up and in
 	// every config a reload loads (serve's --listen, $LIFTOFF_LISTEN).
 	Listen string
+	// PruneInterval is how often the history is pruned to
+	// history_retention (default 10m; once at start-up too). OnPrune, if
+	// set, is called after each prune (tests).
+	PruneInterval time.Duration
+	OnPrune       func()
 }
 
 // Daemon is the liftoff daemon: config, Docker adapter, deploy engine and HTTP
 // server, wired. New listens at once, so Addr is known before Run.
 type Daemon struct {
-	opts      Options
-	log       zerolog.Logger
-	cfg       atomic.Pointer[deployments.Config]
-	reloadMu  sync.Mutex // one reload at a time
-	reloadOK  prometheus.Gauge
-	reloadTS  prometheus.Gauge
-	registry  *prometheus.Registry
-	docker    *docker.Client            // the local engine (docker_host)
-	engines   map[string]*docker.Client // the config's other engines, by name
-	history   *history.Store
-	engine    *deploy.Engine
-	notifier  *notify.Notifier
-	proxy     *proxy.Proxy // the front doors of the deployments with a proxy
-	server    *server.Server
-	ln        net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
-	metricsLn net.Listener
-	apiLn     net.Listener
+	opts        Options
+	log         zerolog.Logger
+	cfg         atomic.Pointer[deployments.Config]
+	reloadMu    sync.Mutex // one reload at a time
+	reloadOK    prometheus.Gauge
+	reloadTS    prometheus.Gauge
+	registry    *prometheus.Registry
+	docker      *docker.Client            // the local engine (docker_host)
+	engines     map[string]*docker.Client // the config's other engines, by name
+	history     *history.Store
+	historyRows *prometheus.GaugeVec // liftoff_history_rows{table}
+	engine      *deploy.Engine
+	notifier    *notify.Notifier
+	proxy       *proxy.Proxy // the front doors of the deployments with a proxy
+	server      *server.Server
+	ln          net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
+	metricsLn   net.Listener
+	apiLn       net.Listener
 	// deliveries writes the webhook deliveries to the history.
 	deliveries *history.Recorder
 	poller     *poll.Poller // asks the registries of deployments with poll (poll.go)
@@ -103,6 +109,9 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 	if opts.Version == "" {
 		opts.Version = "(devel)"
 	}
+	if opts.PruneInterval == 0 {
+		opts.PruneInterval = 10 * time.Minute
+	}
 	a := &Daemon{opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
 	cfg = a.override(cfg)
 	a.cfg.Store(cfg)
@@ -115,6 +124,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		Help: "Unix time of the last successful configuration load.",
 	})
 	a.reloadOK.Set(1)
+	a.historyRows = newHistoryRows(a.registry)
 	a.reloadTS.SetToCurrentTime()
 	a.registry.MustRegister(
 		a.reloadOK, a.reloadTS,

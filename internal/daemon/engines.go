@@ -21,15 +21,21 @@ import (
 // that does not answer makes only its deployments wait (see
 // deploy.Engine.Watch). Engines apply at start-up only (see restartOnly).
 func openEngines(cfg *deployments.Config, reg prometheus.Registerer, log zerolog.Logger) (*docker.Client, map[string]*docker.Client, error) {
-	local, err := docker.Open(docker.Engine{Name: deployments.LocalEngine, Host: cfg.DockerHost}, reg,
+	local, err := docker.Open(docker.Engine{Name: deployments.LocalEngine, Host: cfg.DockerHost, Insecure: cfg.DockerHostInsecure}, reg,
 		log.With().Str("engine", deployments.LocalEngine).Logger())
 	if err != nil {
 		return nil, nil, fmt.Errorf("docker_host: %w", err)
 	}
+	if cfg.DockerHostInsecure {
+		if h := local.Host(); deployments.PlainRemoteTCP(h) {
+			log.Warn().Str("engine", deployments.LocalEngine).Str("host", h).
+				Msg("INSECURE ENGINE: docker_host is plain tcp:// to another host without TLS (docker_host_insecure: true): Docker API calls, root on that host, and registry passwords cross the network unencrypted; keep it on a private network only this liftoff reaches (a socket proxy's internal network), or use TLS or ssh://")
+		}
+	}
 	others := map[string]*docker.Client{}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Engines)) {
 		e := cfg.Engines[name]
-		c, err := docker.Open(docker.Engine{Name: name, Host: e.Host, TLSCA: e.TLSCA, TLSCert: e.TLSCert, TLSKey: e.TLSKey}, reg,
+		c, err := docker.Open(docker.Engine{Name: name, Host: e.Host, TLSCA: e.TLSCA, TLSCert: e.TLSCert, TLSKey: e.TLSKey, Insecure: e.Insecure}, reg,
 			log.With().Str("engine", name).Logger())
 		if err != nil {
 			local.Close()
@@ -39,6 +45,10 @@ func openEngines(cfg *deployments.Config, reg prometheus.Registerer, log zerolog
 			return nil, nil, fmt.Errorf("engines.%s: %w", name, err)
 		}
 		others[name] = c
+		if e.Insecure {
+			log.Warn().Str("engine", name).Str("host", e.Host).
+				Msg("INSECURE ENGINE: plain tcp:// to another host without TLS (insecure: true): Docker API calls, root on that host, and registry passwords cross the network unencrypted; anyone on the path can read them or take the host over. Set tls_ca/tls_cert/tls_key or reach it over ssh://")
+		}
 	}
 	return local, others, nil
 }

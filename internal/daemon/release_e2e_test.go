@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +23,7 @@ import (
 // verbs are those of e2eConfig: %[4]s is the secret key file.
 const releaseConfig = configHead + `api_tokens:
   - {name: reader, token: ` + tokRead + `, scopes: [read]}
+  - {name: logreader, token: ` + tokLogs + `, scopes: ["logs:*"]}
 environments:
   staging:
     env: {STAGE: staging}
@@ -107,6 +110,25 @@ func (d *daemon) noOneOffs() {
 	}
 }
 
+// tokLogs may read the output of every deploy's backup and release.
+const tokLogs = "logs-token-7d2b9e4f6a1c3e5b8d0f"
+
+// releaseOutput returns the release output of the deploy rec as GET
+// /deploys/{id}/logs gives it to a logs:* token; read never sees it.
+func (d *daemon) releaseOutput(rec map[string]any) string {
+	d.t.Helper()
+	if _, ok := rec["release_output"]; ok {
+		d.t.Errorf("read sees the release's output: %v", rec)
+	}
+	id := int64(rec["id"].(float64))
+	path := fmt.Sprintf("/api/v1/deploys/%d/logs", id)
+	if status, _ := d.apiRaw(tokRead, "GET", path, ""); status != http.StatusForbidden {
+		d.t.Errorf("GET %s with read: %d, want 403", path, status)
+	}
+	out, _ := d.apiOK(200, tokLogs, "GET", path, "")["release"].(string)
+	return out
+}
+
 // deployRecord returns the API's newest deploy of deployment.
 func (d *daemon) deployRecord(deployment string) map[string]any {
 	d.t.Helper()
@@ -138,8 +160,8 @@ func TestReleasePhase(t *testing.T) {
 		t.Errorf("when the v1 container started the marker held %q: the release did not run before it", at)
 	}
 	rec := d.deployRecord(staging)
-	if out, _ := rec["release_output"].(string); !strings.Contains(out, "release v1 line 0 stdout") {
-		t.Errorf("release_output = %q", out)
+	if out := d.releaseOutput(rec); !strings.Contains(out, "release v1 line 0 stdout") {
+		t.Errorf("release output = %q", out)
 	}
 	if ph, _ := rec["phases"].(map[string]any); ph["release"] == nil {
 		t.Errorf("phases %v lack release", ph)
@@ -161,7 +183,7 @@ func TestReleasePhase(t *testing.T) {
 	d.noOneOffs()
 	rec = d.deployRecord(staging)
 	if rec["outcome"] != "failed" || !strings.Contains(rec["error"].(string), "exit code 3") ||
-		!strings.Contains(rec["release_output"].(string), "release v2 line 0 stdout") {
+		!strings.Contains(d.releaseOutput(rec), "release v2 line 0 stdout") {
 		t.Errorf("the v2 deploy: %v", rec)
 	}
 
@@ -214,7 +236,7 @@ func TestReleaseBackupAndPromotion(t *testing.T) {
 	if m := markers(t, data, "backup.log"); m != nil {
 		t.Errorf("a backup ran on the first deploy: %q", m)
 	}
-	out := d.deployRecord(prod)["release_output"].(string)
+	out := d.releaseOutput(d.deployRecord(prod))
 	if !strings.Contains(out, "SECRET_KEY=[redacted]") || !strings.Contains(out, "STAGE=production") {
 		t.Errorf("production's release output %q: want its final environment, the secret redacted", out)
 	}

@@ -58,6 +58,7 @@ func restartOnly(old, cfg *deployments.Config) []string {
 		{"tls_cert", old.TLSCert, cfg.TLSCert},
 		{"tls_key", old.TLSKey, cfg.TLSKey},
 		{"docker_host", old.DockerHost, cfg.DockerHost},
+		{"docker_host_insecure", old.DockerHostInsecure, cfg.DockerHostInsecure},
 		{"history", old.History, cfg.History},
 		{"hook_rate_limit", old.HookRateLimit, cfg.HookRateLimit},
 	} {

@@ -35,6 +35,8 @@ func (a *Daemon) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { a.deliveries.Run(); return nil })
+	// The history is pruned until the watch stops, before the file closes.
+	g.Go(func() error { a.pruneHistory(wctx, a.opts.PruneInterval); return nil })
 	// Polls stop with the watch, before the engine closes.
 	g.Go(func() error { a.poller.Run(wctx); return nil })
 	g.Go(func() error {

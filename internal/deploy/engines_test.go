@@ -22,7 +22,7 @@ hooks:
   - source: dockerhub
     token: 0123456789abcdef0123456789abcdef
 engines:
-  far: {host: "tcp://far.example:2376"}
+  far: {host: "tcp://far.example:2376", insecure: true}
 environments:
   production:
     env: {DEBUG: "False"}

@@ -68,9 +68,11 @@ type Record struct {
 	Ended   time.Time // zero while unfinished
 	Phases  map[string]time.Duration
 
-	// ReleaseOutput is the end of the release command's output, secrets
-	// redacted.
+	// ReleaseOutput and BackupOutput are the end of the release and
+	// backup commands' output, secrets redacted: for the logs:<env> scope
+	// only (the log and read see a short tail, the error its last line).
 	ReleaseOutput string
+	BackupOutput  string
 
 	// Open is set by reading the journal: the accepted request the deploy
 	// serves is still open, so another deploy of it may follow (it was

@@ -248,6 +248,7 @@ func (j *rcJournal) Finish(ctx context.Context, id int64, r Record, settle bool)
 	}{
 		{&old.Digest, r.Digest}, {&old.Previous, r.Previous}, {&old.PrevID, r.PrevID}, {&old.NewID, r.NewID},
 		{&old.ReleaseOutput, r.ReleaseOutput},
+		{&old.BackupOutput, r.BackupOutput},
 	} {
 		if kv.v != "" {
 			*kv.dst = kv.v

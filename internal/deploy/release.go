@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -104,20 +106,57 @@ func (a *attempt) backup() (Outcome, error) {
 	if err != nil {
 		return Failed, fmt.Errorf("%s: %w", StepBackup, err)
 	}
-	secrets := secretValues(vars, secret)
+	// The deployment's own secrets too: a backup may print its
+	// DATABASE_URL as well as its own PGPASSWORD.
+	secrets := slices.Concat(secretValues(vars, secret), a.secrets())
 	spec := OneOff{Name: a.name + BackupSuffix, Cmd: b.Command, Env: vars, Volumes: b.Volumes, Networks: b.Networks,
 		Labels: a.oneOffLabels("backup"), Timeout: b.Timeout, OutputLimit: outputLimit}
 	out, err := a.oneOff(StepBackup, image, b.Image != "", spec, secrets)
+	a.rec.BackupOutput = out
+	// A backup may print data (pg_dump to stdout, table rows in an error):
+	// the log gets a short tail only; the whole output is in the history,
+	// for logs:<env>.
 	if err != nil {
 		if out != "" {
-			a.log.Warn().Str("output", out).Msg("backup output")
+			a.log.Warn().Str("output", logTail(out)).Msg("backup output")
 		}
 		return Failed, err
 	}
-	// A backup may print data (pg_dump to stdout): on success, only its
-	// last lines are logged.
-	a.log.Info().Str("image", image).Str("output", lastLines(out, 5)).Msg("backup done")
+	a.log.Info().Str("image", image).Str("output", logTail(out)).Msg("backup done")
 	return "", nil
+}
+
+// secrets are the values the deployment's container must never show:
+// those of its secret variables, and every value a ${VAR} brought into
+// the config, wherever it went (a command's arguments included).
+func (a *attempt) secrets() []string {
+	return slices.Concat(secretValues(a.spec.Env, a.cfg.SecretKeys(a.d)), a.cfg.SecretValues())
+}
+
+// Tail bounds of a one-off's output in the log: the history keeps the
+// rest.
+const (
+	tailLines    = 5
+	tailLineLen  = 200
+	tailMaxBytes = 1 << 10
+)
+
+// logTail is the end of a one-off's (already redacted) output as the log
+// shows it: its last tailLines lines, each cut at tailLineLen characters,
+// and tailMaxBytes at most in all.
+func logTail(out string) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	lines = lines[max(len(lines)-tailLines, 0):]
+	for i, l := range lines {
+		if r := []rune(l); len(r) > tailLineLen {
+			lines[i] = string(r[:tailLineLen]) + "..."
+		}
+	}
+	s := strings.Join(lines, "\n")
+	if len(s) > tailMaxBytes {
+		s = "..." + strings.ToValidUTF8(s[len(s)-tailMaxBytes:], "")
+	}
+	return s
 }
 
 // release runs the deployment's release command (migrations, say) once,
@@ -131,10 +170,10 @@ func (a *attempt) release() (Outcome, error) {
 	}
 	spec := OneOff{Name: a.name + ReleaseSuffix, Cmd: r.Command, Env: a.spec.Env, Volumes: a.spec.Volumes,
 		Networks: a.spec.Networks, Labels: a.oneOffLabels("release"), Timeout: r.Timeout, OutputLimit: outputLimit}
-	out, err := a.oneOff(StepRelease, a.ref, false, spec, secretValues(a.spec.Env, a.cfg.SecretKeys(a.d)))
+	out, err := a.oneOff(StepRelease, a.ref, false, spec, a.secrets())
 	a.rec.ReleaseOutput = out
 	if out != "" {
-		a.log.Info().Str("output", out).Msg("release output")
+		a.log.Info().Str("output", logTail(out)).Msg("release output")
 	}
 	if err != nil {
 		return Failed, err
@@ -192,7 +231,7 @@ func (a *attempt) oneOffLabels(role string) map[string]string {
 }
 
 // redact returns a one-off container's output with every secret value
-// replaced. Output cut at limit may begin inside a secret, where the
+// replaced, also where it appears URL- or JSON-escaped. Output cut at limit may begin inside a secret, where the
 // secret's end would not be recognized: its first, partial line goes (or,
 // when it is all one line, as much as the longest secret). A secret of
 // several lines (a key from a file) is also redacted line by line, so that
@@ -212,7 +251,9 @@ func redact(output []byte, limit int, secrets []string) string {
 	}
 	var pieces []string
 	for _, v := range secrets {
-		pieces = append(pieces, v)
+		// As written, and as a URL or a JSON string would carry it (a
+		// password in a DATABASE_URL, a key in a JSON log line).
+		pieces = append(pieces, v, url.QueryEscape(v), url.PathEscape(v), strings.Trim(strconv.Quote(v), `"`))
 		if strings.Contains(v, "\n") {
 			for _, l := range strings.Split(v, "\n") {
 				if l = strings.TrimSpace(l); utf8.RuneCountInString(l) >= deployments.MinSecretLen {
@@ -242,12 +283,6 @@ func lastLine(out string) string {
 		l = string(r[:200]) + "..."
 	}
 	return ": " + l
-}
-
-// lastLines returns the last n lines of out.
-func lastLines(out string, n int) string {
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // secretValues returns the values in env (KEY=VALUE lines) of the secret

@@ -20,7 +20,7 @@ hooks:
   - source: dockerhub
     token: 0123456789abcdef0123456789abcdef
 engines:
-  other: {host: "tcp://10.0.0.12:2376"}
+  other: {host: "ssh://deploy@10.0.0.12"}
 environments:
   production:
     env: {DEBUG: "False"}

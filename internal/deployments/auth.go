@@ -22,6 +22,11 @@ const (
 	VerbDeploy Verb = "deploy"
 	// VerbApprove is approve and reject the push that awaits approval.
 	VerbApprove Verb = "approve"
+	// VerbLogs is reading the whole output of a deploy's backup and
+	// release commands, which may hold data (a pg_dump's rows) and is
+	// not for every reader: read sees only that a step failed and why,
+	// in one line.
+	VerbLogs Verb = "logs"
 )
 
 // The scopes that are not per environment, and the environment of
@@ -44,7 +49,7 @@ func Scope(v Verb, environment string) string {
 	switch v {
 	case VerbRead:
 		return scopeRead
-	case VerbDeploy, VerbApprove:
+	case VerbDeploy, VerbApprove, VerbLogs:
 		if environment == "" {
 			environment = anyEnvironment
 		}
@@ -64,6 +69,7 @@ type Principal struct {
 	read    bool
 	deploy  []string // environments; anyEnvironment for every one
 	approve []string
+	logs    []string
 }
 
 // Can tells whether the principal may do verb to a deployment of
@@ -71,9 +77,9 @@ type Principal struct {
 //
 //   - admin allows everything;
 //   - read allows VerbRead, and only it;
-//   - deploy:<env> allows VerbDeploy and approve:<env> VerbApprove in that
-//     environment; deploy:* and approve:* in every environment, and for
-//     deployments without one.
+//   - deploy:<env> allows VerbDeploy, approve:<env> VerbApprove and
+//     logs:<env> VerbLogs in that environment; deploy:*, approve:* and
+//     logs:* in every environment, and for deployments without one.
 //
 // deploy and approve scopes do not imply read: a token that also looks
 // (the GETs, `liftoff status`, `liftoff deploy --wait`) needs read as well.
@@ -88,6 +94,8 @@ func (p Principal) Can(verb Verb, environment string) bool {
 		return allows(p.deploy, environment)
 	case VerbApprove:
 		return allows(p.approve, environment)
+	case VerbLogs:
+		return allows(p.logs, environment)
 	}
 	return false
 }
@@ -241,7 +249,7 @@ func (c *Config) parseScopes(p *problems, at string, scopes []string) Principal 
 			pr.read = true
 		case perEnv && (verb == scopeRead || verb == scopeAdmin):
 			p.addf(sp, "%s: %s is not per environment, write %s alone", p.quote(sp, s), verb, verb)
-		case perEnv && (verb == string(VerbDeploy) || verb == string(VerbApprove)):
+		case perEnv && (verb == string(VerbDeploy) || verb == string(VerbApprove) || verb == string(VerbLogs)):
 			if env == "" {
 				p.addf(sp, "%s names no environment: %s", p.quote(sp, s), c.allowedScopes())
 				continue
@@ -250,10 +258,13 @@ func (c *Config) parseScopes(p *problems, at string, scopes []string) Principal 
 				p.addf(sp, "unknown environment %s in %s (have: %s)", p.quote(sp, env), p.quote(sp, s), c.environmentNames())
 				continue
 			}
-			if verb == string(VerbDeploy) {
+			switch Verb(verb) {
+			case VerbDeploy:
 				pr.deploy = append(pr.deploy, env)
-			} else {
+			case VerbApprove:
 				pr.approve = append(pr.approve, env)
+			default:
+				pr.logs = append(pr.logs, env)
 			}
 		default:
 			p.addf(sp, "unknown scope %s: %s", p.quote(sp, s), c.allowedScopes())
@@ -265,9 +276,9 @@ func (c *Config) parseScopes(p *problems, at string, scopes []string) Principal 
 // allowedScopes says which scopes this config accepts.
 func (c *Config) allowedScopes() string {
 	if len(c.Environments) == 0 {
-		return "want read, admin, deploy:* or approve:* (no environments are configured, so there is no deploy:<env> or approve:<env>)"
+		return "want read, admin, deploy:*, approve:* or logs:* (no environments are configured, so there is no deploy:<env>, approve:<env> or logs:<env>)"
 	}
-	return "want read, admin, deploy:<env>, approve:<env>, deploy:* or approve:*, where <env> is one of " + c.environmentNames()
+	return "want read, admin, deploy:<env>, approve:<env>, logs:<env>, deploy:*, approve:* or logs:*, where <env> is one of " + c.environmentNames()
 }
 
 func (c *Config) environmentNames() string {

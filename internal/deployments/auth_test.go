@@ -349,13 +349,13 @@ func TestAPIErrors(t *testing.T) {
 		{"no scopes", head + `api_tokens:
   - {name: ci, token: "${CI_TOKEN}"}
   - {name: lead, token: "${LEAD_TOKEN}", scopes: []}
-`, nil, []string{"api_tokens[0].scopes: no scopes, so the token could do nothing: want read, admin, deploy:<env>, approve:<env>, deploy:* or approve:*, where <env> is one of production, staging",
+`, nil, []string{"api_tokens[0].scopes: no scopes, so the token could do nothing: want read, admin, deploy:<env>, approve:<env>, logs:<env>, deploy:*, approve:* or logs:*, where <env> is one of production, staging",
 			"api_tokens[1].scopes: no scopes"}},
 		{"unknown scopes", head + `api_tokens:
   - name: ci
     token: "${CI_TOKEN}"
     scopes: [read, "depoy:staging", Read, write, "deploy", "deploy:", "read:production", "admin:*", "approve:prod", "deploy:${SECRET}", "${SECRET}"]
-`, nil, []string{`api_tokens[0].scopes[1]: unknown scope "depoy:staging": want read, admin, deploy:<env>, approve:<env>, deploy:* or approve:*, where <env> is one of production, staging`,
+`, nil, []string{`api_tokens[0].scopes[1]: unknown scope "depoy:staging": want read, admin, deploy:<env>, approve:<env>, logs:<env>, deploy:*, approve:* or logs:*, where <env> is one of production, staging`,
 			`api_tokens[0].scopes[2]: unknown scope "Read"`, `api_tokens[0].scopes[3]: unknown scope "write"`,
 			`api_tokens[0].scopes[4]: unknown scope "deploy"`,
 			`api_tokens[0].scopes[5]: "deploy:" names no environment: want read, admin`,
@@ -366,7 +366,7 @@ func TestAPIErrors(t *testing.T) {
 			`api_tokens[0].scopes[10]: unknown scope (value from ${VAR}): want`}},
 		{"scopes without environments", `api_tokens: [{name: ci, token: "${CI_TOKEN}", scopes: ["deploy:staging", bogus]}]`, nil,
 			[]string{`api_tokens[0].scopes[0]: unknown environment "staging" in "deploy:staging" (have: none)`,
-				`api_tokens[0].scopes[1]: unknown scope "bogus": want read, admin, deploy:* or approve:* (no environments are configured, so there is no deploy:<env> or approve:<env>)`}},
+				`api_tokens[0].scopes[1]: unknown scope "bogus": want read, admin, deploy:*, approve:* or logs:* (no environments are configured, so there is no deploy:<env>, approve:<env> or logs:<env>)`}},
 
 		{"approval timeout without required", hookHead + `environments:
   production: {approval: {timeout: 1h}}

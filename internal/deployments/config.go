@@ -24,6 +24,10 @@ import (
 type Config struct {
 	Listen     string `yaml:"listen"`
 	DockerHost string `yaml:"docker_host"`
+	// DockerHostInsecure is the insecure of the local engine (see
+	// Engine.Insecure): it accepts docker_host (or DOCKER_HOST) as plain
+	// tcp:// to another host, such as a socket proxy on a private network.
+	DockerHostInsecure bool `yaml:"docker_host_insecure"`
 	// Engines are more Docker engines, by name; docker_host is the one
 	// named LocalEngine ("local"). A deployment runs on one (its Engine).
 	Engines      map[string]Engine      `yaml:"engines"`
@@ -38,6 +42,8 @@ type Config struct {
 	// History is the SQLite file of the deploy journal and history
 	// (default liftoff.db, relative to the working directory).
 	History string `yaml:"history"`
+	// HistoryRetention bounds the history file (see Retention).
+	HistoryRetention Retention `yaml:"history_retention"`
 	// TLSCert and TLSKey, both or neither, make Listen serve HTTPS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
@@ -74,6 +80,8 @@ type Config struct {
 	// secretPaths are the field paths whose value came from ${VAR}, recorded
 	// while loading so that errors and SecretKeys can hide them.
 	secretPaths map[string]bool
+	// expanded are the values ${VAR} brought into the file (SecretValues).
+	expanded []string
 	// nullPaths are the field paths given with no value (key:, ~, null),
 	// which the decoder leaves as if they were absent.
 	nullPaths map[string]bool

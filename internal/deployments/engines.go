@@ -3,6 +3,8 @@ package deployments
 import (
 	"fmt"
 	"maps"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -24,7 +26,38 @@ type Engine struct {
 	TLSCA   string `yaml:"tls_ca"`
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// Insecure accepts a tcp:// engine on another host without TLS. Its
+	// Docker API calls (root on that host) and the registry passwords sent
+	// with pulls then cross the network in the clear: liftoff refuses such
+	// an engine unless this says so, and warns at every start-up.
+	Insecure bool `yaml:"insecure"`
 }
+
+// PlainRemoteTCP tells whether host is a tcp:// (or http://) address of
+// another machine: anything but a loopback IP or "localhost". Without TLS,
+// such an engine is reached in the clear.
+func PlainRemoteTCP(host string) bool {
+	scheme, rest, ok := strings.Cut(host, "://")
+	if !ok || (scheme != "tcp" && scheme != "http") {
+		return false
+	}
+	rest, _, _ = strings.Cut(rest, "/")
+	h := rest
+	if hh, _, err := net.SplitHostPort(rest); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(h)
+	return err != nil || !ip.IsLoopback()
+}
+
+// plainTCPAdvice says how to fix an engine refused by PlainRemoteTCP.
+const plainTCPAdvice = "Docker API calls (root on that host) and registry passwords would cross the network unencrypted: " +
+	"set tls_ca (and tls_cert, tls_key) to the engine's TLS files, reach it over ssh://user@host, " +
+	"or set insecure: true to accept the risk"
 
 // EngineNames returns the names of every engine, LocalEngine first, then
 // those of engines in order.
@@ -36,7 +69,7 @@ func (c *Config) EngineNames() []string {
 // LocalEngine ("" meaning DOCKER_HOST or the local socket).
 func (c *Config) EngineHost(name string) (Engine, bool) {
 	if name == LocalEngine {
-		return Engine{Host: c.DockerHost}, true
+		return Engine{Host: c.DockerHost, Insecure: c.DockerHostInsecure}, true
 	}
 	e, ok := c.Engines[name]
 	return e, ok
@@ -61,6 +94,12 @@ func (c *Config) validateEngines(p *problems) {
 			checkDockerHost(p, ep+".host", e.Host)
 		}
 		tls := e.TLSCA != "" || e.TLSCert != "" || e.TLSKey != ""
+		switch plain := PlainRemoteTCP(e.Host); {
+		case plain && !tls && !e.Insecure:
+			p.addf(ep+".host", "%s is plain TCP to another host: %s", p.quote(ep+".host", e.Host), plainTCPAdvice)
+		case e.Insecure && (tls || !plain):
+			p.addf(ep+".insecure", "applies only to a tcp:// engine on another host without TLS: remove it")
+		}
 		switch {
 		case (e.TLSCert == "") != (e.TLSKey == ""):
 			p.addf(ep+".tls_cert", "tls_cert and tls_key go together")

@@ -24,6 +24,11 @@ func TestEnginesProxyServiceErrors(t *testing.T) {
 		{"engine cert without key", "engines: {web2: {host: tcp://h:2376, tls_cert: " + ca + "}}\n", "engines.web2.tls_cert: tls_cert and tls_key go together"},
 		{"engine tls on ssh", "engines: {web2: {host: ssh://u@h, tls_ca: " + ca + "}}\n", "engines.web2.tls_ca: TLS applies to tcp:// engines only"},
 		{"engine missing file", "engines: {web2: {host: tcp://h:2376, tls_ca: " + filepath.Join(dir, "nope.pem") + "}}\n", "engines.web2.tls_ca:"},
+		{"plain tcp to another host", "engines: {web2: {host: \"tcp://10.0.0.12:2375\"}}\n",
+			`engines.web2.host: "tcp://10.0.0.12:2375" is plain TCP to another host: Docker API calls (root on that host) and registry passwords would cross the network unencrypted: set tls_ca (and tls_cert, tls_key)`},
+		{"plain tcp to a name", "engines: {web2: {host: \"tcp://docker.internal:2375\"}}\n", `or set insecure: true to accept the risk`},
+		{"insecure with tls", "engines: {web2: {host: tcp://10.0.0.12:2376, insecure: true, tls_ca: " + ca + "}}\n", "engines.web2.insecure: applies only to a tcp:// engine on another host without TLS"},
+		{"insecure on ssh", "engines: {web2: {host: ssh://u@h, insecure: true}}\n", "engines.web2.insecure: applies only"},
 		{"unknown engine", "deployments:\n  - {name: web, image: acme/web, tags: [latest], engine: web3}\n", `deployments[0].engine: unknown engine "web3": want "local"`},
 		{"same container on one engine", "deployments:\n  - {name: aa, image: acme/web, tags: [x], container: {name: web}}\n  - {name: bb, image: acme/web, tags: [y], container: {name: web}}\n",
 			`deployments[1].container.name: "web" is also the container of deployments[0]`},
@@ -105,5 +110,32 @@ deployments:
 	}
 	if a.Service != nil || a.Proxy != nil {
 		t.Error("a container deployment got a service or a proxy")
+	}
+}
+
+// TestPlainTCPEngineRefused: a tcp:// engine on another host without TLS
+// is refused unless it says insecure: true; loopback, ssh:// and unix://
+// engines need neither.
+func TestPlainTCPEngineRefused(t *testing.T) {
+	for _, host := range []string{"tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375", "ssh://deploy@10.0.0.12", "unix:///run/other.sock"} {
+		if _, err := parseString(t, head+"engines: {web2: {host: \""+host+"\"}}\n"); err != nil {
+			t.Errorf("%s refused: %v", host, err)
+		}
+	}
+	cfg, err := parseString(t, head+"engines: {web2: {host: \"tcp://10.0.0.12:2375\", insecure: true}}\n")
+	if err != nil {
+		t.Fatalf("insecure: true refused: %v", err)
+	}
+	if e, _ := cfg.EngineHost("web2"); !e.Insecure {
+		t.Errorf("EngineHost(web2) = %+v, want Insecure", e)
+	}
+	for host, want := range map[string]bool{
+		"tcp://10.0.0.12:2375": true, "tcp://docker.example:2375": true, "http://10.0.0.12:2375": true, "tcp://[2001:db8::1]:2375": true,
+		"tcp://127.0.0.1:2375": false, "tcp://127.0.0.2:2375": false, "tcp://LOCALHOST:2375": false, "tcp://[::1]:2375": false,
+		"https://10.0.0.12:2376": false, "ssh://10.0.0.12": false, "unix:///var/run/docker.sock": false, "": false,
+	} {
+		if got := PlainRemoteTCP(host); got != want {
+			t.Errorf("PlainRemoteTCP(%q) = %v, want %v", host, got, want)
+		}
 	}
 }

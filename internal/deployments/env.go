@@ -134,6 +134,12 @@ func (c *Config) SecretKeys(d *Deployment) map[string]bool {
 	return (&envLayers{m: m}).secretKeys()
 }
 
+// SecretValues returns every value a ${VAR} brought into the config, of
+// MinSecretLen characters or more: secrets wherever they appear, in an env
+// value or expanded into a command's arguments (release.command,
+// backup.command), so that output showing them is redacted too.
+func (c *Config) SecretValues() []string { return slices.Clone(c.expanded) }
+
 // MinSecretLen is the length, in characters, below which a secret value is
 // not redacted from output: replacing every "1" or "on" would mangle the
 // text and say which characters the secret is made of.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse: the loader never panics or hangs; an error never shows a
@@ -44,6 +45,9 @@ func FuzzParse(f *testing.F) {
 		"deployments: [{name: ab, image: a/b, tags: [x], promote_from: cd, release: {command: [m], timeout: ${T:-1m}}}, {name: cd, image: a/b, tags: [y], promote_from: ab}]\n",
 		"deployments: [{name: web, tags: [x], env: {A: \"${A}\"}, compose: {file: compose/shop/docker-compose.yml, project: \"${P:-p}\"}}, {name: w, tags: [y], compose: {file: compose/shop/docker-compose.yml, service: worker}}]\n",
 		"deployments: [{name: ab, image: a/b, tags: [x], container: {memory: \"${M}\", cpus: 1.5, ulimits: {nofile: \"${N}\"}, extra_hosts: [\"${H}\"], cap_add: [\"${C}\"], logging: {driver: json-file, options: {max-size: \"${S}\"}}}}]\n",
+		"history_retention: {deliveries: ${D:-30d}, max_deliveries: 100, deploys: 2}\n",
+		"engines: {w: {host: \"tcp://${H}:2375\", insecure: true}}\ndocker_host: tcp://10.0.0.1:2375\ndocker_host_insecure: true\nhook_rate_limit: -1\n",
+		"listen: \":1\"\napi_tokens: [{name: a, token: \"${X}${X}\", scopes: [admin, \"logs:*\"]}]\nnotifications: [{name: n, url: \"http://${U}/x\", format: slack}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -93,6 +97,14 @@ func FuzzParse(f *testing.F) {
 			_, _, _ = c.PullRepo(d.Image)
 		}
 		_ = c.ValidatePolicies()
+		if r := c.HistoryRetention; r.DeliveryAge < time.Hour || r.MaxDeliveries < 100 || r.Deploys < 2 {
+			t.Fatalf("history_retention %+v loaded below its minimums", r)
+		}
+		for _, f := range c.Audit() {
+			if f.Field == "" || f.Risk == "" || f.Why == "" {
+				t.Fatalf("audit finding %+v", f)
+			}
+		}
 		for i := range c.Deployments {
 			d := &c.Deployments[i]
 			if req, timeout := c.Approval(d); req != (timeout > 0) {

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -79,7 +82,6 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 
 	l := &loader{
 		cfg:     c,
-		lookup:  lookup,
 		lines:   map[int]string{},
 		secret:  map[string]bool{},
 		nulls:   map[string]bool{},
@@ -88,6 +90,20 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 		active:  map[*yaml.Node]bool{},
 	}
 	l.probs = newProblems(l.secret)
+	// Every value a ${VAR} brought in is a secret wherever it lands (an
+	// env value, a command's argument): SecretValues lists them. Hook and
+	// API tokens are not kept: the config forgets them once hashed.
+	expanded := map[string]bool{}
+	l.lookup = func(k string) (string, bool) {
+		if lookup == nil {
+			return "", false
+		}
+		v, ok := lookup(k)
+		if ok && !l.inToken && utf8.RuneCountInString(strings.TrimSpace(v)) >= MinSecretLen {
+			expanded[v] = true
+		}
+		return v, ok
+	}
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -114,6 +130,7 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 	}
 
 	c.secretPaths = l.secret
+	c.expanded = slices.Sorted(maps.Keys(expanded))
 	c.nullPaths = l.nulls
 	c.markSecretEnv()
 	c.validate(l.probs)
@@ -135,6 +152,7 @@ type loader struct {
 	seen   bool
 	probs  *problems
 
+	inToken bool                // expanding a hook's or an API token's secret
 	lines   map[int]string      // line → field path of what is on it
 	secret  map[string]bool     // field paths whose value came from ${VAR}
 	nulls   map[string]bool     // field paths given with no value (key:, ~, null)
@@ -259,7 +277,9 @@ func (l *loader) walk(n *yaml.Node, path string, inAlias bool) (bool, error) {
 // expandScalar expands ${VAR} in n, at path, in place, and tells whether
 // it referred to any variable.
 func (l *loader) expandScalar(n *yaml.Node, path string) bool {
+	l.inToken = tokenPath.MatchString(path)
 	v, used, err := expand(n.Value, l.lookup)
+	l.inToken = false
 	if err != nil {
 		l.probs.add(path, err)
 		l.probs.done[path] = true
@@ -306,6 +326,10 @@ func (l *loader) line(n int, path string) {
 func boundary(s string, i int) bool {
 	return i == len(s) || s[i] == '.' || s[i] == '['
 }
+
+// tokenPath matches the field paths of the secrets the config forgets
+// once hashed (forgetTokens).
+var tokenPath = regexp.MustCompile(`^(hooks\[\d+\]\.(token|secret|auth_header)|api_tokens\[\d+\]\.token)$`)
 
 // yamlBackticks matches the value yaml quotes in a type error
 // ("cannot unmarshal !!str `abc` into bool").

@@ -71,6 +71,7 @@ func (c *Config) checkTopLevel(p *problems) {
 		}
 	}
 	c.checkTLS(p)
+	c.HistoryRetention.check(p)
 }
 
 // checkTLS checks that tls_cert and tls_key load, resolving them against

@@ -60,7 +60,14 @@ type Engine struct {
 	// certificate (without it, the system's roots), and the client
 	// certificate and key the engine requires (--tlsverify).
 	TLSCA, TLSCert, TLSKey string
+	// Insecure accepts a tcp:// engine on another host without TLS (see
+	// deployments.Engine.Insecure); Open refuses one otherwise.
+	Insecure bool
 }
+
+// ErrPlainTCP is the error of Open for a tcp:// engine on another host
+// without TLS and without Insecure.
+var ErrPlainTCP = errors.New("plain tcp:// to another host without TLS")
 
 // New connects to the local engine at host ("unix:///var/run/docker.sock",
 // "tcp://10.0.0.2:2376", ...), or to DOCKER_HOST or the local socket when
@@ -103,6 +110,15 @@ func Open(e Engine, reg prometheus.Registerer, log zerolog.Logger) (*Client, err
 		opts = append(opts, client.WithAPIVersionFromEnv(), client.WithHost("unix:///var/run/docker.sock"), client.WithDialContext(dial))
 	case host == "" && !local:
 		return nil, fmt.Errorf("docker engine %q: no host", e.Name)
+	case deployments.PlainRemoteTCP(host) && !e.Insecure && e.TLSCA == "" && e.TLSCert == "" && e.TLSKey == "" &&
+		!(local && os.Getenv(client.EnvOverrideCertPath) != ""):
+		fix := "set its tls_ca (and tls_cert, tls_key), reach it over ssh://, or set insecure: true to accept the risk"
+		if local {
+			fix = "set DOCKER_CERT_PATH (and DOCKER_TLS_VERIFY=1) as for the docker CLI, reach it over ssh://, " +
+				"or, on a private network only liftoff reaches (a socket proxy's), set docker_host_insecure: true to accept the risk"
+		}
+		return nil, fmt.Errorf("docker engine %q at %s: %w: Docker API calls (root on that host) and registry passwords would cross the network unencrypted; %s",
+			e.Name, host, ErrPlainTCP, fix)
 	default:
 		if local {
 			opts = append(opts, client.FromEnv)
@@ -144,6 +160,10 @@ func Open(e Engine, reg prometheus.Registerer, log zerolog.Logger) (*Client, err
 	}
 	return &Client{cli: cli, engine: e.Name, host: host, errs: errs, log: log}, nil
 }
+
+// Host returns the engine's address: as configured, or the one the client
+// found (DOCKER_HOST, the local socket).
+func (c *Client) Host() string { return c.addr() }
 
 // Engine returns the name of the client's engine.
 func (c *Client) Engine() string { return c.engine }

@@ -206,6 +206,33 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesPlainTCP: a tcp:// engine on another host without TLS is
+// refused, naming the engine and saying how to fix it, unless it is
+// Insecure; DOCKER_HOST is held to the same rule for the local engine,
+// where DOCKER_CERT_PATH gives it TLS as it does the docker CLI.
+func TestOpenRefusesPlainTCP(t *testing.T) {
+	_, err := docker.Open(docker.Engine{Name: "far", Host: "tcp://10.0.0.12:2375"}, nil, zerolog.Nop())
+	if !errors.Is(err, docker.ErrPlainTCP) || !strings.Contains(err.Error(), `"far"`) || !strings.Contains(err.Error(), "insecure: true") {
+		t.Fatalf("Open of a plain remote tcp:// engine: %v, want ErrPlainTCP naming the engine and the fix", err)
+	}
+	for _, e := range []docker.Engine{
+		{Name: "far", Host: "tcp://10.0.0.12:2375", Insecure: true},
+		{Name: "far", Host: "tcp://127.0.0.1:2375"},
+	} {
+		c, err := docker.Open(e, nil, zerolog.Nop())
+		if err != nil {
+			t.Fatalf("Open(%+v): %v", e, err)
+		}
+		c.Close()
+	}
+	t.Setenv("DOCKER_HOST", "tcp://10.0.0.12:2375")
+	t.Setenv("DOCKER_CERT_PATH", "")
+	_, err = docker.Open(docker.Engine{}, nil, zerolog.Nop())
+	if !errors.Is(err, docker.ErrPlainTCP) || !strings.Contains(err.Error(), "DOCKER_CERT_PATH") {
+		t.Fatalf("Open of the local engine with DOCKER_HOST plain remote tcp://: %v, want ErrPlainTCP saying DOCKER_CERT_PATH", err)
+	}
+}
+
 // TestTLSEngine: a tcp:// engine that requires TLS with client
 // certificates (dockerd --tlsverify), played by a server that answers
 // pings.

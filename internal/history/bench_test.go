@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -83,5 +84,64 @@ func BenchmarkRecordDeliveries(b *testing.B) {
 			}
 			b.ReportMetric(float64(spent.Nanoseconds())/1e3/float64(rows), "us/row")
 		})
+	}
+}
+
+// BenchmarkFloodWithRetention writes a flood of deliveries (1M per
+// iteration, in batches of 300, all within the age) into a history pruned
+// as the daemon prunes it (max_deliveries 100,000, batches of 500 rows),
+// here after every 10 batches written instead of every 10 minutes. It
+// reports the file's size at the end (MB, the WAL included) and the most
+// it reached: with retention on, the file stops growing once it holds
+// max_deliveries, because the pages the prune frees are reused.
+//
+//	go test -run '^$' -bench FloodWithRetention -benchtime 1x ./internal/history/
+func BenchmarkFloodWithRetention(b *testing.B) {
+	const flood, batch, pruneBatch = 1_000_000, 300, 500
+	keep := Retention{DeliveryAge: 30 * 24 * time.Hour, MaxDeliveries: 100_000, Deploys: 400}
+	ctx := context.Background()
+	size := func(path string) int64 {
+		var n int64
+		for _, f := range []string{path, path + "-wal"} {
+			if st, err := os.Stat(f); err == nil {
+				n += st.Size()
+			}
+		}
+		return n
+	}
+	for b.Loop() {
+		s, path := open(b)
+		var peak int64
+		n := 0
+		for i := 0; n < flood; i++ {
+			ds := make([]deploy.Delivery, batch)
+			for j := range ds {
+				n++
+				ds[j] = deploy.Delivery{ID: fmt.Sprintf("%024x", n), Source: "dockerhub", Image: "docker.io/acme/web",
+					Tag: fmt.Sprintf("pr-%d", n), Pusher: "ci", Received: time.Now(), Accepted: []string{"web-previews"}}
+			}
+			if err := s.RecordDeliveries(ctx, ds); err != nil {
+				b.Fatal(err)
+			}
+			if i%10 == 9 {
+				for {
+					p, err := s.Prune(ctx, keep, pruneBatch)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if p.Deliveries < pruneBatch {
+						break
+					}
+				}
+				peak = max(peak, size(path))
+			}
+		}
+		rows, err := s.Rows(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(size(path))/1e6, "MB-end")
+		b.ReportMetric(float64(peak)/1e6, "MB-peak")
+		b.ReportMetric(float64(rows["deliveries"]), "rows")
 	}
 }

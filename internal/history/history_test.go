@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -153,7 +154,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	refused(t, path, ErrTooNew, "schema version 99 is newer than this liftoff (knows up to 5)", "upgrade liftoff")
+	refused(t, path, ErrTooNew, fmt.Sprintf("schema version 99 is newer than this liftoff (knows up to %d)", len(migrations())), "upgrade liftoff")
 }
 
 func TestOpenRefusesGarbage(t *testing.T) {

@@ -120,10 +120,11 @@ func (s *Store) Finish(ctx context.Context, id int64, r deploy.Record, settle bo
 			    previous_digest = coalesce(nullif(?, ''), previous_digest),
 			    prev_container = coalesce(nullif(?, ''), prev_container),
 			    new_container = coalesce(nullif(?, ''), new_container),
-			    release_output = coalesce(nullif(?, ''), release_output)
+			    release_output = coalesce(nullif(?, ''), release_output),
+			    backup_output = coalesce(nullif(?, ''), backup_output)
 			WHERE id = ? AND outcome IS NULL`,
 			string(r.Outcome), r.Error, r.Ended.UnixNano(), nullString(phases), revisions, r.VouchedBy, r.VouchedRevision,
-			r.Digest, r.Previous, r.PrevID, r.NewID, r.ReleaseOutput, id)
+			r.Digest, r.Previous, r.PrevID, r.NewID, r.ReleaseOutput, r.BackupOutput, id)
 		if err == nil {
 			err = changed(ctx, tx, res, id)
 		}
@@ -187,7 +188,7 @@ func nullString(b []byte) any {
 }
 
 const deployColumns = `id, deployment, environment, image, tag, digest, previous_digest, "trigger", delivery, pusher,
-	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor, release_output,
+	step, prev_container, new_container, outcome, error, started_at, ended_at, phases, request, actor, release_output, backup_output,
 	reported_digest, revisions, vouched_by, vouched_revision,
 	coalesce((SELECT v.deployment FROM deploys v WHERE v.id = deploys.vouched_by), ''),
 	coalesce((SELECT r.outcome IS NULL FROM requests r WHERE r.id = deploys.request), 0)`
@@ -252,7 +253,7 @@ func (s *Store) records(ctx context.Context, query string, args ...any) ([]deplo
 		)
 		if err := rows.Scan(&r.ID, &r.Deployment, &r.Environment, &r.Image, &r.Tag, &r.Digest, &r.Previous,
 			&r.Trigger, &r.Delivery, &r.Pusher, &r.Step, &r.PrevID, &r.NewID, &outcome, &r.Error,
-			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.Reported, &revs, &r.VouchedBy, &r.VouchedRevision, &r.VouchedFrom, &r.Open); err != nil {
+			&started, &ended, &phases, &r.Request, &r.Actor, &r.ReleaseOutput, &r.BackupOutput, &r.Reported, &revs, &r.VouchedBy, &r.VouchedRevision, &r.VouchedFrom, &r.Open); err != nil {
 			return nil, err
 		}
 		r.Outcome = deploy.Outcome(outcome.String)

@@ -122,6 +122,9 @@ ALTER TABLE deploys ADD COLUMN reported_digest TEXT NOT NULL DEFAULT '';`,
 		`ALTER TABLE deploys ADD COLUMN revisions TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE deploys ADD COLUMN vouched_by INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deploys ADD COLUMN vouched_revision TEXT NOT NULL DEFAULT '';`,
+		// 6: the end of a deploy's backup command's output (64 KiB at
+		// most, secrets redacted), kept for logs:<env> alone.
+		`ALTER TABLE deploys ADD COLUMN backup_output TEXT NOT NULL DEFAULT '';`,
 	}
 }
 

@@ -70,6 +70,7 @@ func (h *Handler) Routes(r chi.Router) {
 		r.Get("/deployments/{name}", h.getDeployment)
 		r.Get("/deploys", h.listDeploys)
 		r.Get("/deliveries", h.listDeliveries)
+		r.Get("/deploys/{id}/logs", h.getLogs)
 		r.Post("/deployments/{name}/deploy", h.postDeploy)
 		r.Post("/deployments/{name}/rollback", h.postRollback)
 		r.Post("/deployments/{name}/pause", h.postAction(control.Pause))
@@ -215,6 +216,25 @@ func (h *Handler) listDeploys(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	httperr.JSON(w, http.StatusOK, apiv1.Deploys{Deploys: control.Deploys(recs), Next: cursor(next)})
+}
+
+// getLogs answers the output of a deploy's backup and release commands,
+// to a token with logs:<env> of the deploy's environment only.
+func (h *Handler) getLogs(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.fail(w, r, fmt.Errorf("%w: want a deploy id (a positive integer)", httperr.ErrBadRequest))
+		return
+	}
+	logs, err := h.svc.Logs(r.Context(), principal(r), id)
+	if errors.Is(err, deploy.ErrNotFound) {
+		err = fmt.Errorf("%w: no deploy %d", httperr.ErrNotFound, id)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httperr.JSON(w, http.StatusOK, logs)
 }
 
 func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request) {
