@@ -145,7 +145,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		Registerer: a.registry,
 	})
 	a.engine = deploy.New(deploy.Options{
-		FrontDoor:  a.proxy,
+		FrontDoor:  canaryDoor{a.proxy},
 		Runtime:    dc,
 		Engines:    runtimes(others),
 		Config:     a.cfg.Load,
