@@ -37,6 +37,9 @@ type Deployment struct {
 	// Poll is how liftoff polls the deployment's registry for new
 	// digests; absent for a deployment that is not polled.
 	Poll *Poll `json:"poll,omitempty"`
+	// Canary is the canary release in progress, with its live figures;
+	// absent when none runs.
+	Canary *Canary `json:"canary,omitempty"`
 }
 
 // Poll is what the polls of a deployment's tags did last (poll.interval in

@@ -74,6 +74,7 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 		v.Held = &apiv1.Push{Delivery: h.Delivery, Tag: h.Tag, Digest: h.Digest, Pusher: h.Pusher, Received: h.Received.UTC()}
 	}
 	v.Poll = s.pollView(d)
+	v.Canary = s.Canary(d)
 	return v, last, engineErr
 }
 

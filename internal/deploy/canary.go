@@ -121,6 +121,7 @@ func windowOf(f Figures) Window {
 // CanaryStatus is a canary in progress.
 type CanaryStatus struct {
 	Deployment string
+	Delivery   string // of the deploy the canary is part of
 	Tag        string
 	Digest     string
 	Previous   string // digest of the old container
@@ -235,7 +236,7 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 	}
 	run := &canaryRun{deployment: d.Name, done: make(chan struct{}), ask: make(chan canaryAsk)}
 	started := time.Now()
-	st := CanaryStatus{Deployment: d.Name, Tag: a.res.Request.Tag, Digest: a.res.Digest, Previous: a.res.Previous,
+	st := CanaryStatus{Deployment: d.Name, Delivery: a.res.Request.Delivery, Tag: a.res.Request.Tag, Digest: a.res.Digest, Previous: a.res.Previous,
 		Steps: slices.Clone(k.Steps), Started: started}
 	var stepOld, stepNew Figures // both sides' figures when the step began
 	var mu sync.Mutex
