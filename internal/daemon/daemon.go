@@ -160,6 +160,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		},
 		OnPending:    a.notifier.Pending,
 		OnDropped:    a.notifier.Dropped,
+		OnCanary:     a.notifier.Canary,
 		BeforeStep:   opts.BeforeStep,
 		RetryBackoff: opts.RetryBackoff,
 	})

@@ -161,9 +161,9 @@ type CanaryEvent struct {
 
 // Canary event kinds.
 const (
-	CanaryStarted  = "canary_started"
-	CanaryPromoted = "canary_promoted"
-	CanaryAborted  = "canary_aborted"
+	CanaryStarted  = deployments.EventCanaryStarted
+	CanaryPromoted = deployments.EventCanaryPromoted
+	CanaryAborted  = deployments.EventCanaryAborted
 )
 
 // Canary returns the deployment's canary in progress, with its live
