@@ -50,10 +50,12 @@ type CanaryEnded struct {
 // answered 5xx (2.14%), p99 5ms; old 0 of 2660 (0.00%), p99 5ms".
 func (c Canary) Summary(now time.Time) string {
 	return fmt.Sprintf("%s at step %d of %d (%d%% of clients) since %s: new %s; old %s",
-		c.Tag, c.Step, len(c.Steps), c.Weight, Ago(now, c.StepStarted), c.New.summary(), c.Old.summary())
+		c.Tag, c.Step, len(c.Steps), c.Weight, Ago(now, c.StepStarted), c.New.Summary(), c.Old.Summary())
 }
 
-func (s Side) summary() string {
+// Summary says a side's figures in a few words: "3 of 140 answered 5xx
+// (2.14%), 1 unreachable, p99 25ms".
+func (s Side) Summary() string {
 	out := fmt.Sprintf("%d of %d answered 5xx (%.2f%%)", s.Errors, s.Requests, 100*s.ErrorRate)
 	if s.Unreachable > 0 {
 		out += fmt.Sprintf(", %d unreachable", s.Unreachable)
