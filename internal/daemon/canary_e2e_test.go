@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,9 @@ import (
 
 // canaryConfig is webConfig with API tokens: NAME-web behind the front
 // door with the canary CANARY (a YAML flow mapping).
-const canaryConfig = configHead + `api_tokens:
+const canaryConfig = configHead + `notifications:
+  - {name: team, url: "NOTIFY_URL", format: slack, events: [canary_started, canary_promoted, canary_aborted, rolled_back]}
+api_tokens:
   - {name: reader, token: ` + tokRead + `, scopes: [read]}
   - {name: ci, token: ` + tokStaging + `, scopes: ["deploy:staging"]}
 environments:
@@ -36,14 +39,36 @@ deployments:
     health: ` + proxyGate + `
 `
 
-func startCanaryDaemon(t *testing.T, canary string) (*daemon, string) {
+// notified is what the canary tests' Slack receiver got, a line each.
+type notified struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (n *notified) all() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.lines, "\n")
+}
+
+func startCanaryDaemon(t *testing.T, canary string) (*daemon, string, *notified) {
 	t.Helper()
+	n := &notified{}
+	rv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		json.NewDecoder(r.Body).Decode(&m)
+		n.mu.Lock()
+		n.lines = append(n.lines, m.Text)
+		n.mu.Unlock()
+	}))
+	t.Cleanup(rv.Close)
 	// The config is a format: a percentage's % is %%.
-	d := startDaemon(t, strings.Replace(canaryConfig, "CANARY", strings.ReplaceAll(canary, "%", "%%"), 1))
+	config := strings.Replace(canaryConfig, "CANARY", strings.ReplaceAll(canary, "%", "%%"), 1)
+	d := startDaemon(t, strings.Replace(config, "NOTIFY_URL", rv.URL, 1))
 	name := d.prefix + "-web"
 	d.pushImage("staging", testenv.AppImage{Version: "v1"})
 	d.deployOK("staging") // the first deploy has nothing to be judged against: no canary
-	return d, name
+	return d, name, n
 }
 
 // canaryLoad asks the front door for / from a few clients without a
@@ -125,7 +150,7 @@ func frontVersion(t *testing.T, addr string) string {
 func TestCanaryAbortsFailingVersion(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
-	d, name := startCanaryDaemon(t, "{steps: [5, 50], step_interval: 1s, max_error_rate: 1%, min_requests: 40, max_wait: 2m}")
+	d, name, notes := startCanaryDaemon(t, "{steps: [5, 50], step_interval: 1s, max_error_rate: 1%, min_requests: 40, max_wait: 2m}")
 	addr := d.app.ProxyAddr(name).String()
 	load := startCanaryLoad(t, addr, 4)
 
@@ -155,6 +180,30 @@ func TestCanaryAbortsFailingVersion(t *testing.T) {
 	if m := d.get("/metrics"); !strings.Contains(m, `liftoff_deploy_phase_duration_seconds_count{phase="canary"}`) {
 		t.Error("/metrics has no canary phase")
 	}
+	notes.want(t, "started a canary of `staging`", "aborted the canary of `staging`", "canary step 1 (5%) failed", "rolled back from `staging`")
+}
+
+// want waits (a minute at most) until the receiver got every text.
+func (n *notified) want(t *testing.T, texts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		all, missing := n.all(), ""
+		for _, s := range texts {
+			if !strings.Contains(all, s) {
+				missing = s
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("notifications lack %q; got:\n%s", missing, all)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestCanaryPromotesHealthyVersion: a healthy new version passes every
@@ -163,7 +212,7 @@ func TestCanaryAbortsFailingVersion(t *testing.T) {
 func TestCanaryPromotesHealthyVersion(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
-	d, name := startCanaryDaemon(t, "{steps: [10, 50], step_interval: 1s, max_error_rate: 1%, max_p99: 3s, min_requests: 20, max_wait: 2m}")
+	d, name, notes := startCanaryDaemon(t, "{steps: [10, 50], step_interval: 1s, max_error_rate: 1%, max_p99: 3s, min_requests: 20, max_wait: 2m}")
 	addr := d.app.ProxyAddr(name).String()
 	load := startCanaryLoad(t, addr, 4)
 
@@ -191,6 +240,7 @@ func TestCanaryPromotesHealthyVersion(t *testing.T) {
 	if n := metricValue(d.get("/metrics"), series); n == "" || n == "0" {
 		t.Errorf("/metrics: %s%s, want the canary's requests counted", series, n)
 	}
+	notes.want(t, "started a canary of `staging`", "promoted the canary of `staging`")
 }
 
 // metricValue is the value of the series (its name and labels, then a
@@ -225,7 +275,7 @@ func (d *daemon) waitCanary(name string) map[string]any {
 func TestCanaryPromoteAbortByAPI(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
-	d, name := startCanaryDaemon(t, "{steps: [10, 50], step_interval: 1h, min_requests: 1}")
+	d, name, _ := startCanaryDaemon(t, "{steps: [10, 50], step_interval: 1h, min_requests: 1}")
 	addr := d.app.ProxyAddr(name).String()
 	base := "/api/v1/deployments/" + name
 

@@ -260,6 +260,7 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 	// abort ends the split, lets the new container's requests finish and
 	// rolls back.
 	abort := func(why error, actor string) (bool, Outcome, error) {
+		last := run.status() // the step's figures, while the split still has them
 		if err := door.Canary(d.Name, "", 0); err != nil {
 			log.Warn().Err(err).Msg("canary: ending the split")
 		}
@@ -268,8 +269,7 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 			log.Warn().Err(err).Msg("canary: the new container still has requests in flight at drain_timeout; removing it")
 		}
 		cancel()
-		s := run.status()
-		a.e.canaryEvent(CanaryEvent{Kind: CanaryAborted, Status: s, Why: why.Error(), Actor: actor})
+		a.e.canaryEvent(CanaryEvent{Kind: CanaryAborted, Status: last, Why: why.Error(), Actor: actor})
 		log.Warn().Err(why).Msg("canary aborted: all traffic back to the previous container")
 		o, err := a.rollback(why)
 		return true, o, err
