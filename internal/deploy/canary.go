@@ -348,7 +348,7 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 // endCanary ends the split of a promoted canary, once the front door sends
 // everything to the new container: no client flips back meanwhile.
 func (a *attempt) endCanary() {
-	if door, ok := a.e.opts.FrontDoor.(CanaryDoor); ok && a.d.Proxy.Canary != nil {
+	if door, ok := a.e.opts.FrontDoor.(CanaryDoor); ok && a.d.Proxy.Canary != nil && a.cur != nil && a.cur.Running {
 		if err := door.Canary(a.d.Name, "", 0); err != nil {
 			a.log.Warn().Err(err).Msg("canary: ending the split")
 		}

@@ -1,9 +1,15 @@
 package deploy
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
@@ -73,5 +79,180 @@ func TestCanaryJudge(t *testing.T) {
 				t.Errorf("error %q does not name the step", err)
 			}
 		})
+	}
+}
+
+// canaryDoor is fakeDoor with a split: each CanaryFigures call, while a
+// split is on, adds perCall requests to each side, bad of the new side's
+// 5xx. Its calls go to the runtime's call list as "canary web UPSTREAM W".
+type canaryDoor struct {
+	*fakeDoor
+	perCall, bad int64
+	mu           sync.Mutex
+	split        string
+	old, cur     Figures
+}
+
+func (f *canaryDoor) Canary(deployment, upstream string, weight int) error {
+	f.rt.call("canary", fmt.Sprintf("%s %s %d", deployment, upstream, weight))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.split = upstream
+	return nil
+}
+
+func (f *canaryDoor) CanaryFigures(string) (Figures, Figures) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.split == "" {
+		return f.old, Figures{}
+	}
+	f.old = f.old.Sub(figs(-f.perCall, 0, 0)) // old + perCall
+	f.cur = f.cur.Sub(figs(-f.perCall, -f.bad, 0))
+	return f.old, f.cur
+}
+
+const canaryUnitConfig = `
+hooks: [{source: dockerhub, token: 0123456789abcdef0123456789abcdef}]
+environments: {production: {}}
+deployments:
+  - name: web
+    image: acme/web
+    tags: [latest]
+    environment: production
+    proxy: {listen: "127.0.0.1:18001", port: 8000, drain_timeout: 1s,
+            canary: {steps: [10, 50], step_interval: 10ms, min_requests: MIN, max_wait: 100ms}}
+    health: {min_uptime: 50ms, timeout: 1s}
+`
+
+func newCanaryHarness(t *testing.T, minRequests string, perCall, bad int64) (*proxyHarness, *canaryDoor, *[]CanaryEvent) {
+	t.Helper()
+	cfg, err := deployments.Parse([]byte(strings.Replace(canaryUnitConfig, "MIN", minRequests, 1)), t.TempDir(),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newFakeRuntime()
+	door := &canaryDoor{fakeDoor: &fakeDoor{rt: rt, up: map[string]string{}}, perCall: perCall, bad: bad}
+	h := &proxyHarness{t: t, rt: rt, cfg: cfg, door: door.fakeDoor, results: make(chan Result, 4)}
+	var mu sync.Mutex
+	events := &[]CanaryEvent{}
+	h.eng = New(Options{
+		Runtime: rt, Logger: zerolog.Nop(), FrontDoor: door,
+		Config: func() *deployments.Config { return cfg },
+		OnDone: func(r Result) { h.results <- r },
+		OnCanary: func(ev CanaryEvent) {
+			mu.Lock()
+			*events = append(*events, ev)
+			mu.Unlock()
+		},
+		waits: testWaits,
+	})
+	t.Cleanup(func() { h.eng.Close(context.Background()) })
+	return h, door, events
+}
+
+func kinds(evs []CanaryEvent) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Kind)
+	}
+	return out
+}
+
+// canaryCalls are the calls since n that show the canary's course.
+func canaryCalls(h *proxyHarness, n int) []string {
+	var out []string
+	for _, c := range h.callsFrom(n) {
+		for _, p := range []string{"canary ", "switch ", "drain_proxy ", "remove ", "stop "} {
+			if strings.HasPrefix(c, p) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// A healthy canary steps through its weights, then the switch ends the
+// split and the old container is drained and removed. The first deploy
+// has no canary.
+func TestCanaryStepsThenSwitch(t *testing.T) {
+	h, _, events := newCanaryHarness(t, "5", 10, 0)
+	if r := h.deploy("sha256:aaa"); r.Outcome != Succeeded {
+		t.Fatalf("first deploy: %s %v", r.Outcome, r.Err)
+	}
+	first, _ := h.rt.get("web")
+	if len(*events) != 0 || slices.ContainsFunc(h.callsFrom(0), func(c string) bool { return strings.HasPrefix(c, "canary ") }) {
+		t.Errorf("the first deploy ran a canary: %v", kinds(*events))
+	}
+	n := h.ncalls()
+	if r := h.deploy("sha256:bbb"); r.Outcome != Succeeded {
+		t.Fatalf("second deploy: %s %v", r.Outcome, r.Err)
+	}
+	second, _ := h.rt.get("web")
+	up2 := second.Published["8000/tcp"]
+	want := []string{
+		"canary web " + up2 + " 10",
+		"canary web " + up2 + " 50",
+		"switch web " + up2,
+		"canary web  0",
+		"drain_proxy web " + first.Published["8000/tcp"],
+		"stop " + first.ID,
+		"remove " + first.ID,
+	}
+	if got := canaryCalls(h, n); !slices.Equal(got, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := kinds(*events); !slices.Equal(got, []string{CanaryStarted, CanaryPromoted}) {
+		t.Errorf("events %v", got)
+	}
+}
+
+// A step whose new side fails too often ends the split, drains the new
+// container and removes it; the old one is never stopped and never
+// switched away from.
+func TestCanaryFailingStepRollsBack(t *testing.T) {
+	h, _, events := newCanaryHarness(t, "5", 10, 1) // 10% of the new side's requests fail
+	if r := h.deploy("sha256:aaa"); r.Outcome != Succeeded {
+		t.Fatalf("first deploy: %s %v", r.Outcome, r.Err)
+	}
+	first, _ := h.rt.get("web")
+	n := h.ncalls()
+	r := h.deploy("sha256:bbb")
+	if r.Outcome != RolledBack || r.Err == nil || !strings.Contains(r.Err.Error(), "canary step 1 (10%) failed: error rate 10.00%") {
+		t.Fatalf("outcome %s %v, want rolled back at the first step", r.Outcome, r.Err)
+	}
+	got := canaryCalls(h, n)
+	if len(got) < 4 || !strings.HasPrefix(got[0], "canary web 127.0.0.1:") || !strings.HasSuffix(got[0], " 10") ||
+		got[1] != "canary web  0" || !strings.HasPrefix(got[2], "drain_proxy web 127.0.0.1:") || !strings.HasPrefix(got[3], "remove ") {
+		t.Errorf("calls: %v, want the split, its end, the new one drained and removed", got)
+	}
+	for _, c := range got {
+		if strings.HasPrefix(c, "switch ") || c == "stop "+first.ID || c == "remove "+first.ID {
+			t.Errorf("the aborted canary did %q", c)
+		}
+	}
+	if cur, _ := h.rt.get("web"); cur.ID != first.ID || len(h.rt.all()) != 1 {
+		t.Errorf("web is %s (want %s), containers %v", cur.ID, first.ID, h.rt.all())
+	}
+	evs := *events
+	if got := kinds(evs); !slices.Equal(got, []string{CanaryStarted, CanaryAborted}) {
+		t.Fatalf("events %v", got)
+	}
+	if last := evs[1].Status; last.New.Requests == 0 || last.New.Errors == 0 || last.Step != 0 {
+		t.Errorf("the abort's figures %+v, want the failing step's", last)
+	}
+}
+
+// A step that never gets min_requests is judged at max_wait on what it
+// got: here nothing, so it passes.
+func TestCanaryQuietStepPasses(t *testing.T) {
+	h, _, events := newCanaryHarness(t, "1000", 0, 0)
+	h.deploy("sha256:aaa")
+	if r := h.deploy("sha256:bbb"); r.Outcome != Succeeded {
+		t.Fatalf("outcome %s %v, want promoted", r.Outcome, r.Err)
+	}
+	if got := kinds(*events); !slices.Equal(got, []string{CanaryStarted, CanaryPromoted}) {
+		t.Errorf("events %v", got)
 	}
 }
