@@ -29,10 +29,6 @@ import (
 // and the accepted push is deployed again: the canary starts over from its
 // first step.
 
-// StepCanary: the new container takes a share of the requests beside the
-// old one; journaled before each of the canary's steps.
-const StepCanary = "canary"
-
 // ErrNoCanary is returned by PromoteCanary and AbortCanary for a
 // deployment without a canary in progress.
 var ErrNoCanary = errors.New("no canary in progress")
@@ -245,7 +241,10 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 		s, o0, n0 := st, stepOld, stepNew
 		mu.Unlock()
 		cur, can := door.CanaryFigures(d.Name)
-		s.Old, s.New = windowOf(cur.Sub(o0)), windowOf(can.Sub(n0))
+		s.Old = windowOf(cur.Sub(o0))
+		if can.Requests >= n0.Requests { // else the split just ended
+			s.New = windowOf(can.Sub(n0))
+		}
 		return s
 	}
 	a.e.canaries.Store(d.Name, run)
