@@ -230,6 +230,13 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 		o, err := a.rollback(fmt.Errorf("canary: %w", err))
 		return true, o, err
 	}
+	if err := a.serveOld(); err != nil {
+		// An old container the front door cannot reach (created before
+		// the deployment had a proxy) has no figures to compare with:
+		// the switch replaces it, as without a canary.
+		a.log.Warn().Err(err).Msg("canary skipped: the front door cannot reach the previous container")
+		return false, "", nil
+	}
 	run := &canaryRun{deployment: d.Name, done: make(chan struct{}), ask: make(chan canaryAsk)}
 	started := time.Now()
 	st := CanaryStatus{Deployment: d.Name, Delivery: a.res.Request.Delivery, Tag: a.res.Request.Tag, Digest: a.res.Digest, Previous: a.res.Previous,
@@ -342,6 +349,22 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 	a.e.canaryEvent(CanaryEvent{Kind: CanaryPromoted, Status: run.status(), Why: "every step passed"})
 	log.Info().Msg("canary: every step passed; the new container gets all traffic")
 	return false, "", nil
+}
+
+// serveOld makes sure the front door serves the old container, the
+// canary's other side: a deploy that started before the start-up's repair
+// got to the deployment (a push that came at once) finds it serving
+// nothing yet, its requests waiting.
+func (a *attempt) serveOld() error {
+	f := a.e.front
+	f.mu.Lock()
+	s, ok := f.served[a.d.Name]
+	f.mu.Unlock()
+	if ok && s.id == a.cur.ID {
+		return nil
+	}
+	_, err := a.e.serve(a.d, a.cur)
+	return err
 }
 
 // endCanary ends the split of a promoted canary, once the front door sends

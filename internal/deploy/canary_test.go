@@ -126,13 +126,18 @@ deployments:
 `
 
 func newCanaryHarness(t *testing.T, minRequests string, perCall, bad int64) (*proxyHarness, *canaryDoor, *[]CanaryEvent) {
+	return newCanaryHarnessOn(t, newFakeRuntime(), minRequests, perCall, bad)
+}
+
+// newCanaryHarnessOn is newCanaryHarness over rt: a liftoff started again
+// over the same engine.
+func newCanaryHarnessOn(t *testing.T, rt *fakeRuntime, minRequests string, perCall, bad int64) (*proxyHarness, *canaryDoor, *[]CanaryEvent) {
 	t.Helper()
 	cfg, err := deployments.Parse([]byte(strings.Replace(canaryUnitConfig, "MIN", minRequests, 1)), t.TempDir(),
 		func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := newFakeRuntime()
 	door := &canaryDoor{fakeDoor: &fakeDoor{rt: rt, up: map[string]string{}}, perCall: perCall, bad: bad}
 	h := &proxyHarness{t: t, rt: rt, cfg: cfg, door: door.fakeDoor, results: make(chan Result, 4)}
 	var mu sync.Mutex
@@ -254,5 +259,29 @@ func TestCanaryQuietStepPasses(t *testing.T) {
 	}
 	if got := kinds(*events); !slices.Equal(got, []string{CanaryStarted, CanaryPromoted}) {
 		t.Errorf("events %v", got)
+	}
+}
+
+// A push that arrives at once after a restart is deployed before the
+// start-up's repair has pointed the front door at the old container: the
+// canary serves it first, so that the split has its old side.
+func TestCanaryAfterRestartServesTheOldContainer(t *testing.T) {
+	h, _, _ := newCanaryHarness(t, "5", 10, 0)
+	h.deploy("sha256:aaa")
+	first, _ := h.rt.get("web")
+	h.eng.Close(context.Background())
+
+	h2, door2, events := newCanaryHarnessOn(t, h.rt, "5", 10, 0) // a new process: its front door serves nothing
+	n := h2.ncalls()
+	if r := h2.deploy("sha256:bbb"); r.Outcome != Succeeded {
+		t.Fatalf("outcome %s %v", r.Outcome, r.Err)
+	}
+	second, _ := h2.rt.get("web")
+	got := canaryCalls(h2, n)
+	if len(got) < 2 || got[0] != "switch web "+first.Published["8000/tcp"] || got[1] != "canary web "+second.Published["8000/tcp"]+" 10" {
+		t.Errorf("calls %v, want the old container served, then the split", got)
+	}
+	if k := kinds(*events); !slices.Equal(k, []string{CanaryStarted, CanaryPromoted}) || door2.upstream("web") != second.Published["8000/tcp"] {
+		t.Errorf("events %v, the front door serves %s", k, door2.upstream("web"))
 	}
 }
