@@ -45,6 +45,9 @@ type Deployment struct {
 	// a deployment without processes (then Running is its container; for
 	// an app, Running is its first process's).
 	Processes []Process `json:"processes,omitempty"`
+	// Canary is the canary release in progress, with its live figures;
+	// absent when none runs.
+	Canary *Canary `json:"canary,omitempty"`
 }
 
 // Process is one replica of a process of an app: what runs as it (null:

@@ -8,11 +8,11 @@ import (
 // steps are the steps a deploy journals, in the order it takes them; a
 // deploy's Step and the keys of its Phases are among them.
 var steps = [...]string{"resolve", "pull", "prepare", "backup", "release", "service",
-	"stop", "rename", "create", "start", "gate", "publish", "cleanup", "rollback"}
+	"stop", "rename", "create", "start", "gate", "canary", "publish", "cleanup", "rollback"}
 
 // Steps returns the steps of a deploy in the order it takes them: resolve,
 // pull, prepare, backup, release, service, stop, rename, create, start,
-// gate, publish, cleanup, rollback. A deploy takes some of them only.
+// gate, canary, publish, cleanup, rollback. A deploy takes some of them only.
 func Steps() []string { return slices.Clone(steps[:]) }
 
 // CompareSteps orders step names as a deploy takes them, for showing a

@@ -64,6 +64,7 @@ type grammar struct {
 	Reject   rejectCmd   `cmd:"" help:"Reject the push waiting for approval: it is dropped."`
 	Pause    pauseCmd    `cmd:"" help:"Pause a deployment: pushes are recorded and held, not deployed, until resume."`
 	Resume   resumeCmd   `cmd:"" help:"Resume a paused deployment: the newest push held meanwhile deploys now."`
+	Canary   canaryCmd   `cmd:"" help:"Show, promote or abort a deployment's canary release in progress."`
 }
 
 // clientCommand is a command that asks a daemon: it runs with a session.
@@ -93,6 +94,7 @@ Client commands, which ask a running daemon through its management API:
   liftoff reject   DEPLOYMENT [--request ID]   show the push that awaits approval; with its id, drop it
   liftoff pause    DEPLOYMENT                  hold pushes: record them, deploy none
   liftoff resume   DEPLOYMENT                  deploy pushes again, the newest held one first
+  liftoff canary   status|promote|abort DEPLOYMENT  a canary release in progress: its figures, or end it
 
 Client flags (every client command):
   --server URL       the daemon (default: $LIFTOFF_SERVER, else http://127.0.0.1:8080)

@@ -65,6 +65,7 @@ var stepText = map[string]string{
 	"create":   "creating the new container",
 	"start":    "starting the new container",
 	"gate":     "health gate: the new container proves itself",
+	"canary":   "canary: the new container takes a share of the clients (liftoff canary status)",
 	"publish":  "giving the new container its network aliases",
 	"cleanup":  "removing the previous container",
 	"rollback": "the new container failed: rolling back to the previous one",

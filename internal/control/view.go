@@ -114,6 +114,7 @@ func (s *Service) View(ctx context.Context, d *deployments.Deployment) (apiv1.De
 			Received: c.Received.UTC(), Until: c.Until.UTC(), ApprovedBy: c.Actor}
 	}
 	v.Poll = s.pollView(d)
+	v.Canary = s.Canary(d)
 	return v, last, engineErr
 }
 

@@ -148,7 +148,11 @@ type crashCase struct {
 	startFirst bool
 	// proxy: the deployment has liftoff's front door; after the restart
 	// it must answer with the version the repair kept.
-	proxy  bool
+	proxy bool
+	// canary: the proxy has a canary of one step (50%, 1s): killed
+	// during it, the restart sends all traffic to the old container, and
+	// the push is deployed again, its canary from the first step.
+	canary bool
 	step   string
 	during bool
 	broken bool // deploy an image that fails its gate: the deploy rolls back
@@ -168,6 +172,9 @@ func (c crashCase) name() string {
 	}
 	if c.proxy {
 		s = "proxy/"
+	}
+	if c.canary {
+		s = "proxy-canary/"
 	}
 	if c.during {
 		return s + "during-" + c.step
@@ -216,6 +223,7 @@ func TestCrashDuringDeploy(t *testing.T) {
 		{proxy: true, step: deploy.StepPublish, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
 		{proxy: true, step: deploy.StepCleanup, left: map[string]string{"": up, next: up}, want: deploy.Succeeded},
 		{proxy: true, step: deploy.StepRollback, broken: true, left: map[string]string{"": up, next: exited}, want: deploy.RolledBack},
+		{proxy: true, canary: true, step: deploy.StepCanary, during: true, left: map[string]string{"": up, next: up}, want: deploy.RolledBack},
 	}
 
 	eng := testenv.Engine(t)
@@ -244,6 +252,9 @@ func TestCrashDuringDeploy(t *testing.T) {
 			if tc.proxy {
 				proxyAddr = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
 				strategy = fmt.Sprintf("    proxy: {listen: %q, port: 8000, drain_timeout: 5s}\n", proxyAddr)
+				if tc.canary {
+					strategy = fmt.Sprintf("    proxy: {listen: %q, port: 8000, drain_timeout: 5s, canary: {steps: [50], step_interval: 1s, min_requests: 1, max_wait: 1s}}\n", proxyAddr)
+				}
 			}
 			dir := t.TempDir()
 			db := filepath.Join(dir, "liftoff.db")

@@ -159,7 +159,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		Registerer: a.registry,
 	})
 	a.engine = deploy.New(deploy.Options{
-		FrontDoor:  a.proxy,
+		FrontDoor:  canaryDoor{a.proxy},
 		Runtime:    dc,
 		Engines:    runtimes(others),
 		Config:     a.cfg.Load,
@@ -174,6 +174,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 		},
 		OnPending:    a.notifier.Pending,
 		OnDropped:    a.notifier.Dropped,
+		OnCanary:     a.notifier.Canary,
 		BeforeStep:   opts.BeforeStep,
 		RetryBackoff: opts.RetryBackoff,
 	})

@@ -53,6 +53,9 @@ type Options struct {
 	// (Engine.accept): they must not block.
 	OnPending func(Request)
 	OnDropped func(Result)
+	// OnCanary, if set, is told when a canary starts and ends (canary.go);
+	// it must not block.
+	OnCanary func(CanaryEvent)
 
 	// Journal, if set, records every deploy step before it is taken, so
 	// that Reconcile can finish or undo a deploy interrupted by a crash.
@@ -118,6 +121,8 @@ type Engine struct {
 	expiry  map[string]*time.Timer // of each pending push
 	cooling map[string]Request     // the push whose image is younger than min_image_age (cooldown.go)
 	ripen   map[string]*time.Timer // of each cooling push
+
+	canaries sync.Map // deployment → *canaryRun in progress
 }
 
 // New returns an engine. Call Close to stop it.

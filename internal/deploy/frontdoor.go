@@ -186,6 +186,9 @@ func (a *attempt) proxySwap() (Outcome, error) {
 	if err := a.gate(); err != nil {
 		return a.rollback(err)
 	}
+	if done, o, err := a.canary(); done {
+		return o, err
+	}
 	var upstream, old string
 	if err := a.step(StepPublish, a.e.opts.OpTimeout, func(ctx context.Context) error {
 		c, err := rt.Inspect(ctx, a.newID)
@@ -197,6 +200,7 @@ func (a *attempt) proxySwap() (Outcome, error) {
 		}
 		a.published = true
 		old, err = a.e.serve(d, &c)
+		a.endCanary() // promoted: the canary's side is the current one now
 		return err
 	}); err != nil {
 		return a.rollback(err)

@@ -18,6 +18,7 @@ const (
 	StepCreate   = "create"   // creating the new container
 	StepStart    = "start"    // starting the new container
 	StepGate     = "gate"     // waiting for the new container to prove itself
+	StepCanary   = "canary"   // proxy.canary: the new container takes a share of the requests (each step journaled)
 	StepPublish  = "publish"  // start-first: giving the new container its network aliases
 	StepCleanup  = "cleanup"  // removing the previous container (the new one passed)
 	StepRollback = "rollback" // removing the new container, restoring the previous one

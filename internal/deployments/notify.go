@@ -51,11 +51,17 @@ const (
 	EventRefused    = "refused"
 	EventPending    = "pending"
 	EventExpired    = "expired"
+	// A canary release (proxy.canary) started, or ended promoted or
+	// aborted: opt-in (an aborted canary's deploy ends rolled_back too).
+	EventCanaryStarted  = "canary_started"
+	EventCanaryPromoted = "canary_promoted"
+	EventCanaryAborted  = "canary_aborted"
 )
 
 // NotifyEvents returns every event a receiver may ask for.
 func NotifyEvents() []string {
-	return []string{EventSucceeded, EventFailed, EventRolledBack, EventRefused, EventPending, EventExpired}
+	return []string{EventSucceeded, EventFailed, EventRolledBack, EventRefused, EventPending, EventExpired,
+		EventCanaryStarted, EventCanaryPromoted, EventCanaryAborted}
 }
 
 // DefaultNotifyEvents returns the events of a receiver that does not list

@@ -48,6 +48,9 @@ type Proxy struct {
 	// "network" uses the container's address on its first network, for a
 	// liftoff that runs in a container on that network.
 	Upstream string `yaml:"upstream"`
+	// Canary, if set, has a new container prove itself on a share of the
+	// traffic, step by step, before it gets all of it (canary.go).
+	Canary *Canary `yaml:"canary"`
 }
 
 // Proxy upstream modes.
@@ -145,6 +148,9 @@ func (c *Config) checkProxy(p *problems, at string, d *Deployment, listens map[s
 		if uport == port && (uhost == host || loop && (host == "" || host == "0.0.0.0" || host == "::" || strings.HasPrefix(host, "127."))) {
 			p.addf(d.path+".health.url", "is the proxy's own address: the gate would probe the container that serves now, not the new one; use http://{upstream}/... (the new container, as the proxy reaches it)")
 		}
+	}
+	if x.Canary != nil || c.nullPaths[at+".canary"] {
+		checkCanary(p, at+".canary", d, x.Canary == nil)
 	}
 	if len(d.Container.Ports) > 0 {
 		p.addf(at, "a proxied deployment runs two containers at once during a deploy, so container.ports must be empty: liftoff reaches port %d itself", x.Port)

@@ -56,6 +56,9 @@ type Message struct {
 	Expires *time.Time `json:"expires"`
 	// URL is the deployment's page on the status page (public_url), or "".
 	URL string `json:"url"`
+	// Canary is, for the canary events, the canary's steps and both
+	// sides' figures in its last step; null for the other events.
+	Canary *apiv1.Canary `json:"canary"`
 }
 
 // Event names, as deployments lists them.
@@ -66,6 +69,10 @@ const (
 	refused    = deployments.EventRefused
 	pending    = deployments.EventPending
 	expired    = deployments.EventExpired
+
+	canaryStarted  = deployments.EventCanaryStarted
+	canaryPromoted = deployments.EventCanaryPromoted
+	canaryAborted  = deployments.EventCanaryAborted
 )
 
 // fromResult is the message of a deploy's result, or false for an outcome
@@ -112,6 +119,29 @@ func fromPending(r deploy.Request, environment string) Message {
 		Digest: r.Digest, Actor: r.Actor, Delivery: r.Delivery,
 		Started: timePtr(r.Received), Expires: timePtr(r.Expires),
 	}
+}
+
+// fromCanary is the message of a canary's start or end: its error says
+// why a canary was aborted (the figures of the step that failed, or who
+// asked).
+func fromCanary(ev deploy.CanaryEvent, d *deployments.Deployment) Message {
+	st := ev.Status
+	m := Message{Event: ev.Kind, Deployment: st.Deployment, Tag: st.Tag, Digest: st.Digest, PreviousDigest: st.Previous,
+		Actor: ev.Actor, Delivery: st.Delivery, Started: timePtr(st.Started),
+		Canary: &apiv1.Canary{Tag: st.Tag, Digest: st.Digest, PreviousDigest: st.Previous, Steps: st.Steps, Step: st.Step + 1,
+			Weight: st.Weight, Started: st.Started.UTC(), StepStarted: st.StepSince.UTC(), Old: side(st.Old), New: side(st.New)}}
+	if d != nil {
+		m.Environment, m.Image = d.Environment, d.Image
+	}
+	if ev.Kind == canaryAborted {
+		m.Error = ev.Why
+	}
+	return m
+}
+
+func side(w deploy.Window) apiv1.Side {
+	return apiv1.Side{Requests: w.Requests, Errors: w.Errors, Unreachable: w.ConnErrors, ErrorRate: w.ErrorRate,
+		P99Seconds: w.P99.Seconds()}
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -168,6 +198,12 @@ func (m *Message) slackText() string {
 		icon, what = ":raised_hand:", "awaits approval of"
 	case expired:
 		icon, what = ":hourglass:", "expired, not approved:"
+	case canaryStarted:
+		icon, what = ":hatching_chick:", "started a canary of"
+	case canaryPromoted:
+		icon, what = ":white_check_mark:", "promoted the canary of"
+	case canaryAborted:
+		icon, what = ":leftwards_arrow_with_hook:", "aborted the canary of"
 	}
 	fmt.Fprintf(&b, "%s *%s*", icon, slackEscape(m.Deployment))
 	if m.Environment != "" {
@@ -182,11 +218,19 @@ func (m *Message) slackText() string {
 			fmt.Fprintf(&b, "; %s runs again", d)
 		}
 	}
+	if k := m.Canary; k != nil && m.Event == canaryStarted {
+		steps := make([]string, len(k.Steps))
+		for i, w := range k.Steps {
+			steps[i] = fmt.Sprintf("%d%%", w)
+		}
+		fmt.Fprintf(&b, ", steps %s", strings.Join(steps, ", "))
+	}
 	if m.DurationSeconds != nil && m.Event == succeeded {
 		fmt.Fprintf(&b, " in %s", (time.Duration(*m.DurationSeconds * float64(time.Second))).Round(100*time.Millisecond))
 	}
 	if m.Actor != "" {
-		if m.Event == succeeded || m.Event == failed || m.Event == rolledBack || m.Event == refused {
+		if m.Event == succeeded || m.Event == failed || m.Event == rolledBack || m.Event == refused ||
+			m.Event == canaryPromoted || m.Event == canaryAborted {
 			fmt.Fprintf(&b, ", by %s", slackEscape(m.Actor))
 		}
 	}

@@ -167,6 +167,16 @@ func (n *Notifier) Pending(r deploy.Request) {
 	n.Send(fromPending(r, env))
 }
 
+// Canary tells the receivers that a canary release started, was promoted
+// or was aborted (deploy.Options.OnCanary).
+func (n *Notifier) Canary(ev deploy.CanaryEvent) {
+	var d *deployments.Deployment
+	if cfg := n.opts.Config(); cfg != nil {
+		d = cfg.Deployment(ev.Status.Deployment)
+	}
+	n.Send(fromCanary(ev, d))
+}
+
 // Dropped tells the receivers of a push dropped without a deploy
 // (deploy.Options.OnDropped): expired is an event; superseded and rejected
 // are not.

@@ -274,7 +274,7 @@ notifications:
 		t.Fatal(err)
 	}
 	for _, f := range []string{"id", "event", "deployment", "environment", "image", "tag", "digest", "previous_digest", "outcome",
-		"error", "duration_seconds", "actor", "delivery", "started", "ended", "expires", "url"} {
+		"error", "duration_seconds", "actor", "delivery", "started", "ended", "expires", "url", "canary"} {
 		if _, ok := raw[f]; !ok {
 			t.Errorf("field %s missing from %s", f, c.body)
 		}

@@ -121,6 +121,7 @@ func (h *Handler) Routes(r chi.Router) {
 			r.Get("/", h.overviewPage)
 			r.Get("/deployments/{name}", h.deploymentPage)
 			r.Post("/deployments/{name}/{action}", h.action)
+			r.Post("/deployments/{name}/canary/{action}", h.canaryAction)
 			r.Post("/logout", h.logout)
 		})
 	})

@@ -14,6 +14,8 @@
 //	TESTAPP_START_DELAY=D wait D before listening (a slow start)
 //	TESTAPP_IGNORE_TERM=1 ignore SIGTERM (a stop waits its whole grace period, then kills)
 //	TESTAPP_MARKER_FILE=F read file F before listening (see GET /); "testapp release" appends to it
+//	TESTAPP_FAIL_PERCENT=N GET / answers 500 to N percent of its requests, evenly spread
+//	                     (with 5: the 20th, 40th, ...), for canaries to be judged on
 //
 // GET / answers {"version": <contents of /version>, "env": {...}, "hostname": ...},
 // and, with TESTAPP_MARKER_FILE, "marker_at_start": what F held when the app
@@ -58,6 +60,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -148,8 +151,14 @@ func run(args []string) int {
 			return 2
 		}
 	}
+	failPercent, _ := strconv.ParseInt(os.Getenv("TESTAPP_FAIL_PERCENT"), 10, 64)
+	var served atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if n := served.Add(1); n*failPercent/100 != (n-1)*failPercent/100 {
+			http.Error(w, "failing, as told", http.StatusInternalServerError)
+			return
+		}
 		env := make(map[string]string)
 		for _, kv := range os.Environ() {
 			k, v, _ := strings.Cut(kv, "=")
