@@ -77,6 +77,7 @@ type Daemon struct {
 	engine    *deploy.Engine
 	notifier  *notify.Notifier
 	proxy     *proxy.Proxy // the front doors of the deployments with a proxy
+	proxyMu   sync.Mutex   // one proxy.Apply at a time (applyProxy)
 	server    *server.Server
 	ln        net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
 	metricsLn net.Listener
@@ -158,6 +159,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 				opts.OnDeploy(r)
 			}
 		},
+		OnPreviews:   a.previewsChanged,
 		OnPending:    a.notifier.Pending,
 		OnDropped:    a.notifier.Dropped,
 		BeforeStep:   opts.BeforeStep,
@@ -208,7 +210,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 	}
 	// The front doors listen at once; their requests wait until the
 	// reconcile has found each deployment's container (Run).
-	if err := a.proxy.Apply(frontDoor(cfg), proxyRoutes(cfg)); err != nil {
+	if err := a.applyProxy(cfg); err != nil {
 		a.close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}

@@ -67,6 +67,7 @@ type attempt struct {
 	// unfinished in the journal, so that reconcile finishes or undoes it
 	// (and the push is deployed again) as it would after a crash.
 	unrepaired bool
+	newPreview bool // a preview's first deploy: it tracked the preview (previews.go)
 }
 
 // run performs one deploy of q's deployment and records its outcome.
@@ -102,6 +103,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 		}
 		a.id, a.rec.ID = id, id
 	}
+	a.previewStarts()
 	a.log.Info().Str("image", a.d.Image).Str("trigger", r.Trigger).Str("pusher", r.Pusher).Str("actor", r.Actor).
 		Str("strategy", strategyOf(a.d)).Msg("deploy started")
 
@@ -113,6 +115,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 func (a *attempt) finish(o Outcome, err error) {
 	e := a.e
 	a.res.Outcome, a.res.Err, a.res.Ended = o, err, e.opts.Now()
+	a.previewEnds(o)
 	d := a.res.Ended.Sub(a.res.Started)
 	e.metrics.deploys.WithLabelValues(a.res.Request.Deployment, a.res.Environment, string(o)).Inc()
 	if o != Unchanged {
@@ -142,6 +145,8 @@ func (a *attempt) finish(o Outcome, err error) {
 		Dur("duration", d).Msg("deploy finished")
 	if o == Succeeded {
 		e.clearDown(a.res.Request.Deployment)
+	}
+	if o == Succeeded && a.d != nil && a.d.PreviewOf == "" { // a preview's series would outlive it
 		e.metrics.lastSuccess.WithLabelValues(a.res.Request.Deployment).Set(float64(a.res.Ended.Unix()))
 		e.metrics.setDeployed(prometheus.Labels{
 			"deployment": a.res.Request.Deployment, "environment": a.res.Environment,

@@ -53,6 +53,10 @@ type Options struct {
 	// (Engine.accept): they must not block.
 	OnPending func(Request)
 	OnDropped func(Result)
+	// OnPreviews, if set, is called when a preview starts or stops being
+	// tracked (see previews.go): the front door routes Previews' hosts.
+	// It must not block for long.
+	OnPreviews func()
 
 	// Journal, if set, records every deploy step before it is taken, so
 	// that Reconcile can finish or undo a deploy interrupted by a crash.
@@ -116,6 +120,8 @@ type Engine struct {
 	held    map[string]Request     // the newest push of a paused deployment
 	pending map[string]Request     // the push awaiting approval
 	expiry  map[string]*time.Timer // of each pending push
+
+	previews previewSet // the previews that run (previews.go)
 }
 
 // New returns an engine. Call Close to stop it.

@@ -63,6 +63,9 @@ func (e *Engine) Reconcile(ctx context.Context, engines ...string) error {
 			e.strays(ctx, cfg, name, rt)
 		}
 	}
+	if err := e.adoptPreviews(ctx, cfg, mine); err != nil {
+		errs = append(errs, err)
+	}
 	var wait []chan error
 	for i := range cfg.Deployments {
 		if !mine(engineName(&cfg.Deployments[i])) {

@@ -211,6 +211,14 @@ type Deployment struct {
 	Service *Service `yaml:"service"`
 	// Poll, if set, asks the registry for new digests (see Poll).
 	Poll *Poll `yaml:"poll"`
+	// Previews, if set, starts a container per pushed tag its rule
+	// matches, beside the deployment's (see Previews).
+	Previews *Previews `yaml:"previews"`
+
+	// PreviewOf and PreviewTag are set on the deployment Preview returns:
+	// the deployment it previews and the tag. Never in the file.
+	PreviewOf  string `yaml:"-"`
+	PreviewTag string `yaml:"-"`
 
 	// Set by Validate.
 	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval
