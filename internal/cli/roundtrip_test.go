@@ -292,6 +292,14 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 	if _, err := c.get(context.Background(), "/deliveries", url.Values{"limit": {"10"}}, &ds); err != nil || len(ds.Deliveries) != 1 || ds.Next == nil {
 		t.Errorf("GET /deliveries: %v %+v", err, ds)
 	}
+	var pv apiv1.Previews
+	if _, err := c.get(context.Background(), "/deployments/web-staging/previews", nil, &pv); err != nil || pv.Previews == nil || len(pv.Previews) != 0 {
+		t.Errorf("GET /deployments/web-staging/previews: %v %+v", err, pv)
+	}
+	var se *apiStatusError
+	if _, err := c.call(context.Background(), http.MethodDelete, "/deployments/web-staging/previews/pr-1", nil, nil); !errors.As(err, &se) || se.status != http.StatusNotFound {
+		t.Errorf("DELETE /deployments/web-staging/previews/pr-1 without previews: %v", err)
+	}
 
 	var routes, missed []string
 	chi.Walk(d.routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {

@@ -185,3 +185,7 @@ func (c *Config) WithPreviews() []*Deployment {
 	}
 	return out
 }
+
+// FrontDoorTLS tells whether the front door serves HTTPS (a preview's URL
+// is https:// then).
+func (c *Config) FrontDoorTLS() bool { return c.FrontDoor != nil && c.FrontDoor.TLS != nil }

@@ -67,6 +67,8 @@ func (h *Handler) Routes(r chi.Router) {
 		r.Post("/deployments/{name}/resume", h.postAction(control.Resume))
 		r.Post("/deployments/{name}/approve", h.postAction(control.Approve))
 		r.Post("/deployments/{name}/reject", h.postAction(control.Reject))
+		r.Get("/deployments/{name}/previews", h.listPreviews)
+		r.Delete("/deployments/{name}/previews/{tag}", h.deletePreview)
 		r.NotFound(httperr.NotFound)
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 			httperr.JSON(w, http.StatusMethodNotAllowed, apiv1.Error{Error: "method not allowed"})
