@@ -79,6 +79,9 @@ func (c *Config) checkPreviews(p *problems, at string, d *Deployment) {
 	if d.Service != nil {
 		p.addf(at, "a Swarm service has no previews: drop previews or service")
 	}
+	if d.Compose != nil {
+		p.addf(at, "a deployment from a compose service has no previews yet: drop previews or compose")
+	}
 }
 
 // checkPreviewNames refuses a deployment whose name is one a preview of
