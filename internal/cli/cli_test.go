@@ -833,7 +833,7 @@ func TestCLIUsage(t *testing.T) {
 			clientCommands = append(clientCommands, c.Name)
 		}
 	}
-	want := []string{"serve", "validate", "version", "status", "history", "deploy", "rollback", "approve", "reject", "pause", "resume"}
+	want := []string{"serve", "validate", "version", "status", "history", "deploy", "rollback", "approve", "reject", "pause", "resume", "previews"}
 	if !slices.Equal(names, want) {
 		t.Errorf("the grammar's commands %v, want %v", names, want)
 	}

@@ -137,6 +137,9 @@ func TestPreviews(t *testing.T) {
 	if len(ps) != 1 || ps[0]["name"] != pr1 || ps[0]["tag"] != "pr-1" || ps[0]["url"] != "http://pr-1.preview.example.test/" {
 		t.Errorf("previews: %+v", ps)
 	}
+	if r := d.liftoffCLI(tokPreviews, "previews", web); r.code != 0 || !strings.Contains(r.stdout, "pr-1  http://pr-1.preview.example.test/") {
+		t.Errorf("liftoff previews %s: %+v", web, r)
+	}
 
 	// max 2: a third preview removes the least recently pushed, pr-1.
 	d.pushImage("pr-2", testenv.AppImage{Version: "p2"})
@@ -162,6 +165,9 @@ func TestPreviews(t *testing.T) {
 	}
 	if st, _ := d.api(tokPreviews, http.MethodDelete, "/api/v1/deployments/"+web+"/previews/pr-2", ""); st != http.StatusNotFound {
 		t.Errorf("removing pr-2 again: %d, want 404", st)
+	}
+	if r := d.liftoffCLI(tokPreviews, "previews", "rm", web, "pr-2"); r.code != 1 || !strings.Contains(r.stderr, "(404)") {
+		t.Errorf("liftoff previews rm of a removed preview: %+v", r)
 	}
 
 	// A restart adopts pr-3: routed again, listed, its ttl re-armed.
