@@ -140,6 +140,9 @@ func TestPreviews(t *testing.T) {
 	if r := d.liftoffCLI(tokPreviews, "previews", web); r.code != 0 || !strings.Contains(r.stdout, "pr-1  http://pr-1.preview.example.test/") {
 		t.Errorf("liftoff previews %s: %+v", web, r)
 	}
+	if st, page := d.apiRaw(tokPreviews, http.MethodGet, "/deployments/"+web, ""); st != 200 || !strings.Contains(string(page), `<a href="http://pr-1.preview.example.test/" rel="noopener">pr-1</a>`) {
+		t.Errorf("the status page of %s: %d, no link to pr-1:\n%s", web, st, page)
+	}
 
 	// max 2: a third preview removes the least recently pushed, pr-1.
 	d.pushImage("pr-2", testenv.AppImage{Version: "p2"})
