@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -340,9 +341,15 @@ func (e *Engine) adoptPreviews(ctx context.Context, cfg *deployments.Config, min
 			errs = append(errs, fmt.Errorf("previews on engine %s: %w", engine, err))
 			continue
 		}
+		// Only previews of this config's deployments on this engine are
+		// its own: another liftoff may share the engine, and a removed
+		// deployment's containers are left alone, as strays are.
 		names := map[string]bool{}
 		for _, c := range cs {
-			names[c.Labels[LabelDeployment]] = true
+			if p := cfg.Deployment(c.Labels[LabelPreview]); p != nil && p.PreviewOf == "" && engineName(p) == engine &&
+				strings.HasPrefix(c.Labels[LabelDeployment], p.Name+"-") {
+				names[c.Labels[LabelDeployment]] = true
+			}
 		}
 		for _, name := range slices.Sorted(mapsKeys(names)) {
 			errs = append(errs, e.adoptPreview(ctx, cfg, engine, rt, name))
@@ -365,7 +372,7 @@ func (e *Engine) adoptPreview(ctx context.Context, cfg *deployments.Config, engi
 	log := e.log.With().Str("preview", name).Logger()
 	d := cfg.Deployment(name)
 	if d == nil || d.PreviewOf == "" || engineName(d) != engine {
-		log.Info().Msg("preview: the configuration no longer has it; its containers are removed")
+		log.Info().Msg("preview: its deployment no longer takes its tag as a preview; its containers are removed")
 		return e.removeContainers(ctx, rt, name)
 	}
 	done := make(chan error, 1)
