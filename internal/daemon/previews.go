@@ -1,6 +1,12 @@
 package daemon
 
 import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/proxy"
 )
@@ -62,4 +68,65 @@ func (a *Daemon) previewRoutes(cfg *deployments.Config) []proxy.Route {
 		})
 	}
 	return routes
+}
+
+// watchPreviewTags removes a preview whose tag the registry no longer has,
+// for the deployments that are polled (poll.interval, or the registry's
+// poll_interval), at that interval: polling is how liftoff learns of a
+// registry's state where no webhook says it. Registry delete events are
+// not read.
+func (a *Daemon) watchPreviewTags(ctx context.Context) {
+	checked := map[string]time.Time{} // preview name → last asked
+	for {
+		next := time.Minute
+		cfg := a.cfg.Load()
+		ps := a.engine.Previews("")
+		for name := range checked {
+			if !slices.ContainsFunc(ps, func(p deploy.Preview) bool { return p.Name == name }) {
+				delete(checked, name)
+			}
+		}
+		for _, p := range ps {
+			d := cfg.Deployment(p.Deployment)
+			every := time.Duration(0)
+			if d != nil {
+				every = d.PollInterval()
+			}
+			if every <= 0 {
+				continue
+			}
+			if due := checked[p.Name].Add(every); time.Now().Before(due) {
+				next = min(next, time.Until(due))
+				continue
+			}
+			checked[p.Name] = time.Now()
+			next = min(next, every)
+			a.checkPreviewTag(ctx, cfg, d, p)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(next, 100*time.Millisecond)):
+		}
+	}
+}
+
+// checkPreviewTag removes preview p of d if the registry says its tag is
+// gone (ErrNotFound; any other error leaves it).
+func (a *Daemon) checkPreviewTag(ctx context.Context, cfg *deployments.Config, d *deployments.Deployment, p deploy.Preview) {
+	repo, cred, err := cfg.PullRepo(d.Image)
+	if err != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = a.docker.Resolve(rctx, repo+":"+p.Tag, deploy.AuthOf(cred))
+	cancel()
+	if !errors.Is(err, deploy.ErrNotFound) {
+		return
+	}
+	log := a.log.With().Str("deployment", d.Name).Str("preview", p.Name).Logger()
+	log.Info().Msg("previews: the registry no longer has the tag; the preview is removed")
+	if err := a.engine.RemovePreview(ctx, d.Name, p.Tag); err != nil && !errors.Is(err, deploy.ErrNoPreview) {
+		log.Warn().Err(err).Msg("previews: could not remove it; the next check tries again")
+	}
 }

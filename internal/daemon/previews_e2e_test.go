@@ -33,11 +33,12 @@ deployments:
     proxy: {hosts: [web.example.test], port: 8000, drain_timeout: 5s}
     health: {url: "http://{upstream}/healthz", timeout: 8s, min_uptime: 300ms}
     previews: {tags: "glob:pr-*", host: "{tag}.preview.example.test", ttl: TTL, max: 2}
+    EXTRA
 `
 
 // startPreviews starts liftoff on previewsConfig with a front door on a
 // port of its own that stays the same across a restart.
-func startPreviews(t *testing.T, ttl string) (*daemon, string) {
+func startPreviews(t *testing.T, ttl, extra string) (*daemon, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +46,7 @@ func startPreviews(t *testing.T, ttl string) (*daemon, string) {
 	}
 	door := ln.Addr().String()
 	ln.Close()
-	cfg := strings.NewReplacer("DOOR", door, "TTL", ttl).Replace(previewsConfig)
+	cfg := strings.NewReplacer("DOOR", door, "TTL", ttl, "EXTRA", extra).Replace(previewsConfig)
 	return startDaemonWith(t, cfg, daemonOptions{}), door
 }
 
@@ -96,7 +97,7 @@ func (d *daemon) previews() []map[string]any {
 func TestPreviews(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
-	d, door := startPreviews(t, "1h")
+	d, door := startPreviews(t, "1h", "")
 	web, pr1, pr2, pr3 := d.prefix+"-web", d.prefix+"-web-pr-1", d.prefix+"-web-pr-2", d.prefix+"-web-pr-3"
 	d.pushImage("staging", testenv.AppImage{Version: "v1"})
 	d.deployOK("staging")
@@ -195,7 +196,7 @@ func TestPreviews(t *testing.T) {
 func TestPreviewExpires(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
-	d, door := startPreviews(t, "3s")
+	d, door := startPreviews(t, "3s", "")
 	name := d.prefix + "-web-pr-7"
 	d.pushImage("pr-7", testenv.AppImage{Version: "p7"})
 	d.deployOK("pr-7")
@@ -210,6 +211,29 @@ func TestPreviewExpires(t *testing.T) {
 		t.Errorf("previews after the ttl: %+v", ps)
 	}
 	d.logEntry("preview: removed", map[string]string{"preview": name, "why": "no push for previews.ttl"})
+}
+
+// TestPreviewTagDeleted: a polled deployment's preview goes once the
+// registry no longer has its tag.
+func TestPreviewTagDeleted(t *testing.T) {
+	testenv.Slow(t)
+	t.Parallel()
+	d, door := startPreviews(t, "1h", "poll: {interval: 1s}")
+	name := d.prefix + "-web-pr-5"
+	d.pushImage("pr-5", testenv.AppImage{Version: "p5"})
+	if status, ans := d.hook("pr-5"); status != http.StatusAccepted || len(ans.Accepted) != 1 {
+		t.Fatalf("push of pr-5: %d %+v", status, ans)
+	}
+	eventually(t, "pr-5 served", func() bool {
+		st, v := doorGet(t, door, "pr-5.preview.example.test")
+		return st == 200 && v == "p5"
+	})
+	d.reg.Delete(t, d.repo, "pr-5")
+	eventually(t, "pr-5 removed once its tag is gone", func() bool { return !containerExists(t, d, name) })
+	if st, _ := doorGet(t, door, "pr-5.preview.example.test"); st != http.StatusNotFound {
+		t.Errorf("pr-5's host after its tag was deleted: %d, want 404", st)
+	}
+	d.logEntry("previews: the registry no longer has the tag; the preview is removed", map[string]string{"preview": name})
 }
 
 func containerExists(t *testing.T, d *daemon, name string) bool {

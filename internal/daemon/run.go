@@ -36,6 +36,7 @@ func (a *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { a.deliveries.Run(); return nil })
 	// Polls stop with the watch, before the engine closes.
 	g.Go(func() error { a.poller.Run(wctx); return nil })
+	g.Go(func() error { a.watchPreviewTags(wctx); return nil })
 	g.Go(func() error {
 		// A proxied container the engine restarted may have a new port.
 		a.engine.WatchFrontDoor(wctx, a.opts.WatchInterval)
