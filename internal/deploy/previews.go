@@ -180,6 +180,7 @@ func (e *Engine) untrack(name string) {
 	s.mu.Unlock()
 	if ok {
 		e.metrics.previews.WithLabelValues(t.Deployment).Set(float64(n))
+		e.clearDown(name) // a preview gone is down no more
 		if e.front != nil {
 			e.front.mu.Lock()
 			delete(e.front.served, name)

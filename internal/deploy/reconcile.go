@@ -146,8 +146,8 @@ func (e *Engine) runRepair(deployment string) error {
 // next deploy.
 func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
 	c, err := e.inspect(ctx, d, d.ContainerName())
-	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name {
-		return
+	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name || d.PreviewOf != "" {
+		return // a preview's series would outlive it
 	}
 	e.metrics.setDeployed(prometheus.Labels{
 		"deployment": d.Name, "environment": c.Labels[LabelEnvironment],
