@@ -78,8 +78,15 @@ func (a *Daemon) previewRoutes(cfg *deployments.Config) []proxy.Route {
 func (a *Daemon) watchPreviewTags(ctx context.Context) {
 	checked := map[string]time.Time{} // preview name → last asked
 	for {
+		// At least as often as the shortest poll interval of a deployment
+		// with previews: a preview may start at any time.
 		next := time.Minute
 		cfg := a.cfg.Load()
+		for _, d := range cfg.WithPreviews() {
+			if every := d.PollInterval(); every > 0 {
+				next = min(next, every)
+			}
+		}
 		ps := a.engine.Previews("")
 		for name := range checked {
 			if !slices.ContainsFunc(ps, func(p deploy.Preview) bool { return p.Name == name }) {
