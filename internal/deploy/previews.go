@@ -296,12 +296,20 @@ func (e *Engine) runRemove(name, why string) error {
 // removeContainers removes every container labelled as preview name.
 func (e *Engine) removeContainers(ctx context.Context, rt Runtime, name string) error {
 	l, ok := rt.(lister)
-	if !ok {
-		_, err := rt.Inspect(ctx, name)
-		if errors.Is(err, ErrNotFound) {
+	if !ok { // the container under its name only
+		c, err := rt.Inspect(ctx, name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case c.Labels[LabelPreview] == "":
 			return nil
 		}
-		return errors.Join(err, rt.Remove(ctx, name))
+		if c.Running {
+			_ = rt.Stop(ctx, c.ID, 10*time.Second)
+		}
+		return rt.Remove(ctx, c.ID)
 	}
 	cs, err := l.List(ctx, map[string]string{LabelManaged: "true", LabelDeployment: name})
 	if err != nil {
