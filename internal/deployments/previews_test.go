@@ -98,4 +98,12 @@ environments:
 	if d := cfg.Deployment("web"); d.Previews.TTL != 72*time.Hour || d.Previews.Max != 2 {
 		t.Errorf("previews: %+v", d.Previews)
 	}
+	// Polled: the previews rule is polled too, after the deployment's.
+	var rules []string
+	for _, r := range cfg.Deployment("web").PollRules() {
+		rules = append(rules, r.String())
+	}
+	if strings.Join(rules, " ") != "staging glob:pr-*" {
+		t.Errorf("poll rules: %v, want [staging glob:pr-*]", rules)
+	}
 }
