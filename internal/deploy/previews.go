@@ -398,8 +398,9 @@ func (e *Engine) adoptPreview(ctx context.Context, cfg *deployments.Config, engi
 		return nil // a deploy of it runs: it tracks it
 	}
 	c, err := rt.Inspect(ctx, name)
-	if err != nil || !c.Running || c.Labels[LabelPreview] != d.PreviewOf {
-		log.Info().Msg("preview: no container of it runs after the repair; what is left of it is removed")
+	if err != nil || !c.Running || c.Labels[LabelPreview] != d.PreviewOf || e.isDown(name) {
+		log.Info().Msg("preview: no container of it runs and passes its gate after the repair; what is left of it is removed")
+		e.clearDown(name)
 		return e.removeContainers(ctx, rt, name)
 	}
 	pushed, perr := time.Parse(time.RFC3339Nano, c.Labels[LabelPushed])
@@ -437,6 +438,10 @@ func (a *attempt) previewEnds(o Outcome) {
 	switch {
 	case o == Succeeded || o == Unchanged:
 		a.e.track(a.d, a.res.Started)
+	case a.e.isDown(a.d.Name):
+		// No container of it passes its gate: a broken preview must not
+		// leave liftoff listed down (/readyz); it goes.
+		go a.e.removeLater(a.d.Name, "no container of it passes its health gate")
 	case a.newPreview && !a.unrepaired && a.rt == nil:
 		a.e.untrack(a.d.Name)
 	case a.newPreview && !a.unrepaired:
