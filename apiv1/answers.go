@@ -3,6 +3,8 @@ package apiv1
 // The answers of the API's routes, and the bodies its POSTs take. A list
 // is paged: Next, when not null, is the before= of the next page.
 
+import "time"
+
 // Deployments answers GET /deployments.
 type Deployments struct {
 	Deployments []Deployment `json:"deployments"`
@@ -111,4 +113,27 @@ type HookAnswer struct {
 type Error struct {
 	Error    string `json:"error"`
 	Delivery string `json:"delivery,omitempty"`
+}
+
+// Previews answers GET /deployments/{name}/previews: the deployment's
+// previews that run, least recently pushed first.
+type Previews struct {
+	Previews []Preview `json:"previews"`
+}
+
+// Preview is one running preview (deployments[].previews): its own
+// container, served by the front door at URL.
+type Preview struct {
+	Name       string    `json:"name"`       // its name and its container's: "web-pr-12"
+	Deployment string    `json:"deployment"` // the deployment it previews
+	Tag        string    `json:"tag"`
+	Host       string    `json:"host"`
+	URL        string    `json:"url"` // https://host/ (http:// when the front door has no TLS)
+	Pushed     time.Time `json:"pushed"`
+	Expires    time.Time `json:"expires"`
+}
+
+// PreviewRemoved answers DELETE /deployments/{name}/previews/{tag}.
+type PreviewRemoved struct {
+	Removed string `json:"removed"` // the preview's name
 }

@@ -65,6 +65,7 @@ type grammar struct {
 	Pause    pauseCmd    `cmd:"" help:"Pause a deployment: pushes are recorded and held, not deployed, until resume."`
 	Resume   resumeCmd   `cmd:"" help:"Resume a paused deployment: the newest push held meanwhile deploys now."`
 	Canary   canaryCmd   `cmd:"" help:"Show, promote or abort a deployment's canary release in progress."`
+	Previews previewsCmd `cmd:"" help:"List a deployment's previews, or remove one (previews rm DEPLOYMENT TAG)."`
 }
 
 // clientCommand is a command that asks a daemon: it runs with a session.
@@ -95,6 +96,8 @@ Client commands, which ask a running daemon through its management API:
   liftoff pause    DEPLOYMENT                  hold pushes: record them, deploy none
   liftoff resume   DEPLOYMENT                  deploy pushes again, the newest held one first
   liftoff canary   status|promote|abort DEPLOYMENT  a canary release in progress: its figures, or end it
+  liftoff previews DEPLOYMENT                  the previews that run: tag, URL, pushed, expires
+  liftoff previews rm DEPLOYMENT TAG           remove a preview: its route, then its container
 
 Client flags (every client command):
   --server URL       the daemon (default: $LIFTOFF_SERVER, else http://127.0.0.1:8080)
@@ -212,7 +215,7 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		fmt.Fprintf(env.Stderr, "%s: %v\nRun '%s --help' for usage.\n", command, err, command)
 		return ExitUsage
 	}
-	command := "liftoff " + kctx.Selected().Name
+	command := "liftoff " + kctx.Selected().Path() // "previews list": a subcommand's path
 	// Arguments first: a bad one is said before a missing token.
 	if c, ok := kctx.Selected().Target.Addr().Interface().(interface{ check() error }); ok {
 		if err := c.check(); err != nil {

@@ -833,7 +833,7 @@ func TestCLIUsage(t *testing.T) {
 			clientCommands = append(clientCommands, c.Name)
 		}
 	}
-	want := []string{"serve", "validate", "audit", "version", "status", "history", "logs", "deploy", "rollback", "approve", "reject", "pause", "resume", "canary"}
+	want := []string{"serve", "validate", "audit", "version", "status", "history", "logs", "deploy", "rollback", "approve", "reject", "pause", "resume", "canary", "previews"}
 	if !slices.Equal(names, want) {
 		t.Errorf("the grammar's commands %v, want %v", names, want)
 	}

@@ -306,6 +306,9 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 		{testToken, []string{"canary", "abort", "web-staging"}, ExitFailed, "web-staging has no canary in progress (409)"},
 		{rtReader, []string{"canary", "promote", "web-prod"}, ExitFailed, "refused (403): forbidden: this token lacks scope deploy:production"},
 		{testToken, []string{"canary", "pause", "web-prod"}, ExitUsage, "must be one of"},
+		{testToken, []string{"previews", "web-staging"}, ExitOK, "No previews of web-staging run."},
+		{testToken, []string{"previews", "web-staging", "--json"}, ExitOK, `"previews": []`},
+		{testToken, []string{"previews", "rm", "web-staging", "pr-1"}, ExitFailed, "(404)"},
 		{rtReader, []string{"deploy", "web-prod", "v2"}, ExitFailed, "refused (403): forbidden: this token lacks scope deploy:production"},
 		{"cli-roundtrip-unknown-0123456789ab", []string{"status"}, ExitFailed, "the daemon does not know this token (401)"},
 	} {
@@ -332,7 +335,6 @@ func TestCLIDecodesEveryAnswer(t *testing.T) {
 	if _, err := c.get(context.Background(), "/deliveries", url.Values{"limit": {"10"}}, &ds); err != nil || len(ds.Deliveries) != 1 || ds.Next == nil {
 		t.Errorf("GET /deliveries: %v %+v", err, ds)
 	}
-
 	var routes, missed []string
 	chi.Walk(d.routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if strings.HasPrefix(route, "/api/v1/") {

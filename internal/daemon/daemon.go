@@ -86,6 +86,7 @@ type Daemon struct {
 	engine      *deploy.Engine
 	notifier    *notify.Notifier
 	proxy       *proxy.Proxy // the front doors of the deployments with a proxy
+	proxyMu     sync.Mutex   // one proxy.Apply at a time (applyProxy)
 	server      *server.Server
 	ln          net.Listener // hooks (and /metrics unless metricsLn, /api unless apiLn)
 	metricsLn   net.Listener
@@ -172,6 +173,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 				opts.OnDeploy(r)
 			}
 		},
+		OnPreviews:   a.previewsChanged,
 		OnPending:    a.notifier.Pending,
 		OnDropped:    a.notifier.Dropped,
 		OnCanary:     a.notifier.Canary,
@@ -223,7 +225,7 @@ func New(cfg *deployments.Config, opts Options) (*Daemon, error) {
 	}
 	// The front doors listen at once; their requests wait until the
 	// reconcile has found each deployment's container (Run).
-	if err := a.proxy.Apply(frontDoor(cfg), proxyRoutes(cfg)); err != nil {
+	if err := a.applyProxy(cfg); err != nil {
 		a.close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}

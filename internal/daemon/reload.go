@@ -26,7 +26,7 @@ func (a *Daemon) Reload() error {
 	// front_door's certificate files that no longer load, fail the
 	// reload, and the running configuration stays. Files that load are
 	// read again: a reload is how a renewed certificate is picked up.
-	if err := a.proxy.Apply(frontDoor(cfg), proxyRoutes(cfg)); err != nil {
+	if err := a.applyProxy(cfg); err != nil {
 		a.reloadOK.Set(0)
 		a.log.Error().Err(err).Str("config", a.opts.ConfigPath).Msg("reload failed; keeping the running configuration")
 		return fmt.Errorf("proxy: %w", err)

@@ -39,6 +39,7 @@ func (a *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { a.pruneHistory(wctx, a.opts.PruneInterval); return nil })
 	// Polls stop with the watch, before the engine closes.
 	g.Go(func() error { a.poller.Run(wctx); return nil })
+	g.Go(func() error { a.watchPreviewTags(wctx); return nil })
 	g.Go(func() error {
 		// A proxied container the engine restarted may have a new port.
 		a.engine.WatchFrontDoor(wctx, a.opts.WatchInterval)

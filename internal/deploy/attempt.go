@@ -70,8 +70,9 @@ type attempt struct {
 	unrepaired bool
 
 	// An app of several processes (processes.go).
-	hold    bool         // a process's swap: stop after the gate (and publish); the app cleans up
-	unitCur []*Container // what runs as each unit before the deploy, in Units order
+	hold       bool         // a process's swap: stop after the gate (and publish); the app cleans up
+	unitCur    []*Container // what runs as each unit before the deploy, in Units order
+	newPreview bool         // a preview's first deploy: it tracked the preview (previews.go)
 }
 
 // run performs one deploy of q's deployment and records its outcome.
@@ -108,6 +109,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 		}
 		a.id, a.rec.ID = id, id
 	}
+	a.previewStarts()
 	a.log.Info().Str("image", a.d.Image).Str("trigger", r.Trigger).Str("pusher", r.Pusher).Str("actor", r.Actor).
 		Str("strategy", strategyOf(a.d)).Msg("deploy started")
 
@@ -122,6 +124,7 @@ func (e *Engine) run(q *queue, r Request) Result {
 func (a *attempt) finish(o Outcome, err error) {
 	e := a.e
 	a.res.Outcome, a.res.Err, a.res.Ended = o, err, e.opts.Now()
+	a.previewEnds(o)
 	d := a.res.Ended.Sub(a.res.Started)
 	e.metrics.deploys.WithLabelValues(a.res.Request.Deployment, a.res.Environment, string(o)).Inc()
 	if o != Unchanged && o != Deferred {
@@ -155,6 +158,8 @@ func (a *attempt) finish(o Outcome, err error) {
 		Dur("duration", d).Msg("deploy finished")
 	if o == Succeeded {
 		e.clearDown(a.res.Request.Deployment)
+	}
+	if o == Succeeded && a.d != nil && a.d.PreviewOf == "" { // a preview's series would outlive it
 		e.metrics.lastSuccess.WithLabelValues(a.res.Request.Deployment).Set(float64(a.res.Ended.Unix()))
 		e.metrics.setDeployed(prometheus.Labels{
 			"deployment": a.res.Request.Deployment, "environment": a.res.Environment,

@@ -56,6 +56,10 @@ type Options struct {
 	// OnCanary, if set, is told when a canary starts and ends (canary.go);
 	// it must not block.
 	OnCanary func(CanaryEvent)
+	// OnPreviews, if set, is called when a preview starts or stops being
+	// tracked (see previews.go): the front door routes Previews' hosts.
+	// It must not block for long.
+	OnPreviews func()
 
 	// Journal, if set, records every deploy step before it is taken, so
 	// that Reconcile can finish or undo a deploy interrupted by a crash.
@@ -123,6 +127,8 @@ type Engine struct {
 	ripen   map[string]*time.Timer // of each cooling push
 
 	canaries sync.Map // deployment → *canaryRun in progress
+
+	previews previewSet // the previews that run (previews.go)
 }
 
 // New returns an engine. Call Close to stop it.

@@ -19,6 +19,7 @@ type metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	repairs     *prometheus.CounterVec
 	down        *prometheus.GaugeVec
+	previews    *prometheus.GaugeVec
 
 	// engineOf names the engine a deployment runs on, in the config in
 	// force: the engine label of deployed_info, which callers leave out.
@@ -69,9 +70,13 @@ func newMetrics(reg prometheus.Registerer, engineOf func(deployment string) stri
 			Name: "liftoff_deployment_down",
 			Help: "1 while a rollback or repair could not leave the deployment with a container that passes its health gate.",
 		}, []string{"deployment"}),
+		previews: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "liftoff_previews",
+			Help: "Previews (deployments[].previews) running now, by the deployment they preview.",
+		}, []string{"deployment"}),
 		deployedLabels: map[string]prometheus.Labels{},
 	}
-	reg.MustRegister(m.deploys, m.duration, m.phase, m.inProgress, m.queueDepth, m.deployed, m.lastSuccess, m.repairs, m.down)
+	reg.MustRegister(m.deploys, m.duration, m.phase, m.inProgress, m.queueDepth, m.deployed, m.lastSuccess, m.repairs, m.down, m.previews)
 	return m
 }
 

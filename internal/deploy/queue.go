@@ -38,6 +38,7 @@ type jobKind int
 const (
 	jobDeploy jobKind = iota // bring the deployment to job.request
 	jobRepair                // finish or undo what an interrupted deploy left (Reconcile)
+	jobRemove                // remove a preview (previews.go)
 )
 
 // job is one unit of work in a deployment's queue. The jobs of one
@@ -47,7 +48,8 @@ type job struct {
 	kind       jobKind
 	deployment string
 	request    Request    // jobDeploy
-	done       chan error // jobRepair: receives the repair's result
+	done       chan error // jobRepair, jobRemove: receives the result
+	why        string     // jobRemove: why, for the log
 }
 
 func deployJob(r Request) job { return job{kind: jobDeploy, deployment: r.Deployment, request: r} }
@@ -343,6 +345,8 @@ func (e *Engine) work(q *queue) {
 			}
 		case jobRepair:
 			j.done <- e.runRepair(j.deployment)
+		case jobRemove:
+			j.done <- e.runRemove(j.deployment, j.why)
 		}
 	}
 }

@@ -64,6 +64,9 @@ func (e *Engine) Reconcile(ctx context.Context, engines ...string) error {
 			e.strays(ctx, cfg, name, rt)
 		}
 	}
+	if err := e.adoptPreviews(ctx, cfg, mine); err != nil {
+		errs = append(errs, err)
+	}
 	var wait []chan error
 	for i := range cfg.Deployments {
 		if !mine(engineName(&cfg.Deployments[i])) {
@@ -149,8 +152,8 @@ func (e *Engine) runRepair(deployment string) error {
 // next deploy.
 func (e *Engine) observe(ctx context.Context, d *deployments.Deployment) {
 	c, err := e.inspect(ctx, d, d.ContainerName())
-	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name {
-		return
+	if err != nil || !c.Managed() || !c.Running || c.Labels[LabelDeployment] != d.Name || d.PreviewOf != "" {
+		return // a preview's series would outlive it
 	}
 	e.metrics.setDeployed(prometheus.Labels{
 		"deployment": d.Name, "environment": c.Labels[LabelEnvironment],

@@ -209,6 +209,10 @@ func (a *attempt) newSpec(env []string) Spec {
 	labels[LabelImage] = d.Image
 	labels[LabelTag] = r.Tag
 	labels[LabelDigest] = a.res.Digest
+	if d.PreviewOf != "" {
+		labels[LabelPreview] = d.PreviewOf
+		labels[LabelPushed] = a.res.Started.UTC().Format(time.RFC3339Nano)
+	}
 	s := Spec{
 		Name:     a.name,
 		Image:    a.ref,

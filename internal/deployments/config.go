@@ -233,6 +233,14 @@ type Deployment struct {
 	// order they are swapped in (default: by name, web last).
 	Processes map[string]Process `yaml:"processes"`
 	Order     []string           `yaml:"order"`
+	// Previews, if set, starts a container per pushed tag its rule
+	// matches, beside the deployment's (see Previews).
+	Previews *Previews `yaml:"previews"`
+
+	// PreviewOf and PreviewTag are set on the deployment Preview returns:
+	// the deployment it previews and the tag. Never in the file.
+	PreviewOf  string `yaml:"-"`
+	PreviewTag string `yaml:"-"`
 
 	// Set by Validate.
 	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval

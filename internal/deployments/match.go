@@ -22,6 +22,8 @@ func (c *Config) Match(repo, tag string) MatchResult {
 		d := &c.Deployments[i]
 		if d.matches(tag, &v) {
 			res.Accepted = append(res.Accepted, d)
+		} else if d.previewMatches(tag, &v) {
+			res.Accepted = append(res.Accepted, d.Preview(tag))
 		} else {
 			res.Ignored = append(res.Ignored, Ignored{
 				Deployment: d.Name,
@@ -41,12 +43,14 @@ func (d *Deployment) matches(tag string, v *tagVersion) bool {
 	return false
 }
 
-// Deployment returns the deployment with that name, or nil.
+// Deployment returns the deployment with that name, or nil. A preview's
+// name ("web-pr-123", see Preview) gives the preview, a new copy at each
+// call.
 func (c *Config) Deployment(name string) *Deployment {
 	if i, ok := c.byName[name]; ok {
 		return &c.Deployments[i]
 	}
-	return nil
+	return c.previewByName(name)
 }
 
 // All returns every deployment, in the file's order.

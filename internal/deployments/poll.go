@@ -143,15 +143,19 @@ func (t TagRule) String() string {
 	return t.r.arg
 }
 
-// PollRules returns the deployment's parsed tag rules (nil when it is not
-// polled).
+// PollRules returns the deployment's parsed tag rules, its previews' rule
+// last (nil when it is not polled): a tag that appears under the previews
+// rule starts a preview as a pushed one does.
 func (d *Deployment) PollRules() []TagRule {
 	if d.pollEvery == 0 {
 		return nil
 	}
-	out := make([]TagRule, len(d.rules))
+	out := make([]TagRule, len(d.rules), len(d.rules)+1)
 	for i, r := range d.rules {
 		out[i] = TagRule{r}
+	}
+	if d.Previews != nil && d.Previews.rule.kind != ruleExact {
+		out = append(out, TagRule{d.Previews.rule})
 	}
 	return out
 }

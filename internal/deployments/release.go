@@ -190,8 +190,8 @@ func normalizeRef(p *problems, at, s string) string {
 // environment or its environment no backup. It belongs to the config:
 // do not modify it.
 func (c *Config) BackupFor(d *Deployment) *Backup {
-	if d == nil || d.Environment == "" {
-		return nil
+	if d == nil || d.Environment == "" || d.PreviewOf != "" {
+		return nil // a preview never runs the backup
 	}
 	b := c.Environments[d.Environment].Backup
 	if b == nil || len(b.Command) == 0 {

@@ -86,6 +86,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 		if d.Service != nil {
 			c.checkService(p, dp+".service", d, strategyGiven)
 		}
+		c.checkPreviews(p, dp+".previews", d)
 
 		switch d.Strategy {
 		case StopFirst:
@@ -109,6 +110,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 		checkRelease(p, dp+".release", &d.Release, c.nullPaths[dp+".release"])
 	}
 	c.checkFrontDoorRoutes(p)
+	c.checkPreviewNames(p)
 	return repos
 }
 

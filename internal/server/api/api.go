@@ -79,6 +79,8 @@ func (h *Handler) Routes(r chi.Router) {
 		r.Post("/deployments/{name}/reject", h.postAction(control.Reject))
 		r.Post("/deployments/{name}/canary/promote", h.postCanary(control.CanaryPromote))
 		r.Post("/deployments/{name}/canary/abort", h.postCanary(control.CanaryAbort))
+		r.Get("/deployments/{name}/previews", h.listPreviews)
+		r.Delete("/deployments/{name}/previews/{tag}", h.deletePreview)
 		r.NotFound(httperr.NotFound)
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 			httperr.JSON(w, http.StatusMethodNotAllowed, apiv1.Error{Error: "method not allowed"})

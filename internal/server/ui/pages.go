@@ -72,6 +72,8 @@ type deploymentCard struct {
 	// Unreachable: the container engine did not answer (why); what runs
 	// is unknown.
 	Unreachable string
+	// Previews are the deployment's previews that run, with links.
+	Previews []apiv1.Preview
 }
 
 // deployRow is the API's view of a deploy, with its bar.
@@ -178,6 +180,9 @@ func (h *Handler) card(ctx context.Context, r *http.Request, d *deployments.Depl
 	p := principal(r)
 	ud := deploymentCard{Deployment: v, CanDeploy: p.Can(deployments.VerbDeploy, d.Environment),
 		CanApprove: p.Can(deployments.VerbApprove, d.Environment), Unreachable: unreachable}
+	if d.Previews != nil {
+		ud.Previews = h.svc.Previews(d)
+	}
 	if last != nil {
 		ud.LastDeploy = &h.rows([]deploy.Record{*last})[0]
 	}
