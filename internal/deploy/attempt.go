@@ -72,6 +72,11 @@ type attempt struct {
 	// An app of several processes (processes.go).
 	hold    bool         // a process's swap: stop after the gate (and publish); the app cleans up
 	unitCur []*Container // what runs as each unit before the deploy, in Units order
+	// units and unitEnv: each unit as this deploy runs it and its
+	// environment, for an app whose processes name compose services
+	// (each has its own); nil otherwise (every unit takes the app's).
+	units   []deployments.Unit
+	unitEnv [][]string
 }
 
 // run performs one deploy of q's deployment and records its outcome.

@@ -15,6 +15,11 @@ import (
 // check, backup and release, then each process swapped in turn (see Order),
 // and all of them rolled back if one fails its gate.
 type Process struct {
+	// Service, with the deployment's compose:, names the compose service
+	// the process runs: its command, container spec, environment and
+	// healthcheck come from there (as compose.service does for a single
+	// deployment). Either every process names one or none does.
+	Service string `yaml:"service"`
 	// Command is run after the image's entrypoint, as docker run IMAGE
 	// CMD...; empty: the image's CMD.
 	Command []string `yaml:"command"`
@@ -28,6 +33,8 @@ type Process struct {
 	Container *Container `yaml:"container"`
 	// Health, if set, is the process's gate instead of the deployment's.
 	Health *Health `yaml:"health"`
+
+	svc *ComposeService // Service as loaded by Validate
 }
 
 // Unit is one container of an app of several processes: a replica of a
@@ -137,6 +144,19 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 		if pr.Scale != nil && *pr.Scale < 1 {
 			p.addf(at+".scale", "want 1 or more replicas (default 1)")
 		}
+		if pr.Service != "" && d.Compose == nil {
+			p.addf(at+".service", "names a compose service: give compose: {file: ...}")
+		} else if pr.Service != "" {
+			if len(pr.Command) > 0 {
+				p.addf(at+".command", "comes from service %s of %s: set it there", pr.Service, d.Compose.File)
+			}
+			if pr.Container != nil {
+				p.addf(at+".container", "comes from service %s of %s: set it there", pr.Service, d.Compose.File)
+			}
+			if pr.Health != nil && len(pr.Health.Cmd) > 0 && pr.svc != nil && pr.svc.Container.healthcheck != nil {
+				p.addf(at+".health.cmd", "service %s of %s has a healthcheck: keep one of them", pr.Service, d.Compose.File)
+			}
+		}
 		if pr.Container != nil {
 			if pr.Container.Name != "" {
 				p.addf(at+".container.name", "a process's containers are named <container.name>-%s-<n>: drop name", name)
@@ -211,6 +231,9 @@ func (d *Deployment) unit(name string, n int, pr Process) *Deployment {
 	u.Processes, u.Order, u.units = nil, nil, nil
 	u.Release = Release{}
 	u.Proxy, u.Service, u.Poll = nil, nil, nil
+	if pr.svc != nil {
+		return d.serviceUnit(&u, name, n, pr)
+	}
 	ct := Container{
 		Name:             UnitContainerName(d.ContainerName(), name, n),
 		Volumes:          d.Container.Volumes,
@@ -241,4 +264,28 @@ func (d *Deployment) unit(name string, n int, pr Process) *Deployment {
 		u.Health = *pr.Health
 	}
 	return &u
+}
+
+// serviceUnit fills u, replica n of process name, from the compose
+// service the process names: its container spec and stop timeout, with
+// Compose's labels for that service and replica, and, through u.Compose,
+// its environment (the layers go on top) and Fresh reading it again at
+// each deploy.
+func (d *Deployment) serviceUnit(u *Deployment, name string, n int, pr Process) *Deployment {
+	cm := *d.Compose
+	cm.Service, cm.svc, cm.replica = pr.Service, pr.svc, n
+	own := Container{Name: UnitContainerName(d.ContainerName(), name, n), ReplaceUnmanaged: d.Container.ReplaceUnmanaged}
+	cm.own = &own
+	u.Compose = &cm
+	u.Container = serviceContainer(pr.svc, own, n)
+	if u.StopTimeout = cm.ownStop; u.StopTimeout == 0 {
+		u.StopTimeout = pr.svc.StopTimeout
+	}
+	if u.StopTimeout == 0 {
+		u.StopTimeout = DefaultStopTimeout
+	}
+	if pr.Health != nil {
+		u.Health = *pr.Health
+	}
+	return u
 }
