@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
@@ -40,6 +41,7 @@ networks:
 const composeAppConfig = configHead + `environments:
   staging:
     env: {STAGE: staging}
+    forbid: {ROLE: [evil]}
 deployments:
   - name: %[1]s-app
     tags: [staging]
@@ -57,7 +59,8 @@ deployments:
 // compose file deploy as one app: one push, one release, every container
 // on the new digest with its own service's command, environment and
 // labels (Compose's, per replica), and docker-compose ps in the project
-// shows them all.
+// shows them all. A process whose service's environment breaks the
+// policy refuses the deploy, naming it, before the release runs.
 func TestComposeServicesAsProcesses(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
@@ -119,6 +122,22 @@ func TestComposeServicesAsProcesses(t *testing.T) {
 				t.Errorf("%s runs %v, want its service's command", c, in.Config.Cmd)
 			}
 		}
+	}
+
+	// The worker's service now breaks the policy: the file is read again
+	// at the deploy, which is refused before the release; v2 runs on.
+	if err := os.WriteFile(file, []byte(strings.Replace(text, "ROLE: worker", "ROLE: evil", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.push("staging", "v3")
+	if r := d.deploy("staging"); r.Outcome != deploy.Refused || r.Err == nil || !strings.Contains(r.Err.Error(), "process worker (service worker)") {
+		t.Fatalf("v3 with a forbidden ROLE in the worker's service: %s %v, want refused naming the process", r.Outcome, r.Err)
+	}
+	if m := markers(t, data, "release.log"); len(m) != 2 {
+		t.Errorf("release markers after the refused v3: %q, want v1's and v2's only", m)
+	}
+	for _, c := range containers {
+		d.serving(c, "v2")
 	}
 
 	cmd := exec.Command(compose[0], append(compose[1:], "-f", file, "-p", project, "ps")...)

@@ -172,10 +172,10 @@ func (a *attempt) prepare() (Outcome, error) {
 	if err != nil {
 		return Failed, err
 	}
-	if err := a.cfg.CheckPolicy(a.d, a.spec.Env); err != nil {
+	if err := a.checkUnits(); err != nil {
 		return Refused, err
 	}
-	if err := a.checkUnits(); err != nil {
+	if err := a.cfg.CheckPolicy(a.d, a.spec.Env); err != nil {
 		return Refused, err
 	}
 	return "", nil
