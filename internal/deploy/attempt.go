@@ -62,6 +62,9 @@ type attempt struct {
 	newID      string
 	newName    string // the new container's name while it proves itself
 	published  bool   // start-first: the new container got its aliases
+	// upstream and oldUpstream: with a proxy, the new container's address
+	// once published, and the one the front door served before.
+	upstream, oldUpstream string
 	// unrepaired: the swap was left half done (the engine stopped
 	// answering during the rollback or start-first's last step), or
 	// liftoff stopped during a backup or release. The deploy stays

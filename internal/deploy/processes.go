@@ -118,9 +118,12 @@ func (a *attempt) appSwap() (Outcome, error) {
 	for _, ua := range held {
 		var o Outcome
 		var err error
-		if ua.published || ua.d.Strategy == deployments.StartFirst && ua.cur != nil {
+		switch {
+		case ua.d.Proxy != nil:
+			o, err = ua.proxyCleanup()
+		case ua.published || ua.d.Strategy == deployments.StartFirst && ua.cur != nil:
 			o, err = ua.startFirstCleanup()
-		} else {
+		default:
 			o, err = ua.stopFirstCleanup()
 		}
 		a.finishUnit(ua, o, err)
