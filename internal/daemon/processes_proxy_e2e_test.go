@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	liftoff "github.com/liftoff-deploy/liftoff/internal/daemon"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/testenv"
 )
@@ -37,7 +39,8 @@ deployments:
 // TestAppWebBehindFrontDoor: the web process of an app behind liftoff's
 // front door is swapped start-first under load without a lost request;
 // when a process swapped after it fails, the front door goes back to the
-// web's previous container, which served all along.
+// web's previous container, which served all along; after a restart the
+// front door serves the web again without a deploy.
 func TestAppWebBehindFrontDoor(t *testing.T) {
 	testenv.Slow(t)
 	t.Parallel()
@@ -113,4 +116,26 @@ func TestAppWebBehindFrontDoor(t *testing.T) {
 		}
 	}
 	d.hasMetric(fmt.Sprintf(`liftoff_proxy_requests_in_flight{deployment="%s"} 0`, web))
+
+	// A liftoff started again serves the web's container through its
+	// front door without a deploy (a request before it finds it waits).
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	d.launch(d.configPath, d.lookup, liftoff.Options{})
+	if addr = d.app.ProxyAddr(web); addr == nil {
+		t.Fatalf("no front door for %s after the restart", web)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	defer resp.Body.Close()
+	var a struct{ Version string }
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != http.StatusOK || a.Version != "v3" {
+		t.Errorf("after the restart: %d %q %v, want 200 from v3", resp.StatusCode, a.Version, err)
+	}
 }
