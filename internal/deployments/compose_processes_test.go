@@ -162,3 +162,20 @@ func TestComposeProcessesErrors(t *testing.T) {
 		})
 	}
 }
+
+// The front door reaches a proxied process on a loopback port: a service
+// that publishes its own is refused, not silently unpublished.
+func TestComposeProcessProxyPorts(t *testing.T) {
+	file := writeCompose(t, "services:\n  web:\n    image: acme/dblood\n    ports: [\"8000:8000\"]\n  worker:\n    image: acme/dblood\n")
+	yaml := head + "deployments:\n  - name: dblood\n    tags: [latest]\n    compose: {file: " + file + "}\n" +
+		"    processes: {web: {service: web, proxy: {listen: \"127.0.0.1:9001\", port: 8000}}, worker: {service: worker}}\n"
+	_, err := parseString(t, yaml)
+	if want := "deployments[0].processes.web.proxy: service web of " + file + " publishes ports"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v\nwant %q", err, want)
+	}
+	plain := writeCompose(t, "services:\n  web:\n    image: acme/dblood\n  worker:\n    image: acme/dblood\n")
+	c := mustParse(t, strings.Replace(yaml, file, plain, 1))
+	if web := c.Unit("dblood/web.1").Deployment; web.Proxy == nil || web.Container.Labels[ComposeServiceLabel] != "web" {
+		t.Errorf("web unit: proxy %+v, labels %v", web.Proxy, web.Container.Labels)
+	}
+}

@@ -157,6 +157,9 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 			if pr.Container != nil && len(pr.Container.Ports) > 0 {
 				p.addf(at+".container.ports", "the front door reaches the process on a loopback port of its own: drop ports")
 			}
+			if pr.svc != nil && len(pr.svc.Container.Ports) > 0 {
+				p.addf(at+".proxy", "service %s of %s publishes ports, and the front door reaches the process on a loopback port of its own: drop the service's ports", pr.Service, d.Compose.File)
+			}
 		} else if c.nullPaths[at+".proxy"] {
 			p.addf(at+".proxy", "given with no value: remove it, or give its settings")
 		}
@@ -183,6 +186,9 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 			if pr.Container.ReplaceUnmanaged {
 				p.addf(at+".container.replace_unmanaged", "set replace_unmanaged on the deployment's container")
 			}
+		}
+		if pr.Health != nil && pr.Proxy == nil && strings.Contains(pr.Health.URL, "{upstream}") {
+			p.addf(at+".health.url", "{upstream} is the address liftoff's proxy reaches the container at: the process has no proxy (use {container})")
 		}
 		if pr.Health != nil {
 			pr.Health.fillDefaults()

@@ -93,6 +93,8 @@ func TestProcessErrors(t *testing.T) {
 			[]string{"deployments[0].processes.web.scale: the front door sends a process's requests to one container", "deployments[0].processes.web.container.ports: the front door reaches the process on a loopback port"}},
 		{"bad proxy", dep + "    processes: {web: {proxy: {port: 0}}}\n",
 			[]string{"deployments[0].processes.web.proxy.listen: missing", "deployments[0].processes.web.proxy.port: want the container's port"}},
+		{"upstream without a proxy", dep + "    processes: {worker: {health: {url: \"http://{upstream}/healthz\"}}}\n",
+			[]string{"deployments[0].processes.worker.health.url: {upstream} is the address liftoff's proxy reaches"}},
 		{"proxy hosts without a front door", dep + "    processes: {web: {proxy: {hosts: [dblood.example.com], port: 8000}}}\n",
 			[]string{"deployments[0].processes.web.proxy.hosts: hosts are served by the front door"}},
 		{"process container name and command", dep + "    processes: {web: {container: {name: x, command: [y]}}}\n",
