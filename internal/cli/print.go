@@ -51,10 +51,21 @@ type runView struct {
 }
 
 // printDeployments writes each deployment's runView, one YAML document
-// each. Values of secret variables are replaced by "(secret)".
+// each; an app of several processes, one per replica of each process
+// ("dblood/web.1"). Values of secret variables are replaced by "(secret)".
 func printDeployments(w io.Writer, cfg *deployments.Config) error {
+	var ds []*deployments.Deployment
 	for i := range cfg.Deployments {
 		d := &cfg.Deployments[i]
+		if !d.HasProcesses() {
+			ds = append(ds, d)
+			continue
+		}
+		for _, u := range d.Units() {
+			ds = append(ds, u.Deployment)
+		}
+	}
+	for _, d := range ds {
 		ct, s := &d.Container, d.Container.Settings()
 		v := runView{
 			Deployment:  d.Name,

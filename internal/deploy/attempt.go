@@ -62,6 +62,9 @@ type attempt struct {
 	newID      string
 	newName    string // the new container's name while it proves itself
 	published  bool   // start-first: the new container got its aliases
+	// upstream and oldUpstream: with a proxy, the new container's address
+	// once published, and the one the front door served before.
+	upstream, oldUpstream string
 	// unrepaired: the swap was left half done (the engine stopped
 	// answering during the rollback or start-first's last step), or
 	// liftoff stopped during a backup or release. The deploy stays
@@ -70,9 +73,14 @@ type attempt struct {
 	unrepaired bool
 
 	// An app of several processes (processes.go).
-	hold       bool         // a process's swap: stop after the gate (and publish); the app cleans up
-	unitCur    []*Container // what runs as each unit before the deploy, in Units order
-	newPreview bool         // a preview's first deploy: it tracked the preview (previews.go)
+	hold    bool         // a process's swap: stop after the gate (and publish); the app cleans up
+	unitCur []*Container // what runs as each unit before the deploy, in Units order
+	// units and unitEnv: each unit as this deploy runs it and its
+	// environment, for an app whose processes name compose services
+	// (each has its own); nil otherwise (every unit takes the app's).
+	units      []deployments.Unit
+	unitEnv    [][]string
+	newPreview bool // a preview's first deploy: it tracked the preview (previews.go)
 }
 
 // run performs one deploy of q's deployment and records its outcome.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,7 +101,13 @@ func (e *Engine) serve(d *deployments.Deployment, c *Container) (previous string
 
 // serveCurrent points d's front door at the container that runs as d now.
 func (e *Engine) serveCurrent(ctx context.Context, d *deployments.Deployment) {
-	if e.front == nil || d.Proxy == nil {
+	if e.front == nil {
+		return
+	}
+	for _, u := range d.Units() {
+		e.serveCurrent(ctx, u.Deployment) // an app: its proxied process
+	}
+	if d.Proxy == nil {
 		return
 	}
 	var cp *Container
@@ -126,11 +133,7 @@ func (e *Engine) refreshFrontDoor(ctx context.Context) {
 		return
 	}
 	cfg := e.opts.Config()
-	for i := range cfg.Deployments {
-		d := &cfg.Deployments[i]
-		if d.Proxy == nil {
-			continue
-		}
+	for _, d := range cfg.ProxyRoutes() {
 		f.mu.Lock()
 		s, ok := f.served[d.Name]
 		f.mu.Unlock()
@@ -206,6 +209,18 @@ func (a *attempt) proxySwap() (Outcome, error) {
 		return a.rollback(err)
 	}
 	a.res.ContainerID = a.newID
+	a.upstream, a.oldUpstream = upstream, old
+	if a.hold {
+		return "", nil // a process of an app: cleaned up once all passed (processes.go)
+	}
+	return a.proxyCleanup()
+}
+
+// proxyCleanup retires the previous container once the front door sends
+// every new request to the new one: renames, drain, stop, remove.
+func (a *attempt) proxyCleanup() (Outcome, error) {
+	rt, d, cur := a.rt, a.d, a.cur
+	upstream, old := a.upstream, a.oldUpstream
 	if cur == nil {
 		return Succeeded, nil
 	}
@@ -289,9 +304,9 @@ func (e *Engine) ServeNew(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.OpTimeout)
 	defer cancel()
 	cfg := e.opts.Config()
-	for i := range cfg.Deployments {
-		d := &cfg.Deployments[i]
-		if d.Proxy == nil || e.Busy(d.Name) {
+	for _, d := range cfg.ProxyRoutes() {
+		// An app's process is deployed in its app's queue.
+		if app, _, _ := strings.Cut(d.Name, "/"); e.Busy(app) {
 			continue
 		}
 		e.front.mu.Lock()

@@ -95,7 +95,11 @@ func (a *attempt) appSwap() (Outcome, error) {
 	}
 	var held []*attempt
 	for i, u := range a.d.Units() {
-		ua, err := a.unitAttempt(u, a.unitCur[i])
+		env := a.spec.Env
+		if a.units != nil {
+			u, env = a.units[i], a.unitEnv[i]
+		}
+		ua, err := a.unitAttempt(u, a.unitCur[i], env)
 		if err != nil {
 			return a.undoUnits(held, Failed, err)
 		}
@@ -114,9 +118,12 @@ func (a *attempt) appSwap() (Outcome, error) {
 	for _, ua := range held {
 		var o Outcome
 		var err error
-		if ua.published || ua.d.Strategy == deployments.StartFirst && ua.cur != nil {
+		switch {
+		case ua.d.Proxy != nil:
+			o, err = ua.proxyCleanup()
+		case ua.published || ua.d.Strategy == deployments.StartFirst && ua.cur != nil:
 			o, err = ua.startFirstCleanup()
-		} else {
+		default:
 			o, err = ua.stopFirstCleanup()
 		}
 		a.finishUnit(ua, o, err)
@@ -207,9 +214,53 @@ func (a *attempt) undoUnits(held []*attempt, o Outcome, cause error) (Outcome, e
 	return o, cause
 }
 
+// prepareUnits reads again the compose service of each unit of an app
+// whose processes name services (processes.<name>.service) and builds
+// its environment: the service's, with liftoff's layers on top. The app's
+// own spec (the release's) then takes the environment, volumes and
+// networks of the first process swapped.
+func (a *attempt) prepareUnits(imageEnv []string) error {
+	a.units, a.unitEnv = nil, nil
+	if !a.d.HasProcesses() || a.d.Compose == nil {
+		return nil
+	}
+	units := a.d.Units()
+	if len(units) == 0 || units[0].Deployment.Compose == nil {
+		return nil // processes with commands of their own: the app's env
+	}
+	for _, u := range units {
+		d, err := a.cfg.Fresh(u.Deployment)
+		if err != nil {
+			return fmt.Errorf("process %s: %w", u.Process, err)
+		}
+		env, err := a.cfg.Env(d, imageEnv)
+		if err != nil {
+			return fmt.Errorf("process %s: %w", u.Process, err)
+		}
+		u.Deployment = d
+		a.units = append(a.units, u)
+		a.unitEnv = append(a.unitEnv, env)
+	}
+	a.spec.Env = a.unitEnv[0]
+	a.spec.Volumes = a.units[0].Deployment.Container.Volumes
+	a.spec.Networks = a.units[0].Deployment.Container.Networks
+	return nil
+}
+
+// checkUnits checks the environment's policy on each unit's environment
+// read by prepareUnits.
+func (a *attempt) checkUnits() error {
+	for i, u := range a.units {
+		if err := a.cfg.CheckPolicy(u.Deployment, a.unitEnv[i]); err != nil {
+			return fmt.Errorf("process %s (service %s): %w", u.Process, u.Deployment.Compose.Service, err)
+		}
+	}
+	return nil
+}
+
 // unitAttempt makes the attempt that swaps unit u (cur runs as it now),
-// with its journal record.
-func (a *attempt) unitAttempt(u deployments.Unit, cur *Container) (*attempt, error) {
+// with its journal record; env is its environment.
+func (a *attempt) unitAttempt(u deployments.Unit, cur *Container, env []string) (*attempt, error) {
 	d := u.Deployment
 	ua := &attempt{
 		e: a.e, q: a.q, ctx: a.ctx, cfg: a.cfg, d: d, name: d.ContainerName(), rt: a.rt,
@@ -226,7 +277,7 @@ func (a *attempt) unitAttempt(u deployments.Unit, cur *Container) (*attempt, err
 		Trigger: r.Trigger, Delivery: r.Delivery, Pusher: r.Pusher, Actor: r.Actor, Started: ua.res.Started,
 		Phases: map[string]time.Duration{},
 	}
-	ua.spec = ua.newSpec(a.spec.Env)
+	ua.spec = ua.newSpec(env)
 	ua.spec.Labels[LabelApp] = a.d.Name
 	ua.spec.Labels[LabelProcess] = u.Process
 	ua.spec.Labels[LabelReplica] = strconv.Itoa(u.Replica)

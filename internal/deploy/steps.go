@@ -167,10 +167,13 @@ func (a *attempt) prepare() (Outcome, error) {
 			return err
 		}
 		a.spec = a.newSpec(env)
-		return nil
+		return a.prepareUnits(imageEnv)
 	})
 	if err != nil {
 		return Failed, err
+	}
+	if err := a.checkUnits(); err != nil {
+		return Refused, err
 	}
 	if err := a.cfg.CheckPolicy(a.d, a.spec.Env); err != nil {
 		return Refused, err

@@ -39,6 +39,21 @@ type Compose struct {
 	// not the service's.
 	own     *Container
 	ownStop time.Duration
+	// replica is the container's number in its service, for a process's
+	// replica (see Process.Service); 0 for a single deployment's (1).
+	replica int
+}
+
+// processServices tells whether d's processes name their compose
+// services (processes.<name>.service) instead of compose.service naming
+// the one service of the deployment.
+func (d *Deployment) processServices() bool {
+	for _, pr := range d.Processes {
+		if pr.Service != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Labels Docker Compose puts on the containers of a project, and reads to
@@ -639,6 +654,12 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment, loaded map[
 		p.addf(at+".compose", "%s: %s", cm.File, composeLoadError(err))
 		return
 	}
+	if d.processServices() {
+		c.applyProcessServices(p, at, d, proj)
+		// Without one image for the services, an error said why.
+		p.done[at+".image"] = d.Image == ""
+		return
+	}
 	svc, err := proj.Service(name)
 	var ce *ComposeError
 	switch {
@@ -667,18 +688,7 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment, loaded map[
 	for _, k := range givenContainerKeys(&own) {
 		p.addf(at+".container."+k, "comes from service %s of %s: set it there", name, cm.File)
 	}
-	ct := svc.Container
-	ct.Labels = maps.Clone(ct.Labels)
-	if ct.Labels == nil {
-		ct.Labels = map[string]string{}
-	}
-	for k, v := range composeLabels(svc) {
-		ct.Labels[k] = v
-	}
-	if own.Name != "" {
-		ct.Name = own.Name
-	}
-	ct.ReplaceUnmanaged = own.ReplaceUnmanaged
+	ct := serviceContainer(svc, own, cm.replica)
 	d.Container = ct
 	if d.StopTimeout = cm.ownStop; d.StopTimeout == 0 {
 		d.StopTimeout = svc.StopTimeout
@@ -686,6 +696,88 @@ func (c *Config) applyCompose(p *problems, at string, d *Deployment, loaded map[
 	if ct.healthcheck != nil && len(d.Health.Cmd) > 0 {
 		p.addf(at+".health.cmd", "service %s of %s has a healthcheck: keep one of them", name, cm.File)
 	}
+}
+
+// serviceContainer is the container of replica n (0: the only one) of
+// svc, with Compose's labels, under own's name if it gives one.
+func serviceContainer(svc *ComposeService, own Container, n int) Container {
+	ct := svc.Container
+	ct.Labels = maps.Clone(ct.Labels)
+	if ct.Labels == nil {
+		ct.Labels = map[string]string{}
+	}
+	maps.Copy(ct.Labels, composeLabels(svc, n))
+	if own.Name != "" {
+		ct.Name = own.Name
+	}
+	ct.ReplaceUnmanaged = own.ReplaceUnmanaged
+	return ct
+}
+
+// applyProcessServices reads the compose service of each process of d
+// (processes.<name>.service) from proj: one image for all of them (one
+// push deploys the app), and the app's own container reduced to what is
+// liftoff's (name, replace_unmanaged). Each unit takes its service's
+// spec in Deployment.unit.
+func (c *Config) applyProcessServices(p *problems, at string, d *Deployment, proj *ComposeProject) {
+	cm := d.Compose
+	if cm.Service != "" {
+		p.addf(at+".compose.service", "the processes name their services (processes.<name>.service): drop compose.service")
+		return
+	}
+	images := map[string][]string{} // image → "process (service x)"
+	for _, name := range slices.Sorted(maps.Keys(d.Processes)) {
+		pr := d.Processes[name]
+		pp := at + ".processes." + name + ".service"
+		if pr.Service == "" {
+			p.addf(pp, "missing: with compose: and a process naming its service, every process names one (services of %s)", cm.File)
+			continue
+		}
+		svc, err := proj.Service(pr.Service)
+		var ce *ComposeError
+		switch {
+		case errors.As(err, &ce):
+			for _, why := range ce.Problems {
+				p.addf(pp, "%s: service %s: %s", cm.File, pr.Service, why)
+			}
+			continue
+		case err != nil:
+			p.addf(pp, "%s: %v", cm.File, err)
+			continue
+		}
+		if svc.Container.Name != "" {
+			p.addf(pp, "%s: service %s: container_name: a process's containers are named <name>-%s-<n>: drop container_name", cm.File, pr.Service, name)
+			continue
+		}
+		pr.svc = svc
+		d.Processes[name] = pr
+		images[svc.Image] = append(images[svc.Image], fmt.Sprintf("%s (service %s)", name, pr.Service))
+	}
+	if len(images) > 1 {
+		var list []string
+		for _, img := range slices.Sorted(maps.Keys(images)) {
+			list = append(list, fmt.Sprintf("%s runs %s", strings.Join(images[img], ", "), img))
+		}
+		p.addf(at+".processes", "the services of %s run different images (%s): an app's processes run one image, deployed by one push; give the others a deployment of their own", cm.File, strings.Join(list, "; "))
+		return
+	}
+	for img := range images {
+		if d.Image == "" {
+			d.Image = img
+		} else if n, err := reference.ParseNormalizedNamed(d.Image); err == nil && n.Name() != img {
+			p.addf(at+".image", "%s, but the services of %s run %s: give one of them", p.quote(at+".image", d.Image), cm.File, img)
+		}
+	}
+	if cm.own == nil {
+		own := d.Container
+		cm.own, cm.ownStop = &own, d.StopTimeout
+	}
+	own := *cm.own
+	for _, k := range givenContainerKeys(&own) {
+		p.addf(at+".container."+k, "comes from each process's service of %s: set it there", cm.File)
+	}
+	d.Container = Container{Name: own.Name, ReplaceUnmanaged: own.ReplaceUnmanaged}
+	d.StopTimeout = cm.ownStop // each unit falls back on its service's
 }
 
 // composeLoadError is compose-go's error on one line, as every error of
@@ -696,11 +788,11 @@ func composeLoadError(err error) string {
 
 // composeLabels are the labels Docker Compose puts on a service's first
 // container, which `docker compose ps` and `logs` look for.
-func composeLabels(s *ComposeService) map[string]string {
+func composeLabels(s *ComposeService, n int) map[string]string {
 	return map[string]string{
 		ComposeProjectLabel:     s.Project,
 		ComposeServiceLabel:     s.Service,
-		ComposeNumberLabel:      "1",
+		ComposeNumberLabel:      strconv.Itoa(max(n, 1)),
 		ComposeOneoffLabel:      "False",
 		ComposeWorkingDirLabel:  s.WorkingDir,
 		ComposeConfigFilesLabel: strings.Join(s.Files, ","),
@@ -736,7 +828,9 @@ func givenContainerKeys(ct *Container) []string {
 // (among others: another image, another container name: those need a
 // reload, which checks the whole config).
 func (c *Config) Fresh(d *Deployment) (*Deployment, error) {
-	if d.Compose == nil || d.Compose.own == nil {
+	if d.Compose == nil || d.Compose.own == nil || d.processServices() {
+		// An app whose processes name services: each unit is read
+		// again on its own (the unit has no processes).
 		return d, nil
 	}
 	nd := *d

@@ -131,7 +131,15 @@ func (c *Config) Env(d *Deployment, imageEnv []string) ([]string, error) {
 // that cannot be read contributes no keys.
 func (c *Config) SecretKeys(d *Deployment) map[string]bool {
 	m, _ := c.layers(d, nil)
-	return (&envLayers{m: m}).secretKeys()
+	keys := (&envLayers{m: m}).secretKeys()
+	if d.processServices() {
+		// Each process has its service's environment: the app's
+		// secrets are those of every one.
+		for _, u := range d.units {
+			maps.Copy(keys, c.SecretKeys(u.Deployment))
+		}
+	}
+	return keys
 }
 
 // SecretValues returns every value a ${VAR} brought into the config, of

@@ -177,12 +177,11 @@ func checkHost(h string) string {
 // cannot get a wildcard certificate.
 func (c *Config) checkFrontDoorRoutes(p *problems) {
 	owner := map[string]string{} // host + prefix → the field that has it
-	for i := range c.Deployments {
-		d := &c.Deployments[i]
-		if d.Proxy == nil || len(d.Proxy.Hosts) == 0 {
+	for _, d := range c.ProxyRoutes() {
+		if len(d.Proxy.Hosts) == 0 {
 			continue
 		}
-		at := d.path + ".proxy.hosts"
+		at := d.proxyPath() + ".hosts"
 		if c.FrontDoor == nil {
 			p.addf(at, "hosts are served by the front door: add front_door (listen: \":443\" ...), or give the proxy a listen of its own")
 		}

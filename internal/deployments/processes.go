@@ -15,6 +15,11 @@ import (
 // check, backup and release, then each process swapped in turn (see Order),
 // and all of them rolled back if one fails its gate.
 type Process struct {
+	// Service, with the deployment's compose:, names the compose service
+	// the process runs: its command, container spec, environment and
+	// healthcheck come from there (as compose.service does for a single
+	// deployment). Either every process names one or none does.
+	Service string `yaml:"service"`
 	// Command is run after the image's entrypoint, as docker run IMAGE
 	// CMD...; empty: the image's CMD.
 	Command []string `yaml:"command"`
@@ -28,6 +33,12 @@ type Process struct {
 	Container *Container `yaml:"container"`
 	// Health, if set, is the process's gate instead of the deployment's.
 	Health *Health `yaml:"health"`
+	// Proxy, on one process of the app (its web), puts liftoff's front
+	// door before it: its one replica is swapped as a proxied
+	// deployment is (start beside, gate, switch, drain).
+	Proxy *Proxy `yaml:"proxy"`
+
+	svc *ComposeService // Service as loaded by Validate
 }
 
 // Unit is one container of an app of several processes: a replica of a
@@ -103,7 +114,7 @@ func (c *Config) Unit(name string) *Unit {
 // checkProcesses checks deployments[].processes and order, and builds the
 // units. containers and published are the container names and host ports
 // taken so far on the deployment's engine; the units' are added.
-func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, containers map[string]int, index int, published []hostPort) []hostPort {
+func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, containers map[string]int, index int, published []hostPort, listens map[string]string) []hostPort {
 	if len(d.Processes) == 0 {
 		if len(d.Order) > 0 {
 			p.addf(dp+".order", "order is the order of processes: the deployment has none")
@@ -112,12 +123,13 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 	}
 	pp := dp + ".processes"
 	before := len(p.list)
+	var proxied []string // the processes with a proxy
 	// What belongs to a process, not to the app as a whole.
 	switch {
 	case d.Service != nil:
 		p.addf(pp, "a Swarm service cannot have processes (give each process a deployment of its own)")
 	case d.Proxy != nil:
-		p.addf(dp+".proxy", "an app of several processes has no front door of liftoff's yet: publish the web process's ports (processes.web.container.ports), or give the web its own deployment")
+		p.addf(dp+".proxy", "with processes, the front door belongs to the process that serves users: processes.<name>.proxy (e.g. processes.web.proxy)")
 	case len(d.Container.Ports) > 0:
 		p.addf(dp+".container.ports", "with processes, ports belong to the process that serves them: processes.<name>.container.ports")
 	case len(d.Container.Aliases) > 0:
@@ -137,6 +149,33 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 		if pr.Scale != nil && *pr.Scale < 1 {
 			p.addf(at+".scale", "want 1 or more replicas (default 1)")
 		}
+		if pr.Proxy != nil {
+			proxied = append(proxied, name)
+			if pr.Scale != nil && *pr.Scale > 1 {
+				p.addf(at+".scale", "the front door sends a process's requests to one container: a process with proxy runs 1 replica")
+			}
+			if pr.Container != nil && len(pr.Container.Ports) > 0 {
+				p.addf(at+".container.ports", "the front door reaches the process on a loopback port of its own: drop ports")
+			}
+			if pr.svc != nil && len(pr.svc.Container.Ports) > 0 {
+				p.addf(at+".proxy", "service %s of %s publishes ports, and the front door reaches the process on a loopback port of its own: drop the service's ports", pr.Service, d.Compose.File)
+			}
+		} else if c.nullPaths[at+".proxy"] {
+			p.addf(at+".proxy", "given with no value: remove it, or give its settings")
+		}
+		if pr.Service != "" && d.Compose == nil {
+			p.addf(at+".service", "names a compose service: give compose: {file: ...}")
+		} else if pr.Service != "" {
+			if len(pr.Command) > 0 {
+				p.addf(at+".command", "comes from service %s of %s: set it there", pr.Service, d.Compose.File)
+			}
+			if pr.Container != nil {
+				p.addf(at+".container", "comes from service %s of %s: set it there", pr.Service, d.Compose.File)
+			}
+			if pr.Health != nil && len(pr.Health.Cmd) > 0 && pr.svc != nil && pr.svc.Container.healthcheck != nil {
+				p.addf(at+".health.cmd", "service %s of %s has a healthcheck: keep one of them", pr.Service, d.Compose.File)
+			}
+		}
 		if pr.Container != nil {
 			if pr.Container.Name != "" {
 				p.addf(at+".container.name", "a process's containers are named <container.name>-%s-<n>: drop name", name)
@@ -148,10 +187,16 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 				p.addf(at+".container.replace_unmanaged", "set replace_unmanaged on the deployment's container")
 			}
 		}
+		if pr.Health != nil && pr.Proxy == nil && strings.Contains(pr.Health.URL, "{upstream}") {
+			p.addf(at+".health.url", "{upstream} is the address liftoff's proxy reaches the container at: the process has no proxy (use {container})")
+		}
 		if pr.Health != nil {
 			pr.Health.fillDefaults()
 			checkHealth(p, at+".health", pr.Health)
 		}
+	}
+	if len(proxied) > 1 {
+		p.addf(pp, "%s each have a proxy: give the front door to one process, the one that serves users", strings.Join(proxied, " and "))
 	}
 	if len(d.Order) > 0 {
 		seen := map[string]bool{}
@@ -194,7 +239,11 @@ func (c *Config) checkProcesses(p *problems, dp string, d *Deployment, container
 			if u.Strategy == StartFirst && len(u.Container.Ports) > 0 {
 				p.addf(at+".container.ports", "start-first runs two containers at once, so it cannot publish ports (use networks and aliases)")
 			}
+			if u.Proxy != nil {
+				c.checkProxy(p, at+".proxy", u, listens)
+			}
 			d.units = append(d.units, Unit{Process: name, Replica: n, Deployment: u})
+
 		}
 	}
 	return published
@@ -210,7 +259,10 @@ func (d *Deployment) unit(name string, n int, pr Process) *Deployment {
 	u.Name = UnitName(d.Name, name, n)
 	u.Processes, u.Order, u.units = nil, nil, nil
 	u.Release = Release{}
-	u.Proxy, u.Service, u.Poll = nil, nil, nil
+	u.Proxy, u.Service, u.Poll = pr.Proxy, nil, nil
+	if pr.svc != nil {
+		return d.serviceUnit(&u, name, n, pr)
+	}
 	ct := Container{
 		Name:             UnitContainerName(d.ContainerName(), name, n),
 		Volumes:          d.Container.Volumes,
@@ -241,4 +293,41 @@ func (d *Deployment) unit(name string, n int, pr Process) *Deployment {
 		u.Health = *pr.Health
 	}
 	return &u
+}
+
+// serviceUnit fills u, replica n of process name, from the compose
+// service the process names: its container spec and stop timeout, with
+// Compose's labels for that service and replica, and, through u.Compose,
+// its environment (the layers go on top) and Fresh reading it again at
+// each deploy.
+func (d *Deployment) serviceUnit(u *Deployment, name string, n int, pr Process) *Deployment {
+	cm := *d.Compose
+	cm.Service, cm.svc, cm.replica = pr.Service, pr.svc, n
+	own := Container{Name: UnitContainerName(d.ContainerName(), name, n), ReplaceUnmanaged: d.Container.ReplaceUnmanaged}
+	cm.own = &own
+	u.Compose = &cm
+	u.Container = serviceContainer(pr.svc, own, n)
+	if u.StopTimeout = cm.ownStop; u.StopTimeout == 0 {
+		u.StopTimeout = pr.svc.StopTimeout
+	}
+	if u.StopTimeout == 0 {
+		u.StopTimeout = DefaultStopTimeout
+	}
+	if pr.Health != nil {
+		u.Health = *pr.Health
+	}
+	return u
+}
+
+// proxyPath is the field of d's proxy: deployments[i].proxy, or for a
+// unit deployments[i].processes.<name>.proxy.
+func (d *Deployment) proxyPath() string {
+	_, unit, ok := strings.Cut(d.Name, "/")
+	if !ok {
+		return d.path + ".proxy"
+	}
+	if i := strings.LastIndexByte(unit, '.'); i >= 0 {
+		unit = unit[:i]
+	}
+	return d.path + ".processes." + unit + ".proxy"
 }

@@ -86,7 +86,17 @@ func TestProcessErrors(t *testing.T) {
 		{"ports at the top", dep + "    container: {ports: [\"8000\"]}\n    processes: {web: {}}\n",
 			[]string{"deployments[0].container.ports: with processes, ports belong to the process"}},
 		{"proxy", dep + "    proxy: {listen: \"127.0.0.1:9001\", port: 8000}\n    processes: {web: {}}\n",
-			[]string{"deployments[0].proxy: an app of several processes has no front door"}},
+			[]string{"deployments[0].proxy: with processes, the front door belongs to the process that serves users: processes.<name>.proxy"}},
+		{"two proxies", dep + "    processes: {web: {proxy: {listen: \"127.0.0.1:9001\", port: 8000}}, api: {proxy: {listen: \"127.0.0.1:9002\", port: 8000}}}\n",
+			[]string{"deployments[0].processes: api and web each have a proxy: give the front door to one process"}},
+		{"proxy with replicas and ports", dep + "    processes: {web: {scale: 2, proxy: {listen: \"127.0.0.1:9001\", port: 8000}, container: {ports: [\"8000\"]}}}\n",
+			[]string{"deployments[0].processes.web.scale: the front door sends a process's requests to one container", "deployments[0].processes.web.container.ports: the front door reaches the process on a loopback port"}},
+		{"bad proxy", dep + "    processes: {web: {proxy: {port: 0}}}\n",
+			[]string{"deployments[0].processes.web.proxy.listen: missing", "deployments[0].processes.web.proxy.port: want the container's port"}},
+		{"upstream without a proxy", dep + "    processes: {worker: {health: {url: \"http://{upstream}/healthz\"}}}\n",
+			[]string{"deployments[0].processes.worker.health.url: {upstream} is the address liftoff's proxy reaches"}},
+		{"proxy hosts without a front door", dep + "    processes: {web: {proxy: {hosts: [dblood.example.com], port: 8000}}}\n",
+			[]string{"deployments[0].processes.web.proxy.hosts: hosts are served by the front door"}},
 		{"process container name and command", dep + "    processes: {web: {container: {name: x, command: [y]}}}\n",
 			[]string{"deployments[0].processes.web.container.name: a process's containers are named", "deployments[0].processes.web.container.command: give the process's command"}},
 		{"order", dep + "    order: [web, web, nope]\n    processes: {web: {}, worker: {}}\n",
@@ -112,5 +122,26 @@ func TestProcessErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A front door on one process: its unit has the proxy, the others none,
+// and the front door knows it by the unit's name.
+func TestProcessProxy(t *testing.T) {
+	c := mustParse(t, strings.Replace(app, "web: {command: [gunicorn], container: {ports: [\"127.0.0.1:8001:8000\"], aliases: [dblood], labels: {tier: web}}}",
+		"web: {command: [gunicorn], proxy: {listen: \"127.0.0.1:8001\", port: 8000}}", 1))
+	web := c.Unit("dblood/web.1").Deployment
+	if web.Proxy == nil || web.Proxy.Listen != "127.0.0.1:8001" || web.Proxy.Port != 8000 || web.Proxy.DrainTimeout == 0 {
+		t.Errorf("web's proxy %+v: want the process's, with defaults", web.Proxy)
+	}
+	if c.Unit("dblood/worker.1").Deployment.Proxy != nil || c.Deployment("dblood").Proxy != nil {
+		t.Error("the worker or the app got the web's proxy")
+	}
+	var routes []string
+	for _, d := range c.ProxyRoutes() {
+		routes = append(routes, d.Name)
+	}
+	if !slices.Equal(routes, []string{"dblood/web.1"}) {
+		t.Errorf("ProxyRoutes %v, want the web's unit", routes)
 	}
 }

@@ -169,12 +169,20 @@ func (c *Config) listenAddrs() map[string]string {
 	return m
 }
 
-// ProxyRoutes lists the deployments that have a proxy.
+// ProxyRoutes lists the deployments that have a proxy, and the unit of
+// an app's process that has one ("dblood/web.1"): the front door knows
+// each by its name.
 func (c *Config) ProxyRoutes() []*Deployment {
 	var out []*Deployment
 	for i := range c.Deployments {
-		if c.Deployments[i].Proxy != nil {
-			out = append(out, &c.Deployments[i])
+		d := &c.Deployments[i]
+		if d.Proxy != nil {
+			out = append(out, d)
+		}
+		for _, u := range d.units {
+			if u.Deployment.Proxy != nil {
+				out = append(out, u.Deployment)
+			}
 		}
 	}
 	return out

@@ -70,7 +70,7 @@ func (c *Config) validateDeployments(p *problems) []string {
 			}
 		}
 		published[d.Engine] = checkContainer(p, cp, &d.Container, published[d.Engine])
-		published[d.Engine] = c.checkProcesses(p, dp, d, containers, i, published[d.Engine])
+		published[d.Engine] = c.checkProcesses(p, dp, d, containers, i, published[d.Engine], listens)
 
 		for _, null := range []string{"proxy", "service"} {
 			if c.nullPaths[dp+"."+null] {
