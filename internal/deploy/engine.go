@@ -92,6 +92,25 @@ type Result struct {
 	Err         error  // why, for every outcome but succeeded and unchanged
 	Started     time.Time
 	Ended       time.Time
+	// Processes is, for an app of several processes whose swap began,
+	// what each replica of each process runs after the deploy, in swap
+	// order; nil for a deployment without processes, and for a deploy of
+	// an app that ended before its swap (none of its containers was
+	// touched).
+	Processes []ProcessResult
+}
+
+// ProcessResult is one replica of an app's process after a deploy.
+type ProcessResult struct {
+	Process   string // its name under processes
+	Replica   int    // from 1 to its scale
+	Container string // the replica's container name
+	// Digest is what the container runs after the deploy: the digest
+	// deployed once every process passed its gate, the one it ran before
+	// otherwise (rolled back, or never swapped); "" when no container of
+	// the replica runs (a first deploy undone, a container that was not
+	// running, or a rollback left incomplete: reconcile finishes it).
+	Digest string
 }
 
 // Engine runs deploys: serially per deployment, concurrently across

@@ -87,14 +87,18 @@ func (a *attempt) resolvedApp(digest string) (Outcome, error) {
 
 // appSwap swaps every unit in the app's order, holding each after its
 // gate, then cleans them all up; or rolls back those swapped when one
-// fails.
+// fails. The result tells what each unit runs then (processResults).
 func (a *attempt) appSwap() (Outcome, error) {
+	units := a.d.Units()
+	uas := make([]*attempt, len(units)) // each unit's swap, once begun
+	committed := false
+	defer func() { a.res.Processes = a.processResults(units, uas, committed) }()
 	noop := func(context.Context) error { return nil }
 	if err := a.step(StepProcesses, a.e.opts.OpTimeout, noop); err != nil {
 		return Failed, err
 	}
 	var held []*attempt
-	for i, u := range a.d.Units() {
+	for i, u := range units {
 		env := a.spec.Env
 		if a.units != nil {
 			u, env = a.units[i], a.unitEnv[i]
@@ -103,6 +107,7 @@ func (a *attempt) appSwap() (Outcome, error) {
 		if err != nil {
 			return a.undoUnits(held, Failed, err)
 		}
+		uas[i] = ua
 		o, err := ua.swap()
 		if o != "" {
 			a.finishUnit(ua, o, err)
@@ -114,6 +119,7 @@ func (a *attempt) appSwap() (Outcome, error) {
 	if err := a.step(StepCleanup, a.e.opts.OpTimeout, noop); err != nil {
 		return a.undoUnits(held, Failed, err)
 	}
+	committed = true
 	var errs []error
 	for _, ua := range held {
 		var o Outcome
@@ -138,6 +144,40 @@ func (a *attempt) appSwap() (Outcome, error) {
 	}
 	a.retire()
 	return Succeeded, nil
+}
+
+// processResults is what each unit of the app runs once its swap ended:
+// uas are the units' swaps (nil for a unit the swap never reached), and
+// committed says the app passed its commit point, after which every unit
+// runs the new version (cleaned up or not: reconcile finishes it). Before
+// it, a unit runs what it ran: untouched, or rolled back to its previous
+// container (by its rollback's own account, ContainerID); a unit whose
+// rollback had nothing to go back to, or could not finish, runs nothing
+// liftoff can vouch for.
+func (a *attempt) processResults(units []deployments.Unit, uas []*attempt, committed bool) []ProcessResult {
+	ps := make([]ProcessResult, len(units))
+	for i, u := range units {
+		p := ProcessResult{Process: u.Process, Replica: u.Replica, Container: u.Deployment.ContainerName()}
+		switch ua := uas[i]; {
+		case committed:
+			p.Digest = a.res.Digest
+		case ua == nil || ua.prev == nil && ua.newID == "":
+			p.Digest = runningDigest(a.unitCur[i])
+		case ua.prev != nil && ua.res.ContainerID == ua.prev.ID:
+			p.Digest = runningDigest(ua.prev)
+		}
+		ps[i] = p
+	}
+	return ps
+}
+
+// runningDigest is the digest c runs, or "" when c is nil or was not
+// running.
+func runningDigest(c *Container) string {
+	if c == nil || !c.Running {
+		return ""
+	}
+	return c.Labels[LabelDigest]
 }
 
 // retire removes, once every unit runs the new version, the containers of

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -403,5 +404,98 @@ func TestAppDownWhenARollbackFails(t *testing.T) {
 	}
 	if len(e.Down()) != 0 {
 		t.Errorf("still down after a deploy that succeeded: %v", e.Down())
+	}
+}
+
+// processLines is a result's processes, one "process.replica container
+// digest" each, in order.
+func processLines(ps []ProcessResult) []string {
+	var l []string
+	for _, p := range ps {
+		l = append(l, fmt.Sprintf("%s.%d %s %s", p.Process, p.Replica, p.Container, p.Digest))
+	}
+	return l
+}
+
+// TestAppResultProcesses: a deploy's result carries what each replica of
+// each process runs after it, in swap order: the new digest once every
+// one passed its gate; after a rollback the previous one, on the replicas
+// rolled back and on those never reached alike; nothing on a first deploy
+// undone. A deploy that ended before the swap, and a deployment without
+// processes, carry none.
+func TestAppResultProcesses(t *testing.T) {
+	t.Parallel()
+	cfg, err := deployments.Parse([]byte(appConfig+`
+  - name: solo
+    image: acme/solo
+    tags: [latest]
+    environment: production
+    health: {min_uptime: 10ms}
+`), t.TempDir(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, j := newRCJournalRuntime()
+	e := newRCEngine(t, cfg, rt, j, nil)
+	failing := func(op, prefix string) func(string, string) error {
+		return func(o, arg string) error {
+			if o == op && strings.HasPrefix(arg, prefix) {
+				return errors.New("no room")
+			}
+			return nil
+		}
+	}
+	lines := func(digests ...string) []string {
+		names := []string{"worker.1 shop-worker-1", "worker.2 shop-worker-2", "web.1 shop-web-1"}
+		for i := range names {
+			names[i] += " " + digests[i]
+		}
+		return names
+	}
+	steps := []struct {
+		name, digest string
+		fail         func(op, arg string) error
+		want         Outcome
+		processes    []string // nil: none carried
+	}{
+		// A first deploy whose web cannot be created: the workers' new
+		// containers are gone, nothing runs.
+		{"first undone", "sha256:v0", failing("create", "shop-web-1"), Failed, lines("", "", "")},
+		{"succeeded", "sha256:v1", nil, Succeeded, lines("sha256:v1", "sha256:v1", "sha256:v1")},
+		// worker.2 fails: worker.1 is rolled back, web never swapped.
+		{"rolled back midway", "sha256:v2", failing("create", "shop-worker-2"), RolledBack, lines("sha256:v1", "sha256:v1", "sha256:v1")},
+		// web, swapped last, fails: both workers are rolled back.
+		{"rolled back last", "sha256:v3", failing("create", "shop-web-1"), RolledBack, lines("sha256:v1", "sha256:v1", "sha256:v1")},
+		{"succeeded again", "sha256:v4", nil, Succeeded, lines("sha256:v4", "sha256:v4", "sha256:v4")},
+		// The pull fails: no container was touched, no processes told.
+		{"failed before the swap", "sha256:v5", failing("pull", ""), Failed, nil},
+	}
+	for _, s := range steps {
+		rt.push("docker.io/acme/shop:latest", s.digest)
+		rt.mu.Lock()
+		rt.fail = s.fail
+		rt.mu.Unlock()
+		r := e.deploy(t, "shop")
+		rt.mu.Lock()
+		rt.fail = nil
+		rt.mu.Unlock()
+		if r.Outcome != s.want {
+			t.Fatalf("%s: %s %v, want %s", s.name, r.Outcome, r.Err, s.want)
+		}
+		if got := processLines(r.Processes); !slices.Equal(got, s.processes) || (s.processes == nil) != (r.Processes == nil) {
+			t.Errorf("%s: processes %q, want %q", s.name, got, s.processes)
+		}
+		// What the result says runs is what runs.
+		for _, p := range r.Processes {
+			c, ok := rt.get(p.Container)
+			if p.Digest == "" && ok || p.Digest != "" && (!ok || !c.Running || c.Labels[LabelDigest] != p.Digest) {
+				t.Errorf("%s: the result says %s runs %q; the runtime has %v %+v", s.name, p.Container, p.Digest, ok, c)
+			}
+		}
+	}
+
+	rt.push("docker.io/acme/solo:latest", "sha256:s1")
+	if r := e.deploy(t, "solo"); r.Outcome != Succeeded || r.Processes != nil {
+		t.Errorf("a deployment without processes: %s %v, processes %+v, want none", r.Outcome, r.Err, r.Processes)
 	}
 }
