@@ -59,6 +59,23 @@ type Message struct {
 	// Canary is, for the canary events, the canary's steps and both
 	// sides' figures in its last step; null for the other events.
 	Canary *apiv1.Canary `json:"canary"`
+	// Processes is, for a deploy of an app of several processes, what
+	// each replica of each process runs after it, in swap order (which
+	// process failed, the error says); null for a deployment without
+	// processes, for a deploy that ended before any of them was touched
+	// (refused, or failed at its pull), and for the events that are not
+	// a deploy's outcome.
+	Processes []Process `json:"processes"`
+}
+
+// Process is one replica of an app's process after a deploy.
+type Process struct {
+	Process   string `json:"process"`
+	Replica   int    `json:"replica"`
+	Container string `json:"container"`
+	// Digest is what the replica's container runs after the deploy; ""
+	// when none runs.
+	Digest string `json:"digest"`
 }
 
 // Event names, as deployments lists them.
@@ -101,6 +118,9 @@ func fromResult(r deploy.Result) (Message, bool) {
 	}
 	if m.Digest == "" {
 		m.Digest = r.Request.Digest
+	}
+	for _, p := range r.Processes {
+		m.Processes = append(m.Processes, Process{Process: p.Process, Replica: p.Replica, Container: p.Container, Digest: p.Digest})
 	}
 	if r.Err != nil {
 		m.Error = r.Err.Error()
@@ -177,11 +197,17 @@ func Sign(key, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// maxSlackError bounds the error quoted in a Slack message.
-const maxSlackError = 300
+// maxSlackError bounds the error quoted in a Slack message;
+// maxSlackProcesses the lines of an app's processes.
+const (
+	maxSlackError     = 300
+	maxSlackProcesses = 20
+)
 
-// slackText is the message as one line of Slack text: what happened to
-// which deployment, the tag and short digest, why, and a link.
+// slackText is the message as a line of Slack text: what happened to
+// which deployment, the tag and short digest, why, and a link; then, for
+// an app of several processes, a short line per replica of each process:
+// its container and what it runs now.
 func (m *Message) slackText() string {
 	var b strings.Builder
 	icon, what := ":information_source:", m.Event
@@ -246,6 +272,17 @@ func (m *Message) slackText() string {
 	}
 	if m.URL != "" {
 		fmt.Fprintf(&b, " <%s|details>", slackEscape(m.URL))
+	}
+	for i, p := range m.Processes {
+		if i == maxSlackProcesses {
+			fmt.Fprintf(&b, "\n• and %d more", len(m.Processes)-i)
+			break
+		}
+		runs := "runs nothing"
+		if d := apiv1.ShortDigest(p.Digest); d != "" {
+			runs = "runs " + d
+		}
+		fmt.Fprintf(&b, "\n• %s.%d `%s` %s", slackEscape(p.Process), p.Replica, slackEscape(p.Container), runs)
 	}
 	return b.String()
 }

@@ -274,7 +274,7 @@ notifications:
 		t.Fatal(err)
 	}
 	for _, f := range []string{"id", "event", "deployment", "environment", "image", "tag", "digest", "previous_digest", "outcome",
-		"error", "duration_seconds", "actor", "delivery", "started", "ended", "expires", "url", "canary"} {
+		"error", "duration_seconds", "actor", "delivery", "started", "ended", "expires", "url", "canary", "processes"} {
 		if _, ok := raw[f]; !ok {
 			t.Errorf("field %s missing from %s", f, c.body)
 		}
@@ -285,7 +285,7 @@ notifications:
 		m.Image != "docker.io/acme/web" || m.Tag != "v1.2.3" || m.Digest != r.Digest || m.PreviousDigest != r.Previous ||
 		m.Error != r.Err.Error() || m.Actor != "lead" || m.Delivery != "dlv-1" || len(m.ID) != 24 ||
 		m.DurationSeconds == nil || *m.DurationSeconds != 2.5 || !m.Started.Equal(r.Started) || !m.Ended.Equal(r.Ended) ||
-		m.Expires != nil || m.URL != "https://liftoff.example.com/deployments/web" {
+		m.Expires != nil || m.URL != "https://liftoff.example.com/deployments/web" || raw["processes"] != nil {
 		t.Errorf("document %s", c.body)
 	}
 }
