@@ -63,8 +63,8 @@ type Message struct {
 	// each replica of each process runs after it, in swap order (which
 	// process failed, the error says); null for a deployment without
 	// processes, for a deploy that ended before any of them was touched
-	// (refused, or failed at its pull), and for the events that are not
-	// a deploy's outcome.
+	// (refused, or failed before the swap), and for the events that are
+	// not a deploy's outcome.
 	Processes []Process `json:"processes"`
 }
 
