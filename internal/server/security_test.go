@@ -95,7 +95,7 @@ func TestApproveNamesThePendingPush(t *testing.T) {
 		{``, http.StatusBadRequest, `give \"request\"`},
 		{`{"request": 0}`, http.StatusBadRequest, `give \"request\"`},
 		{`{"request": 6}`, http.StatusConflict, "request 6 is no longer the push of web-prod awaiting approval: request 7 is (tag latest, digest " + digestV2},
-		{`{"request": 7, "digest": "` + digestV1 + `"}`, http.StatusConflict, "request 7 is no longer"},
+		{`{"request": 7, "digest": "` + digestV1 + `"}`, http.StatusConflict, "request 7 of web-prod is digest " + digestV2 + " (tag latest), not " + digestV1},
 		{`{"request": 7, "digest": "sha256:nope"}`, http.StatusBadRequest, "not a sha256 digest"},
 	} {
 		for _, action := range []string{"approve", "reject"} {
