@@ -128,6 +128,14 @@ func (s *Service) decide(ctx context.Context, d *deployments.Deployment, actor s
 	switch {
 	case errors.Is(err, deploy.ErrNothingPending):
 		return push, fmt.Errorf("%w: no push of %s awaits approval", ErrConflict, d.Name)
+	case errors.Is(err, deploy.ErrNotThePending) && push.ID == want.Request:
+		// The request is still the pending one; its digest is not the one
+		// the caller looked at. What the caller sent is not echoed: the
+		// page's form passes it on unchecked.
+		s.log.Info().Str("deployment", d.Name).Str("actor", actor).Str("action", string(action)).Int64("request", push.ID).
+			Str("digest", push.Digest).Msg("api: refused: not the digest awaiting approval")
+		return push, fmt.Errorf("%w: request %d of %s is digest %s (tag %s), not the digest given; look at it, then %s it by its id and digest",
+			ErrConflict, push.ID, d.Name, digestOrUnknown(push.Digest), push.Tag, action)
 	case errors.Is(err, deploy.ErrNotThePending):
 		s.log.Info().Str("deployment", d.Name).Str("actor", actor).Str("action", string(action)).Int64("asked", want.Request).
 			Int64("request", push.ID).Msg("api: refused: not the push awaiting approval")

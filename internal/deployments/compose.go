@@ -130,7 +130,14 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 	p, err := o.LoadProject(ctx)
 	cp := &ComposeProject{p: p}
 	var rawErr error
-	if o, err := cli.NewProjectOptions([]string{path}, append(opts, cli.WithInterpolation(false), cli.WithoutEnvironmentResolution)...); err == nil {
+	// The raw read sees no environment: with one, the loader fills in
+	// "environment: [NAME]" from it, and a value taken from liftoff's
+	// environment would look written in the file, not secret.
+	raw := []cli.ProjectOptionsFn{cli.WithWorkingDirectory(dir), cli.WithInterpolation(false), cli.WithoutEnvironmentResolution}
+	if project != "" {
+		raw = append(raw, cli.WithName(project))
+	}
+	if o, err := cli.NewProjectOptions([]string{path}, raw...); err == nil {
 		cp.raw, rawErr = o.LoadProject(ctx)
 	}
 	if err != nil {
@@ -144,6 +151,22 @@ func LoadCompose(ctx context.Context, path, project string, lookup func(string) 
 		return nil, unquote(err)
 	}
 	return cp, nil
+}
+
+// resolveDisabled resolves the environment and the labels of svc, a
+// service of p disabled by its profiles, as loading p resolved those of
+// the enabled ones; p itself is not changed.
+func resolveDisabled(p *types.Project, svc types.ServiceConfig) (types.ServiceConfig, error) {
+	one := types.Project{Name: p.Name, WorkingDir: p.WorkingDir, Environment: p.Environment,
+		Services: types.Services{svc.Name: svc}}
+	q, err := one.WithServicesEnvironmentResolved(true)
+	if err != nil {
+		return svc, err
+	}
+	if q, err = q.WithServicesLabelsResolved(true); err != nil {
+		return svc, err
+	}
+	return q.Services[svc.Name], nil
 }
 
 // unquote returns err without the values it quotes, which may be secret,
@@ -214,6 +237,13 @@ func (cp *ComposeProject) Service(name string) (*ComposeService, error) {
 	if !ok {
 		if svc, ok = p.DisabledServices[name]; !ok {
 			return nil, fmt.Errorf("no service %q (the file has %s)", name, strings.Join(cp.Services(), ", "))
+		}
+		// Compose reads env_file and label_file, and fills in
+		// "environment: [NAME]", only for the services of the active
+		// profiles: do it for this one, as naming it enables it.
+		var err error
+		if svc, err = resolveDisabled(p, svc); err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, unquote(err))
 		}
 	}
 	var refused []string

@@ -283,3 +283,43 @@ func BenchmarkComposeLoad(b *testing.B) {
 		}
 	}
 }
+
+// TestComposeProfileKeepsEnvFile: a service kept out of `docker compose
+// up` by a profile (as the README advises for those liftoff deploys) gets
+// the same environment and labels as one that is not: its env_file, its
+// label_file and the variables it names without a value, looked up in the
+// project's environment. Compose resolves those only for the services of
+// the active profiles, so liftoff ran such a service without its env_file.
+func TestComposeProfileKeepsEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "web.env", "SECRET_KEY=from-the-env-file\n")
+	write(t, dir, "web.labels", "team=shop\n")
+	svc := `
+    image: ghcr.io/acme/shop
+    env_file: [web.env]
+    label_file: [web.labels]
+    environment: [FROM_PROJECT, "PLAIN=plain"]
+`
+	write(t, dir, "docker-compose.yml", "name: shop\nservices:\n  open:"+svc+"  gated:"+svc+"    profiles: [liftoff]\n")
+	t.Setenv("FROM_PROJECT", "project-value") // liftoff's own environment
+	cp, err := LoadCompose(t.Context(), filepath.Join(dir, "docker-compose.yml"), "", os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"SECRET_KEY": "from-the-env-file", "FROM_PROJECT": "project-value", "PLAIN": "plain"}
+	for _, name := range []string{"open", "gated"} {
+		s, err := cp.Service(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(s.Env, want) {
+			t.Errorf("%s: env = %v, want %v", name, s.Env, want)
+		}
+		if !s.Secret["SECRET_KEY"] || !s.Secret["FROM_PROJECT"] || s.Secret["PLAIN"] {
+			t.Errorf("%s: secret = %v, want SECRET_KEY and FROM_PROJECT only", name, s.Secret)
+		}
+		if s.Container.Labels["team"] != "shop" {
+			t.Errorf("%s: labels = %v, want team=shop from its label_file", name, s.Container.Labels)
+		}
+	}
+}

@@ -95,7 +95,7 @@ func TestApproveNamesThePendingPush(t *testing.T) {
 		{``, http.StatusBadRequest, `give \"request\"`},
 		{`{"request": 0}`, http.StatusBadRequest, `give \"request\"`},
 		{`{"request": 6}`, http.StatusConflict, "request 6 is no longer the push of web-prod awaiting approval: request 7 is (tag latest, digest " + digestV2},
-		{`{"request": 7, "digest": "` + digestV1 + `"}`, http.StatusConflict, "request 7 is no longer"},
+		{`{"request": 7, "digest": "` + digestV1 + `"}`, http.StatusConflict, "request 7 of web-prod is digest " + digestV2 + " (tag latest), not the digest given"},
 		{`{"request": 7, "digest": "sha256:nope"}`, http.StatusBadRequest, "not a sha256 digest"},
 	} {
 		for _, action := range []string{"approve", "reject"} {
@@ -138,6 +138,28 @@ func TestUIApproveStale(t *testing.T) {
 	b.post("/deployments/web-prod/approve", url.Values{"csrf": {csrf}, "request": {"7"}, "digest": {digestV2}})
 	if body := b.get("/").Body.String(); !strings.Contains(body, "flash-error") || !strings.Contains(body, "request 8 is") {
 		t.Errorf("approve of a replaced push:\n%s", body)
+	}
+	if c := u.eng.called(); len(c) != 0 {
+		t.Errorf("decided: %v", c)
+	}
+}
+
+// TestUIApproveOtherDigestNotEchoed: the page's form passes its digest
+// on unchecked; when it is not the pending push's, the flash says which
+// digest is pending and does not echo what the form sent (a secret
+// pasted there, say).
+func TestUIApproveOtherDigestNotEchoed(t *testing.T) {
+	const pasted = "my-db-pass!word"
+	u := newUIHarness(t)
+	b := u.browser(t)
+	b.login(uiLead)
+	b.post("/deployments/web-prod/approve", url.Values{"csrf": {b.csrf()}, "request": {"7"}, "digest": {pasted}})
+	body := b.get("/").Body.String()
+	if !strings.Contains(body, "flash-error") || !strings.Contains(body, "request 7 of web-prod is digest "+digestV2) {
+		t.Errorf("approve with another digest: no flash naming the pending digest:\n%s", body)
+	}
+	if strings.Contains(body, pasted) {
+		t.Errorf("the page echoes what the form sent as the digest:\n%s", body)
 	}
 	if c := u.eng.called(); len(c) != 0 {
 		t.Errorf("decided: %v", c)
