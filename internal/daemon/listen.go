@@ -82,6 +82,44 @@ func (a *Daemon) logListeners(cfg *deployments.Config) {
 	if a.metricsLn != nil {
 		line("metrics_listen", a.metricsLn, "http", []string{"/metrics"})
 	}
+	a.logFrontDoors(cfg)
+}
+
+// logFrontDoors says which address the front doors serve, and what: the
+// shared one's hosts, and each proxy's own listen.
+func (a *Daemon) logFrontDoors(cfg *deployments.Config) {
+	if a.proxy == nil {
+		return
+	}
+	line := func(key string, addr net.Addr, scheme string, serves []string) {
+		a.log.Info().Str("key", key).Str("address", scheme+"://"+addr.String()).Strs("serves", serves).Msg("listening")
+	}
+	var hosts []string
+	for i := range cfg.Deployments {
+		d := &cfg.Deployments[i]
+		if d.Proxy == nil {
+			continue
+		}
+		if d.Proxy.Listen != "" {
+			if addr := a.proxy.Addr(d.Name); addr != nil {
+				line(fmt.Sprintf("deployments[%d].proxy.listen", i), addr, "http", []string{"deployment " + d.Name})
+			}
+			continue
+		}
+		for _, h := range d.Proxy.Hosts {
+			hosts = append(hosts, h+d.Proxy.PathPrefix+" (deployment "+d.Name+")")
+		}
+	}
+	if addr := a.proxy.DoorAddr(); addr != nil {
+		scheme := "http"
+		if cfg.FrontDoorTLS() {
+			scheme = "https"
+		}
+		line("front_door.listen", addr, scheme, hosts)
+	}
+	if addr := a.proxy.HTTPAddr(); addr != nil {
+		line("front_door.http_listen", addr, "http", []string{"ACME HTTP-01 challenges", "a redirect to https for the rest"})
+	}
 }
 
 // everyInterface tells whether ln listens on the unspecified address

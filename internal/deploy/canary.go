@@ -254,7 +254,9 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 		}
 		return s
 	}
-	a.e.canaries.Store(d.Name, run)
+	// The run is shown (and may be promoted or aborted) from its first
+	// step's split on: before it, a step shown at its weight would have
+	// figures missing the requests the old container served meanwhile.
 	defer func() {
 		a.e.canaries.Delete(d.Name)
 		close(run.done)
@@ -282,9 +284,6 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 	}
 
 	for i, weight := range k.Steps {
-		mu.Lock()
-		st.Step, st.Weight, st.StepSince = i, weight, time.Now()
-		mu.Unlock()
 		if err := a.journal(a.ctx, StepCanary); err != nil {
 			return abort(err, "")
 		}
@@ -297,8 +296,12 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 		}
 		o0, n0 := door.CanaryFigures(d.Name)
 		mu.Lock()
+		st.Step, st.Weight, st.StepSince = i, weight, stepStart
 		stepOld, stepNew = o0, n0
 		mu.Unlock()
+		if i == 0 {
+			a.e.canaries.Store(d.Name, run)
+		}
 		log.Info().Int("step", i+1).Int("weight", weight).Msg("canary step")
 
 		// Wait out the step, then for min_requests up to max_wait.

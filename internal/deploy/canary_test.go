@@ -131,7 +131,7 @@ func newCanaryHarness(t *testing.T, minRequests string, perCall, bad int64) (*pr
 
 // newCanaryHarnessOn is newCanaryHarness over rt: a liftoff started again
 // over the same engine.
-func newCanaryHarnessOn(t *testing.T, rt *fakeRuntime, minRequests string, perCall, bad int64) (*proxyHarness, *canaryDoor, *[]CanaryEvent) {
+func newCanaryHarnessOn(t *testing.T, rt *fakeRuntime, minRequests string, perCall, bad int64, with ...func(*Options)) (*proxyHarness, *canaryDoor, *[]CanaryEvent) {
 	t.Helper()
 	cfg, err := deployments.Parse([]byte(strings.Replace(canaryUnitConfig, "MIN", minRequests, 1)), t.TempDir(),
 		func(string) (string, bool) { return "", false })
@@ -142,7 +142,7 @@ func newCanaryHarnessOn(t *testing.T, rt *fakeRuntime, minRequests string, perCa
 	h := &proxyHarness{t: t, rt: rt, cfg: cfg, door: door.fakeDoor, results: make(chan Result, 4)}
 	var mu sync.Mutex
 	events := &[]CanaryEvent{}
-	h.eng = New(Options{
+	opts := Options{
 		Runtime: rt, Logger: zerolog.Nop(), FrontDoor: door,
 		Config: func() *deployments.Config { return cfg },
 		OnDone: func(r Result) { h.results <- r },
@@ -152,7 +152,11 @@ func newCanaryHarnessOn(t *testing.T, rt *fakeRuntime, minRequests string, perCa
 			mu.Unlock()
 		},
 		waits: testWaits,
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	h.eng = New(opts)
 	t.Cleanup(func() { h.eng.Close(context.Background()) })
 	return h, door, events
 }
@@ -283,5 +287,45 @@ func TestCanaryAfterRestartServesTheOldContainer(t *testing.T) {
 	}
 	if k := kinds(*events); !slices.Equal(k, []string{CanaryStarted, CanaryPromoted}) || door2.upstream("web") != second.Published["8000/tcp"] {
 		t.Errorf("events %v, the front door serves %s", k, door2.upstream("web"))
+	}
+}
+
+// The API shows a canary's step only once its split is on and its window
+// begun: held before its first step (journaled, not yet split), a canary
+// is not shown at 10% with figures that would miss the requests served
+// meanwhile. (TestCanaryPromoteAbortByAPI counted 48 of its 50 requests
+// now and then.)
+func TestCanaryShownOnceSplit(t *testing.T) {
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h, door, _ := newCanaryHarnessOn(t, newFakeRuntime(), "5", 10, 0, func(o *Options) {
+		o.BeforeStep = func(deployment, step string) {
+			if step == StepCanary {
+				once.Do(func() { close(held); <-release })
+			}
+		}
+	})
+	if r := h.deploy("sha256:aaa"); r.Outcome != Succeeded {
+		t.Fatalf("first deploy: %s %v", r.Outcome, r.Err)
+	}
+	h.rt.push("docker.io/acme/web:latest", "sha256:bbb")
+	if _, err := h.eng.Enqueue(context.Background(), Request{Deployment: "web", Image: "docker.io/acme/web", Tag: "latest"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case r := <-h.results:
+		t.Fatalf("the deploy ended (%s %v) without a canary step", r.Outcome, r.Err)
+	}
+	st, shown := h.eng.Canary("web")
+	door.mu.Lock()
+	split := door.split
+	door.mu.Unlock()
+	close(release)
+	if shown && split == "" {
+		t.Errorf("before its split, the canary is shown at step %d, %d%%", st.Step+1, st.Weight)
+	}
+	if r := <-h.results; r.Outcome != Succeeded {
+		t.Fatalf("second deploy: %s %v", r.Outcome, r.Err)
 	}
 }

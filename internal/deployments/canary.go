@@ -116,7 +116,9 @@ func parsePercent(s string) (float64, error) {
 		return 0, fmt.Errorf("want a percentage such as 1%% or 0.5%%")
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || v < 0 || v > 100 {
+	// Written as "not within" so that NaN, which compares false to
+	// everything and would never fail a step, is refused too.
+	if err != nil || !(v >= 0 && v <= 100) {
 		return 0, fmt.Errorf("want a percentage from 0%% to 100%%, such as 1%% or 0.5%%")
 	}
 	return v / 100, nil

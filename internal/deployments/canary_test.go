@@ -26,6 +26,7 @@ func TestCanaryErrors(t *testing.T) {
 		{"negative max_wait", dep("{steps: [5], max_wait: -3s}"), "deployments[0].proxy.canary.max_wait: must be positive"},
 		{"rate without %", dep("{steps: [5], max_error_rate: 0.01}"), `deployments[0].proxy.canary.max_error_rate: "0.01": want a percentage such as 1% or 0.5%`},
 		{"rate over 100", dep("{steps: [5], max_error_rate: 150%}"), `deployments[0].proxy.canary.max_error_rate: "150%": want a percentage from 0% to 100%`},
+		{"rate NaN", dep("{steps: [5], max_error_rate: NaN%}"), `deployments[0].proxy.canary.max_error_rate: "NaN%": want a percentage from 0% to 100%`},
 		{"unknown key", dep("{steps: [5], max_errors: 1%}"), `unknown key "max_errors"`},
 		{"null", "deployments:\n  - name: web\n    image: acme/web\n    tags: [x]\n    proxy:\n      listen: \"127.0.0.1:8001\"\n      port: 8000\n      canary:\n", "deployments[0].proxy.canary: given with no value"},
 		{"service", "deployments:\n  - {name: web, image: acme/web, tags: [x], service: {}, proxy: {listen: \"127.0.0.1:8001\", port: 8000, canary: {steps: [5]}}}\n",

@@ -123,7 +123,15 @@ func PreviewHost(d *Deployment, tag string) string {
 
 // previewMatches tells whether a push of tag starts a preview of d: its
 // previews rule matches and its own tags do not.
+//
+// A tag ending as a set-aside name (pr-1.liftoff-next) never does: its
+// preview would be named as the next (or previous) container of another
+// preview's deploy (web-pr-1.liftoff-next), which that deploy and its
+// repair take for their own.
 func (d *Deployment) previewMatches(tag string, v *tagVersion) bool {
+	if strings.HasSuffix(tag, ".liftoff-next") || strings.HasSuffix(tag, ".liftoff-prev") {
+		return false
+	}
 	return d.Previews != nil && d.Previews.rule.kind != ruleExact && d.Previews.rule.match(tag, v) && !d.matches(tag, v)
 }
 

@@ -107,3 +107,30 @@ environments:
 		t.Errorf("poll rules: %v, want [staging glob:pr-*]", rules)
 	}
 }
+
+// TestPreviewTagNotASetAsideName: a tag such as pr-1.liftoff-next would
+// name its preview web-pr-1.liftoff-next, the name under which a deploy of
+// the preview web-pr-1 starts its next container (and .liftoff-prev the
+// one it sets the old aside as): whoever can push such a tag could have
+// one preview's deploy or repair take the other's container. Such a push
+// starts no preview.
+func TestPreviewTagNotASetAsideName(t *testing.T) {
+	cfg := mustParse(t, previewDoor+`deployments:
+  - name: web
+    image: acme/web
+    tags: [staging]
+    proxy: {hosts: [web.example.com], port: 8000}
+    previews: {tags: "glob:pr-*", host: "{tag}.preview.example.com", ttl: 72h, max: 2}
+`)
+	for _, tag := range []string{"pr-1.liftoff-next", "pr-1.liftoff-prev"} {
+		if m := cfg.Match("docker.io/acme/web", tag); len(m.Accepted) != 0 {
+			t.Errorf("a push of %s started the preview %s", tag, m.Accepted[0].Name)
+		}
+		if p := cfg.Deployments[0].Preview(tag); p != nil {
+			t.Errorf("Preview(%s) = %s", tag, p.Name)
+		}
+	}
+	if m := cfg.Match("docker.io/acme/web", "pr-1.liftoff"); len(m.Accepted) != 1 {
+		t.Errorf("a push of pr-1.liftoff started no preview: %+v", m)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -23,7 +25,10 @@ import (
 // (and Drain waits for it) or goes to the current upstream.
 
 // CanaryCookie is the cookie that keeps a client on its side of a split:
-// "new" (the canary) or "old".
+// "new." (the canary) or "old.", then the split's id. The id binds it to
+// that split: a client sent to the canary of an earlier release, or of a
+// canary aborted since, is rolled for again at the next split rather than
+// sent at once to a container that should get only a share of the clients.
 const CanaryCookie = "liftoff_canary"
 
 // canaryCookieAge is how long a client keeps its side: longer than a
@@ -32,8 +37,12 @@ const canaryCookieAge = 24 * time.Hour
 
 type canary struct {
 	b      *backend
-	weight int // percent of the clients without a cookie, 0 to 100
+	weight int    // percent of the clients without a cookie, 0 to 100
+	id     string // the split's, in its cookies; kept while only the weight changes
 }
+
+// cookie is the value of CanaryCookie for side ("new" or "old") of c.
+func (c *canary) cookie(side string) string { return side + "." + c.id }
 
 // Canary sends weight percent (0 to 100) of the deployment's clients to
 // upstream beside its current upstream, each client sticking to its side;
@@ -75,7 +84,11 @@ func (p *Proxy) Canary(deployment, upstream string, weight int) error {
 		b = s.p.newBackend(s, upstream)
 		s.backends[upstream] = b
 	}
-	s.canary.Store(&canary{b: b, weight: weight})
+	id := strconv.FormatUint(rand.Uint64(), 36)
+	if prev := s.canary.Load(); prev != nil && prev.b == b {
+		id = prev.id
+	}
+	s.canary.Store(&canary{b: b, weight: weight, id: id})
 	if s.met != nil { // nil until Configure routes the deployment
 		s.met.weight.Set(float64(weight))
 	}
@@ -91,14 +104,14 @@ func (s *site) pick(w http.ResponseWriter, r *http.Request) *backend {
 		return s.acquire()
 	}
 	side := ""
-	if ck, err := r.Cookie(CanaryCookie); err == nil && (ck.Value == "new" || ck.Value == "old") {
-		side = ck.Value
+	if ck, err := r.Cookie(CanaryCookie); err == nil && (ck.Value == c.cookie("new") || ck.Value == c.cookie("old")) {
+		side, _, _ = strings.Cut(ck.Value, ".")
 	} else {
 		side = "old"
 		if s.p.roll() < c.weight {
 			side = "new"
 		}
-		http.SetCookie(w, &http.Cookie{Name: CanaryCookie, Value: side, Path: "/", MaxAge: int(canaryCookieAge / time.Second),
+		http.SetCookie(w, &http.Cookie{Name: CanaryCookie, Value: c.cookie(side), Path: "/", MaxAge: int(canaryCookieAge / time.Second),
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	}
 	if side == "new" {

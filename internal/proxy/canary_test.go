@@ -44,7 +44,7 @@ func TestCanarySplit(t *testing.T) {
 	for range 100 {
 		res, body := h.get("web", "/")
 		ck := res.Header.Get("Set-Cookie")
-		want := map[string]string{"new": CanaryCookie + "=new", "old": CanaryCookie + "=old"}[body]
+		want := CanaryCookie + "=" + splitCookie(h, body)
 		if !strings.HasPrefix(ck, want+";") || !strings.Contains(ck, "HttpOnly") {
 			t.Fatalf("%s answered with Set-Cookie %q", body, ck)
 		}
@@ -178,7 +178,7 @@ func TestCanaryFigures(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	onCanary := &http.Client{Transport: h.client.Transport, Jar: jar, Timeout: deadline}
 	u, _ := http.NewRequest(http.MethodGet, h.url("web", "/"), nil)
-	jar.SetCookies(u.URL, []*http.Cookie{{Name: CanaryCookie, Value: "new"}})
+	jar.SetCookies(u.URL, []*http.Cookie{{Name: CanaryCookie, Value: splitCookie(h, "new")}})
 	for range 4 {
 		res, err := onCanary.Get(h.url("web", "/"))
 		if err != nil {
@@ -221,5 +221,58 @@ func TestCanaryRefused(t *testing.T) {
 	}
 	if _, body := h.get("web", "/"); body != "old" {
 		t.Errorf("after refused canaries: %q", body)
+	}
+}
+
+// splitCookie is the value of CanaryCookie for side of web's split now.
+func splitCookie(h *harness, side string) string {
+	h.p.mu.Lock()
+	s := h.p.sites["web"]
+	h.p.mu.Unlock()
+	return s.canary.Load().cookie(side)
+}
+
+// TestCanaryCookieOfAnEarlierSplit: the cookie binds a client to its side
+// of one split only. A client sent to the canary of an earlier release (or
+// of a canary aborted since) is rolled for again at the next split, not
+// sent at once to a new container that should get only weight percent of
+// the clients.
+func TestCanaryCookieOfAnEarlierSplit(t *testing.T) {
+	t.Parallel()
+	h, _ := canaryHarness(t)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Transport: h.client.Transport, Jar: jar, Timeout: deadline}
+	side := func() string {
+		t.Helper()
+		res, err := client.Get(h.url("web", "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.Header.Get("X-Upstream")
+	}
+
+	first := newApp(t, "first")
+	if err := h.p.Canary("web", first.addr(), 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := side(); got != "first" {
+		t.Fatalf("weight 100 sent the client to %s", got)
+	}
+	// That canary aborted; the next release's canary starts at 0%.
+	if err := h.p.Canary("web", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	second := newApp(t, "second")
+	if err := h.p.Canary("web", second.addr(), 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if got := side(); got != "old" {
+			t.Fatalf("a client with the cookie of an earlier split went to %s at weight 0", got)
+		}
+	}
+	if second.served.Load() != 0 {
+		t.Errorf("the second canary served %d requests at weight 0", second.served.Load())
 	}
 }

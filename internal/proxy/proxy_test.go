@@ -818,3 +818,46 @@ func TestUpstreamFailsMidResponse(t *testing.T) {
 		t.Errorf("logged %q, want one line", lines)
 	}
 }
+
+// TestClientIPHeadersWithUnderscores: WSGI and CGI servers turn both
+// X-Real-IP and X_Real_IP into HTTP_X_REAL_IP, so without trust_forwarded
+// a client must not get the underscore spelling of a client-address header
+// to the app either (nginx and Apache drop such headers for this reason).
+// Other headers with underscores pass.
+func TestClientIPHeadersWithUnderscores(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var got atomic.Value
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Clone())
+	}))
+	t.Cleanup(up.Close)
+	h.configure(web())
+	h.p.Switch("web", strings.TrimPrefix(up.URL, "http://"))
+	req, err := http.NewRequest(http.MethodGet, h.url("web", "/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoofed := []string{"X_Real_IP", "X_Forwarded_For", "x_forwarded_host", "X-Forwarded_Proto", "Forwarded", "True_Client_IP", "CF_Connecting_IP", "Client_Ip"}
+	for _, k := range spoofed {
+		req.Header[k] = []string{"203.0.113.9"} // as written, not canonicalized
+	}
+	req.Header["X_Request_Id"] = []string{"abc"}
+	if res, _ := h.do(req); res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	hdr, _ := got.Load().(http.Header)
+	if hdr == nil {
+		t.Fatal("the app got no request")
+	}
+	for k, v := range hdr {
+		for _, s := range v {
+			if strings.Contains(s, "203.0.113.9") {
+				t.Errorf("the client's %s: %q reached the app", k, s)
+			}
+		}
+	}
+	if hdr.Get("X_request_id") != "abc" {
+		t.Errorf("X_Request_Id did not reach the app: %v", hdr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ func (s *site) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		for _, k := range spoofable {
 			delete(pr.Out.Header, k)
 		}
+		dropUnderscored(pr.Out.Header)
 		if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
 			pr.Out.Header.Set("X-Real-Ip", ip)
 		} else {
@@ -207,6 +209,25 @@ func (p *bufferPool) Get() []byte {
 }
 
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+// dropUnderscored removes the headers whose name, with "_" read as "-",
+// is a client-address header: WSGI and CGI servers turn X_Real_IP into the
+// same HTTP_X_REAL_IP as X-Real-IP, so a client could otherwise claim an
+// address under the underscore spelling (nginx and Apache drop such
+// headers for this reason). Other headers with "_" pass.
+func dropUnderscored(h http.Header) {
+	for k := range h {
+		if !strings.Contains(k, "_") {
+			continue
+		}
+		if c := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")); forwarding[c] || slices.Contains(spoofable, c) {
+			delete(h, k)
+		}
+	}
+}
+
+// forwarding are the headers ReverseProxy itself replaces.
+var forwarding = map[string]bool{"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "Forwarded": true, "X-Real-Ip": true}
 
 // spoofable are the headers besides X-Forwarded-* and Forwarded that apps,
 // frameworks and CDNs read the client's address, scheme or path from.
