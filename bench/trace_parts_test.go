@@ -46,6 +46,7 @@ func TestTraceParts(t *testing.T) {
 		"rename": 5 * time.Millisecond, "create": 74 * time.Millisecond, "stop": 248 * time.Millisecond,
 		"kill-to-die": 40 * time.Millisecond, "die-to-stop": 198 * time.Millisecond, "stop-to-start": time.Millisecond,
 		"start": 389 * time.Millisecond, "start-event-to-serving": 15 * time.Millisecond, "start-call-to-serving": 10 * time.Millisecond,
+		"kill-to-serving": 640 * time.Millisecond,
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -59,6 +60,10 @@ func TestTraceParts(t *testing.T) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("unexpected part %s = %v", k, got[k])
 		}
+	}
+
+	if n := s.failed(); n != 1 {
+		t.Errorf("failed = %d, want 1", n)
 	}
 
 	text := s.trace()

@@ -34,7 +34,8 @@ import (
 // what the client got. serving-ms is push → the first answer of the new
 // version; BENCH_TRACES=dir writes one trace a swap there, and -v logs the
 // traces of the first iteration. BENCH_TRACE_HEALTH sets liftoff's health
-// map (YAML flow; default {min_uptime: 1ms}).
+// map (YAML flow; default {min_uptime: 1ms}), BENCH_TRACE_INTERVAL the
+// client's interval (default 20ms).
 func BenchmarkStopFirstTrace(b *testing.B) {
 	needDockerCLI(b)
 	eng := testenv.Engine(b)
@@ -45,6 +46,13 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 		cliTraceMode(b, eng, reg),
 		floorTraceMode(b, eng, reg),
 	}
+	interval := 20 * time.Millisecond
+	if v := os.Getenv("BENCH_TRACE_INTERVAL"); v != "" {
+		var err error
+		if interval, err = time.ParseDuration(v); err != nil || interval <= 0 {
+			b.Fatalf("BENCH_TRACE_INTERVAL=%q: want a positive duration (20ms)", v)
+		}
+	}
 	var swaps []traceSwap
 	i := 0
 	for b.Loop() {
@@ -53,7 +61,7 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 		for _, m := range modes {
 			version := m.push(i)
 			time.Sleep(300 * time.Millisecond) // the engine settles after the last swap
-			p := startPolling(b, m.url, 20*time.Millisecond)
+			p := startPolling(b, m.url, interval)
 			t0 := time.Now()
 			m.swap(i)
 			served := p.waitVersion(b, t0, version, servingTimeout)
@@ -86,11 +94,13 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 	}
 	for _, m := range modes {
 		var serving, started []time.Duration
+		var failed []float64
 		for _, s := range swaps {
 			if s.mode != m.name {
 				continue
 			}
 			serving = append(serving, s.served.Sub(s.t0))
+			failed = append(failed, float64(s.failed()))
 			if t, ok := s.eventAt("start"); ok {
 				started = append(started, t.Sub(s.t0))
 			}
@@ -112,6 +122,8 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 		b.Logf("%s: medians (ms): %s", m.name, strings.Join(steps, ", "))
 		b.ReportMetric(ms(percentile(serving, 50)), m.name+"-serving-p50-ms")
 		b.ReportMetric(ms(percentile(started, 50)), m.name+"-started-p50-ms")
+		slices.Sort(failed)
+		b.ReportMetric(failed[(len(failed)-1)/2], m.name+"-failed-p50")
 		b.Logf("%s: %d swaps, push → serving median %v (%v), push → engine's start event median %v",
 			m.name, len(serving), percentile(serving, 50).Round(time.Millisecond), roundAll(serving), percentile(started, 50).Round(time.Millisecond))
 	}
@@ -386,6 +398,17 @@ type traceSwap struct {
 	polls           []poll
 }
 
+// failed counts the requests of the swap that got no answer.
+func (s *traceSwap) failed() int {
+	n := 0
+	for _, q := range s.polls {
+		if !q.ok {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *traceSwap) ours(name string) bool {
 	return slices.ContainsFunc(s.names, func(p string) bool { return strings.HasPrefix(name, p) })
 }
@@ -457,7 +480,7 @@ func shortPath(c engineCall) string {
 }
 
 // traceParts are the parts of a swap that parts reports, in their order.
-var traceParts = []string{"to-pull", "pull", "pull-to-stop", "rename", "create", "stop", "kill-to-die", "die-to-stop", "stop-to-start", "rm", "start", "start-event-to-serving", "start-call-to-serving"}
+var traceParts = []string{"to-pull", "pull", "pull-to-stop", "rename", "create", "stop", "kill-to-die", "die-to-stop", "stop-to-start", "rm", "start", "start-event-to-serving", "start-call-to-serving", "kill-to-serving"}
 
 // parts splits the swap until its first answer of the new version: the
 // engine calls made until then (by kind, the sum of their durations), the
@@ -512,6 +535,9 @@ func (s *traceSwap) parts() map[string]time.Duration {
 	stop, ok3 := s.eventAt("stop")
 	if ok1 && ok2 {
 		out["kill-to-die"] = die.Sub(kill)
+	}
+	if ok1 {
+		out["kill-to-serving"] = s.served.Sub(kill)
 	}
 	if ok2 && ok3 {
 		out["die-to-stop"] = stop.Sub(die)
