@@ -61,15 +61,17 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 		for _, m := range modes {
 			version := m.push(i)
 			time.Sleep(300 * time.Millisecond) // the engine settles after the last swap
+			oldIP := containerIP(b, eng, m.names[0])
 			p := startPolling(b, m.url, interval)
 			t0 := time.Now()
 			m.swap(i)
 			served := p.waitVersion(b, t0, version, servingTimeout)
 			polls := p.stop()
+			newIP := containerIP(b, eng, m.names[0])
 			end := m.done(i)
 			end = later(end, served)
 			swaps = append(swaps, traceSwap{mode: m.name, i: i, t0: t0, served: served, end: end, version: version,
-				calls: m.log.between(t0, end), polls: polls, names: m.names})
+				calls: m.log.between(t0, end), polls: polls, names: m.names, oldIP: oldIP, newIP: newIP})
 		}
 		b.StartTimer()
 	}
@@ -95,12 +97,16 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 	for _, m := range modes {
 		var serving, started []time.Duration
 		var failed []float64
+		moved := 0 // swaps where the new container got another address
 		for _, s := range swaps {
 			if s.mode != m.name {
 				continue
 			}
 			serving = append(serving, s.served.Sub(s.t0))
 			failed = append(failed, float64(s.failed()))
+			if s.oldIP != s.newIP {
+				moved++
+			}
 			if t, ok := s.eventAt("start"); ok {
 				started = append(started, t.Sub(s.t0))
 			}
@@ -124,8 +130,8 @@ func BenchmarkStopFirstTrace(b *testing.B) {
 		b.ReportMetric(ms(percentile(started, 50)), m.name+"-started-p50-ms")
 		slices.Sort(failed)
 		b.ReportMetric(failed[(len(failed)-1)/2], m.name+"-failed-p50")
-		b.Logf("%s: %d swaps, push → serving median %v (%v), push → engine's start event median %v",
-			m.name, len(serving), percentile(serving, 50).Round(time.Millisecond), roundAll(serving), percentile(started, 50).Round(time.Millisecond))
+		b.Logf("%s: %d swaps (%d with a new address), push → serving median %v (%v), push → engine's start event median %v",
+			m.name, len(serving), moved, percentile(serving, 50).Round(time.Millisecond), roundAll(serving), percentile(started, 50).Round(time.Millisecond))
 	}
 }
 
@@ -393,6 +399,7 @@ type traceSwap struct {
 	t0, served, end time.Time
 	version         string
 	names           []string
+	oldIP, newIP    string // the old and the new container's address
 	calls           []engineCall
 	events          []testenv.Event
 	polls           []poll
@@ -462,6 +469,7 @@ func (s *traceSwap) trace() string {
 		j = k + 1
 	}
 	lines = append(lines, line{s.served, "FIRST ANSWER OF THE NEW VERSION"})
+	lines = append(lines, line{s.end, fmt.Sprintf("(address: old %s, new %s)", s.oldIP, s.newIP)})
 	slices.SortStableFunc(lines, func(a, b line) int { return a.at.Compare(b.at) })
 	var sb strings.Builder
 	for _, l := range lines {
@@ -543,4 +551,17 @@ func (s *traceSwap) parts() map[string]time.Duration {
 		out["die-to-stop"] = stop.Sub(die)
 	}
 	return out
+}
+
+// containerIP returns the address of the container on its first network.
+func containerIP(tb testing.TB, eng *testenv.Eng, name string) string {
+	in := eng.Inspect(tb, name)
+	if in.NetworkSettings != nil {
+		for _, ep := range in.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				return ep.IPAddress.String()
+			}
+		}
+	}
+	return ""
 }
