@@ -230,7 +230,7 @@ func cliTraceMode(b *testing.B, eng *testenv.Eng, reg *testenv.Reg) *traceMode {
 
 func floorTraceMode(b *testing.B, eng *testenv.Eng, reg *testenv.Reg) *traceMode {
 	log := newCallLog(b)
-	cli, err := client.New(client.WithHost(log.Host()), client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.WithHost(log.Host()))
 	if err != nil {
 		b.Fatal(err)
 	}
