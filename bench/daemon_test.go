@@ -57,6 +57,9 @@ type target struct {
 	// by four spaces), then more to the deployments list: {name} in either
 	// is the name, {repo} the repository.
 	extra, more string
+	// dockerHost, if set, is the config's docker_host (an engine proxy
+	// that logs each call, say).
+	dockerHost string
 }
 
 // proxyMissing begins the skip message of a benchmark of the proxy mode
@@ -77,6 +80,9 @@ func startDaemon(tb testing.TB, reg *testenv.Reg, name string, t target) *daemon
 	dir := tb.TempDir()
 	var c strings.Builder
 	fmt.Fprintf(&c, "listen: 127.0.0.1:0\nhistory: %q\n", filepath.Join(dir, "liftoff.db"))
+	if t.dockerHost != "" {
+		fmt.Fprintf(&c, "docker_host: %q\n", t.dockerHost)
+	}
 	fmt.Fprintf(&c, "hooks:\n  - source: dockerhub\n    token: %s\n", hookToken)
 	fmt.Fprintf(&c, "registries:\n  docker.io:\n    mirror: %q\n", reg.Host())
 	fmt.Fprintf(&c, "environments:\n  bench:\n    env: {APP_ENV: bench, STATIC_URL: /static/}\n")
