@@ -351,6 +351,37 @@ func TestDoorTLS(t *testing.T) {
 	}
 }
 
+// TestDoorRedirectPort: the HTTP listener redirects to RedirectPort when
+// given (a front door behind a port mapping), leaving 443 out of the
+// address, rather than to the port the front door itself listens on; a
+// reload changes the port; a port out of range is refused.
+func TestDoorRedirectPort(t *testing.T) {
+	t.Parallel()
+	d := newTLSDoor(t, 0)
+	for _, tt := range []struct {
+		port int
+		want string
+	}{
+		{443, "https://a.example.test/x?y=1"},
+		{8443, "https://a.example.test:8443/x?y=1"},
+	} {
+		door := d.door
+		door.RedirectPort = tt.port
+		if err := d.h.p.Apply(door, d.routes); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := doorGet(t, d.plainClient, "http://a.example.test:8080/x?y=1")
+		if loc := res.Header.Get("Location"); res.StatusCode != http.StatusMovedPermanently || loc != tt.want {
+			t.Errorf("redirect port %d: %d to %q, want %q", tt.port, res.StatusCode, loc, tt.want)
+		}
+	}
+	bad := d.door
+	bad.RedirectPort = 70000
+	if err := d.h.p.Apply(bad, d.routes); err == nil || !strings.Contains(err.Error(), "redirect port 70000") {
+		t.Errorf("redirect port 70000: %v", err)
+	}
+}
+
 // TestDoorWebSocket: an upgrade over the TLS front door (HTTP/1.1, as
 // browsers do a WebSocket) reaches the app and echoes.
 func TestDoorWebSocket(t *testing.T) {
