@@ -181,6 +181,11 @@ func checkHost(h string) string {
 	case len(name) > 253:
 		return "longer than 253 characters"
 	}
+	for _, l := range strings.Split(name, ".") {
+		if len(l) > 63 {
+			return fmt.Sprintf("a name whose label %q is longer than 63 characters (the most DNS allows between dots)", l)
+		}
+	}
 	return ""
 }
 
