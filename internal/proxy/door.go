@@ -208,7 +208,7 @@ func (p *Proxy) serveFront(l *listener, w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if r.TLS != nil && f.cfg.HSTS > 0 {
-		w.Header().Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(f.cfg.HSTS/time.Second), 10))
+		w.Header().Set(hsts, "max-age="+strconv.FormatInt(int64(f.cfg.HSTS/time.Second), 10))
 	}
 	s := p.table.Load().lookup(r)
 	if s == nil {
@@ -218,6 +218,9 @@ func (p *Proxy) serveFront(l *listener, w http.ResponseWriter, r *http.Request) 
 	}
 	s.serve(l, w, r)
 }
+
+// hsts is the header of HTTP Strict Transport Security (canonical form).
+const hsts = "Strict-Transport-Security"
 
 // acmeChallenge is the path of HTTP-01 challenges.
 const acmeChallenge = "/.well-known/acme-challenge/"

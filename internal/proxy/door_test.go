@@ -351,6 +351,28 @@ func TestDoorTLS(t *testing.T) {
 	}
 }
 
+// TestDoorHSTSOfTheApp: an app that sends its own Strict-Transport-Security
+// keeps it, alone; the front door's goes to the others.
+func TestDoorHSTSOfTheApp(t *testing.T) {
+	t.Parallel()
+	d := newTLSDoor(t, 365*24*time.Hour)
+	own := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=60; includeSubDomains")
+		io.WriteString(w, "own")
+	}))
+	t.Cleanup(own.Close)
+	d.h.p.Switch("a", own.Listener.Addr().String())
+	for _, tt := range []struct{ host, want string }{
+		{"a.example.test", "max-age=60; includeSubDomains"},
+		{"b.example.test", "max-age=31536000"},
+	} {
+		res, _ := doorGet(t, d.c, "https://"+tt.host+"/")
+		if got := res.Header.Values("Strict-Transport-Security"); len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s: Strict-Transport-Security %q, want only %q", tt.host, got, tt.want)
+		}
+	}
+}
+
 // TestDoorRedirectPort: the HTTP listener redirects to RedirectPort when
 // given (a front door behind a port mapping), leaving 443 out of the
 // address, rather than to the port the front door itself listens on; a
