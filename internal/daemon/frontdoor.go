@@ -36,7 +36,7 @@ func frontDoor(cfg *deployments.Config) proxy.Door {
 	if f == nil {
 		return proxy.Door{}
 	}
-	d := proxy.Door{Listen: f.Listen, HTTPListen: f.HTTPListen, HSTS: f.HSTS, Default: f.Default}
+	d := proxy.Door{Listen: f.Listen, HTTPListen: f.HTTPListen, RedirectPort: f.RedirectPort, HSTS: f.HSTS, Default: f.Default}
 	if t := f.TLS; t != nil {
 		d.TLS = &proxy.DoorTLS{CertFile: t.CertFile, KeyFile: t.KeyFile}
 		if a := t.ACME; a != nil {

@@ -239,8 +239,10 @@ func (a *attempt) canary() (done bool, o Outcome, err error) {
 	}
 	run := &canaryRun{deployment: d.Name, done: make(chan struct{}), ask: make(chan canaryAsk)}
 	started := time.Now()
+	// The first step's weight from the start, so that canary_started
+	// tells the share the new container is about to get.
 	st := CanaryStatus{Deployment: d.Name, Delivery: a.res.Request.Delivery, Tag: a.res.Request.Tag, Digest: a.res.Digest, Previous: a.res.Previous,
-		Steps: slices.Clone(k.Steps), Started: started}
+		Steps: slices.Clone(k.Steps), Weight: k.Steps[0], Started: started}
 	var stepOld, stepNew Figures // both sides' figures when the step began
 	var mu sync.Mutex
 	run.status = func() CanaryStatus {

@@ -213,7 +213,11 @@ func TestCanaryStepsThenSwitch(t *testing.T) {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if got := kinds(*events); !slices.Equal(got, []string{CanaryStarted, CanaryPromoted}) {
-		t.Errorf("events %v", got)
+		t.Fatalf("events %v", got)
+	}
+	// canary_started tells the share the first step gives the new one.
+	if st := (*events)[0].Status; st.Step != 0 || st.Weight != 10 || !slices.Equal(st.Steps, []int{10, 50}) {
+		t.Errorf("canary_started: step %d weight %d of %v, want step 0 at 10 of [10 50]", st.Step, st.Weight, st.Steps)
 	}
 }
 

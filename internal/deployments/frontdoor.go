@@ -19,6 +19,10 @@ type FrontDoor struct {
 	// HTTPListen, if set (":80"), answers ACME's HTTP-01 challenges and
 	// redirects everything else to https. It needs TLS.
 	HTTPListen string `yaml:"http_listen"`
+	// RedirectPort, if set, is the https port http_listen redirects to,
+	// where it is not listen's own: liftoff on :8443 with Docker mapping
+	// 443 to it. Default: listen's port (443 is left out of the address).
+	RedirectPort int `yaml:"redirect_port"`
 	// TLS, if set, makes Listen serve HTTPS; without it Listen serves
 	// plain HTTP (behind a TLS terminator of yours).
 	TLS *FrontDoorTLS `yaml:"tls"`
@@ -74,6 +78,14 @@ func (c *Config) checkFrontDoor(p *problems, listens map[string]string) {
 		checkListen(p, "front_door.http_listen", f.HTTPListen, listens, "\":80\"")
 		if f.TLS == nil {
 			p.addf("front_door.http_listen", "redirects to https: give front_door.tls too, or drop http_listen")
+		}
+	}
+	if f.RedirectPort != 0 {
+		switch {
+		case f.RedirectPort < 1 || f.RedirectPort > 65535:
+			p.addf("front_door.redirect_port", "%d: want a port from 1 to 65535, e.g. 443", f.RedirectPort)
+		case f.HTTPListen == "":
+			p.addf("front_door.redirect_port", "is where http_listen redirects to: give front_door.http_listen too, or drop redirect_port")
 		}
 	}
 	if f.HSTS < 0 {
@@ -168,6 +180,11 @@ func checkHost(h string) string {
 		return "want a host name such as app.example.com, without scheme, port or path"
 	case len(name) > 253:
 		return "longer than 253 characters"
+	}
+	for _, l := range strings.Split(name, ".") {
+		if len(l) > 63 {
+			return fmt.Sprintf("a name whose label %q is longer than 63 characters (the most DNS allows between dots)", l)
+		}
 	}
 	return ""
 }

@@ -53,6 +53,8 @@ func TestFrontDoorErrors(t *testing.T) {
 		{"http_listen is listen", "front_door: {listen: \":8443\", http_listen: \":8443\", tls: " + files + "}\n", "front_door.http_listen: :8443 is also front_door.listen"},
 		{"proxy on the front door's address", door + "deployments:\n  - {name: web, image: acme/web, tags: [x], proxy: {listen: \":8443\", port: 8000}}\n", "deployments[0].proxy.listen: :8443 is also front_door.listen"},
 		{"redirect without tls", "front_door: {listen: \":8443\", http_listen: \":8080\"}\n", "front_door.http_listen: redirects to https"},
+		{"redirect_port without http_listen", "front_door: {listen: \":8443\", redirect_port: 443, tls: " + files + "}\n", "front_door.redirect_port: is where http_listen redirects to"},
+		{"redirect_port out of range", "front_door: {listen: \":8443\", http_listen: \":8080\", redirect_port: 70000, tls: " + files + "}\n", "front_door.redirect_port: 70000: want a port from 1 to 65535"},
 		{"hsts without tls", "front_door: {listen: \":8443\", hsts: 8760h}\n", "front_door.hsts: HSTS is sent over TLS only"},
 		{"negative hsts", "front_door: {listen: \":8443\", hsts: -1s, tls: " + files + "}\n", "front_door.hsts: want a max-age"},
 		{"tls with nothing", "front_door: {listen: \":8443\", tls: {}}\n", "front_door.tls: give cert_file and key_file, or acme"},

@@ -23,7 +23,11 @@ func (c *Config) Match(repo, tag string) MatchResult {
 		if d.matches(tag, &v) {
 			res.Accepted = append(res.Accepted, d)
 		} else if d.previewMatches(tag, &v) {
-			res.Accepted = append(res.Accepted, d.Preview(tag))
+			if msg := previewHostProblem(d, tag); msg != "" {
+				res.Ignored = append(res.Ignored, Ignored{Deployment: d.Name, Reason: msg})
+			} else {
+				res.Accepted = append(res.Accepted, d.Preview(tag))
+			}
 		} else {
 			res.Ignored = append(res.Ignored, Ignored{
 				Deployment: d.Name,

@@ -1,6 +1,7 @@
 package deployments
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -39,6 +40,12 @@ func (c *Config) checkPreviews(p *problems, at string, d *Deployment) {
 	}
 	if v.Tags == "" {
 		p.addf(at+".tags", "missing: one tag rule, e.g. \"glob:pr-*\"")
+	} else if !strings.Contains(v.Tags, ":") && strings.ContainsAny(v.Tags, "*?[") {
+		if p.secrets[at+".tags"] {
+			p.addf(at+".tags", "a pattern without glob: (from ${VAR}, not shown): write it glob:<pattern>, e.g. \"glob:pr-*\"")
+		} else {
+			p.addf(at+".tags", "%q is a pattern without its kind: write %q", v.Tags, "glob:"+v.Tags)
+		}
 	} else if r, err := parseTagRule(v.Tags); err != nil {
 		p.add(at+".tags", err)
 	} else {
@@ -115,10 +122,19 @@ func PreviewHost(d *Deployment, tag string) string {
 		return r
 	}, tag)
 	label = strings.Trim(label, "-")
-	if len(label) > 63 {
-		label = strings.TrimRight(label[:63], "-")
-	}
 	return strings.ReplaceAll(d.Previews.Host, "{tag}", label)
+}
+
+// previewHostProblem says why PreviewHost(d, tag) is no host name a
+// preview can be served and certified at ("" if it is one): a long tag
+// makes a label (between dots) longer than 63 characters. Such a tag
+// starts no preview rather than one cut to a host another tag may share.
+func previewHostProblem(d *Deployment, tag string) string {
+	h := PreviewHost(d, tag)
+	if msg := checkHost(h); msg != "" {
+		return fmt.Sprintf("tag %q starts no preview: its host %q is %s; push a shorter tag", tag, h, msg)
+	}
+	return ""
 }
 
 // previewMatches tells whether a push of tag starts a preview of d: its
@@ -141,7 +157,7 @@ func (d *Deployment) previewMatches(tag string, v *tagVersion) bool {
 // network aliases, published ports, poll and promote_from, and with
 // PreviewOf set: a preview never runs the environment's backup.
 func (d *Deployment) Preview(tag string) *Deployment {
-	if ValidateTag(tag) != nil || !d.previewMatches(tag, &tagVersion{tag: tag}) {
+	if ValidateTag(tag) != nil || !d.previewMatches(tag, &tagVersion{tag: tag}) || previewHostProblem(d, tag) != "" {
 		return nil
 	}
 	pv := *d
@@ -170,7 +186,7 @@ func (c *Config) previewParent(name string) *Deployment {
 		if d.Previews == nil || d.Name == name {
 			continue
 		}
-		if tag, ok := strings.CutPrefix(name, d.Name+"-"); ok && ValidateTag(tag) == nil && d.previewMatches(tag, &tagVersion{tag: tag}) {
+		if tag, ok := strings.CutPrefix(name, d.Name+"-"); ok && ValidateTag(tag) == nil && d.previewMatches(tag, &tagVersion{tag: tag}) && previewHostProblem(d, tag) == "" {
 			return d
 		}
 	}

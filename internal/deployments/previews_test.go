@@ -22,6 +22,8 @@ func TestPreviewsErrors(t *testing.T) {
 		{"no tags", previewDeployment(`{host: "{tag}.p.example.com", ttl: 1h, max: 1}`), "deployments[0].previews.tags: missing: one tag rule"},
 		{"bad rule", previewDeployment(`{tags: "glob:[", host: "{tag}.p.example.com", ttl: 1h, max: 1}`), `deployments[0].previews.tags: invalid glob "["`},
 		{"unknown rule", previewDeployment(`{tags: "wild:pr-*", host: "{tag}.p.example.com", ttl: 1h, max: 1}`), "deployments[0].previews.tags:"},
+		{"pattern without glob:", previewDeployment(`{tags: "pr-*", host: "{tag}.p.example.com", ttl: 1h, max: 1}`), `deployments[0].previews.tags: "pr-*" is a pattern without its kind: write "glob:pr-*"`},
+		{"host label too long", previewDeployment(`{tags: "glob:pr-*", host: "{tag}.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com", ttl: 1h, max: 1}`), "longer than 63 characters"},
 		{"exact tag", previewDeployment(`{tags: "pr-1", host: "{tag}.p.example.com", ttl: 1h, max: 1}`), `deployments[0].previews.tags: "pr-1" names one tag`},
 		{"rule of the deployment", previewDoor + "deployments:\n  - {name: web, image: acme/web, tags: [\"glob:pr-*\"], proxy: {hosts: [web.example.com], port: 8000}, previews: " + ok + "}\n",
 			`deployments[0].previews.tags: "glob:pr-*" is also one of tags`},
@@ -105,6 +107,40 @@ environments:
 	}
 	if strings.Join(rules, " ") != "staging glob:pr-*" {
 		t.Errorf("poll rules: %v, want [staging glob:pr-*]", rules)
+	}
+}
+
+// TestPreviewLongTag: a tag whose preview host would have a label longer
+// than DNS allows (63) starts no preview: the push is ignored for the
+// preview with the reason, rather than starting one at a host no client can
+// resolve and no CA certifies (or, cut short, one another tag shares).
+func TestPreviewLongTag(t *testing.T) {
+	cfg := mustParse(t, previewDoor+`deployments:
+  - name: web
+    image: acme/web
+    tags: [staging]
+    proxy: {hosts: [web.example.com], port: 8000}
+    previews: {tags: "glob:pr-*", host: "{tag}-web.preview.example.com", ttl: 72h, max: 2}
+`)
+	long := "pr-" + strings.Repeat("x", 56) // 59 characters, 63 with "-web"
+	if m := cfg.Match("docker.io/acme/web", long); len(m.Accepted) != 1 || m.Accepted[0].Proxy.Hosts[0] != long+"-web.preview.example.com" {
+		t.Fatalf("a push of a 59-character tag: %+v", m)
+	}
+	for _, tag := range []string{long + "y", "pr-" + strings.Repeat("y", 100)} {
+		m := cfg.Match("docker.io/acme/web", tag)
+		if len(m.Accepted) != 0 {
+			t.Errorf("a push of %s started the preview at %s", tag, m.Accepted[0].Proxy.Hosts[0])
+		}
+		if len(m.Ignored) != 1 || m.Ignored[0].Deployment != "web" || !strings.Contains(m.Ignored[0].Reason, "starts no preview") ||
+			!strings.Contains(m.Ignored[0].Reason, "longer than 63 characters") {
+			t.Errorf("a push of %s: ignored %+v, want the reason", tag, m.Ignored)
+		}
+		if p := cfg.Deployments[0].Preview(tag); p != nil {
+			t.Errorf("Preview(%s) = %s", tag, p.Name)
+		}
+		if p := cfg.Deployment("web-" + tag); p != nil {
+			t.Errorf("Deployment(web-%s) = %s", tag, p.Name)
+		}
 	}
 }
 

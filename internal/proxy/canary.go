@@ -13,21 +13,24 @@ import (
 
 // A canary is a second upstream of a deployment that gets a share of its
 // requests, beside the current one, so that a new container can be judged
-// by its own traffic before it gets all of it. Each client sticks to the
-// side it was first sent to (a cookie), so that one user does not flip
-// between versions. The proxy only splits and measures; who decides the
-// weight, and when to promote (Switch to the canary) or abort (end the
-// split, Drain the canary), is the caller's business.
+// by its own traffic before it gets all of it. Each client draws a number
+// once per split and keeps it (a cookie): it is on the canary's side while
+// that number is below the weight, so that as the weight grows from step
+// to step the share of returning clients grows with it, and no client
+// flips back from the new version to the old one while the canary goes
+// on. The proxy only splits and measures; who decides the weight, and when
+// to promote (Switch to the canary) or abort (end the split, Drain the
+// canary), is the caller's business.
 //
 // The canary's backend is counted and drained like any other: a request
 // counts itself on it and checks that the split is still the same, so that
 // once Canary has ended the split, every request either is counted there
 // (and Drain waits for it) or goes to the current upstream.
 
-// CanaryCookie is the cookie that keeps a client on its side of a split:
-// "new." (the canary) or "old.", then the split's id. The id binds it to
-// that split: a client sent to the canary of an earlier release, or of a
-// canary aborted since, is rolled for again at the next split rather than
+// CanaryCookie is the cookie that keeps a client's draw for a split: a
+// number from 0 to 99, ".", then the split's id. The id binds it to that
+// split: a client that drew low for the canary of an earlier release, or of
+// a canary aborted since, draws again at the next split rather than being
 // sent at once to a container that should get only a share of the clients.
 const CanaryCookie = "liftoff_canary"
 
@@ -37,18 +40,32 @@ const canaryCookieAge = 24 * time.Hour
 
 type canary struct {
 	b      *backend
-	weight int    // percent of the clients without a cookie, 0 to 100
+	weight int    // percent of the clients, 0 to 100: those whose draw is below it
 	id     string // the split's, in its cookies; kept while only the weight changes
 }
 
-// cookie is the value of CanaryCookie for side ("new" or "old") of c.
-func (c *canary) cookie(side string) string { return side + "." + c.id }
+// cookie is the value of CanaryCookie for a client of c that drew n.
+func (c *canary) cookie(n int) string { return strconv.Itoa(n) + "." + c.id }
+
+// draw returns the number v (a CanaryCookie's value) holds for c, false if
+// v is not one of c's.
+func (c *canary) draw(v string) (int, bool) {
+	ns, id, ok := strings.Cut(v, ".")
+	if !ok || id != c.id {
+		return 0, false
+	}
+	n, err := strconv.Atoi(ns)
+	if err != nil || n < 0 || n > 99 || strconv.Itoa(n) != ns {
+		return 0, false
+	}
+	return n, true
+}
 
 // Canary sends weight percent (0 to 100) of the deployment's clients to
 // upstream beside its current upstream, each client sticking to its side;
 // upstream "" ends the split (weight is then ignored). Calling it again
-// with the same upstream changes the weight, keeping each client on its
-// side. It returns an error for a weight out of range, an upstream that is
+// with the same upstream changes the weight, keeping each client's draw:
+// raising it moves clients from the old side to the new one only. It returns an error for a weight out of range, an upstream that is
 // already the current one, or a deployment without a current upstream.
 func (p *Proxy) Canary(deployment, upstream string, weight int) error {
 	if upstream != "" && (weight < 0 || weight > 100) {
@@ -96,25 +113,23 @@ func (p *Proxy) Canary(deployment, upstream string, weight int) error {
 }
 
 // pick counts the request on the backend it goes to: the canary's, if a
-// split is on and the client is (or falls) on its side, else the current
-// one (nil if none). It sets the cookie that keeps a new client on its side.
+// split is on and the client's draw is below its weight, else the current
+// one (nil if none). It sets the cookie that keeps a new client's draw.
 func (s *site) pick(w http.ResponseWriter, r *http.Request) *backend {
 	c := s.canary.Load()
 	if c == nil {
 		return s.acquire()
 	}
-	side := ""
-	if ck, err := r.Cookie(CanaryCookie); err == nil && (ck.Value == c.cookie("new") || ck.Value == c.cookie("old")) {
-		side, _, _ = strings.Cut(ck.Value, ".")
-	} else {
-		side = "old"
-		if s.p.roll() < c.weight {
-			side = "new"
-		}
-		http.SetCookie(w, &http.Cookie{Name: CanaryCookie, Value: c.cookie(side), Path: "/", MaxAge: int(canaryCookieAge / time.Second),
+	n, ok := 0, false
+	if ck, err := r.Cookie(CanaryCookie); err == nil {
+		n, ok = c.draw(ck.Value)
+	}
+	if !ok {
+		n = s.p.roll()
+		http.SetCookie(w, &http.Cookie{Name: CanaryCookie, Value: c.cookie(n), Path: "/", MaxAge: int(canaryCookieAge / time.Second),
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	}
-	if side == "new" {
+	if n < c.weight {
 		c.b.inflight.Add(1)
 		if s.canary.Load() == c {
 			return c.b
@@ -234,7 +249,7 @@ func (b *backend) figures() Figures {
 	return f
 }
 
-// roll returns a number in [0, 100) that decides a new client's side.
+// roll returns a number in [0, 100): a new client's draw.
 func (p *Proxy) roll() int {
 	if p.rollFn != nil {
 		return p.rollFn()

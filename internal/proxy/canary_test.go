@@ -27,9 +27,9 @@ func canaryHarness(t *testing.T) (*harness, *app) {
 }
 
 // TestCanarySplit: with a split on, weight percent of the new clients go
-// to the canary and are told so by a cookie; a client with the cookie stays
-// on its side when the weight changes; ending the split sends everyone to
-// the current upstream.
+// to the canary, each told its draw by a cookie; a client with the cookie
+// keeps its side while the weight stays and is not given another; ending
+// the split sends everyone to the current upstream.
 func TestCanarySplit(t *testing.T) {
 	t.Parallel()
 	h, old := canaryHarness(t)
@@ -41,10 +41,10 @@ func TestCanarySplit(t *testing.T) {
 		t.Errorf("liftoff_canary_weight = %v, want 30", got)
 	}
 	sides := map[string]int{}
-	for range 100 {
+	for i := range 100 {
 		res, body := h.get("web", "/")
 		ck := res.Header.Get("Set-Cookie")
-		want := CanaryCookie + "=" + splitCookie(h, body)
+		want := CanaryCookie + "=" + splitCookie(h, i) // the harness draws 0, 1, 2, ...
 		if !strings.HasPrefix(ck, want+";") || !strings.Contains(ck, "HttpOnly") {
 			t.Fatalf("%s answered with Set-Cookie %q", body, ck)
 		}
@@ -54,14 +54,11 @@ func TestCanarySplit(t *testing.T) {
 		t.Errorf("new clients went %v, want 30 new and 70 old", sides)
 	}
 
-	// Sticky: a client keeps its side whatever the weight.
+	// Sticky: a client keeps its side while the weight stays.
 	jar, _ := cookiejar.New(nil)
 	sticky := &http.Client{Transport: h.client.Transport, Jar: jar, Timeout: deadline}
 	first := ""
-	for i, w := range []int{30, 100, 0, 50} {
-		if err := h.p.Canary("web", canary.addr(), w); err != nil {
-			t.Fatal(err)
-		}
+	for i := range 10 {
 		res, err := sticky.Get(h.url("web", "/"))
 		if err != nil {
 			t.Fatal(err)
@@ -70,8 +67,8 @@ func TestCanarySplit(t *testing.T) {
 		side := res.Header.Get("X-Upstream")
 		if i == 0 {
 			first = side
-		} else if side != first {
-			t.Fatalf("weight %d moved a client from %s to %s", w, first, side)
+		} else if side != first || res.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("a returning client moved from %s to %s, Set-Cookie %q", first, side, res.Header.Get("Set-Cookie"))
 		}
 	}
 
@@ -178,7 +175,7 @@ func TestCanaryFigures(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	onCanary := &http.Client{Transport: h.client.Transport, Jar: jar, Timeout: deadline}
 	u, _ := http.NewRequest(http.MethodGet, h.url("web", "/"), nil)
-	jar.SetCookies(u.URL, []*http.Cookie{{Name: CanaryCookie, Value: splitCookie(h, "new")}})
+	jar.SetCookies(u.URL, []*http.Cookie{{Name: CanaryCookie, Value: splitCookie(h, 0)}}) // 0 < 50: the canary's side
 	for range 4 {
 		res, err := onCanary.Get(h.url("web", "/"))
 		if err != nil {
@@ -224,12 +221,67 @@ func TestCanaryRefused(t *testing.T) {
 	}
 }
 
-// splitCookie is the value of CanaryCookie for side of web's split now.
-func splitCookie(h *harness, side string) string {
+// splitCookie is the value of CanaryCookie for a client of web's split now
+// that drew n.
+func splitCookie(h *harness, n int) string {
 	h.p.mu.Lock()
 	s := h.p.sites["web"]
 	h.p.mu.Unlock()
-	return s.canary.Load().cookie(side)
+	return s.canary.Load().cookie(n)
+}
+
+// TestCanaryShareOfReturningClients: as the weight grows step by step, the
+// share of the same clients (each keeping its cookie) on the canary grows
+// with it, and no client goes back from the canary to the old side; a
+// cookie that is not one of the split's is drawn for again.
+func TestCanaryShareOfReturningClients(t *testing.T) {
+	t.Parallel()
+	h, _ := canaryHarness(t)
+	canary := newApp(t, "new")
+	clients := make([]*http.Client, 100)
+	for i := range clients {
+		jar, _ := cookiejar.New(nil)
+		clients[i] = &http.Client{Transport: h.client.Transport, Jar: jar, Timeout: deadline}
+	}
+	onNew := make([]bool, len(clients))
+	for _, w := range []int{5, 25, 50, 100} {
+		if err := h.p.Canary("web", canary.addr(), w); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i, c := range clients {
+			res, err := c.Get(h.url("web", "/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			isNew := res.Header.Get("X-Upstream") == "new"
+			if onNew[i] && !isNew {
+				t.Errorf("weight %d: client %d went back from the canary to the old side", w, i)
+			}
+			onNew[i] = isNew
+			if isNew {
+				n++
+			}
+		}
+		if n != w {
+			t.Errorf("weight %d: %d of 100 returning clients on the canary, want %d", w, n, w)
+		}
+	}
+
+	_, id, _ := strings.Cut(splitCookie(h, 0), ".")
+	for _, v := range []string{"new." + id, "100." + id, "-1." + id, "07." + id, "1.other", "abc"} {
+		req, _ := http.NewRequest(http.MethodGet, h.url("web", "/"), nil)
+		req.AddCookie(&http.Cookie{Name: CanaryCookie, Value: v})
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if !strings.HasPrefix(res.Header.Get("Set-Cookie"), CanaryCookie+"=") {
+			t.Errorf("cookie %q: no new draw (Set-Cookie %q)", v, res.Header.Get("Set-Cookie"))
+		}
+	}
 }
 
 // TestCanaryCookieOfAnEarlierSplit: the cookie binds a client to its side

@@ -207,6 +207,9 @@ func normalize(routes []Route, door Door) ([]Route, error) {
 	if door.HTTPListen != "" && door.TLS == nil {
 		return nil, fmt.Errorf("front door: http_listen redirects to https, and the front door has no tls")
 	}
+	if door.RedirectPort < 0 || door.RedirectPort > 65535 || (door.RedirectPort != 0 && door.HTTPListen == "") {
+		return nil, fmt.Errorf("front door: redirect port %d: want 1 to 65535, with an http listener", door.RedirectPort)
+	}
 	if door.TLS != nil && door.TLS.CertFile == "" && door.TLS.ACME == nil {
 		return nil, fmt.Errorf("front door: tls needs certificate files or acme")
 	}

@@ -35,6 +35,11 @@ type Door struct {
 	// HTTPListen, if set, answers plain HTTP: ACME's HTTP-01 challenges,
 	// and a redirect to https for everything else. It needs TLS.
 	HTTPListen string
+	// RedirectPort, if set (1 to 65535), is the https port HTTPListen
+	// redirects to, for a front door whose port is mapped (Docker's
+	// 443:8443); 0 is the port of Listen (the bound one for port 0). 443
+	// is left out of the redirect's address.
+	RedirectPort int
 	// TLS, if set, makes Listen serve HTTPS (HTTP/2 and HTTP/1.1);
 	// nil serves plain HTTP there (behind a TLS terminator of yours).
 	TLS *DoorTLS
@@ -203,7 +208,7 @@ func (p *Proxy) serveFront(l *listener, w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if r.TLS != nil && f.cfg.HSTS > 0 {
-		w.Header().Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(f.cfg.HSTS/time.Second), 10))
+		w.Header().Set(hsts, "max-age="+strconv.FormatInt(int64(f.cfg.HSTS/time.Second), 10))
 	}
 	s := p.table.Load().lookup(r)
 	if s == nil {
@@ -213,6 +218,9 @@ func (p *Proxy) serveFront(l *listener, w http.ResponseWriter, r *http.Request) 
 	}
 	s.serve(l, w, r)
 }
+
+// hsts is the header of HTTP Strict Transport Security (canonical form).
+const hsts = "Strict-Transport-Security"
 
 // acmeChallenge is the path of HTTP-01 challenges.
 const acmeChallenge = "/.well-known/acme-challenge/"
@@ -237,8 +245,8 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusBadRequest, "liftoff: a request without a valid Host")
 		return
 	}
-	if _, port, err := net.SplitHostPort(f.main.ln.Addr().String()); err == nil && port != "443" {
-		host = net.JoinHostPort(host, port)
+	if port := f.httpsPort(); port != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	code := http.StatusPermanentRedirect // keeps the method and body
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -246,6 +254,21 @@ func (p *Proxy) servePlain(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
 	w.WriteHeader(code)
+}
+
+// httpsPort is the port HTTPListen redirects to: RedirectPort, else the
+// port Listen asks for (as clients reach it without a port mapping), else,
+// for port 0, the one it got.
+func (f *front) httpsPort() int {
+	if f.cfg.RedirectPort != 0 {
+		return f.cfg.RedirectPort
+	}
+	if _, port, err := net.SplitHostPort(f.cfg.Listen); err == nil && !ephemeral(f.cfg.Listen) {
+		if n, err := net.LookupPort("tcp", port); err == nil {
+			return n
+		}
+	}
+	return f.main.ln.Addr().(*net.TCPAddr).Port
 }
 
 // getCertificate picks the front door's certificate for a TLS handshake:

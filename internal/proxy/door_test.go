@@ -351,6 +351,59 @@ func TestDoorTLS(t *testing.T) {
 	}
 }
 
+// TestDoorHSTSOfTheApp: an app that sends its own Strict-Transport-Security
+// keeps it, alone; the front door's goes to the others.
+func TestDoorHSTSOfTheApp(t *testing.T) {
+	t.Parallel()
+	d := newTLSDoor(t, 365*24*time.Hour)
+	own := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=60; includeSubDomains")
+		io.WriteString(w, "own")
+	}))
+	t.Cleanup(own.Close)
+	d.h.p.Switch("a", own.Listener.Addr().String())
+	for _, tt := range []struct{ host, want string }{
+		{"a.example.test", "max-age=60; includeSubDomains"},
+		{"b.example.test", "max-age=31536000"},
+	} {
+		res, _ := doorGet(t, d.c, "https://"+tt.host+"/")
+		if got := res.Header.Values("Strict-Transport-Security"); len(got) != 1 || got[0] != tt.want {
+			t.Errorf("%s: Strict-Transport-Security %q, want only %q", tt.host, got, tt.want)
+		}
+	}
+}
+
+// TestDoorRedirectPort: the HTTP listener redirects to RedirectPort when
+// given (a front door behind a port mapping), leaving 443 out of the
+// address, rather than to the port the front door itself listens on; a
+// reload changes the port; a port out of range is refused.
+func TestDoorRedirectPort(t *testing.T) {
+	t.Parallel()
+	d := newTLSDoor(t, 0)
+	for _, tt := range []struct {
+		port int
+		want string
+	}{
+		{443, "https://a.example.test/x?y=1"},
+		{8443, "https://a.example.test:8443/x?y=1"},
+	} {
+		door := d.door
+		door.RedirectPort = tt.port
+		if err := d.h.p.Apply(door, d.routes); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := doorGet(t, d.plainClient, "http://a.example.test:8080/x?y=1")
+		if loc := res.Header.Get("Location"); res.StatusCode != http.StatusMovedPermanently || loc != tt.want {
+			t.Errorf("redirect port %d: %d to %q, want %q", tt.port, res.StatusCode, loc, tt.want)
+		}
+	}
+	bad := d.door
+	bad.RedirectPort = 70000
+	if err := d.h.p.Apply(bad, d.routes); err == nil || !strings.Contains(err.Error(), "redirect port 70000") {
+		t.Errorf("redirect port 70000: %v", err)
+	}
+}
+
 // TestDoorWebSocket: an upgrade over the TLS front door (HTTP/1.1, as
 // browsers do a WebSocket) reaches the app and echoes.
 func TestDoorWebSocket(t *testing.T) {

@@ -150,6 +150,12 @@ func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
+	// The front door's HSTS was set before the app's headers were added:
+	// an app that sends its own keeps it, alone (a browser heeds only the
+	// first of two).
+	if h := w.Header(); len(h[hsts]) > 1 && w.l.kind == kindFront {
+		h[hsts] = h[hsts][1:]
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
