@@ -241,6 +241,24 @@ func (e *Engine) RemovePreview(ctx context.Context, deployment, tag string) erro
 	return e.removePreview(ctx, name, "removed through the API")
 }
 
+// RemovePreviewLater starts removing the preview of deployment for tag,
+// for why (a registry's delete of its tag), and tells whether it runs. It
+// never waits for the removal: the removal runs in the preview's queue,
+// after a deploy of it that runs now. Safe to repeat; a preview that does
+// not run is no error (false). A crash before the removal leaves the
+// preview to its ttl, or to polling that no longer finds its tag.
+func (e *Engine) RemovePreviewLater(deployment, tag, why string) bool {
+	name := deployment + "-" + tag
+	e.previews.mu.Lock()
+	t, ok := e.previews.m[name]
+	e.previews.mu.Unlock()
+	if !ok || t.Deployment != deployment {
+		return false
+	}
+	go e.removeLater(name, why)
+	return true
+}
+
 // removePreview runs the removal of preview name in its queue and waits
 // for it.
 func (e *Engine) removePreview(ctx context.Context, name, why string) error {

@@ -216,3 +216,20 @@ func (c *Config) WithPreviews() []*Deployment {
 // FrontDoorTLS tells whether the front door serves HTTPS (a preview's URL
 // is https:// then).
 func (c *Config) FrontDoorTLS() bool { return c.FrontDoor != nil && c.FrontDoor.TLS != nil }
+
+// PreviewsOf returns the deployments of repo (normalized, as for Match)
+// whose previews rule takes tag: those a preview of repo:tag may run for.
+// A deployment whose own tags take tag is not among them.
+func (c *Config) PreviewsOf(repo, tag string) []*Deployment {
+	if ValidateTag(tag) != nil {
+		return nil
+	}
+	var out []*Deployment
+	v := tagVersion{tag: tag}
+	for _, i := range c.byRepo[repo] {
+		if d := &c.Deployments[i]; d.previewMatches(tag, &v) {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -94,6 +94,23 @@ environments:
 	if m := cfg.Match("docker.io/acme/web", "v1"); len(m.Accepted) != 0 {
 		t.Errorf("match v1: %+v", m)
 	}
+	// A tag's delete: the deployments whose previews take it, none whose
+	// own tags do, none of another repository.
+	for _, tt := range []struct{ repo, tag, want string }{
+		{"docker.io/acme/web", "pr-12", "web"},
+		{"docker.io/acme/web", "staging", ""},
+		{"docker.io/acme/web", "v1", ""},
+		{"docker.io/acme/api", "pr-12", ""},
+		{"docker.io/acme/web", "bad tag", ""},
+	} {
+		var names []string
+		for _, d := range cfg.PreviewsOf(tt.repo, tt.tag) {
+			names = append(names, d.Name)
+		}
+		if strings.Join(names, ",") != tt.want {
+			t.Errorf("PreviewsOf(%s, %s) = %v, want %q", tt.repo, tt.tag, names, tt.want)
+		}
+	}
 	if h := PreviewHost(cfg.Deployment("web"), "PR_1.2"); h != "pr-1-2.preview.example.com" {
 		t.Errorf("host of PR_1.2: %s", h)
 	}

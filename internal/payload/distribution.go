@@ -40,7 +40,8 @@ type distEvent struct {
 
 // Distribution reads a CNCF distribution registry's notification
 // (registry:2 and 3, and the registries built on it): an envelope of
-// events, of which only the push of a tagged manifest or index deploys.
+// events, of which only the push of a tagged manifest or index deploys,
+// and a tag's delete is Deleted.
 // One push makes an event per blob and per manifest, and a multi-arch
 // push's platform manifests come untagged: all of these are skipped.
 //
@@ -84,6 +85,8 @@ func Distribution(h http.Header, body []byte) (Parsed, error) {
 func distEventPush(c *pushes, path string, ev *distEvent) error {
 	t := &ev.Target
 	switch {
+	case ev.Action == "delete" && t.Tag != "":
+		return distEventDelete(c, path, ev)
 	case ev.Action != "push":
 		c.skip(t.Tag, path+": action"+shown(ev.Action))
 		return nil
@@ -108,6 +111,34 @@ func distEventPush(c *pushes, path string, ev *distEvent) error {
 	}
 	c.add(Push{Repo: r, Tag: t.Tag, Digest: d, Pusher: ev.Actor.Name, PushedAt: rfc3339(ev.Timestamp)},
 		isIndex(t.MediaType))
+	return nil
+}
+
+// distEventDelete records a tag's delete (the registry sends
+// target.repository and target.tag, no media type), or why it is
+// skipped.
+func distEventDelete(c *pushes, path string, ev *distEvent) error {
+	t := &ev.Target
+	skip, err := tag(path+".target.tag", t.Tag)
+	if err != nil {
+		return err
+	}
+	if skip != "" {
+		c.skip(t.Tag, path+": delete: "+skip)
+		return nil
+	}
+	host, err := distHost(path, ev)
+	if err != nil {
+		return err
+	}
+	if t.Repository == "" {
+		return invalid(path+".target.repository", "missing")
+	}
+	r, err := repo(path+".target.repository", host+"/"+t.Repository)
+	if err != nil {
+		return err
+	}
+	c.deleted(Push{Repo: r, Tag: t.Tag, Pusher: ev.Actor.Name, PushedAt: rfc3339(ev.Timestamp)})
 	return nil
 }
 

@@ -82,6 +82,18 @@ func TestDistribution(t *testing.T) {
 			body: string(fixture(t, "distribution", "single_v3.json")), want: Parsed{ID: "c0a80000-5f1e-4f7a-9f0e-8d2b1c3e0000", Pushes: []Push{{
 				Repo: "registry.example.com:5000/acme/web", Tag: "3.1.0", Digest: dg("web-list-3.1.0"), Pusher: "ci-bot",
 				PushedAt: time.Date(2026, 12, 7, 3, 12, 0, 123456789, time.UTC)}}}},
+		{name: "a v3 registry's tag delete", header: http.Header{"Content-Type": {mediaEventsV2}},
+			body: string(fixture(t, "distribution", "delete_tag_v3.json")), want: Parsed{ID: "7d1f3c20-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+				Deleted: []Push{{Repo: "registry.example.com:5000/acme/web", Tag: "pr-12", Pusher: "ci-bot",
+					PushedAt: time.Date(2026, 12, 7, 4, 1, 2, 5e8, time.UTC)}}}},
+		{name: "a tag delete beside a push, each once", body: envelope([]map[string]any{
+			distEv("delete", "", "pr-1", dg("d")), distEv("push", index, "3.1.0", dg("i")), distEv("delete", "", "pr-1", dg("d"))}),
+			want: Parsed{Pushes: []Push{web(dg("i"))}, Deleted: []Push{{Repo: "registry.example.com/acme/web", Tag: "pr-1", Pusher: "ci-bot",
+				PushedAt: web("").PushedAt}}}},
+		{name: "a delete of a signature tag", body: envelope([]map[string]any{distEv("delete", "", sig, dg("d"))}),
+			want: Parsed{ID: "5e1d2a44-0f2b-4c1e-9a7d-" + dg("d")[7:19], Skipped: []Skip{{Tag: sig, Reason: "events[0]: delete: signature or attestation tag"}}}},
+		{name: "a delete liftoff cannot read is skipped", body: envelope([]map[string]any{distEv("delete", "", "pr-1", dg("d"))}, "request.host", "registry"),
+			want: Parsed{ID: "5e1d2a44-0f2b-4c1e-9a7d-" + dg("d")[7:19], Skipped: []Skip{{Tag: "pr-1", Reason: `events[0].request.host: want a registry host[:port] "registry"`}}}},
 		{name: "plain JSON", header: http.Header{"Content-Type": {"application/json"}}, body: one(), want: Parsed{ID: id, Pushes: []Push{web(dg("i"))}}},
 		{name: "no Content-Type", header: http.Header{}, body: one(), want: Parsed{ID: id, Pushes: []Push{web(dg("i"))}}},
 		{name: "one tag twice: the index's digest", body: envelope([]map[string]any{

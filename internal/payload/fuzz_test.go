@@ -14,7 +14,8 @@ import (
 
 // fuzzParser fuzzes parse with the fixtures of source and seeds, under
 // each of headers: no panic, an error wraps ErrInvalid and is printable,
-// and whatever deploys has a valid tag and a normalized repository.
+// and whatever deploys or is deleted has a valid tag and a normalized
+// repository.
 func fuzzParser(f *testing.F, source string, parse parser, headers []http.Header, seeds ...string) {
 	paths, _ := filepath.Glob(filepath.Join("testdata", source, "*.json"))
 	for _, p := range paths {
@@ -74,7 +75,8 @@ func FuzzDistribution(f *testing.F) {
 		`{"events": [{"action": "push", "target": {"mediaType": "application/vnd.oci.image.index.v1+json", "repository": "a/b",`+
 			`"tag": "v1", "url": "http://[::1]:5000/v2/a/b/manifests/x"}}]}`,
 		`{"events": [{"action": "push", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "a",`+
-			`"tag": "v1"}, "request": {"host": "LOCALHOST"}}, {"action": "push"}]}`)
+			`"tag": "v1"}, "request": {"host": "LOCALHOST"}}, {"action": "push"}]}`,
+		`{"events": [{"action": "delete", "target": {"repository": "a/b", "tag": "pr-1"}, "request": {"host": "localhost:5000"}}]}`)
 }
 
 func FuzzHarbor(f *testing.F) {

@@ -29,8 +29,9 @@ type garEvent struct {
 
 // GAR reads a Google Artifact Registry notification as a Pub/Sub push
 // subscription delivers it: the event is base64 JSON in message.data. An
-// INSERT with a tag deploys; a DELETE and an untagged INSERT (a digest
-// only: a platform's manifest of a multi-arch push, say) are skipped.
+// INSERT with a tag deploys; a DELETE with a tag is Deleted; an untagged
+// INSERT or DELETE (a digest only: a platform's manifest of a multi-arch
+// push, say) is skipped.
 // message.messageId is the delivery's id: Pub/Sub delivers a message
 // again until it is acknowledged, and a copy is a redelivery.
 func GAR(h http.Header, body []byte) (Parsed, error) {
@@ -59,12 +60,9 @@ func GAR(h http.Header, body []byte) (Parsed, error) {
 	}
 	c := pushes{p: &p}
 	switch ev.Action {
-	case "INSERT":
+	case "INSERT", "DELETE":
 	case "":
 		return Parsed{}, invalid("message.data.action", "missing: want INSERT or DELETE")
-	case "DELETE":
-		c.skip(garTag(ev.Tag), `action "DELETE": only INSERT deploys`)
-		return p, nil
 	default:
 		c.skip(garTag(ev.Tag), "action"+shown(ev.Action)+": only INSERT deploys")
 		return p, nil
@@ -77,7 +75,11 @@ func GAR(h http.Header, body []byte) (Parsed, error) {
 	if !ok {
 		return Parsed{}, invalid("message.data.tag", "want <host>/<path>:<tag>")
 	}
-	dg, ok, err := c.tagged("", "message.data.tag", t, "message.data.digest", garDigest(ev.Digest))
+	where := ""
+	if ev.Action == "DELETE" {
+		where = "delete: "
+	}
+	dg, ok, err := c.tagged(where, "message.data.tag", t, "message.data.digest", garDigest(ev.Digest))
 	if err != nil {
 		return Parsed{}, err
 	} else if !ok {
@@ -94,7 +96,12 @@ func GAR(h http.Header, body []byte) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, err
 	}
-	c.add(Push{Repo: r, Tag: t, Digest: dg, PushedAt: rfc3339(m.PublishTime)}, false)
+	ps := Push{Repo: r, Tag: t, Digest: dg, PushedAt: rfc3339(m.PublishTime)}
+	if ev.Action == "DELETE" {
+		c.deleted(ps)
+	} else {
+		c.add(ps, false)
+	}
 	return p, nil
 }
 

@@ -4,7 +4,8 @@
 // body: DockerHub, GHCR, Distribution, Harbor, Quay, ECR, GAR and Generic (and
 // DockerHubParser, DockerHub with a cache for a server's hot path). None
 // of them does I/O, reads configuration or trusts a URL in the payload;
-// each returns the tags that may deploy (Parsed.Pushes), the events of
+// each returns the tags that may deploy (Parsed.Pushes), the tags deleted
+// (Parsed.Deleted), the events of
 // the delivery that deploy nothing and why (Parsed.Skipped), or an error
 // wrapping ErrInvalid that names the field at fault.
 //
@@ -71,7 +72,12 @@ type Parsed struct {
 	// event per manifest (a multi-arch image) yields its tag once, with the
 	// index's digest where the sender says which event is the index, else
 	// the last event's.
-	Pushes  []Push
+	Pushes []Push
+	// Deleted holds each repository and tag the delivery says was
+	// deleted from the registry (Distribution and GAR send a tag's
+	// delete): Digest, Pusher and PushedAt as a push's, when given. A
+	// delete deploys nothing; the hook removes the previews of the tag.
+	Deleted []Push
 	Skipped []Skip
 	// ID is the sender's own id of the delivery where it has one
 	// (X-GitHub-Delivery, the CloudEvents id, EventBridge's id), for
@@ -235,6 +241,17 @@ func (c *pushes) add(p Push, isIndex bool) {
 	}
 	c.p.Pushes = append(c.p.Pushes, p)
 	c.index = append(c.index, isIndex)
+}
+
+// deleted records a delete of p's tag, each repository and tag once.
+func (c *pushes) deleted(p Push) {
+	p.Pusher = truncate(p.Pusher, maxPusher)
+	for _, q := range c.p.Deleted {
+		if q.Repo == p.Repo && q.Tag == p.Tag {
+			return
+		}
+	}
+	c.p.Deleted = append(c.p.Deleted, p)
 }
 
 // tagged checks the tag and digest of an event: ok is false when the

@@ -119,7 +119,7 @@ func checkError(t *testing.T, err error, want string) {
 // checkParsed asserts what every parser promises of a result.
 func checkParsed(t testing.TB, p Parsed) {
 	t.Helper()
-	for _, ps := range p.Pushes {
+	for _, ps := range append(p.Pushes[:len(p.Pushes):len(p.Pushes)], p.Deleted...) {
 		if again, err := deployments.NormalizeRepo(ps.Repo); err != nil || again != ps.Repo {
 			t.Fatalf("repo %q is not normalized: %q, %v", ps.Repo, again, err)
 		}
@@ -139,8 +139,8 @@ func checkParsed(t testing.TB, p Parsed) {
 	if _, err := deliveryID("id", p.ID); err != nil {
 		t.Fatalf("id %q: %v", p.ID, err)
 	}
-	if len(p.Pushes) > maxList || len(p.Skipped) > maxList {
-		t.Fatalf("%d pushes, %d skipped", len(p.Pushes), len(p.Skipped))
+	if len(p.Pushes) > maxList || len(p.Deleted) > maxList || len(p.Skipped) > maxList {
+		t.Fatalf("%d pushes, %d deleted, %d skipped", len(p.Pushes), len(p.Deleted), len(p.Skipped))
 	}
 }
 

@@ -55,6 +55,28 @@ type Deployer interface {
 	Enqueue(ctx context.Context, rs ...deploy.Request) ([]deploy.Disposition, error)
 }
 
+// PreviewMatcher is what a registry's delete of a tag needs of the
+// catalogue; *deployments.Config implements it. A Catalogue that does not
+// has no previews.
+type PreviewMatcher interface {
+	// PreviewsOf returns the deployments of repo whose previews rule
+	// takes tag (and whose own tags do not).
+	PreviewsOf(repo, tag string) []*deployments.Deployment
+}
+
+var _ PreviewMatcher = (*deployments.Config)(nil)
+
+// PreviewRemover removes previews; *deploy.Engine implements it. A
+// Deployer that does not removes none when a tag is deleted.
+type PreviewRemover interface {
+	// RemovePreviewLater starts removing the preview of deployment for
+	// tag, for why, and tells whether it runs (false is no error). It
+	// never waits for the removal. Safe to repeat.
+	RemovePreviewLater(deployment, tag, why string) bool
+}
+
+var _ PreviewRemover = (*deploy.Engine)(nil)
+
 var (
 	errNoConfig = fmt.Errorf("%w: no configuration loaded, retry later", httperr.ErrUnavailable)
 	errBusy     = fmt.Errorf("%w: too many deliveries at once, retry later", httperr.ErrUnavailable)
@@ -256,10 +278,18 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 		if h.onDelivery != nil {
 			// Recorded in the background once answered 202, whatever it
 			// asked for.
-			h.onDelivery(deploy.Delivery{ID: d.id, Source: name, Image: d.push.Repo, Tag: tagsOf(parsed.Pushes),
+			image, tags := d.push.Repo, tagsOf(parsed.Pushes)
+			if image == "" && len(parsed.Deleted) > 0 { // a delivery of deletes only
+				image, tags = parsed.Deleted[0].Repo, tagsOf(parsed.Deleted)
+			}
+			h.onDelivery(deploy.Delivery{ID: d.id, Source: name, Image: image, Tag: tags,
 				Pusher: d.push.Pusher, Received: received, Accepted: d.accepted, Ignored: d.ignored})
 		}
 	}()
+
+	for _, del := range parsed.Deleted {
+		d.ignored = append(d.ignored, h.removePreviews(cat, del)...)
+	}
 
 	var reqs []deploy.Request
 	var envs []string // the environment of each request
@@ -316,6 +346,30 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	return nil
 }
 
+// whyDeleted is why a preview is removed on a registry's delete.
+const whyDeleted = "its tag was deleted from the registry"
+
+// removePreviews starts removing the previews of a deleted tag, and says
+// what it did as the delivery's ignored entries. Nothing else is removed:
+// a deployment whose own tags take the deleted tag keeps its container.
+func (h *Handler) removePreviews(cat Catalogue, del payload.Push) []deployments.Ignored {
+	pm, _ := cat.(PreviewMatcher)
+	pr, _ := h.deployer.(PreviewRemover)
+	var out []deployments.Ignored
+	if pm != nil && pr != nil {
+		for _, dep := range pm.PreviewsOf(del.Repo, del.Tag) {
+			if pr.RemovePreviewLater(dep.Name, del.Tag, whyDeleted) {
+				out = append(out, deployments.Ignored{Deployment: dep.Name, Tag: del.Tag,
+					Reason: "tag deleted from the registry: removing its preview " + deployments.PreviewName(dep, del.Tag)})
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, deployments.Ignored{Tag: del.Tag, Reason: "tag deleted from the registry: no preview of it runs; nothing is removed"})
+	}
+	return out
+}
+
 // errTokenPasted answers a delivery that names a token of the config as a
 // tag or a repository.
 var errTokenPasted = fmt.Errorf("%w: a tag or repository of this delivery is one of liftoff's tokens: refused, and not recorded", payload.ErrInvalid)
@@ -326,6 +380,9 @@ var errTokenPasted = fmt.Errorf("%w: a tag or repository of this delivery is one
 func pastedToken(cat Catalogue, p payload.Parsed) bool {
 	found := false
 	for _, ps := range p.Pushes {
+		found = cat.IsToken(ps.Tag) || cat.IsToken(ps.Repo) || cat.IsToken(ps.Repo[strings.LastIndexByte(ps.Repo, '/')+1:]) || found
+	}
+	for _, ps := range p.Deleted {
 		found = cat.IsToken(ps.Tag) || cat.IsToken(ps.Repo) || cat.IsToken(ps.Repo[strings.LastIndexByte(ps.Repo, '/')+1:]) || found
 	}
 	for _, sk := range p.Skipped {
