@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ErrPolicy marks an environment that breaks its policy (require, forbid,
@@ -36,6 +37,10 @@ type problems struct {
 	// one redundant (an unset ${VAR} need not also be "too short").
 	done    map[string]bool
 	secrets map[string]bool
+	// shifted is set when yaml could not decode an item of a sequence:
+	// it drops that item and moves the later ones up, so a path may name
+	// an item written at a later index.
+	shifted bool
 }
 
 func newProblems(secrets map[string]bool) *problems {
@@ -61,7 +66,7 @@ func (p *problems) addf(path, format string, args ...any) {
 // (reference, semver, regexp, nat): when the value came from ${VAR}, only
 // what is not secret is said.
 func (p *problems) addLib(path, what string, err error) {
-	if p.secrets[path] {
+	if p.secret(path) {
 		p.addf(path, "%s (the value comes from ${VAR} and is not shown)", what)
 		return
 	}
@@ -72,7 +77,7 @@ func (p *problems) addLib(path, what string, err error) {
 // and, for env files, the lines, never content. A file name from ${VAR}
 // is not shown either.
 func (p *problems) addFile(path string, err error) {
-	if p.secrets[path] {
+	if p.secret(path) {
 		p.addf(path, "the file it names (from ${VAR}, not shown) cannot be used")
 		return
 	}
@@ -82,10 +87,66 @@ func (p *problems) addFile(path string, err error) {
 // quote shows a value of the config in an error, or hides it when it came
 // from ${VAR}.
 func (p *problems) quote(path, v string) string {
-	if p.secrets[path] {
+	if p.secret(path) {
 		return "(value from ${VAR})"
 	}
 	return strconv.Quote(v)
+}
+
+// secret tells whether the value at path came from ${VAR}. After a
+// shift, an item is taken for secret when a secret was written at the
+// same place with indices no lower than its own.
+func (p *problems) secret(path string) bool {
+	if p.secrets[path] {
+		return true
+	}
+	if !p.shifted {
+		return false
+	}
+	shape, idx := splitIndices(path)
+	for s := range p.secrets {
+		sShape, sIdx := splitIndices(s)
+		if sShape != shape || len(sIdx) != len(idx) {
+			continue
+		}
+		below := true
+		for i := range idx {
+			if idx[i] > sIdx[i] {
+				below = false
+				break
+			}
+		}
+		if below {
+			return true
+		}
+	}
+	return false
+}
+
+// splitIndices turns "a[2].b[0]" into "a[].b[]" and [2 0].
+func splitIndices(path string) (string, []int) {
+	var shape strings.Builder
+	var idx []int
+	for {
+		i := strings.IndexByte(path, '[')
+		if i < 0 {
+			shape.WriteString(path)
+			return shape.String(), idx
+		}
+		j := strings.IndexByte(path[i:], ']')
+		if j < 0 {
+			shape.WriteString(path)
+			return shape.String(), idx
+		}
+		n, err := strconv.Atoi(path[i+1 : i+j])
+		if err != nil {
+			shape.WriteString(path[:i+j+1])
+		} else {
+			shape.WriteString(path[:i] + "[]")
+			idx = append(idx, n)
+		}
+		path = path[i+j+1:]
+	}
 }
 
 func (p *problems) err() error { return errors.Join(p.list...) }

@@ -112,7 +112,7 @@ func (c *Config) checkFrontDoor(p *problems, listens map[string]string) {
 	case t.CertFile != "":
 		t.CertFile, t.KeyFile = c.resolve(t.CertFile), c.resolve(t.KeyFile)
 		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-			if p.secrets["front_door.tls.cert_file"] || p.secrets["front_door.tls.key_file"] {
+			if p.secret("front_door.tls.cert_file") || p.secret("front_door.tls.key_file") {
 				p.addf("front_door.tls.cert_file", "cannot load the certificate and key (a file name comes from ${VAR} and is not shown)")
 			} else {
 				p.addf("front_door.tls.cert_file", "cannot load the certificate and key: %v", err)

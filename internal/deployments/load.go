@@ -113,6 +113,7 @@ func Parse(data []byte, dir string, lookup func(string) (string, bool)) (*Config
 	case errors.Is(err, io.EOF) || (err == nil && !l.seen):
 		return nil, errors.New("the config file is empty")
 	case errors.As(err, &te):
+		l.probs.shifted = true
 		var paths []string
 		for _, m := range te.Errors {
 			paths = append(paths, l.addYAMLError(m))

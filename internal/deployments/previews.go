@@ -41,7 +41,7 @@ func (c *Config) checkPreviews(p *problems, at string, d *Deployment) {
 	if v.Tags == "" {
 		p.addf(at+".tags", "missing: one tag rule, e.g. \"glob:pr-*\"")
 	} else if !strings.Contains(v.Tags, ":") && strings.ContainsAny(v.Tags, "*?[") {
-		if p.secrets[at+".tags"] {
+		if p.secret(at + ".tags") {
 			p.addf(at+".tags", "a pattern without glob: (from ${VAR}, not shown): write it glob:<pattern>, e.g. \"glob:pr-*\"")
 		} else {
 			p.addf(at+".tags", "%q is a pattern without its kind: write %q", v.Tags, "glob:"+v.Tags)

@@ -37,7 +37,7 @@ func (c *Config) checkPromotions(p *problems) {
 			// Shown as the name is: hidden when it or promote_from came
 			// from ${VAR}.
 			name := p.quote(d.path+".name", d.Name)
-			if p.secrets[at] {
+			if p.secret(at) {
 				name = p.quote(at, from)
 			}
 			p.addf(at, "%s is this deployment's own name: promote from another deployment, e.g. its staging one", name)
@@ -95,7 +95,7 @@ func (c *Config) deploymentNames(p *problems) string {
 	var names []string
 	hidden := 0
 	for _, name := range slices.Sorted(maps.Keys(c.byName)) {
-		if p.secrets[c.Deployments[c.byName[name]].path+".name"] {
+		if p.secret(c.Deployments[c.byName[name]].path + ".name") {
 			hidden++
 			continue
 		}

@@ -109,3 +109,21 @@ func TestSettingsSecretNotShown(t *testing.T) {
 		t.Errorf("error shows the secret: %v", err)
 	}
 }
+
+// An item yaml cannot decode is dropped and the later ones move up: the
+// ${VAR} written second is then checked as item 0, and stays hidden.
+func TestSecretAfterADroppedItemNotShown(t *testing.T) {
+	for _, list := range []string{
+		`extra_hosts: [{a: b}, "${SECRET}"]`,
+		`extra_hosts: [{a: b}, [c], db, "${SECRET}"]`,
+		`cap_add: [{a: b}, "${SECRET}"]`,
+	} {
+		_, err := Parse([]byte(head+"deployments:\n  - {name: web, image: acme/web, tags: [x], container: {"+list+"}}\n"), "", lookupMap(testEnv()))
+		if err == nil {
+			t.Fatalf("%s: no error", list)
+		}
+		if strings.Contains(err.Error(), envSecret) {
+			t.Errorf("%s: error shows the secret: %v", list, err)
+		}
+	}
+}

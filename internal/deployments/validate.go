@@ -83,7 +83,7 @@ func (c *Config) checkTLS(p *problems) {
 	case c.TLSCert != "":
 		c.TLSCert, c.TLSKey = c.resolve(c.TLSCert), c.resolve(c.TLSKey)
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			if p.secrets["tls_cert"] || p.secrets["tls_key"] {
+			if p.secret("tls_cert") || p.secret("tls_key") {
 				// The error names the files.
 				p.addf("tls_cert", "cannot load the certificate and key (a file name comes from ${VAR} and is not shown)")
 			} else {

@@ -164,7 +164,7 @@ func checkVolumes(p *problems, at string, volumes []string) {
 		vp := fmt.Sprintf("%s.volumes[%d]", at, j)
 		dst, err := checkVolume(spec)
 		if err != nil {
-			if p.secrets[vp] {
+			if p.secret(vp) {
 				p.addf(vp, "want src:dst[:options] (the value comes from ${VAR} and is not shown)")
 			} else {
 				p.addf(vp, "%v", err)

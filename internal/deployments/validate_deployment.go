@@ -162,12 +162,12 @@ func parseTagRules(p *problems, dp string, tags []string) ([]tagRule, string) {
 	for j, t := range tags {
 		tp := fmt.Sprintf("%s.tags[%d]", dp, j)
 		texts[j] = t
-		if p.secrets[tp] {
+		if p.secret(tp) {
 			texts[j] = "(from ${VAR})"
 		}
 		r, err := parseTagRule(t)
 		if err != nil {
-			if p.secrets[tp] {
+			if p.secret(tp) {
 				p.addf(tp, "invalid tag rule (the value comes from ${VAR} and is not shown)")
 			} else {
 				p.add(tp, err)
