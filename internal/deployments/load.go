@@ -44,6 +44,11 @@ const (
 // that a small file with nested anchors (a "billion laughs") cannot stall it.
 const maxWalk = 1_000_000
 
+// maxDepth bounds how deep the config nests. The deepest field liftoff
+// reads is 8 levels down; a path is built at every level, so thousands of
+// levels would cost time that grows with the square of the depth.
+const maxDepth = 64
+
 // Default returns a config with every default set and nothing deployed.
 func Default() *Config { return &Config{Listen: DefaultListen} }
 
@@ -161,6 +166,7 @@ type loader struct {
 	hasExp  map[*yaml.Node]bool // nodes at or under which ${VAR} was expanded
 	active  map[*yaml.Node]bool // alias targets being walked
 	visits  int
+	depth   int
 }
 
 // nodeCatcher gets the node itself, not a copy, so that expansion changes
@@ -195,6 +201,10 @@ func (l *loader) walk(n *yaml.Node, path string, inAlias bool) (bool, error) {
 	if l.visits++; l.visits > maxWalk {
 		return false, errors.New("the config has too many aliases")
 	}
+	if l.depth++; l.depth > maxDepth {
+		return false, fmt.Errorf("line %d: the config nests deeper than %d levels", n.Line, maxDepth)
+	}
+	defer func() { l.depth-- }()
 	exp := false
 	switch n.Kind {
 	case yaml.ScalarNode:
