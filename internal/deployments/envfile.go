@@ -1,85 +1,18 @@
 package deployments
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/liftoff-deploy/liftoff/internal/envfile"
 )
 
 // maxFile bounds what liftoff reads of an env, secret or password file:
 // they are small, and a mistaken path (/dev/zero, a log) must not eat memory.
 const maxFile = 1 << 20
-
-// ParseEnvFile parses an env file exactly as `docker run --env-file` does:
-// one KEY=VALUE per line, the value taken verbatim (no quotes, no
-// expansion, trailing spaces kept); blank lines and lines starting with #
-// ignored; whitespace before KEY trimmed; a UTF-8 BOM dropped; a line KEY
-// alone takes KEY from lookup (liftoff's own environment) or is left out
-// when unset. It returns KEY=VALUE lines in file order (a later duplicate
-// wins when layered), also when some lines are wrong. Errors give every
-// wrong line's number, never values.
-//
-// Where Docker would pass a NUL byte on and fail later, this rejects it.
-func ParseEnvFile(data []byte, lookup func(string) (string, bool)) ([]string, error) {
-	data = bytes.TrimPrefix(data, []byte("\xEF\xBB\xBF"))
-	var out []string
-	var errs []error
-	n := 0
-	for len(data) > 0 {
-		n++
-		var raw []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			raw, data = data[:i], data[i+1:]
-		} else {
-			raw, data = data, nil
-		}
-		raw = bytes.TrimSuffix(raw, []byte("\r")) // as bufio.ScanLines
-		if !utf8.Valid(raw) {
-			errs = append(errs, fmt.Errorf("line %d: not valid UTF-8", n))
-			continue
-		}
-		line := strings.TrimLeftFunc(string(raw), unicode.IsSpace)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if strings.IndexByte(line, 0) >= 0 {
-			errs = append(errs, fmt.Errorf("line %d: contains a NUL byte, which no environment variable can hold", n))
-			continue
-		}
-		key, value, hasValue := strings.Cut(line, "=")
-		switch {
-		case key == "":
-			errs = append(errs, fmt.Errorf("line %d: no variable name before =", n))
-			continue
-		case strings.ContainsAny(key, " \t"):
-			errs = append(errs, fmt.Errorf("line %d: variable name contains whitespace", n))
-			continue
-		}
-		if hasValue {
-			out = append(out, key+"="+value)
-			continue
-		}
-		if lookup != nil {
-			if v, ok := lookup(key); ok {
-				out = append(out, key+"="+v)
-			}
-		}
-	}
-	if len(errs) > 0 {
-		// One line per problem file, however many lines it has wrong.
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Error()
-		}
-		return out, errors.New(strings.Join(msgs, "; "))
-	}
-	return out, nil
-}
 
 // readFile reads at most maxFile bytes of a file liftoff itself uses.
 // Only regular files: opening a FIFO would block a reload forever, and a
@@ -113,7 +46,7 @@ func (c *Config) readEnvFile(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	lines, err := ParseEnvFile(data, c.lookup)
+	lines, err := envfile.Parse(data, c.lookup)
 	if err != nil {
 		return lines, fmt.Errorf("%s: %w", path, err)
 	}
