@@ -8,9 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
-	"github.com/liftoff-deploy/liftoff/apiv1"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
 )
 
@@ -107,41 +105,5 @@ func TestHookLogsOneLine(t *testing.T) {
 				t.Errorf("webhook line without an outcome: %v", last)
 			}
 		})
-	}
-}
-
-// TestAnswerJSON: appendAnswer writes what json.Marshal makes of apiv1.HookAnswer,
-// byte for byte, whatever the id holds.
-func TestAnswerJSON(t *testing.T) {
-	tricky := []string{"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\rcr\b\f",
-		"\x00\x01\x1f\x7f", "é ü 日本 🚀", "\u2028\u2029", "bad \xff\xfe utf-8 \xc3", "\xed\xa0\x80 surrogate", "\ufffd"}
-	for i, s := range tricky {
-		assertAnswerJSON(t, s, counts{accepted: i, pending: 1, held: 2, ignored: 1000})
-	}
-	assertAnswerJSON(t, "id", counts{})
-	assertAnswerJSON(t, "id", counts{ignored: 1, redelivery: true})
-}
-
-func FuzzAnswerJSON(f *testing.F) {
-	f.Add("0123456789abcdef", 1, 0)
-	f.Add("\xff\u2028", 0, 3)
-	f.Fuzz(func(t *testing.T, id string, accepted, ignored int) {
-		assertAnswerJSON(t, id, counts{accepted: accepted, ignored: ignored})
-	})
-}
-
-func assertAnswerJSON(t *testing.T, id string, c counts) {
-	t.Helper()
-	want, err := json.Marshal(apiv1.HookAnswer{Delivery: id, Accepted: c.accepted, Pending: c.pending, Held: c.held, Ignored: c.ignored,
-		Redelivery: c.redelivery})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want = append(want, '\n')
-	if got := appendAnswer(nil, id, c); string(got) != string(want) {
-		t.Errorf("appendAnswer:\n%q\nwant (json.Marshal)\n%q", got, want)
-	}
-	if !utf8.Valid(want) {
-		t.Errorf("json.Marshal wrote invalid UTF-8: %q", want)
 	}
 }
