@@ -1,6 +1,7 @@
 // Package deployments is liftoff's catalogue: the configuration file's schema,
-// its loading and validation, environments and env layering, tag rules, and
-// matching a pushed image and tag to the deployments it should update.
+// its loading and validation, environments and env layering, tag rules
+// (parsed by imageref), and matching a pushed image and tag to the
+// deployments it should update.
 //
 // It knows nothing of HTTP, Docker or SQL. A *Config comes from Load or
 // Parse (or Default plus Validate), is immutable afterwards and safe for
@@ -16,6 +17,8 @@ package deployments
 import (
 	"regexp"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // Config is the whole configuration file, after ${VAR} expansion, defaults
@@ -243,12 +246,12 @@ type Deployment struct {
 	PreviewTag string `yaml:"-"`
 
 	// Set by Validate.
-	pollEvery time.Duration   // Poll.Interval, or the registry's poll_interval
-	rules     []tagRule       // parsed Tags
-	rulesText string          // "[staging glob:release-*]", for Ignored reasons
-	path      string          // "deployments[3]", for errors
-	secretEnv map[string]bool // keys of Env written with ${VAR}
-	units     []Unit          // the processes' containers, in swap order
+	pollEvery time.Duration      // Poll.Interval, or the registry's poll_interval
+	rules     []imageref.TagRule // parsed Tags
+	rulesText string             // "[staging glob:release-*]", for Ignored reasons
+	path      string             // "deployments[3]", for errors
+	secretEnv map[string]bool    // keys of Env written with ${VAR}
+	units     []Unit             // the processes' containers, in swap order
 }
 
 // Deploy strategies.

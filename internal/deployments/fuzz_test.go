@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // FuzzParse: the loader never panics or hangs; an error never shows a
@@ -73,7 +75,7 @@ func FuzzParse(f *testing.F) {
 		}
 		for i := range c.Deployments {
 			d := &c.Deployments[i]
-			if n, err := NormalizeRepo(d.Image); err != nil || n != d.Image {
+			if n, err := imageref.NormalizeRepo(d.Image); err != nil || n != d.Image {
 				t.Fatalf("image %q not normalized: %q %v", d.Image, n, err)
 			}
 			m := c.Match(d.Image, "latest")

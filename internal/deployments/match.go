@@ -1,15 +1,19 @@
 package deployments
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
+)
 
 // Match returns the deployments that a push of repo:tag updates (repo already
 // normalized, e.g. docker.io/acme/web) and why the others of that repo do not.
 // It runs on every webhook: rules are compiled, nothing is read from disk.
 func (c *Config) Match(repo, tag string) MatchResult {
-	if err := ValidateTag(tag); err != nil {
+	if err := imageref.ValidateTag(tag); err != nil {
 		return MatchResult{Ignored: []Ignored{{Tag: tag, Reason: err.Error()}}}
 	}
-	if IsSignatureTag(tag) {
+	if imageref.IsSignatureTag(tag) {
 		return MatchResult{Ignored: []Ignored{{Tag: tag, Reason: "signature/attestation tags are not deployed"}}}
 	}
 	idx := c.byRepo[repo]
@@ -17,10 +21,10 @@ func (c *Config) Match(repo, tag string) MatchResult {
 		return MatchResult{Ignored: []Ignored{{Tag: tag, Reason: "no deployment for " + repo}}}
 	}
 	var res MatchResult
-	v := tagVersion{tag: tag}
+	v := imageref.NewTagVersion(tag)
 	for _, i := range idx {
 		d := &c.Deployments[i]
-		if d.matches(tag, &v) {
+		if d.matches(&v) {
 			res.Accepted = append(res.Accepted, d)
 		} else if d.previewMatches(tag, &v) {
 			if msg := previewHostProblem(d, tag); msg != "" {
@@ -38,9 +42,9 @@ func (c *Config) Match(repo, tag string) MatchResult {
 	return res
 }
 
-func (d *Deployment) matches(tag string, v *tagVersion) bool {
+func (d *Deployment) matches(v *imageref.TagVersion) bool {
 	for i := range d.rules {
-		if d.rules[i].match(tag, v) {
+		if d.rules[i].MatchValid(v) {
 			return true
 		}
 	}

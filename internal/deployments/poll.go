@@ -7,8 +7,9 @@ import (
 
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	"github.com/distribution/reference"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // MinPollInterval is the shortest poll interval a config may set: below
@@ -78,84 +79,19 @@ func (c *Config) pollWarnings() []string {
 	return out
 }
 
-// TagRule is one parsed entry of a deployment's tags, for a poller that
-// must pick a tag itself rather than test a pushed one.
-type TagRule struct{ r tagRule }
-
-// ParseTagRule parses an entry of tags: an exact tag, "glob:", "semver:"
-// or "regexp:".
-func ParseTagRule(s string) (TagRule, error) {
-	r, err := parseTagRule(s)
-	return TagRule{r}, err
-}
-
-// Exact returns the tag of an exact rule.
-func (t TagRule) Exact() (string, bool) { return t.r.arg, t.r.kind == ruleExact }
-
-// Semver tells whether the rule is a "semver:" constraint.
-func (t TagRule) Semver() bool { return t.r.kind == ruleSemver }
-
-// Match tells whether a push of tag satisfies the rule, as Config.Match
-// decides it: signature and attestation tags never do.
-func (t TagRule) Match(tag string) bool {
-	if ValidateTag(tag) != nil || IsSignatureTag(tag) {
-		return false
-	}
-	return t.r.match(tag, &tagVersion{tag: tag})
-}
-
-// Highest returns, of tags, the highest version a "semver:" rule allows
-// (pre-releases only where the constraint allows them, as when matching
-// a push), or "" if none does. Of two tags of one version ("1.2.0" and
-// "v1.2.0") the first in tags wins.
-func (t TagRule) Highest(tags []string) string {
-	if t.r.kind != ruleSemver {
-		return ""
-	}
-	var best string
-	var bestV *semver.Version
-	for _, tag := range tags {
-		if IsSignatureTag(tag) || ValidateTag(tag) != nil {
-			continue
-		}
-		tv := tagVersion{tag: tag}
-		v := tv.get()
-		if v == nil || !t.r.constraint.Check(v) {
-			continue
-		}
-		if bestV == nil || v.GreaterThan(bestV) {
-			best, bestV = tag, v
-		}
-	}
-	return best
-}
-
-// String is the rule as written.
-func (t TagRule) String() string {
-	switch t.r.kind {
-	case ruleGlob:
-		return "glob:" + t.r.arg
-	case ruleSemver:
-		return "semver:" + t.r.arg
-	case ruleRegexp:
-		return "regexp:" + t.r.arg
-	}
-	return t.r.arg
-}
-
 // PollRules returns the deployment's parsed tag rules, its previews' rule
 // last (nil when it is not polled): a tag that appears under the previews
 // rule starts a preview as a pushed one does.
-func (d *Deployment) PollRules() []TagRule {
+func (d *Deployment) PollRules() []imageref.TagRule {
 	if d.pollEvery == 0 {
 		return nil
 	}
-	out := make([]TagRule, len(d.rules), len(d.rules)+1)
-	for i, r := range d.rules {
-		out[i] = TagRule{r}
-	}
-	if d.Previews != nil && d.Previews.rule.kind != ruleExact {
-		out = append(out, TagRule{d.Previews.rule})
+	out := make([]imageref.TagRule, len(d.rules), len(d.rules)+1)
+	copy(out, d.rules)
+	if d.Previews != nil {
+		if _, exact := d.Previews.rule.Exact(); !exact {
+			out = append(out, d.Previews.rule)
+		}
 	}
 	return out
 }

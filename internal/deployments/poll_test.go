@@ -56,23 +56,3 @@ deployments:
 		}
 	}
 }
-
-func TestTagRuleHighest(t *testing.T) {
-	tags := []string{"1.9.3", "2.0.0", "1.11.0-rc1", "latest", "1.10.0", "v1.2.0", "1.10", "sha256-" + strings.Repeat("a", 64)}
-	for rule, want := range map[string]string{"semver:^1": "1.10.0", "semver:>=1.11.0-rc0 <2": "1.11.0-rc1", "semver:^3": "", "glob:*": ""} {
-		r, err := ParseTagRule(rule)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := r.Highest(tags); got != want {
-			t.Errorf("%s: Highest = %q, want %q", rule, got, want)
-		}
-	}
-	r, _ := ParseTagRule("glob:release-*")
-	if !r.Match("release-2") || r.Match("other") || r.Match("release-x.sig") {
-		t.Error("glob Match")
-	}
-	if tag, ok := r.Exact(); ok {
-		t.Errorf("glob is exact %q", tag)
-	}
-}

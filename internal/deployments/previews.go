@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // Previews is deployments[].previews: a push of a tag its rule matches
@@ -24,7 +26,7 @@ type Previews struct {
 	// Max is how many previews of the deployment run at once.
 	Max int `yaml:"max"`
 
-	rule tagRule // parsed Tags
+	rule imageref.TagRule // parsed Tags
 }
 
 // checkPreviews checks deployments[].previews (after the proxy, whose port
@@ -46,15 +48,15 @@ func (c *Config) checkPreviews(p *problems, at string, d *Deployment) {
 		} else {
 			p.addf(at+".tags", "%q is a pattern without its kind: write %q", v.Tags, "glob:"+v.Tags)
 		}
-	} else if r, err := parseTagRule(v.Tags); err != nil {
+	} else if r, err := imageref.ParseTagRule(v.Tags); err != nil {
 		p.add(at+".tags", err)
 	} else {
 		v.rule = r
-		if r.kind == ruleExact {
+		if _, exact := r.Exact(); exact {
 			p.addf(at+".tags", "%s names one tag: a preview rule needs glob:, regexp: or semver:, e.g. \"glob:pr-*\"", p.quote(at+".tags", v.Tags))
 		}
 		for _, m := range d.rules {
-			if m.kind == r.kind && m.arg == r.arg {
+			if m.String() == r.String() {
 				p.addf(at+".tags", "%s is also one of tags: a push it matches deploys the deployment itself", p.quote(at+".tags", v.Tags))
 			}
 		}
@@ -144,11 +146,14 @@ func previewHostProblem(d *Deployment, tag string) string {
 // preview would be named as the next (or previous) container of another
 // preview's deploy (web-pr-1.liftoff-next), which that deploy and its
 // repair take for their own.
-func (d *Deployment) previewMatches(tag string, v *tagVersion) bool {
-	if strings.HasSuffix(tag, ".liftoff-next") || strings.HasSuffix(tag, ".liftoff-prev") {
+func (d *Deployment) previewMatches(tag string, v *imageref.TagVersion) bool {
+	if strings.HasSuffix(tag, ".liftoff-next") || strings.HasSuffix(tag, ".liftoff-prev") || d.Previews == nil {
 		return false
 	}
-	return d.Previews != nil && d.Previews.rule.kind != ruleExact && d.Previews.rule.match(tag, v) && !d.matches(tag, v)
+	if _, exact := d.Previews.rule.Exact(); exact {
+		return false
+	}
+	return d.Previews.rule.MatchValid(v) && !d.matches(v)
 }
 
 // Preview returns the deployment a push of tag starts as a preview of d,
@@ -157,7 +162,7 @@ func (d *Deployment) previewMatches(tag string, v *tagVersion) bool {
 // network aliases, published ports, poll and promote_from, and with
 // PreviewOf set: a preview never runs the environment's backup.
 func (d *Deployment) Preview(tag string) *Deployment {
-	if ValidateTag(tag) != nil || !d.previewMatches(tag, &tagVersion{tag: tag}) || previewHostProblem(d, tag) != "" {
+	if tv := imageref.NewTagVersion(tag); imageref.ValidateTag(tag) != nil || !d.previewMatches(tag, &tv) || previewHostProblem(d, tag) != "" {
 		return nil
 	}
 	pv := *d
@@ -172,7 +177,7 @@ func (d *Deployment) Preview(tag string) *Deployment {
 	pv.Poll, pv.pollEvery, pv.PromoteFrom = nil, 0, Promotion{}
 	pv.Previews = nil
 	pv.Tags = []string{tag}
-	pv.rules = []tagRule{{kind: ruleExact, arg: tag}}
+	pv.rules = []imageref.TagRule{imageref.ExactTagRule(tag)}
 	pv.rulesText = "[" + tag + "]"
 	pv.PreviewOf, pv.PreviewTag = d.Name, tag
 	return &pv
@@ -186,7 +191,11 @@ func (c *Config) previewParent(name string) *Deployment {
 		if d.Previews == nil || d.Name == name {
 			continue
 		}
-		if tag, ok := strings.CutPrefix(name, d.Name+"-"); ok && ValidateTag(tag) == nil && d.previewMatches(tag, &tagVersion{tag: tag}) && previewHostProblem(d, tag) == "" {
+		tag, ok := strings.CutPrefix(name, d.Name+"-")
+		if !ok || imageref.ValidateTag(tag) != nil {
+			continue
+		}
+		if tv := imageref.NewTagVersion(tag); d.previewMatches(tag, &tv) && previewHostProblem(d, tag) == "" {
 			return d
 		}
 	}
@@ -221,11 +230,11 @@ func (c *Config) FrontDoorTLS() bool { return c.FrontDoor != nil && c.FrontDoor.
 // whose previews rule takes tag: those a preview of repo:tag may run for.
 // A deployment whose own tags take tag is not among them.
 func (c *Config) PreviewsOf(repo, tag string) []*Deployment {
-	if ValidateTag(tag) != nil {
+	if imageref.ValidateTag(tag) != nil {
 		return nil
 	}
 	var out []*Deployment
-	v := tagVersion{tag: tag}
+	v := imageref.NewTagVersion(tag)
 	for _, i := range c.byRepo[repo] {
 		if d := &c.Deployments[i]; d.previewMatches(tag, &v) {
 			out = append(out, d)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // Release is deployments[].release: a command run once, as `docker run
@@ -173,7 +175,7 @@ func checkOneOffTimeout(p *problems, at string, t *time.Duration, given bool, de
 // for postgres:16, :latest added when it has neither, and the digest alone
 // when it has both (what Docker pulls then). On error it returns s.
 func normalizeRef(p *problems, at, s string) string {
-	named, err := parseRepo(s)
+	named, err := imageref.ParseRepo(s)
 	if err != nil {
 		p.addLib(at, "invalid image: want a reference such as postgres:16 or ghcr.io/acme/tools@sha256:<digest>", err)
 		return s

@@ -7,6 +7,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // Validate checks the whole config, applies defaults and prepares it for
@@ -187,7 +189,7 @@ func (c *Config) validateRegistries(p *problems) {
 	for _, k := range slices.Sorted(maps.Keys(c.Registries)) {
 		r := c.Registries[k]
 		rp := "registries." + k
-		host, err := normalizeHost(k)
+		host, err := imageref.NormalizeHost(k)
 		if err != nil {
 			p.addf(rp, "%v", err)
 			continue

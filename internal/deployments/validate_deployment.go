@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // validateDeployments checks each deployment, normalizes its image, parses
@@ -133,7 +135,7 @@ func normalizeImage(p *problems, at string, d *Deployment) string {
 		p.addf(at, "missing: the repository, e.g. acme/web or ghcr.io/acme/web")
 		return ""
 	}
-	named, err := parseRepo(d.Image)
+	named, err := imageref.ParseRepo(d.Image)
 	if err != nil {
 		p.addLib(at, "invalid image", err)
 		return ""
@@ -153,8 +155,8 @@ func normalizeImage(p *problems, at string, d *Deployment) string {
 // parseTagRules parses the tag rules of the deployment at dp, and returns
 // them with their text for Ignored reasons (a rule from ${VAR} is not
 // shown there either).
-func parseTagRules(p *problems, dp string, tags []string) ([]tagRule, string) {
-	rules := make([]tagRule, 0, len(tags))
+func parseTagRules(p *problems, dp string, tags []string) ([]imageref.TagRule, string) {
+	rules := make([]imageref.TagRule, 0, len(tags))
 	if len(tags) == 0 {
 		p.addf(dp+".tags", "no tag rules, so nothing would deploy it: e.g. [\"latest\"], [\"semver:^1\"], [\"glob:release-*\"]")
 	}
@@ -165,7 +167,7 @@ func parseTagRules(p *problems, dp string, tags []string) ([]tagRule, string) {
 		if p.secret(tp) {
 			texts[j] = "(from ${VAR})"
 		}
-		r, err := parseTagRule(t)
+		r, err := imageref.ParseTagRule(t)
 		if err != nil {
 			if p.secret(tp) {
 				p.addf(tp, "invalid tag rule (the value comes from ${VAR} and is not shown)")

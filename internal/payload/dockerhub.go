@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // dockerHubBody holds the fields of a Docker Hub delivery that liftoff
@@ -42,7 +42,7 @@ func DockerHub(_ http.Header, body []byte) (Parsed, error) {
 
 // DockerHubParser is DockerHub for a server: it remembers the
 // repositories of recent deliveries as normalized, for the same few come
-// again and again and deployments.NormalizeRepo costs more than the rest
+// again and again and imageref.NormalizeRepo costs more than the rest
 // of a delivery's checks. Make one with NewDockerHubParser and keep it;
 // it is safe for concurrent use.
 type DockerHubParser struct {
@@ -107,7 +107,7 @@ func dockerHub(body []byte, repos *repoCache) (Parsed, error) {
 	return p, nil
 }
 
-// repoCache remembers repository names as deployments.NormalizeRepo
+// repoCache remembers repository names as imageref.NormalizeRepo
 // normalizes them. It holds at most len(slots) names, so that deliveries
 // of ever new names cannot grow it; each slot is one atomic pointer, so
 // it takes no lock.
@@ -118,17 +118,17 @@ type repoCache struct {
 
 type repoEntry struct{ name, repo string }
 
-// normalize is deployments.NormalizeRepo, remembered in c unless c is
+// normalize is imageref.NormalizeRepo, remembered in c unless c is
 // nil. Errors are not remembered: they are rare, and cost what they cost.
 func (c *repoCache) normalize(name string) (string, error) {
 	if c == nil {
-		return deployments.NormalizeRepo(name)
+		return imageref.NormalizeRepo(name)
 	}
 	slot := &c.slots[maphash.String(c.seed, name)%uint64(len(c.slots))]
 	if e := slot.Load(); e != nil && e.name == name {
 		return e.repo, nil
 	}
-	r, err := deployments.NormalizeRepo(name)
+	r, err := imageref.NormalizeRepo(name)
 	if err == nil {
 		slot.Store(&repoEntry{name: name, repo: r})
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 
-	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // hub is a Docker Hub delivery with the raw JSON objects pushData and
@@ -106,7 +106,7 @@ func TestRepoCache(t *testing.T) {
 	for range 3 { // the first time fills it, then it answers
 		for _, n := range names {
 			got, err := c.normalize(n)
-			want, wantErr := deployments.NormalizeRepo(n)
+			want, wantErr := imageref.NormalizeRepo(n)
 			if got != want || (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
 				t.Errorf("normalize(%q) = %q, %v; NormalizeRepo: %q, %v", n, got, err, want, wantErr)
 			}

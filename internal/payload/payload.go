@@ -30,7 +30,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // ErrInvalid marks a payload liftoff cannot read: the sender should be
@@ -41,11 +41,11 @@ var ErrInvalid = errors.New("invalid payload")
 
 // Push is one tag pushed.
 type Push struct {
-	// Repo is normalized as deployments.NormalizeRepo does, registry host
+	// Repo is normalized as imageref.NormalizeRepo does, registry host
 	// included: ghcr.io/acme/web, docker.io/acme/web,
 	// 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web.
 	Repo string
-	// Tag follows deployments.ValidateTag and is no signature or
+	// Tag follows imageref.ValidateTag and is no signature or
 	// attestation tag.
 	Tag string
 	// Digest is the sender's (sha256:<64 hex>), "" when it gives none. It
@@ -126,7 +126,7 @@ func shown(s string) string {
 	return ""
 }
 
-// repo normalizes name as deployments.NormalizeRepo does; path names the
+// repo normalizes name as imageref.NormalizeRepo does; path names the
 // field it came from.
 func repo(path, name string) (string, error) {
 	return (*repoCache)(nil).repo(path, name)
@@ -179,13 +179,13 @@ func tag(path, t string) (skip string, err error) {
 	case isDigest(t):
 		return "untagged: the tag is a digest", nil
 	}
-	if err := deployments.ValidateTag(t); err != nil {
+	if err := imageref.ValidateTag(t); err != nil {
 		if plain(t) == "" && len(t) <= 128 { // a longer one is not quoted
 			return "", invalid(path, "invalid tag: want [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 		}
 		return "", invalid(path, "%v", err)
 	}
-	if deployments.IsSignatureTag(t) {
+	if imageref.IsSignatureTag(t) {
 		return "signature or attestation tag", nil
 	}
 	return "", nil
@@ -275,7 +275,7 @@ func (c *pushes) tagged(where, tagPath, t, digestPath, d string) (dg string, ok 
 // skip records an event that deploys nothing; t is kept when it is a
 // valid tag, or a digest in its place.
 func (c *pushes) skip(t, reason string) {
-	if deployments.ValidateTag(t) != nil && (!isDigest(t) || plain(t) == "") {
+	if imageref.ValidateTag(t) != nil && (!isDigest(t) || plain(t) == "") {
 		t = ""
 	}
 	c.p.Skipped = append(c.p.Skipped, Skip{Tag: t, Reason: reason})

@@ -18,7 +18,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // parser is the shape every source's parser has.
@@ -120,13 +120,13 @@ func checkError(t *testing.T, err error, want string) {
 func checkParsed(t testing.TB, p Parsed) {
 	t.Helper()
 	for _, ps := range append(p.Pushes[:len(p.Pushes):len(p.Pushes)], p.Deleted...) {
-		if again, err := deployments.NormalizeRepo(ps.Repo); err != nil || again != ps.Repo {
+		if again, err := imageref.NormalizeRepo(ps.Repo); err != nil || again != ps.Repo {
 			t.Fatalf("repo %q is not normalized: %q, %v", ps.Repo, again, err)
 		}
 		if !strings.Contains(ps.Repo, ".") && !strings.Contains(ps.Repo, ":") && !strings.HasPrefix(ps.Repo, "localhost/") {
 			t.Fatalf("repo %q has no registry host", ps.Repo)
 		}
-		if err := deployments.ValidateTag(ps.Tag); err != nil || deployments.IsSignatureTag(ps.Tag) {
+		if err := imageref.ValidateTag(ps.Tag); err != nil || imageref.IsSignatureTag(ps.Tag) {
 			t.Fatalf("tag %q deploys: %v", ps.Tag, err)
 		}
 		if _, err := digest("digest", ps.Digest); err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
-	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 )
 
 // maxBackoff caps the wait after failed polls, whatever the interval.
@@ -29,7 +29,7 @@ type target struct {
 	key  string
 	repo string // normalized: docker.io/acme/web
 	host string // the registry, for the metrics' label
-	rule deployments.TagRule
+	rule imageref.TagRule
 
 	cancel context.CancelFunc
 	wake   chan struct{} // a replan changed every

@@ -24,6 +24,7 @@ import (
 	"github.com/liftoff-deploy/liftoff/internal/control"
 	"github.com/liftoff-deploy/liftoff/internal/deploy"
 	"github.com/liftoff-deploy/liftoff/internal/deployments"
+	"github.com/liftoff-deploy/liftoff/internal/imageref"
 	"github.com/liftoff-deploy/liftoff/internal/payload"
 	"github.com/liftoff-deploy/liftoff/internal/server/accesslog"
 	"github.com/liftoff-deploy/liftoff/internal/server/httperr"
@@ -294,7 +295,7 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request, d *delivery) (
 	var reqs []deploy.Request
 	var envs []string // the environment of each request
 	for _, p := range parsed.Pushes {
-		if deployments.IsSignatureTag(p.Tag) {
+		if imageref.IsSignatureTag(p.Tag) {
 			d.ignored = append(d.ignored, deployments.Ignored{Tag: p.Tag, Reason: "signature or attestation tag"})
 			continue
 		}
